@@ -1,1 +1,4 @@
-//! placeholder
+mod error;
+pub mod quantity;
+pub mod schema;
+pub use error::{ApiError, FieldCause};

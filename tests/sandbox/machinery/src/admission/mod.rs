@@ -1,0 +1,3 @@
+//! placeholder
+pub mod builtin;
+pub mod webhook;
