@@ -1,0 +1,193 @@
+"""The webhook registrations: names, paths, rules and policies the binaries are built against."""
+
+from __future__ import annotations
+
+import base64
+
+import chartlib
+from scenarios import NAMESPACE, rendered
+from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+FULLNAME = "volops"
+SERVICE = "volops-webhook"
+
+OPS_RULE_MUTATE = {
+    "apiGroups": ["ops.kubedb.com"],
+    "apiVersions": ["v1alpha1"],
+    "resources": ["redisopsrequests", "zookeeperopsrequests"],
+    "operations": ["CREATE"],
+    "scope": "Namespaced",
+}
+OPS_RULE_VALIDATE = {
+    "apiGroups": ["ops.kubedb.com"],
+    "apiVersions": ["v1alpha1"],
+    "resources": [
+        "redisopsrequests",
+        "redisopsrequests/status",
+        "zookeeperopsrequests",
+        "zookeeperopsrequests/status",
+    ],
+    "operations": ["CREATE", "UPDATE"],
+    "scope": "Namespaced",
+}
+DB_RULE_VALIDATE = {
+    "apiGroups": ["kubedb.com"],
+    "apiVersions": ["v1", "v1alpha2"],
+    "resources": ["redises", "zookeepers"],
+    "operations": ["UPDATE"],
+    "scope": "Namespaced",
+}
+
+
+def webhooks(docs, kind):
+    return {w["name"]: w for w in chartlib.one(docs, kind, FULLNAME)["webhooks"]}
+
+
+def all_webhooks(docs):
+    return list(webhooks(docs, "MutatingWebhookConfiguration").values()) + list(
+        webhooks(docs, "ValidatingWebhookConfiguration").values()
+    )
+
+
+def test_webhook_names_paths_and_rules(docs):
+    mutating = webhooks(docs, "MutatingWebhookConfiguration")
+    validating = webhooks(docs, "ValidatingWebhookConfiguration")
+    assert list(mutating) == ["opsrequests.mutate.volops.dev"]
+    assert sorted(validating) == ["databases.validate.volops.dev", "opsrequests.validate.volops.dev"]
+
+    expected = {
+        "opsrequests.mutate.volops.dev": ("/mutate", [OPS_RULE_MUTATE]),
+        "opsrequests.validate.volops.dev": ("/validate", [OPS_RULE_VALIDATE]),
+        "databases.validate.volops.dev": ("/validate", [DB_RULE_VALIDATE]),
+    }
+    for hook in all_webhooks(docs):
+        path, rules = expected[hook["name"]]
+        assert hook["rules"] == rules, hook["name"]
+        assert hook["clientConfig"]["service"] == {
+            "name": SERVICE,
+            "namespace": NAMESPACE,
+            "path": path,
+            "port": 443,
+        }
+
+
+def test_webhook_policies_default():
+    for hook in all_webhooks(chartlib.all_docs(rendered("defaults"))):
+        assert hook["failurePolicy"] == "Fail"
+        assert hook["sideEffects"] == "None"
+        assert hook["admissionReviewVersions"] == ["v1"]
+        assert hook["matchPolicy"] == "Equivalent"
+        assert hook["timeoutSeconds"] == 10
+        assert "objectSelector" not in hook
+    mutate = webhooks(chartlib.all_docs(rendered("defaults")), "MutatingWebhookConfiguration")
+    assert mutate["opsrequests.mutate.volops.dev"]["reinvocationPolicy"] == "Never"
+
+
+def test_default_namespace_selector_excludes_release_ns_kube_system_and_opt_out():
+    for hook in all_webhooks(chartlib.all_docs(rendered("defaults"))):
+        assert hook["namespaceSelector"] == {
+            "matchExpressions": [
+                {
+                    "key": "kubernetes.io/metadata.name",
+                    "operator": "NotIn",
+                    "values": [NAMESPACE, "kube-system"],
+                },
+                {"key": "volops.dev/webhook", "operator": "NotIn", "values": ["disabled"]},
+            ]
+        }
+
+
+def test_custom_namespace_selector_policy_and_timeout():
+    for hook in all_webhooks(chartlib.all_docs(rendered("custom-namespace-selector"))):
+        sel = hook["namespaceSelector"]
+        assert sel["matchLabels"] == {"tenant": "databases"}
+        assert sel["matchExpressions"] == [
+            {
+                "key": "kubernetes.io/metadata.name",
+                "operator": "NotIn",
+                "values": [NAMESPACE, "kube-system", "monitoring"],
+            },
+            {"key": "volops.dev/webhook", "operator": "NotIn", "values": ["disabled"]},
+            {"key": "env", "operator": "In", "values": ["prod", "staging"]},
+        ]
+        assert hook["failurePolicy"] == "Ignore"
+        assert hook["timeoutSeconds"] == 5
+
+
+def test_selector_follows_release_namespace():
+    docs = chartlib.all_docs(chartlib.render_manifests({}, namespace="platform-ops"))
+    for hook in all_webhooks(docs):
+        assert hook["namespaceSelector"]["matchExpressions"][0]["values"] == ["platform-ops", "kube-system"]
+        assert hook["clientConfig"]["service"]["namespace"] == "platform-ops"
+
+
+def _secret_pem(docs, key):
+    secret = chartlib.one(docs, "Secret", "volops-webhook-tls")
+    return base64.b64decode(secret["data"][key])
+
+
+def test_generated_certificate_matches_ca_bundle_and_service_names():
+    docs = chartlib.all_docs(rendered("defaults"))
+    secret = chartlib.one(docs, "Secret", "volops-webhook-tls")
+    assert secret["type"] == "kubernetes.io/tls"
+    ca_pem = _secret_pem(docs, "ca.crt")
+    # Every webhook trusts the very CA stored in the Secret (one generation per render).
+    for hook in all_webhooks(docs):
+        assert base64.b64decode(hook["clientConfig"]["caBundle"]) == ca_pem
+    ca = x509.load_pem_x509_certificate(ca_pem)
+    leaf = x509.load_pem_x509_certificate(_secret_pem(docs, "tls.crt"))
+    leaf.verify_directly_issued_by(ca)
+    sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert f"{SERVICE}.{NAMESPACE}.svc" in sans.get_values_for_type(x509.DNSName)
+    eku = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert ExtendedKeyUsageOID.SERVER_AUTH in eku
+    assert b"PRIVATE KEY" in _secret_pem(docs, "tls.key")
+
+
+def test_cert_manager_injects_ca_and_chart_generates_nothing():
+    docs = chartlib.all_docs(rendered("cert-manager"))
+    assert chartlib.find(docs, "Secret") == []
+    for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
+        config = chartlib.one(docs, kind, FULLNAME)
+        assert config["metadata"]["annotations"] == {
+            "cert-manager.io/inject-ca-from": f"{NAMESPACE}/volops-webhook"
+        }
+        for hook in config["webhooks"]:
+            assert "caBundle" not in hook["clientConfig"]
+    cert = chartlib.one(docs, "Certificate", "volops-webhook")
+    assert cert["spec"]["secretName"] == "volops-webhook-tls"
+    assert f"{SERVICE}.{NAMESPACE}.svc" in cert["spec"]["dnsNames"]
+    assert cert["spec"]["issuerRef"] == {"name": "volops-ca", "kind": "Issuer", "group": "cert-manager.io"}
+    ca_issuer = chartlib.one(docs, "Issuer", "volops-ca")
+    ca_cert = chartlib.one(docs, "Certificate", "volops-ca")
+    assert ca_cert["spec"]["isCA"] is True
+    assert ca_issuer["spec"]["ca"]["secretName"] == ca_cert["spec"]["secretName"]
+    assert chartlib.one(docs, "Issuer", "volops-selfsigned")["spec"] == {"selfSigned": {}}
+
+
+def test_cert_manager_with_existing_issuer_creates_no_issuers():
+    docs = chartlib.all_docs(rendered("cert-manager-issuer"))
+    assert chartlib.find(docs, "Issuer") == []
+    cert = chartlib.one(docs, "Certificate", "volops-webhook")
+    assert cert["spec"]["issuerRef"] == {"name": "corp-ca", "kind": "ClusterIssuer", "group": "cert-manager.io"}
+
+
+def test_existing_secret_uses_given_ca_bundle():
+    docs = chartlib.all_docs(rendered("existing-secret"))
+    assert chartlib.find(docs, "Secret") == []
+    for hook in all_webhooks(docs):
+        assert hook["clientConfig"]["caBundle"] == "Q0EK"
+    deploy = chartlib.one(docs, "Deployment", "volops-webhook")
+    volumes = {v["name"]: v for v in deploy["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["tls"]["secret"]["secretName"] == "my-webhook-tls"
+
+
+def test_service_targets_https_port():
+    docs = chartlib.all_docs(rendered("defaults"))
+    svc = chartlib.one(docs, "Service", SERVICE)
+    assert svc["spec"]["ports"] == [{"name": "https", "port": 443, "targetPort": "https", "protocol": "TCP"}]
+    deploy = chartlib.one(docs, "Deployment", "volops-webhook")
+    assert svc["spec"]["selector"] == deploy["spec"]["selector"]["matchLabels"]
+    ports = {p["name"]: p["containerPort"] for p in deploy["spec"]["template"]["spec"]["containers"][0]["ports"]}
+    assert ports == {"https": 8443, "http-metrics": 8080}
