@@ -1,0 +1,53 @@
+//! Tunables of the simulated cluster.
+
+use std::time::Duration;
+
+/// What the simulated cluster does and how fast.
+///
+/// Every delay is a lower bound: an action happens on the first event or requeue after it.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// Time from a pod becoming `Running` to it becoming `Ready`.
+    pub pod_ready_delay: Duration,
+    /// Upper bound for a pod's graceful termination: the kubelet waits
+    /// `min(terminationGracePeriodSeconds, pod_grace_cap)` before removing a deleted pod.
+    pub pod_grace_cap: Duration,
+    /// Delay of each resize step (controller resize, node resize) when the StorageClass has no
+    /// `sandbox.volops.dev/resize-delay-ms` parameter.
+    pub resize_delay: Duration,
+    /// Delay between a PVC appearing and its PV being provisioned and bound.
+    pub pv_provision_delay: Duration,
+    /// Seed of the RNG used for anything random (pod IPs, volume handles).
+    pub seed: u64,
+    /// Name put on `spec.nodeName` of every pod.
+    pub node_name: String,
+    /// Run the KubeDB-like provisioner (it still waits for the Redis/ZooKeeper CRDs).
+    pub kubedb_provisioner: bool,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            pod_ready_delay: Duration::from_millis(500),
+            pod_grace_cap: Duration::from_millis(200),
+            resize_delay: Duration::from_millis(200),
+            pv_provision_delay: Duration::from_millis(50),
+            seed: 42,
+            node_name: "sandbox-node-0".to_owned(),
+            kubedb_provisioner: true,
+        }
+    }
+}
+
+impl ClusterConfig {
+    /// A configuration with tens-of-milliseconds delays, for tests.
+    pub fn fast() -> Self {
+        Self {
+            pod_ready_delay: Duration::from_millis(20),
+            pod_grace_cap: Duration::from_millis(20),
+            resize_delay: Duration::from_millis(30),
+            pv_provision_delay: Duration::from_millis(5),
+            ..Self::default()
+        }
+    }
+}
