@@ -1,0 +1,152 @@
+"""Pods: hardening, probes, arguments, certificate mount, replicas, PDB and spreading."""
+
+from __future__ import annotations
+
+import chartlib
+import pytest
+from scenarios import NAMESPACE, rendered
+
+COMPONENTS = ("webhook", "controller")
+
+
+def pod_spec(docs, component):
+    return chartlib.one(docs, "Deployment", f"volops-{component}")["spec"]["template"]["spec"]
+
+
+def container(docs, component):
+    containers = pod_spec(docs, component)["containers"]
+    assert len(containers) == 1
+    return containers[0]
+
+
+@pytest.mark.parametrize("component", COMPONENTS)
+def test_pods_are_hardened(docs, component):
+    spec = pod_spec(docs, component)
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    sc = container(docs, component)["securityContext"]
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert "privileged" not in sc or sc["privileged"] is False
+    assert not spec.get("hostNetwork") and not spec.get("hostPID")
+
+
+@pytest.mark.parametrize("component", COMPONENTS)
+def test_probes_on_probe_port_and_resources(default_docs, component):
+    c = container(default_docs, component)
+    probe_port = {p["name"]: p["containerPort"] for p in c["ports"]}["http-metrics"]
+    assert probe_port == 8080
+    assert f"--probe-listen=0.0.0.0:{probe_port}" in c["args"]
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http-metrics"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http-metrics"}
+    assert c["resources"]["requests"]["cpu"] and c["resources"]["limits"]["memory"]
+    env = {e["name"]: e.get("valueFrom") for e in c["env"]}
+    assert env["POD_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+
+
+def test_webhook_args_and_cert_secret_mounted_as_directory(default_docs):
+    c = container(default_docs, "webhook")
+    assert c["image"] == "ghcr.io/volops/volops-webhook:0.1.0"
+    assert c["args"] == [
+        "--tls-cert=/tls/tls.crt",
+        "--tls-key=/tls/tls.key",
+        "--listen=0.0.0.0:8443",
+        "--probe-listen=0.0.0.0:8080",
+        "--log-format=json",
+    ]
+    mounts = {m["name"]: m for m in c["volumeMounts"]}
+    # A subPath mount would never see the Secret's rotation; the whole directory is needed.
+    assert mounts["tls"] == {"name": "tls", "mountPath": "/tls", "readOnly": True}
+    assert all("subPath" not in m for m in c["volumeMounts"])
+    volumes = {v["name"]: v for v in pod_spec(default_docs, "webhook")["volumes"]}
+    assert volumes["tls"]["secret"] == {"secretName": "volops-webhook-tls"}
+
+
+def test_controller_args_leader_election(default_docs):
+    c = container(default_docs, "controller")
+    assert c["image"] == "ghcr.io/volops/volops-controller:0.1.0"
+    assert c["args"] == [
+        "--probe-listen=0.0.0.0:8080",
+        "--pause-handshake=kubedb",
+        "--leader-election",
+        "--log-format=json",
+    ]
+
+
+def test_optional_flags_follow_values():
+    docs = chartlib.all_docs(rendered("everything-on"))
+    webhook_args = container(docs, "webhook")["args"]
+    assert "--pass-through-other-types" in webhook_args
+    assert not any(a.startswith("--log-format") for a in webhook_args)
+    assert "--pause-handshake=self" in container(docs, "controller")["args"]
+    ha_off = chartlib.all_docs(rendered("ha-off"))
+    assert "--leader-election" not in container(ha_off, "controller")["args"]
+
+
+def test_image_values():
+    docs = chartlib.all_docs(
+        chartlib.render_manifests(
+            {"webhook": {"image": {"repository": "reg.local/wh", "tag": "v9", "pullPolicy": "Always"}}}
+        )
+    )
+    c = container(docs, "webhook")
+    assert (c["image"], c["imagePullPolicy"]) == ("reg.local/wh:v9", "Always")
+
+
+@pytest.mark.parametrize("component", COMPONENTS)
+def test_ha_defaults_two_replicas_pdb_and_spread(default_docs, component):
+    deploy = chartlib.one(default_docs, "Deployment", f"volops-{component}")
+    assert deploy["spec"]["replicas"] == 2
+    selector = deploy["spec"]["selector"]["matchLabels"]
+    assert selector["app.kubernetes.io/component"] == component
+    pdb = chartlib.one(default_docs, "PodDisruptionBudget", f"volops-{component}")
+    assert pdb["metadata"]["namespace"] == NAMESPACE
+    assert pdb["spec"] == {"minAvailable": 1, "selector": {"matchLabels": selector}}
+    spec = deploy["spec"]["template"]["spec"]
+    (spread,) = spec["topologySpreadConstraints"]
+    assert spread["topologyKey"] == "kubernetes.io/hostname"
+    assert spread["labelSelector"]["matchLabels"] == selector
+    term = spec["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0]
+    assert term["podAffinityTerm"]["labelSelector"]["matchLabels"] == selector
+
+
+def test_webhook_rollout_never_drops_ready_pods(default_docs):
+    deploy = chartlib.one(default_docs, "Deployment", "volops-webhook")
+    assert deploy["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+
+
+def test_ha_off_has_one_replica_and_no_pdb():
+    docs = chartlib.all_docs(rendered("ha-off"))
+    for component in COMPONENTS:
+        assert chartlib.one(docs, "Deployment", f"volops-{component}")["spec"]["replicas"] == 1
+    assert chartlib.find(docs, "PodDisruptionBudget") == []
+
+
+def test_pdb_max_unavailable_replaces_min_available():
+    docs = chartlib.all_docs(rendered("everything-on"))
+    spec = chartlib.one(docs, "PodDisruptionBudget", "volops-webhook")["spec"]
+    assert spec["maxUnavailable"] == 1 and "minAvailable" not in spec
+
+
+def test_service_monitor_scrapes_both_components():
+    assert chartlib.find(chartlib.all_docs(rendered("defaults")), "ServiceMonitor") == []
+    docs = chartlib.all_docs(rendered("everything-on"))
+    sm = chartlib.one(docs, "ServiceMonitor", "volops")
+    assert sm["metadata"]["labels"]["release"] == "prom"
+    svc = chartlib.one(docs, "Service", "volops-metrics")
+    assert svc["spec"]["selector"] == {"app.kubernetes.io/name": "volops", "app.kubernetes.io/instance": "volops"}
+    assert sm["spec"]["selector"]["matchLabels"].items() <= svc["metadata"]["labels"].items()
+    assert sm["spec"]["endpoints"][0]["port"] == svc["spec"]["ports"][0]["name"] == "http-metrics"
+    assert sm["spec"]["endpoints"][0]["path"] == "/metrics"
+
+
+def test_chart_test_hook_calls_webhook_over_verified_tls(default_docs):
+    pod = chartlib.one(default_docs, "Pod", "volops-test-webhook-tls")
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    script = pod["spec"]["containers"][0]["command"][-1]
+    assert f"https://volops-webhook.{NAMESPACE}.svc:443/validate" in script
+    assert "--cacert /tls/ca.crt" in script and "--insecure" not in script and " -k " not in script
+    assert pod["spec"]["volumes"][0]["secret"]["secretName"] == "volops-webhook-tls"
+    disabled = chartlib.all_docs(chartlib.render_manifests({"tests": {"enabled": False}}))
+    assert chartlib.find(disabled, "Pod") == []
