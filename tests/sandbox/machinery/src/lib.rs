@@ -1,4 +1,21 @@
+//! Pure API machinery of the volops sandbox API server: kube-apiserver compatible errors,
+//! CRD structural schemas, patches (JSON, merge, strategic merge, server-side apply) and
+//! admission (built-in plugins volops must cope with, and HTTPS admission webhooks).
+//!
+//! Nothing here knows about HTTP serving or storage; the `volops-sandbox` package calls it.
+
 mod error;
+pub mod fieldset;
+pub mod patch;
 pub mod quantity;
 pub mod schema;
+mod smp;
+mod ssa;
+
 pub use error::{ApiError, FieldCause};
+pub use patch::{
+    apply_json_patch, apply_merge_patch, apply_strategic_merge_patch, record_update_manager,
+    server_side_apply,
+};
+pub use quantity::Quantity;
+pub use schema::apply_structural_schema;
