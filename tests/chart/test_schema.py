@@ -20,6 +20,7 @@ BAD_VALUES = [
     ({"webhook": {"namespaceSelector": {"matchExpressions": [{"key": "a", "operator": "Nope"}]}}}, ["operator"]),
     ({"webhook": {"replicas": 0}}, ["/webhook/replicas"]),
     ({"logFormat": "xml"}, ["/logFormat"]),
+    ({"webhook": {"externalURL": "http://plain:80"}}, ["/webhook/externalURL"]),
 ]
 
 

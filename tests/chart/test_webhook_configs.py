@@ -191,3 +191,24 @@ def test_service_targets_https_port():
     assert svc["spec"]["selector"] == deploy["spec"]["selector"]["matchLabels"]
     ports = {p["name"]: p["containerPort"] for p in deploy["spec"]["template"]["spec"]["containers"][0]["ports"]}
     assert ports == {"https": 8443, "http-metrics": 8080}
+
+
+def test_external_url_replaces_service_reference():
+    docs = chartlib.all_docs(
+        chartlib.render_manifests(
+            {
+                "webhook": {"externalURL": "https://127.0.0.1:8443/"},
+                "tls": {"existingSecret": "local", "caBundle": "Q0EK"},
+            }
+        )
+    )
+    paths = {}
+    for hook in all_webhooks(docs):
+        assert "service" not in hook["clientConfig"]
+        assert hook["clientConfig"]["caBundle"] == "Q0EK"
+        paths[hook["name"]] = hook["clientConfig"]["url"]
+    assert paths == {
+        "opsrequests.mutate.volops.dev": "https://127.0.0.1:8443/mutate",
+        "opsrequests.validate.volops.dev": "https://127.0.0.1:8443/validate",
+        "databases.validate.volops.dev": "https://127.0.0.1:8443/validate",
+    }

@@ -117,11 +117,15 @@ annotations:
 {{/* clientConfig for a path: (dict "root" $ "path" "/mutate"). */}}
 {{- define "volops.webhook.clientConfig" -}}
 clientConfig:
+  {{- with .root.Values.webhook.externalURL }}
+  url: {{ printf "%s%s" (trimSuffix "/" .) $.path | quote }}
+  {{- else }}
   service:
     name: {{ include "volops.webhook.serviceName" .root }}
     namespace: {{ .root.Release.Namespace }}
     path: {{ .path }}
     port: {{ .root.Values.webhook.service.port }}
+  {{- end }}
   {{- with include "volops.webhook.caBundle" .root }}
   caBundle: {{ . }}
   {{- end }}
