@@ -52,16 +52,16 @@ def render_templates(
     *,
     name: str = DEFAULT_RELEASE,
     namespace: str = DEFAULT_NAMESPACE,
+    chart_dir: Path = CHART_DIR,
 ) -> dict[str, str]:
     """Rendered text per template path relative to the chart (e.g. "templates/x.yaml").
 
     Raises helm.HelmValuesError when the values break values.schema.json and
     helm.HelmRenderError when a template fails (e.g. `required`/`fail`).
     """
-    rendered = load_chart().render(
-        values or {}, name=name, namespace=namespace, is_install=True, revision=1
-    )
-    chart_name = load_chart().name
+    chart = load_chart(str(chart_dir))
+    rendered = chart.render(values or {}, name=name, namespace=namespace, is_install=True, revision=1)
+    chart_name = chart.name
     out: dict[str, str] = {}
     for path, text in rendered.items():
         rel = path.split("/", 1)[1] if path.startswith(chart_name + "/") else path
@@ -99,13 +99,15 @@ def render_manifests(
     namespace: str = DEFAULT_NAMESPACE,
     include_crds: bool = False,
     include_tests: bool = True,
+    chart_dir: Path = CHART_DIR,
 ) -> dict[str, list[dict[str, Any]]]:
     """Parsed manifests per file: templates that render something, plus crds/ when asked."""
     files: dict[str, list[dict[str, Any]]] = {}
     if include_crds:
-        for path, text in crd_files().items():
+        for path, text in crd_files(chart_dir).items():
             files[path] = parse_docs(text)
-    for path, text in sorted(render_templates(values, name=name, namespace=namespace).items()):
+    rendered = render_templates(values, name=name, namespace=namespace, chart_dir=chart_dir)
+    for path, text in sorted(rendered.items()):
         if not is_manifest_path(path):
             continue
         if not include_tests and path.startswith("templates/tests/"):
@@ -127,6 +129,28 @@ def find(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> list
         for d in docs
         if d.get("kind") == kind and (name is None or d.get("metadata", {}).get("name") == name)
     ]
+
+
+def crds_by_name(docs: Any) -> dict[str, dict[str, Any]]:
+    return {d["metadata"]["name"]: d for d in docs if d and d.get("kind") == "CustomResourceDefinition"}
+
+
+def crd_drift(generated_yaml: str, committed: dict[str, str]) -> list[str]:
+    """Differences between `volops-crdgen --stdout` and the committed crds/ files, compared as
+    parsed objects (file split, key order and comments do not matter). Empty when in sync."""
+    generated = crds_by_name(yaml.safe_load_all(generated_yaml))
+    current = crds_by_name(d for text in committed.values() for d in parse_docs(text))
+    problems = []
+    if not generated:
+        problems.append("the generator printed no CustomResourceDefinition")
+    problems += [f"{n}: generated but not in crds/" for n in sorted(generated.keys() - current.keys())]
+    problems += [f"{n}: in crds/ but no longer generated" for n in sorted(current.keys() - generated.keys())]
+    problems += [
+        f"{n}: crds/ is stale, regenerate it with volops-crdgen"
+        for n in sorted(generated.keys() & current.keys())
+        if generated[n] != current[n]
+    ]
+    return problems
 
 
 def one(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 
 import chartlib
@@ -11,6 +12,29 @@ import yaml
 from scenarios import SCENARIOS
 
 CRD_KIND = "CustomResourceDefinition"
+EXPECTED_CRDS = [
+    "redises.kubedb.com",
+    "redisopsrequests.ops.kubedb.com",
+    "volumeexpansionpolicies.volops.dev",
+    "zookeeperopsrequests.ops.kubedb.com",
+    "zookeepers.kubedb.com",
+]
+
+
+def fake_crd(plural: str, group: str, kind: str, served: bool = True) -> dict:
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": CRD_KIND,
+        "metadata": {"name": f"{plural}.{group}"},
+        "spec": {
+            "group": group,
+            "names": {"plural": plural, "kind": kind},
+            "scope": "Namespaced",
+            "versions": [
+                {"name": "v1alpha1", "served": served, "storage": True, "schema": {"openAPIV3Schema": {"type": "object"}}}
+            ],
+        },
+    }
 
 
 def test_templates_never_emit_crds(scenario):
@@ -19,34 +43,39 @@ def test_templates_never_emit_crds(scenario):
     assert chartlib.find(docs, CRD_KIND) == []
 
 
-def test_skip_crds_leaves_them_out_and_default_includes_them():
-    with_crds = chartlib.all_docs(chartlib.render_manifests({}, include_crds=True))
-    without = chartlib.all_docs(chartlib.render_manifests({}, include_crds=False))
-    assert chartlib.find(without, CRD_KIND) == []
-    assert len(chartlib.find(with_crds, CRD_KIND)) == sum(
-        1 for text in chartlib.crd_files().values() for d in chartlib.parse_docs(text) if d.get("kind") == CRD_KIND
-    )
+def test_crds_dir_is_installed_by_helm_and_left_out_with_skip_crds(tmp_path):
+    # A copy of the chart with a crds/ of its own, so this holds before crdgen output exists.
+    chart = tmp_path / "volops"
+    shutil.copytree(chartlib.CHART_DIR, chart, ignore=shutil.ignore_patterns("crds"))
+    (chart / "crds").mkdir()
+    crd = fake_crd("widgets", "example.volops.dev", "Widget")
+    (chart / "crds" / "widgets.yaml").write_text(yaml.safe_dump(crd))
+    assert [c["filename"] for c in chartlib.load_chart(str(chart)).crds] == ["volops/crds/widgets.yaml"]
+    with_crds = chartlib.render_manifests({}, include_crds=True, chart_dir=chart)
+    assert with_crds["crds/widgets.yaml"] == [crd]
+    without = chartlib.render_manifests({}, include_crds=False, chart_dir=chart)
+    assert chartlib.find(chartlib.all_docs(without), CRD_KIND) == []
 
 
-def test_helm_sees_the_same_crds_as_the_files():
-    names = sorted(c["filename"].rsplit("/", 1)[-1] for c in chartlib.load_chart().crds)
-    assert names == sorted(p.rsplit("/", 1)[-1] for p in chartlib.crd_files())
-
-
-def _by_name(docs):
-    return {d["metadata"]["name"]: d for d in docs if d.get("kind") == CRD_KIND}
+def test_drift_check_reports_missing_extra_and_stale():
+    a, b = fake_crd("as", "x.dev", "A"), fake_crd("bs", "x.dev", "B")
+    committed = {"crds/all.yaml": yaml.safe_dump_all([a, b])}
+    assert chartlib.crd_drift(yaml.safe_dump_all([b, a]), committed) == []
+    stale = fake_crd("as", "x.dev", "A", served=False)
+    c = fake_crd("cs", "x.dev", "C")
+    problems = chartlib.crd_drift(yaml.safe_dump_all([stale, c]), committed)
+    assert problems == [
+        "cs.x.dev: generated but not in crds/",
+        "bs.x.dev: in crds/ but no longer generated",
+        "as.x.dev: crds/ is stale, regenerate it with volops-crdgen",
+    ]
+    assert chartlib.crd_drift("", committed)[0].startswith("the generator printed no")
 
 
 @pytest.mark.skipif(not chartlib.crd_files(), reason="charts/volops/crds/ not generated yet")
-def test_crds_have_expected_groups():
-    crds = _by_name(d for text in chartlib.crd_files().values() for d in chartlib.parse_docs(text))
-    assert sorted(crds) == [
-        "redises.kubedb.com",
-        "redisopsrequests.ops.kubedb.com",
-        "volumeexpansionpolicies.volops.dev",
-        "zookeeperopsrequests.ops.kubedb.com",
-        "zookeepers.kubedb.com",
-    ]
+def test_chart_ships_the_five_crds():
+    crds = chartlib.crds_by_name(d for text in chartlib.crd_files().values() for d in chartlib.parse_docs(text))
+    assert sorted(crds) == EXPECTED_CRDS
 
 
 @pytest.mark.skipif(
@@ -56,9 +85,4 @@ def test_crds_equal_crdgen_output():
     out = subprocess.run(
         [os.environ["VOLOPS_CRDGEN"], "--stdout"], check=True, capture_output=True, text=True, timeout=60
     ).stdout
-    generated = _by_name(d for d in yaml.safe_load_all(out) if d)
-    committed = _by_name(d for text in chartlib.crd_files().values() for d in chartlib.parse_docs(text))
-    assert generated, "volops-crdgen --stdout printed no CRD"
-    assert sorted(committed) == sorted(generated), "crds/ and volops-crdgen disagree on which CRDs exist"
-    for name, crd in generated.items():
-        assert committed[name] == crd, f"crds/ is stale for {name}: run volops-crdgen"
+    assert chartlib.crd_drift(out, chartlib.crd_files()) == []

@@ -9,6 +9,7 @@ import helm_python as helm
 import kubernetes_validate
 import pytest
 import yaml
+from scenarios import SCENARIOS, rendered
 
 MIN_KUBE = "1.29.0"
 # Custom resources of other projects: kubernetes-validate has no schema for them.
@@ -20,8 +21,6 @@ NO_SCHEMA = {
 
 
 def test_every_manifest_validates_strict_on_oldest_kube(scenario):
-    from scenarios import rendered
-
     errors = []
     checked = 0
     for path, docs in rendered(scenario).items():
@@ -47,8 +46,10 @@ def test_validator_catches_a_broken_manifest(default_docs):
         kubernetes_validate.validate(config, MIN_KUBE, strict=True)
 
 
-def test_helm_lint_strict_clean_for_oldest_kube():
-    report = helm.lint(str(chartlib.CHART_DIR), strict=True, kube_version=f"v{MIN_KUBE}")
+def test_helm_lint_strict_clean_for_oldest_kube(scenario):
+    report = helm.lint(
+        str(chartlib.CHART_DIR), SCENARIOS[scenario], strict=True, kube_version=f"v{MIN_KUBE}", namespace="volops-system"
+    )
     problems = [m for m in report["messages"] if m["severity"] >= 2] + report.get("errors", [])
     assert report["total_charts_linted"] == 1
     assert not problems, problems
