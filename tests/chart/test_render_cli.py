@@ -71,3 +71,20 @@ def test_refuses_to_empty_a_foreign_directory(tmp_path):
     res = run("--out", str(tmp_path))
     assert res.returncode == 2 and "not written by render.py" in res.stderr
     assert keep.read_text() == "mine"
+
+
+def test_rendered_files_pass_the_kubernetes_validate_cli(tmp_path):
+    # The same check a user or CI runs by hand on render.py output.
+    out = tmp_path / "out"
+    res = run("--out", str(out), "--set", "certManager.enabled=true,metrics.serviceMonitor.enabled=true")
+    assert res.returncode == 0, res.stderr
+    files = [line for line in res.stdout.split() if line]
+    check = subprocess.run(
+        [sys.executable, "-m", "kubernetes_validate", "--strict", "-k", "1.29.0", "--quiet", *files],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "ERROR" not in check.stdout
+    warned = {line.split()[1] for line in check.stdout.splitlines() if line.startswith("WARN")}
+    # Only the files holding cert-manager / Prometheus Operator kinds lack a schema.
+    assert {Path(p).name for p in warned} == {"webhook-certmanager.yaml", "servicemonitor.yaml"}
