@@ -4,6 +4,7 @@
 //!
 //! Nothing here knows about HTTP serving or storage; the `volops-sandbox` package calls it.
 
+pub mod admission;
 mod error;
 pub mod fieldset;
 pub mod patch;
@@ -12,6 +13,9 @@ pub mod schema;
 mod smp;
 mod ssa;
 
+pub use admission::builtin::{quota_usage, quota_used, validate};
+
+pub use admission::{AdmissionAttributes, ObjectLookup, Operation, UserInfo};
 pub use error::{ApiError, FieldCause};
 pub use patch::{
     apply_json_patch, apply_merge_patch, apply_strategic_merge_patch, record_update_manager,
