@@ -1,0 +1,27 @@
+# volops: `make test` runs every check CI runs; `make crds` regenerates the CRDs.
+SHELL := /bin/bash
+export CARGO_TARGET_DIR ?= $(CURDIR)/target
+CARGO ?= cargo
+PYTHON ?= python3
+
+.PHONY: test fmt-check clippy rust-test chart-test crds build
+
+test: fmt-check clippy rust-test chart-test
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+rust-test:
+	$(CARGO) test --workspace --locked
+
+build:
+	$(CARGO) build --workspace --locked --bins
+
+chart-test: build
+	VOLOPS_CRDGEN=$(CARGO_TARGET_DIR)/debug/volops-crdgen $(PYTHON) -m pytest tests/chart -q
+
+crds:
+	$(CARGO) run -q -p volops-shared --bin volops-crdgen

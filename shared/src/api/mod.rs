@@ -1,0 +1,16 @@
+//! The Kubernetes API types volops serves and reads.
+
+pub mod condition;
+pub mod database;
+pub mod ops;
+pub mod policy;
+pub(crate) mod quantity_field;
+
+pub use condition::Condition;
+pub use database::{DatabaseStatus, Redis, RedisClusterSpec, RedisSpec, ZooKeeper, ZooKeeperSpec};
+pub use ops::{
+    ApplyPolicy, DatabaseRef, OpsRequestPhase, OpsRequestStatus, RedisOpsRequest, RedisOpsRequestSpec,
+    RedisVolumeExpansion, VolumeExpansionMode, ZooKeeperOpsRequest, ZooKeeperOpsRequestSpec,
+    ZooKeeperVolumeExpansion,
+};
+pub use policy::{Enforcement, VolumeExpansionPolicy, VolumeExpansionPolicySpec};

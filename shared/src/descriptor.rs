@@ -1,0 +1,271 @@
+//! Per-database descriptors: where a database's volumes live (KUBEDB.md §3.6). Adding a
+//! database kind is adding a descriptor here.
+
+use std::collections::BTreeMap;
+
+use crate::api::{Redis, ZooKeeper};
+
+/// The database kinds volops can expand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DatabaseKind {
+    Redis,
+    ZooKeeper,
+}
+
+/// The workload kinds that own a database's pods and claims.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum WorkloadKind {
+    /// `apps/v1 StatefulSet`.
+    StatefulSet,
+    /// KubeDB's `apps.k8s.appscode.com/v1 PetSet`.
+    PetSet,
+}
+
+impl WorkloadKind {
+    pub fn api_version(self) -> &'static str {
+        match self {
+            Self::StatefulSet => "apps/v1",
+            Self::PetSet => "apps.k8s.appscode.com/v1",
+        }
+    }
+    pub fn group(self) -> &'static str {
+        match self {
+            Self::StatefulSet => "apps",
+            Self::PetSet => "apps.k8s.appscode.com",
+        }
+    }
+    pub fn kind(self) -> &'static str {
+        match self {
+            Self::StatefulSet => "StatefulSet",
+            Self::PetSet => "PetSet",
+        }
+    }
+    pub fn plural(self) -> &'static str {
+        match self {
+            Self::StatefulSet => "statefulsets",
+            Self::PetSet => "petsets",
+        }
+    }
+    /// The other kind, for clusters where a database runs on the one its descriptor does not
+    /// name (older KubeDB releases used StatefulSets, newer ones PetSets).
+    pub fn other(self) -> Self {
+        match self {
+            Self::StatefulSet => Self::PetSet,
+            Self::PetSet => Self::StatefulSet,
+        }
+    }
+    /// KubeDB's condition name for orphan-deleting workloads of this kind.
+    pub fn orphan_condition(self) -> &'static str {
+        match self {
+            Self::StatefulSet => "OrphanStatefulSetPods",
+            Self::PetSet => "OrphanPetSetPods",
+        }
+    }
+    /// KubeDB's condition name for recreating workloads of this kind.
+    pub fn update_condition(self) -> &'static str {
+        match self {
+            Self::StatefulSet => "UpdateStatefulSets",
+            Self::PetSet => "UpdatePetSets",
+        }
+    }
+}
+
+impl DatabaseKind {
+    pub const ALL: [Self; 2] = [Self::Redis, Self::ZooKeeper];
+
+    pub fn kind(self) -> &'static str {
+        match self {
+            Self::Redis => "Redis",
+            Self::ZooKeeper => "ZooKeeper",
+        }
+    }
+    pub fn group(self) -> &'static str {
+        "kubedb.com"
+    }
+    pub fn version(self) -> &'static str {
+        match self {
+            Self::Redis => "v1",
+            Self::ZooKeeper => "v1alpha2",
+        }
+    }
+    pub fn plural(self) -> &'static str {
+        match self {
+            Self::Redis => "redises",
+            Self::ZooKeeper => "zookeepers",
+        }
+    }
+    pub fn ops_kind(self) -> &'static str {
+        match self {
+            Self::Redis => "RedisOpsRequest",
+            Self::ZooKeeper => "ZooKeeperOpsRequest",
+        }
+    }
+    pub fn ops_plural(self) -> &'static str {
+        match self {
+            Self::Redis => "redisopsrequests",
+            Self::ZooKeeper => "zookeeperopsrequests",
+        }
+    }
+    /// The field under `spec.volumeExpansion` that carries the new size.
+    pub fn size_field(self) -> &'static str {
+        match self {
+            Self::Redis => "redis",
+            Self::ZooKeeper => "node",
+        }
+    }
+    /// The `spec.type` values KubeDB defines for this kind's ops requests.
+    pub fn ops_types(self) -> &'static [&'static str] {
+        match self {
+            Self::Redis => crate::api::ops::REDIS_OPS_TYPES,
+            Self::ZooKeeper => crate::api::ops::ZOOKEEPER_OPS_TYPES,
+        }
+    }
+    /// The workload kind KubeDB runs this database on (see [`WorkloadKind::other`]).
+    pub fn workload_kind(self) -> WorkloadKind {
+        match self {
+            Self::Redis => WorkloadKind::StatefulSet,
+            Self::ZooKeeper => WorkloadKind::PetSet,
+        }
+    }
+    /// Whether the database kind has `spec.storageType` (ZooKeeper does not).
+    pub fn has_storage_type(self) -> bool {
+        matches!(self, Self::Redis)
+    }
+    /// Finds the kind of a database by its API kind name.
+    pub fn from_kind(kind: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.kind() == kind)
+    }
+    /// Finds the kind whose ops requests have this API kind name.
+    pub fn from_ops_kind(kind: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.ops_kind() == kind)
+    }
+    /// The labels that select every offshoot (workloads, pods, PVCs) of a database.
+    pub fn selector_labels(self, db: &str) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            ("app.kubernetes.io/name".to_owned(), format!("{}.{}", self.plural(), self.group())),
+            ("app.kubernetes.io/instance".to_owned(), db.to_owned()),
+            ("app.kubernetes.io/managed-by".to_owned(), "kubedb.com".to_owned()),
+        ])
+    }
+    /// The same selector as a label-selector string for list calls.
+    pub fn selector(self, db: &str) -> String {
+        self.selector_labels(db).iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+    }
+}
+
+/// The shape of a database that decides its workloads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Topology {
+    /// Redis Standalone or Sentinel mode: one workload `<db>`.
+    RedisSingle { replicas: i32 },
+    /// Redis Cluster mode: workloads `<db>-shard<i>`; `replicas` counts the primary.
+    RedisCluster { shards: i32, replicas: i32 },
+    /// ZooKeeper ensemble: one workload `<db>`.
+    ZooKeeper { replicas: i32 },
+}
+
+impl Topology {
+    /// The topology of a Redis, with KubeDB's defaults (Standalone, 1 replica, 3 shards x 2).
+    pub fn of_redis(db: &Redis) -> Self {
+        let spec = &db.spec;
+        if spec.mode.as_deref() == Some("Cluster") {
+            let cluster = spec.cluster.clone().unwrap_or_default();
+            Self::RedisCluster { shards: cluster.shards.unwrap_or(3), replicas: cluster.replicas.unwrap_or(2) }
+        } else {
+            Self::RedisSingle { replicas: spec.replicas.unwrap_or(1) }
+        }
+    }
+
+    /// The topology of a ZooKeeper (1 replica by default).
+    pub fn of_zookeeper(db: &ZooKeeper) -> Self {
+        Self::ZooKeeper { replicas: db.spec.replicas.unwrap_or(1) }
+    }
+}
+
+/// One workload of a database and the claims its pods own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Workload {
+    pub name: String,
+    pub kind: WorkloadKind,
+    /// Name of the volume claim template that holds the data.
+    pub claim_template: String,
+    pub replicas: i32,
+}
+
+impl Workload {
+    /// Pod names, in order.
+    pub fn pods(&self) -> Vec<String> {
+        (0..self.replicas.max(0)).map(|i| format!("{}-{i}", self.name)).collect()
+    }
+    /// The PVC of one pod: `<claimTemplate>-<pod>`.
+    pub fn pvc_of(&self, pod: &str) -> String {
+        format!("{}-{pod}", self.claim_template)
+    }
+    /// PVC names, in pod order.
+    pub fn pvcs(&self) -> Vec<String> {
+        self.pods().iter().map(|p| self.pvc_of(p)).collect()
+    }
+}
+
+/// The workloads of a database, as KubeDB names them.
+pub fn workloads(kind: DatabaseKind, db: &str, topology: &Topology) -> Vec<Workload> {
+    let make = |name: String, claim_template: String, replicas: i32| Workload {
+        name,
+        kind: kind.workload_kind(),
+        claim_template,
+        replicas,
+    };
+    match (kind, topology) {
+        (_, Topology::RedisCluster { shards, replicas }) => {
+            (0..*shards).map(|i| make(format!("{db}-shard{i}"), "data".to_owned(), *replicas)).collect()
+        }
+        (_, Topology::RedisSingle { replicas }) => vec![make(db.to_owned(), "data".to_owned(), *replicas)],
+        (_, Topology::ZooKeeper { replicas }) => vec![make(db.to_owned(), format!("{db}-data"), *replicas)],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redis_cluster_has_a_workload_per_shard() {
+        let w = workloads(DatabaseKind::Redis, "sample-redis", &Topology::RedisCluster { shards: 3, replicas: 2 });
+        let names: Vec<_> = w.iter().map(|w| w.name.as_str()).collect();
+        assert_eq!(names, ["sample-redis-shard0", "sample-redis-shard1", "sample-redis-shard2"]);
+        assert_eq!(w[1].pvcs(), ["data-sample-redis-shard1-0", "data-sample-redis-shard1-1"]);
+        assert_eq!(w[0].kind, WorkloadKind::StatefulSet);
+    }
+
+    #[test]
+    fn redis_standalone_and_zookeeper_names() {
+        let rd = workloads(DatabaseKind::Redis, "rd", &Topology::RedisSingle { replicas: 1 });
+        assert_eq!(rd[0].pvcs(), ["data-rd-0"]);
+        let zk = workloads(DatabaseKind::ZooKeeper, "zk-quickstart", &Topology::ZooKeeper { replicas: 3 });
+        assert_eq!(zk.len(), 1);
+        assert_eq!(zk[0].kind, WorkloadKind::PetSet);
+        assert_eq!(zk[0].claim_template, "zk-quickstart-data");
+        assert_eq!(zk[0].pvcs()[2], "zk-quickstart-data-zk-quickstart-2");
+    }
+
+    #[test]
+    fn topology_defaults_follow_kubedb() {
+        let mut rd = Redis::new("rd", Default::default());
+        assert_eq!(Topology::of_redis(&rd), Topology::RedisSingle { replicas: 1 });
+        rd.spec.mode = Some("Cluster".into());
+        assert_eq!(Topology::of_redis(&rd), Topology::RedisCluster { shards: 3, replicas: 2 });
+        rd.spec.mode = Some("Sentinel".into());
+        rd.spec.replicas = Some(3);
+        assert_eq!(Topology::of_redis(&rd), Topology::RedisSingle { replicas: 3 });
+    }
+
+    #[test]
+    fn selectors() {
+        assert_eq!(
+            DatabaseKind::ZooKeeper.selector("zk"),
+            "app.kubernetes.io/instance=zk,app.kubernetes.io/managed-by=kubedb.com,app.kubernetes.io/name=zookeepers.kubedb.com"
+        );
+        assert_eq!(DatabaseKind::from_ops_kind("RedisOpsRequest"), Some(DatabaseKind::Redis));
+        assert_eq!(DatabaseKind::from_kind("Memcached"), None);
+    }
+}

@@ -1,0 +1,150 @@
+//! The admission rules of DESIGN.md §4 as pure functions over [`Facts`]. The webhook turns a
+//! [`Verdict`] into an AdmissionResponse; the controller re-checks the same rules before it acts.
+
+mod database;
+mod immutable;
+mod policy;
+mod queue;
+mod quota;
+mod request;
+mod size;
+mod storage;
+
+pub use database::validate_database_update;
+pub use immutable::validate_spec_unchanged;
+pub use queue::{QueueDecision, decide_queue};
+pub use size::{current_size, target_size};
+
+use crate::facts::Facts;
+
+/// Which rule decided a denial (a stable label for metrics and logs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rule {
+    UnsupportedType,
+    DatabaseMissing,
+    NotDurable,
+    NoStorage,
+    SizeField,
+    NotGrowing,
+    StorageClass,
+    PvcState,
+    Quota,
+    Policy,
+    Immutable,
+    DatabaseShrink,
+}
+
+impl Rule {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::UnsupportedType => "unsupported_type",
+            Self::DatabaseMissing => "database_missing",
+            Self::NotDurable => "not_durable",
+            Self::NoStorage => "no_storage",
+            Self::SizeField => "size_field",
+            Self::NotGrowing => "not_growing",
+            Self::StorageClass => "storage_class",
+            Self::PvcState => "pvc_state",
+            Self::Quota => "quota",
+            Self::Policy => "policy",
+            Self::Immutable => "immutable",
+            Self::DatabaseShrink => "database_shrink",
+        }
+    }
+}
+
+/// Why a request is refused; the message says what is wrong and what to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Denial {
+    pub rule: Rule,
+    pub message: String,
+}
+
+impl Denial {
+    pub(crate) fn new(rule: Rule, message: impl Into<String>) -> Self {
+        Self { rule, message: message.into() }
+    }
+}
+
+/// The outcome of the rules: allowed (maybe with warnings) or denied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    pub denial: Option<Denial>,
+    pub warnings: Vec<String>,
+}
+
+impl Verdict {
+    pub fn allow(warnings: Vec<String>) -> Self {
+        Self { denial: None, warnings }
+    }
+    pub fn deny(denial: Denial, warnings: Vec<String>) -> Self {
+        Self { denial: Some(denial), warnings }
+    }
+    pub fn allowed(&self) -> bool {
+        self.denial.is_none()
+    }
+    /// The denial message, if denied.
+    pub fn message(&self) -> Option<&str> {
+        self.denial.as_ref().map(|d| d.message.as_str())
+    }
+}
+
+/// A rule's result: warnings to pass on, or a denial.
+pub(crate) type RuleResult = Result<Vec<String>, Denial>;
+
+/// Every CREATE rule in order (DESIGN.md §4, rules 1-8 and 10); the first denial wins.
+pub fn validate_create(facts: &Facts) -> Verdict {
+    let mut warnings = Vec::new();
+    match request::check_type(facts) {
+        Ok(request::TypeDecision::Handle) => {}
+        Ok(request::TypeDecision::PassThrough(w)) => return Verdict::allow(w),
+        Err(d) => return Verdict::deny(d, warnings),
+    }
+    let rules: [fn(&Facts) -> RuleResult; 7] = [
+        request::check_database,
+        request::check_size_field,
+        size::check_growing,
+        storage::check_classes,
+        storage::check_pvcs,
+        quota::check_quotas,
+        policy::check_policies,
+    ];
+    for rule in rules {
+        match rule(facts) {
+            Ok(w) => warnings.extend(w),
+            Err(d) => return Verdict::deny(d, warnings),
+        }
+    }
+    warnings.extend(queue::queue_warnings(facts));
+    Verdict::allow(warnings)
+}
+
+/// Warnings that preview what the request will do, for `kubectl apply --dry-run=server`.
+pub fn plan_warnings(facts: &Facts) -> Vec<String> {
+    const MAX_LINES: usize = 20;
+    let (Some(db), Some(target)) = (&facts.database, size::target_size(facts)) else { return Vec::new() };
+    let mode = facts.request.mode.as_deref().unwrap_or("Online");
+    let kind = facts.kind.kind();
+    let mut lines =
+        vec![format!("plan: {kind} {}/{} will be paused during the expansion and resumed after it", db.namespace, db.name)];
+    let how = if mode == "Offline" { "Offline, one pod at a time" } else { "Online, all volumes at once" };
+    let pvcs = facts.database_pvcs();
+    for pvc in pvcs.iter().take(MAX_LINES) {
+        let from = pvc.capacity.as_deref().or(pvc.request.as_deref()).unwrap_or("?");
+        lines.push(format!("plan: PVC {} grows {from} -> {target} ({how})", pvc.name));
+    }
+    if pvcs.len() > MAX_LINES {
+        lines.push(format!("plan: ... and {} more PVCs", pvcs.len() - MAX_LINES));
+    }
+    lines.push(format!(
+        "plan: the {} of {kind} {} will be recreated with claim size {target}; its pods keep running",
+        facts.kind.workload_kind().plural(),
+        db.name
+    ));
+    lines
+}
+
+#[cfg(test)]
+pub(crate) mod fixtures;
+#[cfg(test)]
+mod tests;

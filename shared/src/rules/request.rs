@@ -1,0 +1,117 @@
+//! Rules 1-3: the request's type, its database, and its size field.
+
+use super::{Denial, Rule, RuleResult};
+use crate::{api::ops::VOLUME_EXPANSION, facts::Facts, quantity::Quantity};
+
+pub(crate) enum TypeDecision {
+    Handle,
+    PassThrough(Vec<String>),
+}
+
+/// Rule 1: volops handles `VolumeExpansion`; other known types are denied unless passed through.
+pub(crate) fn check_type(facts: &Facts) -> Result<TypeDecision, Denial> {
+    let kind = facts.kind;
+    let req = &facts.request;
+    let Some(t) = req.type_.as_deref() else {
+        return Err(Denial::new(
+            Rule::UnsupportedType,
+            format!("spec.type is required; set it to {VOLUME_EXPANSION} to grow the volumes of the database"),
+        ));
+    };
+    if t == VOLUME_EXPANSION {
+        return Ok(TypeDecision::Handle);
+    }
+    if !kind.ops_types().contains(&t) {
+        return Err(Denial::new(
+            Rule::UnsupportedType,
+            format!(
+                "spec.type {t:?} is not a {} type; the supported types are {}",
+                kind.ops_kind(),
+                kind.ops_types().join(", ")
+            ),
+        ));
+    }
+    if facts.options.pass_through_other_types {
+        return Ok(TypeDecision::PassThrough(vec![format!(
+            "volops does not handle {} of type {t}; it is left to KubeDB's ops-manager",
+            kind.ops_kind()
+        )]));
+    }
+    Err(Denial::new(
+        Rule::UnsupportedType,
+        format!(
+            "volops handles only {} of type {VOLUME_EXPANSION}, not {t}; run KubeDB's ops-manager for {t}, \
+             or start the webhook with --pass-through-other-types if it runs in this cluster",
+            kind.ops_kind()
+        ),
+    ))
+}
+
+/// Rule 2: the database exists, is Durable, and has `spec.storage`.
+pub(crate) fn check_database(facts: &Facts) -> RuleResult {
+    let kind = facts.kind.kind();
+    let ns = &facts.request.namespace;
+    let Some(name) = facts.request.database.as_deref().filter(|n| !n.is_empty()) else {
+        return Err(Denial::new(
+            Rule::DatabaseMissing,
+            format!("spec.databaseRef.name is required: name the {kind} in namespace {ns} whose volumes should grow"),
+        ));
+    };
+    let Some(db) = &facts.database else {
+        return Err(Denial::new(
+            Rule::DatabaseMissing,
+            format!(
+                "{kind} {ns}/{name} not found: spec.databaseRef.name must name a {kind} in namespace {ns}; \
+                 create the database first or fix the name"
+            ),
+        ));
+    };
+    if facts.kind.has_storage_type() && db.storage_type.as_deref().is_some_and(|t| t != "Durable") {
+        return Err(Denial::new(
+            Rule::NotDurable,
+            format!(
+                "{kind} {ns}/{name} has spec.storageType {}: it keeps its data in memory-backed volumes \
+                 that cannot be expanded; only Durable databases can be",
+                db.storage_type.as_deref().unwrap_or_default()
+            ),
+        ));
+    }
+    if !db.has_storage {
+        return Err(Denial::new(
+            Rule::NoStorage,
+            format!("{kind} {ns}/{name} has no spec.storage, so it has no volumes to expand"),
+        ));
+    }
+    Ok(Vec::new())
+}
+
+/// Rule 3: the size field is present and a quantity, and the mode is Online or Offline.
+pub(crate) fn check_size_field(facts: &Facts) -> RuleResult {
+    let field = format!("spec.volumeExpansion.{}", facts.kind.size_field());
+    let Some(size) = facts.request.size.as_deref() else {
+        return Err(Denial::new(
+            Rule::SizeField,
+            format!(
+                "{field} is required for a {VOLUME_EXPANSION} {}: set it to the new size of each volume, e.g. 2Gi",
+                facts.kind.ops_kind()
+            ),
+        ));
+    };
+    if let Err(e) = Quantity::parse(size) {
+        return Err(Denial::new(
+            Rule::SizeField,
+            format!("{field} {size:?} is not a valid quantity ({e}); write a Kubernetes quantity such as 2Gi or 2G"),
+        ));
+    }
+    match facts.request.mode.as_deref() {
+        Some("Online") | Some("Offline") => Ok(Vec::new()),
+        Some(other) => Err(Denial::new(
+            Rule::SizeField,
+            format!("spec.volumeExpansion.mode {other:?} is not supported; use Online or Offline"),
+        )),
+        None => Err(Denial::new(
+            Rule::SizeField,
+            "spec.volumeExpansion.mode is required; use Online (pods keep running) or Offline (one pod at a time)",
+        )),
+    }
+}
