@@ -16,18 +16,23 @@ pub mod config;
 pub mod crd;
 pub mod error;
 pub mod events;
+pub mod gc;
+pub mod kubedb;
 pub mod kubelet;
 pub mod pause;
 pub mod quantity;
+pub mod quota;
 pub mod runtime;
+pub mod storage;
 pub mod util;
 pub mod workload;
 
 pub use config::ClusterConfig;
 pub use pause::PauseSwitch;
 
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DynamicObject};
+use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod, ResourceQuota, Service};
+use k8s_openapi::api::storage::v1::StorageClass;
+use kube::api::{Api, ApiResource, DynamicObject};
 use runtime::Informer;
 use tokio::task::JoinSet;
 
@@ -65,37 +70,82 @@ pub async fn start(client: kube::Client, config: ClusterConfig) -> ClusterHandle
     if let Err(e) = crd::register_petset_crd(&client).await {
         tracing::warn!(error = %e, "PetSet CRD not registered; PetSets will not work");
     }
-    let mut pods = Informer::new(Api::<Pod>::all(client.clone()), ());
+    let all = |c: &kube::Client| c.clone();
+    let mut pods = Informer::new(Api::<Pod>::all(all(&client)), ());
+    let mut pvcs = Informer::new(Api::<PersistentVolumeClaim>::all(all(&client)), ());
+    let mut pvs = Informer::new(Api::<PersistentVolume>::all(all(&client)), ());
+    let mut classes = Informer::new(Api::<StorageClass>::all(all(&client)), ());
+    let mut quotas = Informer::new(Api::<ResourceQuota>::all(all(&client)), ());
+    let mut services = Informer::new(Api::<Service>::all(all(&client)), ());
     let sts_ar = util::statefulset_ar();
     let pet_ar = util::petset_ar();
     let mut sts = Informer::new(
-        Api::<DynamicObject>::all_with(client.clone(), &sts_ar),
+        Api::<DynamicObject>::all_with(all(&client), &sts_ar),
         sts_ar.clone(),
     );
     let mut pets = Informer::new(
-        Api::<DynamicObject>::all_with(client.clone(), &pet_ar),
+        Api::<DynamicObject>::all_with(all(&client), &pet_ar),
         pet_ar.clone(),
     );
 
     workload::start(
-        client.clone(),
-        sts_ar,
+        all(&client),
+        sts_ar.clone(),
         &mut sts,
         &mut pods,
         pause.clone(),
         &mut tasks,
     );
     workload::start(
-        client.clone(),
-        pet_ar,
+        all(&client),
+        pet_ar.clone(),
         &mut pets,
         &mut pods,
         pause.clone(),
         &mut tasks,
     );
-    kubelet::start(client.clone(), &config, &mut pods, pause.clone(), &mut tasks);
+    kubelet::start(all(&client), &config, &mut pods, pause.clone(), &mut tasks);
+    storage::provisioner::start(
+        all(&client),
+        &config,
+        &mut pvcs,
+        &mut pvs,
+        &mut classes,
+        pause.clone(),
+        &mut tasks,
+    );
+    storage::resizer::start(
+        all(&client),
+        &config,
+        &mut pvcs,
+        &mut pods,
+        &classes,
+        pause.clone(),
+        &mut tasks,
+    );
+    quota::start(all(&client), &mut quotas, &mut pvcs, pause.clone(), &mut tasks);
+
+    let gc = gc::Collector::start(all(&client), pause.clone(), &mut tasks);
+    pods.on(gc.handler::<Pod>(ApiResource::erase::<Pod>(&())));
+    pvcs.on(gc.handler::<PersistentVolumeClaim>(ApiResource::erase::<PersistentVolumeClaim>(&())));
+    services.on(gc.handler::<Service>(ApiResource::erase::<Service>(&())));
+    sts.on(gc.handler::<DynamicObject>(sts_ar));
+    pets.on(gc.handler::<DynamicObject>(pet_ar));
+
+    if config.kubedb_provisioner {
+        let pending = vec![
+            kubedb::prepare(kubedb::build::DbKind::Redis, &mut sts, &mut services),
+            kubedb::prepare(kubedb::build::DbKind::ZooKeeper, &mut pets, &mut services),
+        ];
+        kubedb::start(all(&client), pending, gc.clone(), pause.clone(), &mut tasks);
+    }
 
     pods.spawn(&mut tasks);
+    pvcs.spawn(&mut tasks);
+    pvs.spawn(&mut tasks);
+    classes.spawn(&mut tasks);
+    quotas.spawn(&mut tasks);
+    services.spawn(&mut tasks);
     sts.spawn(&mut tasks);
     pets.spawn(&mut tasks);
     ClusterHandle { pause, tasks }

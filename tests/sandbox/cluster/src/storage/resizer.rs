@@ -1,0 +1,311 @@
+//! The volume resizer controller (external-resizer + kubelet node expansion), see
+//! [`super::resize`] for the behaviour.
+
+use super::resize::{self, Claim, Mode, Step};
+use super::{allocated, capacity, class_of, request, request_str};
+use crate::config::ClusterConfig;
+use crate::error::{Context, Error, ignore_codes};
+use crate::events::{Involved, emit};
+use crate::pause::PauseSwitch;
+use crate::runtime::{Change, Informer, Key, Queue, spawn_workers};
+use crate::util::now_string;
+use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::storage::v1::StorageClass;
+use kube::ResourceExt;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::reflector::{ObjectRef, Store};
+use serde_json::{Value, json};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::task::JoinSet;
+
+const RESIZE_CONDITIONS: [&str; 4] = [
+    "Resizing",
+    "FileSystemResizePending",
+    "ControllerResizeError",
+    "NodeResizeError",
+];
+
+#[derive(Default)]
+struct Progress {
+    /// pvc uid -> (allocatedResourceStatus we last saw, since when).
+    since: HashMap<String, (Option<String>, Instant)>,
+    /// pvc uid -> pods mounting it when the controller resize finished (offline mode).
+    mounted_before: HashMap<String, HashSet<String>>,
+}
+
+struct Ctx {
+    client: kube::Client,
+    pvcs: Store<PersistentVolumeClaim>,
+    pods: Store<Pod>,
+    classes: Store<StorageClass>,
+    default_delay: Duration,
+    node_name: String,
+    progress: Mutex<Progress>,
+}
+
+/// Claims a pod mounts.
+pub fn claims_of(pod: &Pod) -> Vec<String> {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.volumes.as_ref())
+        .map(|vs| {
+            vs.iter()
+                .filter_map(|v| v.persistent_volume_claim.as_ref().map(|c| c.claim_name.clone()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Hooks the resizer into the informers.
+pub fn start(
+    client: kube::Client,
+    config: &ClusterConfig,
+    pvcs: &mut Informer<PersistentVolumeClaim>,
+    pods: &mut Informer<Pod>,
+    classes: &Informer<StorageClass>,
+    pause: PauseSwitch,
+    tasks: &mut JoinSet<()>,
+) {
+    let queue = Queue::default();
+    let q = queue.clone();
+    pvcs.on(move |c| {
+        if let Change::Applied(p) = c {
+            q.add(Key::of(p));
+        }
+    });
+    let q = queue.clone();
+    pods.on(move |c| {
+        if let Change::Applied(p) = c {
+            let ns = p.namespace().unwrap_or_default();
+            claims_of(p).iter().for_each(|claim| q.add(Key::new(&ns, claim)));
+        }
+    });
+    let ctx = Arc::new(Ctx {
+        client,
+        pvcs: pvcs.store(),
+        pods: pods.store(),
+        classes: classes.store(),
+        default_delay: config.resize_delay,
+        node_name: config.node_name.clone(),
+        progress: Mutex::default(),
+    });
+    spawn_workers(tasks, "resizer", queue, 4, pause, move |key| {
+        let ctx = ctx.clone();
+        async move { reconcile(&ctx, &key).await }
+    });
+}
+
+impl Ctx {
+    fn progress(&self) -> std::sync::MutexGuard<'_, Progress> {
+        self.progress
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Time spent in the current allocatedResourceStatus (as observed by us).
+    fn in_state_for(&self, uid: &str, status: Option<&str>) -> Duration {
+        let mut p = self.progress();
+        let entry = p
+            .since
+            .entry(uid.to_owned())
+            .or_insert_with(|| (status.map(str::to_owned), Instant::now()));
+        if entry.0.as_deref() != status {
+            *entry = (status.map(str::to_owned), Instant::now());
+        }
+        entry.1.elapsed()
+    }
+
+    fn running_mounts(&self, ns: &str, claim: &str) -> HashSet<String> {
+        self.pods
+            .state()
+            .iter()
+            .filter(|p| p.namespace().as_deref() == Some(ns) && p.metadata.deletion_timestamp.is_none())
+            .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+            .filter(|p| claims_of(p).iter().any(|c| c == claim))
+            .filter_map(|p| p.uid())
+            .collect()
+    }
+}
+
+fn conditions_without_resize(pvc: &PersistentVolumeClaim) -> Vec<Value> {
+    pvc.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .map(|cs| {
+            cs.iter()
+                .filter(|c| !RESIZE_CONDITIONS.contains(&c.type_.as_str()))
+                .filter_map(|c| serde_json::to_value(c).ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn condition(type_: &str, message: &str) -> Value {
+    json!({"type": type_, "status": "True", "lastProbeTime": null, "lastTransitionTime": now_string(), "message": message})
+}
+
+async fn reconcile(ctx: &Ctx, key: &Key) -> Result<Option<Duration>, Error> {
+    let Some(pvc) = ctx.pvcs.get(&ObjectRef::new(&key.name).within(&key.ns)) else {
+        return Ok(None);
+    };
+    let Some(pv_name) = pvc.spec.as_ref().and_then(|s| s.volume_name.clone()) else {
+        return Ok(None);
+    };
+    let (Some(req), Some(cap), Some(uid)) = (request(&pvc), capacity(&pvc), pvc.uid()) else {
+        return Ok(None);
+    };
+    let Some(class) = class_of(&pvc, &ctx.classes) else {
+        return Ok(None);
+    };
+    let behaviour = resize::behaviour(class.parameters.as_ref(), ctx.default_delay);
+    let status = pvc
+        .status
+        .as_ref()
+        .and_then(|s| s.allocated_resource_statuses.as_ref())
+        .and_then(|m| m.get("storage").cloned());
+    let claim = Claim {
+        request: req,
+        capacity: cap,
+        allocated: allocated(&pvc),
+        status: status.clone(),
+    };
+    let new_mount = behaviour.mode == Mode::Offline && {
+        let before = ctx
+            .progress()
+            .mounted_before
+            .get(&uid)
+            .cloned()
+            .unwrap_or_default();
+        ctx.running_mounts(&key.ns, &key.name)
+            .iter()
+            .any(|p| !before.contains(p))
+    };
+    let (step, delayed) = resize::next(&claim, behaviour.mode, new_mount);
+    if step == Step::None {
+        return Ok(None);
+    }
+    if delayed {
+        let waited = ctx.in_state_for(&uid, status.as_deref());
+        if waited < behaviour.delay {
+            return Ok(Some(behaviour.delay - waited));
+        }
+    }
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &key.ns);
+    let req_str = request_str(&pvc).unwrap_or_default();
+    let alloc_str = pvc
+        .status
+        .as_ref()
+        .and_then(|s| s.allocated_resources.as_ref())
+        .and_then(|m| m.get("storage"))
+        .map(|q| q.0.clone())
+        .unwrap_or_else(|| req_str.clone());
+    let mut conds = conditions_without_resize(&pvc);
+    let about = Involved {
+        api_version: "v1",
+        kind: "PersistentVolumeClaim",
+        namespace: &key.ns,
+        name: &key.name,
+        uid: &uid,
+        resource_version: None,
+    };
+    let resizer = format!("external-resizer {}", resize::RESIZER_NAME);
+    let (status_patch, event): (Value, Option<(bool, &str, String, String)>) = match step {
+        Step::None => return Ok(None),
+        Step::StartController => {
+            conds.push(condition("Resizing", ""));
+            (
+                json!({"conditions": conds, "allocatedResources": {"storage": req_str},
+                       "allocatedResourceStatuses": {"storage": resize::CONTROLLER_IN_PROGRESS}}),
+                Some((
+                    false,
+                    "Resizing",
+                    format!("External resizer is resizing volume {pv_name}"),
+                    resizer,
+                )),
+            )
+        }
+        Step::FinishController => {
+            let pvs: Api<PersistentVolume> = Api::all(ctx.client.clone());
+            pvs.patch(
+                &pv_name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"capacity": {"storage": alloc_str}}})),
+            )
+            .await
+            .ctx(|| format!("growing PV {pv_name}"))?;
+            let mounted = ctx.running_mounts(&key.ns, &key.name);
+            ctx.progress().mounted_before.insert(uid.clone(), mounted);
+            conds.push(condition(
+                "FileSystemResizePending",
+                "Waiting for user to (re-)start a pod to finish file system resize of volume on node.",
+            ));
+            (
+                json!({"conditions": conds, "allocatedResourceStatuses": {"storage": resize::NODE_PENDING}}),
+                Some((
+                    false,
+                    "FileSystemResizeRequired",
+                    "Require file system resize of volume on node".to_owned(),
+                    resizer,
+                )),
+            )
+        }
+        Step::FailController => {
+            let msg = resize::failure_message(&pv_name);
+            conds.push(condition("ControllerResizeError", &msg));
+            (
+                json!({"conditions": conds, "allocatedResourceStatuses": {"storage": resize::CONTROLLER_INFEASIBLE}}),
+                Some((true, "VolumeResizeFailed", msg, resizer)),
+            )
+        }
+        Step::StartNode => {
+            let mut conds_keep: Vec<Value> = pvc
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .map(|cs| cs.iter().filter_map(|c| serde_json::to_value(c).ok()).collect())
+                .unwrap_or_default();
+            if conds_keep.is_empty() {
+                conds_keep = conds;
+            }
+            (
+                json!({"conditions": conds_keep, "allocatedResourceStatuses": {"storage": resize::NODE_IN_PROGRESS}}),
+                None,
+            )
+        }
+        Step::FinishNode => {
+            ctx.progress().mounted_before.remove(&uid);
+            (
+                json!({"conditions": conds, "capacity": {"storage": alloc_str}, "allocatedResourceStatuses": null}),
+                Some((
+                    false,
+                    "FileSystemResizeSuccessful",
+                    format!(
+                        "MountVolume.NodeExpandVolume succeeded for volume \"{pv_name}\" {}",
+                        ctx.node_name
+                    ),
+                    "kubelet".to_owned(),
+                )),
+            )
+        }
+        Step::Recover => (
+            json!({"conditions": conds, "allocatedResources": {"storage": req_str}, "allocatedResourceStatuses": null}),
+            None,
+        ),
+    };
+    ignore_codes(
+        api.patch_status(
+            &key.name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": status_patch})),
+        )
+        .await,
+        &[404],
+    )
+    .ctx(|| format!("updating resize status of {}", key.name))?;
+    if let Some((warning, reason, message, component)) = event {
+        emit(&ctx.client, &component, about, warning, reason, &message).await;
+    }
+    Ok(None)
+}
