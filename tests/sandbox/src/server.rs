@@ -1,0 +1,93 @@
+//! HTTPS serving: rustls accept loop feeding the axum router through hyper-util (h1 + h2).
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+
+use crate::SandboxError;
+use crate::api::{Api, error_response, handle};
+use crate::faults::FaultConfig;
+use crate::machinery::ApiError;
+
+/// rustls server config for the serving cert.
+pub fn tls_acceptor(cert_pem: &str, key_pem: &str) -> Result<TlsAcceptor, SandboxError> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|e| SandboxError::Tls(e.to_string()))?;
+    let key =
+        PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| SandboxError::Tls(e.to_string()))?;
+    let mut cfg = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| SandboxError::Tls(e.to_string()))?;
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(cfg)))
+}
+
+/// The router: admin endpoints (never faulted) and everything else to the API.
+pub fn router(api: Arc<Api>) -> Router {
+    Router::new()
+        .route("/sandbox/v1/faults", get(get_faults).put(put_faults))
+        .fallback(handle)
+        .with_state(api)
+}
+
+async fn get_faults(State(api): State<Arc<Api>>) -> Response {
+    axum::Json(api.faults.get()).into_response()
+}
+
+async fn put_faults(State(api): State<Arc<Api>>, body: axum::body::Bytes) -> Response {
+    match serde_json::from_slice::<FaultConfig>(&body) {
+        Ok(cfg) => {
+            api.faults.set(cfg.clone());
+            axum::Json(cfg).into_response()
+        }
+        Err(e) => error_response(&ApiError::bad_request(&format!("invalid fault config: {e}"))),
+    }
+}
+
+/// Accepts connections until `shutdown` flips; each connection also ends on shutdown.
+pub async fn serve(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    router: Router,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = shutdown.changed() => return,
+        };
+        let Ok((tcp, _)) = accepted else {
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let router = router.clone();
+        let mut conn_shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let Ok(tls) = acceptor.accept(tcp).await else {
+                return;
+            };
+            let svc = TowerToHyperService::new(router);
+            let builder = auto::Builder::new(TokioExecutor::new());
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), svc);
+            tokio::select! {
+                _ = conn => {}
+                _ = conn_shutdown.changed() => {}
+            }
+        });
+    }
+}

@@ -1,0 +1,270 @@
+//! The one in-memory object store: objects by (group, resource) -> (namespace, name), a global
+//! resourceVersion, and a bounded per-resource watch history with broadcast fan-out.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde_json::Value;
+use tokio::sync::broadcast;
+
+use crate::machinery::ApiError;
+
+/// (group, plural)
+pub type BucketKey = (String, String);
+/// (namespace or "", name)
+pub type ObjKey = (String, String);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    Added,
+    Modified,
+    Deleted,
+}
+
+/// One change, as recorded in the history and fanned out to watchers.
+#[derive(Debug)]
+pub struct Event {
+    pub kind: EventType,
+    pub rv: u64,
+    pub object: Arc<Value>,
+    /// The object before the change (for selector transitions).
+    pub old: Option<Arc<Value>>,
+}
+
+struct Bucket {
+    objects: BTreeMap<ObjKey, Arc<Value>>,
+    history: VecDeque<Arc<Event>>,
+    /// Every event with rv > floor is still in `history`.
+    floor: u64,
+    tx: broadcast::Sender<Arc<Event>>,
+}
+
+impl Bucket {
+    fn new() -> Self {
+        Bucket {
+            objects: BTreeMap::new(),
+            history: VecDeque::new(),
+            floor: 0,
+            tx: broadcast::channel(BROADCAST_CAPACITY).0,
+        }
+    }
+}
+
+const BROADCAST_CAPACITY: usize = 8192;
+
+struct Inner {
+    rv: u64,
+    buckets: HashMap<BucketKey, Bucket>,
+}
+
+/// What a write closure decides.
+pub enum WriteAction {
+    /// Store this object (its metadata.resourceVersion is set by the store).
+    Put(Value),
+    /// Remove the object.
+    Delete,
+}
+
+/// The store. Cheap to share behind an Arc.
+pub struct Store {
+    inner: Mutex<Inner>,
+    history_limit: usize,
+}
+
+/// A started watch: the events to send first and the live receiver.
+pub struct WatchStart {
+    pub initial: Vec<Arc<Event>>,
+    pub rx: broadcast::Receiver<Arc<Event>>,
+}
+
+impl Store {
+    pub fn new(history_limit: usize) -> Self {
+        Store {
+            inner: Mutex::new(Inner {
+                rv: 1,
+                buckets: HashMap::new(),
+            }),
+            history_limit: history_limit.max(1),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave a half-applied write (writes are single
+        // inserts), so keep serving.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn current_rv(&self) -> u64 {
+        self.lock().rv
+    }
+
+    pub fn get(&self, key: &BucketKey, ns: &str, name: &str) -> Option<Arc<Value>> {
+        self.lock()
+            .buckets
+            .get(key)?
+            .objects
+            .get(&(ns.to_string(), name.to_string()))
+            .cloned()
+    }
+
+    /// Objects of a resource (one namespace or all), in key order, starting after `after`.
+    pub fn list(&self, key: &BucketKey, ns: Option<&str>, after: Option<&ObjKey>) -> (Vec<Arc<Value>>, u64) {
+        use std::ops::Bound;
+        let inner = self.lock();
+        let rv = inner.rv;
+        let Some(b) = inner.buckets.get(key) else {
+            return (vec![], rv);
+        };
+        let lower = match after {
+            Some(k) => Bound::Excluded(k.clone()),
+            None => match ns {
+                Some(n) => Bound::Included((n.to_string(), String::new())),
+                None => Bound::Unbounded,
+            },
+        };
+        let items = b
+            .objects
+            .range((lower, Bound::Unbounded))
+            .take_while(|((kns, _), _)| ns.is_none_or(|n| n == kns))
+            .map(|(_, v)| v.clone())
+            .collect();
+        (items, rv)
+    }
+
+    /// Runs `f` on the current object under the store lock and applies its decision,
+    /// recording and broadcasting the event. Returns the stored (or deleted) object.
+    pub fn write<F>(&self, key: &BucketKey, ns: &str, name: &str, f: F) -> Result<Arc<Value>, ApiError>
+    where
+        F: FnOnce(Option<&Arc<Value>>, u64) -> Result<WriteAction, ApiError>,
+    {
+        let mut inner = self.lock();
+        let next_rv = inner.rv + 1;
+        let okey = (ns.to_string(), name.to_string());
+        let limit = self.history_limit;
+        let bucket = inner.buckets.entry(key.clone()).or_insert_with(Bucket::new);
+        let old = bucket.objects.get(&okey).cloned();
+        let action = f(old.as_ref(), next_rv)?;
+        let (kind, object) = match action {
+            WriteAction::Put(mut obj) => {
+                obj["metadata"]["resourceVersion"] = Value::String(next_rv.to_string());
+                let obj = Arc::new(obj);
+                bucket.objects.insert(okey, obj.clone());
+                let kind = if old.is_some() {
+                    EventType::Modified
+                } else {
+                    EventType::Added
+                };
+                (kind, obj)
+            }
+            WriteAction::Delete => {
+                let Some(prev) = bucket.objects.remove(&okey) else {
+                    return Err(ApiError::internal("delete of a missing object"));
+                };
+                let mut obj = (*prev).clone();
+                obj["metadata"]["resourceVersion"] = Value::String(next_rv.to_string());
+                (EventType::Deleted, Arc::new(obj))
+            }
+        };
+        let ev = Arc::new(Event {
+            kind,
+            rv: next_rv,
+            object: object.clone(),
+            old,
+        });
+        bucket.history.push_back(ev.clone());
+        while bucket.history.len() > limit {
+            if let Some(e) = bucket.history.pop_front() {
+                bucket.floor = e.rv;
+            }
+        }
+        // No receivers is fine.
+        let _ = bucket.tx.send(ev);
+        inner.rv = next_rv;
+        Ok(object)
+    }
+
+    /// Starts a watch. `from` None: synthetic ADDED for every current object, then live.
+    /// `from` Some(rv): every recorded event after rv, then live; 410 if rv is too old.
+    pub fn watch(
+        &self,
+        key: &BucketKey,
+        ns: Option<&str>,
+        from: Option<u64>,
+    ) -> Result<WatchStart, ApiError> {
+        let mut inner = self.lock();
+        let rv = inner.rv;
+        let bucket = inner.buckets.entry(key.clone()).or_insert_with(Bucket::new);
+        let rx = bucket.tx.subscribe();
+        let in_ns = |o: &Value| ns.is_none_or(|n| o["metadata"]["namespace"].as_str().unwrap_or("") == n);
+        let initial = match from {
+            None => bucket
+                .objects
+                .values()
+                .filter(|o| in_ns(o))
+                .map(|o| {
+                    Arc::new(Event {
+                        kind: EventType::Added,
+                        rv,
+                        object: o.clone(),
+                        old: None,
+                    })
+                })
+                .collect(),
+            Some(from) => {
+                if from < bucket.floor {
+                    return Err(ApiError::gone(&format!(
+                        "too old resource version: {from} ({})",
+                        bucket.floor + 1
+                    )));
+                }
+                bucket
+                    .history
+                    .iter()
+                    .filter(|e| e.rv > from && in_ns(&e.object))
+                    .cloned()
+                    .collect()
+            }
+        };
+        Ok(WatchStart { initial, rx })
+    }
+
+    /// True if the watcher's receiver has nothing pending (checked under the write lock so a
+    /// bookmark with the current rv cannot overtake an event).
+    pub fn bookmark_rv(&self, rx: &broadcast::Receiver<Arc<Event>>) -> Option<u64> {
+        let inner = self.lock();
+        rx.is_empty().then_some(inner.rv)
+    }
+
+    /// All objects of all buckets (snapshot).
+    pub fn dump(&self) -> (u64, Vec<(BucketKey, Arc<Value>)>) {
+        let inner = self.lock();
+        let mut out = vec![];
+        for (k, b) in &inner.buckets {
+            for o in b.objects.values() {
+                out.push((k.clone(), o.clone()));
+            }
+        }
+        (inner.rv, out)
+    }
+
+    /// Loads objects as they were (keeps their resourceVersions), and the global rv.
+    pub fn load(&self, rv: u64, objects: Vec<(BucketKey, Value)>) {
+        let mut inner = self.lock();
+        inner.rv = inner.rv.max(rv);
+        for (k, o) in objects {
+            let ns = o["metadata"]["namespace"].as_str().unwrap_or("").to_string();
+            let name = o["metadata"]["name"].as_str().unwrap_or("").to_string();
+            inner
+                .buckets
+                .entry(k)
+                .or_insert_with(Bucket::new)
+                .objects
+                .insert((ns, name), Arc::new(o));
+        }
+        // Watches from before the restart cannot be resumed.
+        let rv = inner.rv;
+        for b in inner.buckets.values_mut() {
+            b.floor = rv;
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! Watch streams: replay from a resourceVersion (or a synthetic list), then live events,
+//! bookmarks, timeouts, selector transitions, 410 as an ERROR event, injected cuts.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::response::Response;
+use serde_json::{Value, json};
+use tokio::sync::{broadcast, mpsc};
+
+use crate::api::{Api, Req, error_response, stream_response};
+use crate::meta::for_output;
+use crate::ops::selectors;
+use crate::route::Target;
+use crate::selectors::Selectors;
+use crate::store::{Event, EventType};
+
+/// Longest watch when the client sets no timeout (kube uses 30-60 minutes).
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
+
+struct WatchParams {
+    sel: Selectors,
+    ns: Option<String>,
+    bookmarks: bool,
+    table: bool,
+    timeout: Duration,
+    query: std::collections::HashMap<String, String>,
+}
+
+pub fn serve(api: Arc<Api>, t: Target, req: &Req) -> Response {
+    let sel = match selectors(req) {
+        Ok(s) => s,
+        Err(e) => return error_response(&e),
+    };
+    let from = match req.q("resourceVersion") {
+        None | Some("0") => None,
+        Some(rv) => match rv.parse::<u64>() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                return error_response(&crate::machinery::ApiError::bad_request(&format!(
+                    "invalid resource version: {rv:?}"
+                )));
+            }
+        },
+    };
+    let params = WatchParams {
+        sel,
+        ns: t.ns.clone(),
+        bookmarks: req.flag("allowWatchBookmarks"),
+        table: req.wants_table(),
+        timeout: req
+            .q("timeoutSeconds")
+            .and_then(|s| s.parse().ok())
+            .map(Duration::from_secs)
+            .unwrap_or(DEFAULT_TIMEOUT),
+        query: req.query.clone(),
+    };
+    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(256);
+    let content_type = if params.table {
+        "application/json;as=Table;v=v1;g=meta.k8s.io"
+    } else {
+        "application/json"
+    };
+    match api.store.watch(&t.info.store_key(), t.ns.as_deref(), from) {
+        Err(e) => {
+            // kube-apiserver answers 200 and sends the 410 as an ERROR event.
+            let line = json!({"type": "ERROR", "object": e.to_status_json()});
+            let _ = tx.try_send(Ok(line_bytes(&line)));
+        }
+        Ok(start) => {
+            tokio::spawn(run(api, t, params, start.initial, start.rx, tx));
+        }
+    }
+    stream_response(
+        Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx)),
+        content_type,
+    )
+}
+
+fn line_bytes(v: &Value) -> Bytes {
+    let mut b = serde_json::to_vec(v).unwrap_or_default();
+    b.push(b'\n');
+    Bytes::from(b)
+}
+
+/// The event type this watcher sees, given its selectors (kube turns objects leaving the
+/// selection into DELETED and entering it into ADDED).
+fn visible(p: &WatchParams, ev: &Event) -> Option<&'static str> {
+    let in_ns = |o: &Value| {
+        p.ns.as_deref()
+            .is_none_or(|n| o["metadata"]["namespace"].as_str().unwrap_or("") == n)
+    };
+    if !in_ns(&ev.object) {
+        return None;
+    }
+    let now = p.sel.matches(&ev.object);
+    let before = ev.old.as_ref().is_some_and(|o| p.sel.matches(o));
+    match (ev.kind, before, now) {
+        (EventType::Added, _, true) => Some("ADDED"),
+        (EventType::Modified, true, true) => Some("MODIFIED"),
+        (EventType::Modified, false, true) => Some("ADDED"),
+        (EventType::Modified, true, false) => Some("DELETED"),
+        (EventType::Deleted, _, true) => Some("DELETED"),
+        _ => None,
+    }
+}
+
+fn render(p: &WatchParams, t: &Target, kind: &str, obj: &Value) -> Value {
+    let object = if p.table {
+        let rv = obj["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        let req_like = crate::table::TableOpts::from_query(&p.query);
+        crate::table::table_with(&t.info, &[Arc::new(obj.clone())], &rv, &req_like)
+    } else {
+        for_output(&t.info, obj)
+    };
+    json!({"type": kind, "object": object})
+}
+
+async fn run(
+    api: Arc<Api>,
+    t: Target,
+    p: WatchParams,
+    initial: Vec<Arc<Event>>,
+    mut rx: broadcast::Receiver<Arc<Event>>,
+    tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
+) {
+    let mut last_rv = 0u64;
+    for ev in initial {
+        last_rv = last_rv.max(ev.rv);
+        if let Some(kind) = visible(&p, &ev)
+            && tx
+                .send(Ok(line_bytes(&render(&p, &t, kind, &ev.object))))
+                .await
+                .is_err()
+        {
+            return;
+        }
+    }
+    let deadline = tokio::time::Instant::now() + p.timeout;
+    let cut = api.faults.watch_cut().map(|d| tokio::time::Instant::now() + d);
+    let mut bookmark = tokio::time::interval(api.bookmark_interval);
+    bookmark.reset();
+    let mut shutdown = api.shutdown.clone();
+    loop {
+        tokio::select! {
+            r = rx.recv() => match r {
+                Ok(ev) => {
+                    if ev.rv <= last_rv {
+                        continue;
+                    }
+                    last_rv = ev.rv;
+                    if let Some(kind) = visible(&p, &ev)
+                        && tx.send(Ok(line_bytes(&render(&p, &t, kind, &ev.object)))).await.is_err()
+                    {
+                        return;
+                    }
+                }
+                // Too slow a reader or the bucket is gone: end the stream; the client
+                // re-watches from its last resourceVersion.
+                Err(_) => return,
+            },
+            _ = bookmark.tick(), if p.bookmarks => {
+                if let Some(rv) = api.store.bookmark_rv(&rx) {
+                    let mut obj = json!({
+                        "kind": t.info.kind, "apiVersion": t.info.api_version(),
+                        "metadata": {"resourceVersion": rv.to_string()}
+                    });
+                    if p.table {
+                        obj = json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1",
+                            "metadata": {"resourceVersion": rv.to_string()}, "columnDefinitions": [], "rows": []});
+                    }
+                    if tx.send(Ok(line_bytes(&json!({"type": "BOOKMARK", "object": obj})))).await.is_err() {
+                        return;
+                    }
+                }
+            },
+            _ = tokio::time::sleep_until(deadline) => return,
+            _ = async { match cut { Some(c) => tokio::time::sleep_until(c).await, None => std::future::pending().await } } => {
+                // An injected cut looks like a dropped connection, not a clean end.
+                let _ = tx.send(Err(std::io::Error::other("watch cut (injected fault)"))).await;
+                return;
+            },
+            _ = shutdown.changed() => return,
+            _ = tx.closed() => return,
+        }
+    }
+}
