@@ -142,8 +142,13 @@ impl ApiError {
         m.insert("apiVersion".into(), json!("v1"));
         m.insert("metadata".into(), json!({}));
         m.insert("status".into(), json!("Failure"));
-        m.insert("message".into(), json!(self.message));
-        m.insert("reason".into(), json!(self.reason));
+        // metav1.Status omits empty message and reason (a webhook denial may carry no reason).
+        if !self.message.is_empty() {
+            m.insert("message".into(), json!(self.message));
+        }
+        if !self.reason.is_empty() {
+            m.insert("reason".into(), json!(self.reason));
+        }
         if let Some(d) = &self.details {
             m.insert("details".into(), d.clone());
         }

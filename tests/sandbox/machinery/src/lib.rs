@@ -14,7 +14,7 @@ mod smp;
 mod ssa;
 
 pub use admission::builtin::{quota_usage, quota_used, validate};
-
+pub use admission::webhook::Dispatcher;
 pub use admission::{AdmissionAttributes, ObjectLookup, Operation, UserInfo};
 pub use error::{ApiError, FieldCause};
 pub use patch::{

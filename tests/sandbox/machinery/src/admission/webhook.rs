@@ -1,2 +1,403 @@
-//! placeholder
-pub struct Dispatcher;
+//! Calls admission webhooks the way kube-apiserver does: matching by rules and selectors,
+//! AdmissionReview v1 over HTTPS/1.1 trusting only `caBundle`, response verification,
+//! JSON patches from mutating hooks, `failurePolicy`, and kube's error texts.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use base64::Engine as _;
+use serde_json::{Map, Value, json};
+
+use super::matching::webhook_matches;
+use super::{AdmissionAttributes, ObjectLookup};
+use crate::error::ApiError;
+
+/// Maps a webhook `service` reference (namespace, name, port) to the address to dial.
+pub type ServiceResolver = Arc<dyn Fn(&str, &str, u16) -> Option<SocketAddr> + Send + Sync>;
+
+/// Resources admission webhooks are never called for.
+const NEVER_INTERCEPTED: [&str; 2] = ["validatingwebhookconfigurations", "mutatingwebhookconfigurations"];
+
+/// Calls the webhooks of Mutating/ValidatingWebhookConfiguration objects.
+#[derive(Default)]
+pub struct Dispatcher {
+    resolver: RwLock<Option<ServiceResolver>>,
+    clients: Mutex<HashMap<(String, u64), reqwest::Client>>,
+}
+
+/// Why one webhook call produced no usable answer (subject to `failurePolicy`).
+struct CallError(String);
+
+/// What one webhook call produced.
+enum Outcome {
+    Allowed {
+        patch: Option<Vec<u8>>,
+        warnings: Vec<String>,
+    },
+    Denied(ApiError),
+}
+
+impl Dispatcher {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets how `clientConfig.service` references are dialled.
+    pub fn set_service_resolver(&self, f: ServiceResolver) {
+        if let Ok(mut r) = self.resolver.write() {
+            *r = Some(f);
+        }
+    }
+
+    /// Runs the mutating webhooks of `configs` (MutatingWebhookConfiguration objects) in
+    /// kube's order and returns the patched object (Null when the request has none) and the
+    /// warnings the hooks returned.
+    pub async fn mutate(
+        &self,
+        configs: &[Value],
+        attrs: &AdmissionAttributes,
+        lookup: &dyn ObjectLookup,
+    ) -> Result<(Value, Vec<String>), ApiError> {
+        let mut current = attrs.clone();
+        let mut warnings = Vec::new();
+        for hook in ordered_hooks(configs, attrs) {
+            if !webhook_matches(hook, &current, lookup)? {
+                continue;
+            }
+            let Some(outcome) = self.call_with_policy(hook, &current, true).await? else {
+                continue;
+            };
+            match outcome {
+                Outcome::Denied(e) => return Err(e),
+                Outcome::Allowed { patch, warnings: w } => {
+                    warnings.extend(w);
+                    if let (Some(patch), Some(obj)) = (patch, current.object.as_ref()) {
+                        let ops: json_patch::Patch =
+                            serde_json::from_slice(&patch).map_err(|e| ApiError::internal(&e.to_string()))?;
+                        let mut next = obj.clone();
+                        json_patch::patch(&mut next, &ops).map_err(|e| ApiError::internal(&e.to_string()))?;
+                        current.object = Some(next);
+                    }
+                }
+            }
+        }
+        Ok((current.object.unwrap_or(Value::Null), warnings))
+    }
+
+    /// Runs the validating webhooks of `configs` (ValidatingWebhookConfiguration objects)
+    /// and returns their warnings, or the first denial or failure.
+    pub async fn validate(
+        &self,
+        configs: &[Value],
+        attrs: &AdmissionAttributes,
+        lookup: &dyn ObjectLookup,
+    ) -> Result<Vec<String>, ApiError> {
+        let mut warnings = Vec::new();
+        for hook in ordered_hooks(configs, attrs) {
+            if !webhook_matches(hook, attrs, lookup)? {
+                continue;
+            }
+            match self.call_with_policy(hook, attrs, false).await? {
+                None => {}
+                Some(Outcome::Denied(e)) => return Err(e),
+                Some(Outcome::Allowed { warnings: w, .. }) => warnings.extend(w),
+            }
+        }
+        Ok(warnings)
+    }
+
+    /// One call; a failed call is skipped under `failurePolicy: Ignore` (None) and a 500
+    /// otherwise.
+    async fn call_with_policy(
+        &self,
+        hook: &Value,
+        attrs: &AdmissionAttributes,
+        mutating: bool,
+    ) -> Result<Option<Outcome>, ApiError> {
+        let name = str_at(hook, "name");
+        if attrs.dry_run {
+            let effects = str_at(hook, "sideEffects");
+            if !matches!(effects, "None" | "NoneOnDryRun") {
+                return Err(ApiError::bad_request(&format!(
+                    "admission webhook {} does not support dry run",
+                    crate::error::go_quote(name)
+                )));
+            }
+        }
+        match self.call(hook, attrs, mutating).await {
+            Ok(o) => Ok(Some(o)),
+            Err(CallError(reason)) => {
+                let msg = format!(
+                    "failed calling webhook {}: {reason}",
+                    crate::error::go_quote(name)
+                );
+                if str_at(hook, "failurePolicy") == "Ignore" {
+                    tracing::warn!(webhook = name, "{msg}; ignored by failurePolicy");
+                    Ok(None)
+                } else {
+                    Err(ApiError::internal(&msg))
+                }
+            }
+        }
+    }
+
+    fn client(&self, ca_bundle: &str, timeout: u64) -> Result<reqwest::Client, String> {
+        let key = (ca_bundle.to_string(), timeout);
+        if let Some(c) = self.clients.lock().ok().and_then(|m| m.get(&key).cloned()) {
+            return Ok(c);
+        }
+        let tls = tls_config(ca_bundle)?;
+        let client = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .http1_only()
+            .timeout(Duration::from_secs(timeout))
+            .build()
+            .map_err(|e| e.to_string())?;
+        if let Ok(mut m) = self.clients.lock() {
+            m.insert(key, client.clone());
+        }
+        Ok(client)
+    }
+
+    async fn call(
+        &self,
+        hook: &Value,
+        attrs: &AdmissionAttributes,
+        mutating: bool,
+    ) -> Result<Outcome, CallError> {
+        let cc = hook.get("clientConfig").cloned().unwrap_or(Value::Null);
+        let timeout = hook.get("timeoutSeconds").and_then(Value::as_u64).unwrap_or(10);
+        let ca = str_at(&cc, "caBundle");
+        let mut client = self.client(ca, timeout).map_err(CallError)?;
+        let url = if let Some(u) = cc.get("url").and_then(Value::as_str) {
+            format!("{u}{}timeout={timeout}s", if u.contains('?') { '&' } else { '?' })
+        } else if let Some(svc) = cc.get("service") {
+            let (ns, name) = (str_at(svc, "namespace"), str_at(svc, "name"));
+            let port = svc
+                .get("port")
+                .and_then(Value::as_u64)
+                .and_then(|p| u16::try_from(p).ok())
+                .unwrap_or(443);
+            let path = str_at(svc, "path");
+            let host = format!("{name}.{ns}.svc");
+            let resolver = self.resolver.read().ok().and_then(|r| r.clone());
+            let addr = resolver.and_then(|r| r(ns, name, port)).ok_or_else(|| {
+                CallError(format!(
+                    "failed to call webhook: Post \"https://{host}:{port}{path}?timeout={timeout}s\": service \"{ns}/{name}\" not found"
+                ))
+            })?;
+            // The TLS name stays `<name>.<namespace>.svc`; only the dialled address changes.
+            client = reqwest::Client::builder()
+                .use_preconfigured_tls(tls_config(ca).map_err(CallError)?)
+                .http1_only()
+                .timeout(Duration::from_secs(timeout))
+                .resolve(&host, addr)
+                .build()
+                .map_err(|e| CallError(e.to_string()))?;
+            format!("https://{host}:{}{path}?timeout={timeout}s", addr.port())
+        } else {
+            return Err(CallError(
+                "failed to call webhook: no clientConfig url or service".into(),
+            ));
+        };
+        let uid = uuid::Uuid::new_v4().to_string();
+        let review = review_request(&uid, attrs);
+        let post_err = |e: String| CallError(format!("failed to call webhook: Post \"{url}\": {e}"));
+        let resp = client
+            .post(&url)
+            .json(&review)
+            .send()
+            .await
+            .map_err(|e| post_err(describe(&e)))?;
+        let status = resp.status();
+        let body = resp.bytes().await.map_err(|e| post_err(describe(&e)))?;
+        if !status.is_success() {
+            return Err(CallError(format!(
+                "failed to call webhook: an error on the server ({:?}) has prevented the request from succeeding",
+                String::from_utf8_lossy(&body)
+            )));
+        }
+        let parsed: Value = serde_json::from_slice(&body)
+            .map_err(|e| CallError(format!("received invalid webhook response: {e}")))?;
+        verify_response(&parsed, &uid, mutating, str_at(hook, "name"))
+            .map_err(|e| CallError(format!("received invalid webhook response: {e}")))
+    }
+}
+
+fn str_at<'a>(v: &'a Value, key: &str) -> &'a str {
+    v.get(key).and_then(Value::as_str).unwrap_or("")
+}
+
+/// Webhooks of all configurations: configurations sorted by name, hooks in their order.
+fn ordered_hooks<'a>(configs: &'a [Value], attrs: &AdmissionAttributes) -> Vec<&'a Value> {
+    if attrs.group == "admissionregistration.k8s.io" && NEVER_INTERCEPTED.contains(&attrs.resource.as_str()) {
+        return Vec::new();
+    }
+    let mut sorted: Vec<&Value> = configs.iter().collect();
+    sorted.sort_by(|a, b| {
+        a.pointer("/metadata/name")
+            .map(Value::to_string)
+            .cmp(&b.pointer("/metadata/name").map(Value::to_string))
+    });
+    sorted
+        .into_iter()
+        .flat_map(|c| c.get("webhooks").and_then(Value::as_array).into_iter().flatten())
+        .collect()
+}
+
+/// Go-like text of a reqwest error chain; a timeout reads as Go's deadline error.
+fn describe(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        return "context deadline exceeded (Client.Timeout exceeded while awaiting headers)".into();
+    }
+    let mut parts = vec![e.to_string()];
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        parts.push(s.to_string());
+        src = s.source();
+    }
+    parts.join(": ")
+}
+
+fn tls_config(ca_bundle_b64: &str) -> Result<rustls::ClientConfig, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    if !ca_bundle_b64.is_empty() {
+        let pem = base64::engine::general_purpose::STANDARD
+            .decode(ca_bundle_b64.trim())
+            .map_err(|e| format!("invalid caBundle: {e}"))?;
+        use rustls_pki_types::pem::PemObject as _;
+        for cert in rustls_pki_types::CertificateDer::pem_slice_iter(&pem) {
+            let cert = cert.map_err(|e| format!("invalid caBundle: {e}"))?;
+            roots.add(cert).map_err(|e| format!("invalid caBundle: {e}"))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    // kube-apiserver forces HTTP/1.1 to webhooks (see ANCHORS §2.1).
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(cfg)
+}
+
+/// The AdmissionReview v1 request body.
+pub fn review_request(uid: &str, attrs: &AdmissionAttributes) -> Value {
+    let kind = json!({"group": attrs.group, "version": attrs.version, "kind": attrs.kind});
+    let resource = json!({"group": attrs.group, "version": attrs.version, "resource": attrs.resource});
+    let mut r = Map::new();
+    r.insert("uid".into(), json!(uid));
+    r.insert("kind".into(), kind.clone());
+    r.insert("resource".into(), resource.clone());
+    if !attrs.subresource.is_empty() {
+        r.insert("subResource".into(), json!(attrs.subresource));
+        r.insert("requestSubResource".into(), json!(attrs.subresource));
+    }
+    r.insert("requestKind".into(), kind);
+    r.insert("requestResource".into(), resource);
+    if !attrs.name.is_empty() {
+        r.insert("name".into(), json!(attrs.name));
+    }
+    if let Some(ns) = &attrs.namespace {
+        r.insert("namespace".into(), json!(ns));
+    }
+    r.insert("operation".into(), json!(attrs.operation.as_str()));
+    r.insert(
+        "userInfo".into(),
+        serde_json::to_value(&attrs.user).unwrap_or(Value::Null),
+    );
+    if let Some(o) = &attrs.object {
+        r.insert("object".into(), o.clone());
+    }
+    if let Some(o) = &attrs.old_object {
+        r.insert("oldObject".into(), o.clone());
+    }
+    r.insert("dryRun".into(), json!(attrs.dry_run));
+    if let Some(o) = &attrs.options {
+        r.insert("options".into(), o.clone());
+    }
+    json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": r})
+}
+
+/// VerifyAdmissionResponse, then the outcome (denials as kube's ToStatusErr builds them).
+fn verify_response(review: &Value, uid: &str, mutating: bool, name: &str) -> Result<Outcome, String> {
+    let (api, kind) = (str_at(review, "apiVersion"), str_at(review, "kind"));
+    if api != "admission.k8s.io/v1" || kind != "AdmissionReview" {
+        let (g, v) = api.rsplit_once('/').unwrap_or(("", api));
+        return Err(format!(
+            "expected webhook response of admission.k8s.io/v1, Kind=AdmissionReview, got {g}/{v}, Kind={kind}"
+        ));
+    }
+    let Some(resp) = review.get("response").filter(|r| r.is_object()) else {
+        return Err("webhook response was absent".into());
+    };
+    let got_uid = str_at(resp, "uid");
+    if got_uid != uid {
+        return Err(format!("expected response.uid={uid:?}, got {got_uid:?}"));
+    }
+    let patch = str_at(resp, "patch");
+    let patch_type = str_at(resp, "patchType");
+    match (mutating, patch.is_empty(), patch_type.is_empty()) {
+        (false, false, _) => return Err("validating webhook may not return response.patch".into()),
+        (false, true, false) => return Err("validating webhook may not return response.patchType".into()),
+        (true, false, true) => {
+            return Err("webhook returned response.patch but not response.patchType".into());
+        }
+        (true, true, false) => {
+            return Err("webhook returned response.patchType but not response.patch".into());
+        }
+        (true, false, false) if patch_type != "JSONPatch" => {
+            return Err(format!(
+                "webhook returned invalid response.patchType of {patch_type:?}"
+            ));
+        }
+        _ => {}
+    }
+    let warnings: Vec<String> = resp
+        .get("warnings")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .unwrap_or_default();
+    if resp.get("allowed").and_then(Value::as_bool) != Some(true) {
+        return Ok(Outcome::Denied(denial(name, resp.get("status"))));
+    }
+    let patch = if patch.is_empty() {
+        None
+    } else {
+        Some(
+            base64::engine::general_purpose::STANDARD
+                .decode(patch)
+                .map_err(|e| format!("illegal base64 data in response.patch: {e}"))?,
+        )
+    };
+    Ok(Outcome::Allowed { patch, warnings })
+}
+
+/// kube's webhook `ToStatusErr`.
+fn denial(name: &str, status: Option<&Value>) -> ApiError {
+    let empty = json!({});
+    let s = status.unwrap_or(&empty);
+    let denied_by = format!(
+        "admission webhook {} denied the request",
+        crate::error::go_quote(name)
+    );
+    let code = s
+        .get("code")
+        .and_then(Value::as_u64)
+        .and_then(|c| u16::try_from(c).ok())
+        .unwrap_or(0);
+    let (message, reason) = (str_at(s, "message"), str_at(s, "reason"));
+    let text = if !message.is_empty() {
+        format!("{denied_by}: {message}")
+    } else if !reason.is_empty() {
+        format!("{denied_by}: {reason}")
+    } else {
+        format!("{denied_by} without explanation")
+    };
+    let mut e = ApiError::new(code.max(400), reason, text);
+    e.details = s.get("details").cloned();
+    e
+}
