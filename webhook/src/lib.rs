@@ -1,1 +1,21 @@
-//! placeholder, being built
+//! volops admission webhook: validates and defaults KubeDB volume-expansion ops requests, and
+//! refuses shrinking a database's storage, deciding from watch caches with the shared rules.
+//!
+//! Start it in-process with [`run::start`] (kube client, reflectors) or
+//! [`run::start_with_caches`] (caches filled by the caller); serve just the admission API
+//! with [`routes::router`].
+
+pub mod admit;
+pub mod caches;
+pub mod metrics;
+pub mod probes;
+pub mod reflectors;
+pub mod reload;
+pub mod review;
+pub mod routes;
+pub mod run;
+pub mod server;
+pub mod tls;
+
+pub use caches::{Caches, Writers};
+pub use run::{Config, RunError, Running, start, start_with_caches};

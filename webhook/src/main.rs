@@ -1,0 +1,101 @@
+//! `volops-webhook`: the admission webhook binary.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, ValueEnum};
+use tokio_util::sync::CancellationToken;
+use volops_webhook::Config;
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// volops admission webhook (HTTPS AdmissionReview v1 server).
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Serving certificate chain (PEM); reloaded when it changes.
+    #[arg(long, env = "VOLOPS_TLS_CERT")]
+    tls_cert: PathBuf,
+    /// Serving private key (PEM).
+    #[arg(long, env = "VOLOPS_TLS_KEY")]
+    tls_key: PathBuf,
+    /// HTTPS address for /validate and /mutate.
+    #[arg(long, default_value = "0.0.0.0:8443")]
+    listen: SocketAddr,
+    /// Plain-HTTP address for /healthz, /readyz and /metrics.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    probe_listen: SocketAddr,
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
+    /// Admit ops requests of types volops does not handle (KubeDB's ops-manager runs too).
+    #[arg(long)]
+    pass_through_other_types: bool,
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+async fn terminated() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {},
+                    _ = tokio::signal::ctrl_c() => {},
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let args = Args::parse();
+    init_logs(args.log_format);
+    let mut config = Config::new(args.tls_cert, args.tls_key);
+    config.listen = args.listen;
+    config.probe_listen = args.probe_listen;
+    config.options.pass_through_other_types = args.pass_through_other_types;
+    let client = match kube::Client::try_default().await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "no Kubernetes client configuration");
+            return ExitCode::FAILURE;
+        }
+    };
+    let shutdown = CancellationToken::new();
+    let running = match volops_webhook::start(config, client, shutdown.clone()).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "webhook failed to start");
+            return ExitCode::FAILURE;
+        }
+    };
+    terminated().await;
+    tracing::info!("termination signal received; shutting down");
+    shutdown.cancel();
+    running.wait().await;
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,79 @@
+//! OpenMetrics for the webhook: decisions by kind/operation/allowed, latency, cache sizes.
+
+use prometheus_client::encoding::{EncodeLabelSet, text::encode};
+use prometheus_client::metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram};
+use prometheus_client::registry::Registry;
+
+use crate::caches::Caches;
+
+/// Content type of the `/metrics` answer.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub endpoint: &'static str,
+    pub kind: String,
+    pub operation: String,
+    pub allowed: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheLabels {
+    pub cache: &'static str,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub requests: Family<RequestLabels, Counter>,
+    pub latency: Histogram,
+    pub cache_objects: Family<CacheLabels, Gauge>,
+}
+
+/// Latency buckets from 100 µs to ~100 ms: admission decisions are sub-millisecond.
+fn latency_buckets() -> impl Iterator<Item = f64> {
+    prometheus_client::metrics::histogram::exponential_buckets(0.0001, 2.0, 11)
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("volops_webhook");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency = Histogram::new(latency_buckets());
+        let cache_objects = Family::<CacheLabels, Gauge>::default();
+        registry.register("admission_requests", "Admission decisions", requests.clone());
+        registry.register(
+            "admission_duration_seconds",
+            "Time to parse, decide and encode one admission review",
+            latency.clone(),
+        );
+        registry.register(
+            "cache_objects",
+            "Objects held in each watch cache",
+            cache_objects.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            latency,
+            cache_objects,
+        }
+    }
+
+    /// The OpenMetrics text, with cache sizes taken now.
+    pub fn render(&self, caches: &Caches) -> Result<String, std::fmt::Error> {
+        for (cache, n) in caches.sizes() {
+            self.cache_objects
+                .get_or_create(&CacheLabels { cache })
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+        let mut out = String::new();
+        encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

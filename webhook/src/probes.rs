@@ -1,0 +1,54 @@
+//! The plain-HTTP probe router: `/healthz`, `/readyz`, `/metrics`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::caches::Caches;
+use crate::metrics::{CONTENT_TYPE, Metrics};
+
+pub struct ProbeState {
+    pub caches: Caches,
+    pub metrics: Arc<Metrics>,
+    /// Set once the serving certificate is loaded and the HTTPS listener is bound.
+    pub serving: Arc<AtomicBool>,
+}
+
+pub fn router(state: Arc<ProbeState>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+async fn readyz(State(s): State<Arc<ProbeState>>) -> Response {
+    if !s.serving.load(Ordering::Acquire) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "certificate not loaded").into_response();
+    }
+    let unsynced = s.caches.unsynced();
+    if !unsynced.is_empty() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("caches not synced: {}", unsynced.join(", ")),
+        )
+            .into_response();
+    }
+    (StatusCode::OK, "ok").into_response()
+}
+
+async fn metrics(State(s): State<Arc<ProbeState>>) -> Response {
+    match s.metrics.render(&s.caches) {
+        Ok(text) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("encoding metrics: {e}"),
+        )
+            .into_response(),
+    }
+}

@@ -1,0 +1,143 @@
+//! AdmissionReview v1 on the wire. Our own serde types: the request keeps `object` as raw JSON
+//! (the rules read JSON), and the response writes `patch` as a base64 string, which
+//! kube-core's type does not (ANCHORS.md §2.5).
+
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub const API_VERSION: &str = "admission.k8s.io/v1";
+pub const KIND: &str = "AdmissionReview";
+
+/// The incoming review; only `request` matters.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReviewIn {
+    #[serde(default)]
+    pub request: Option<AdmissionRequest>,
+}
+
+/// `group/version/kind` of the object under review.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct Gvk {
+    #[serde(default)]
+    pub group: String,
+    #[serde(default)]
+    pub version: String,
+    #[serde(default)]
+    pub kind: String,
+}
+
+/// The fields of `request` the webhook reads.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdmissionRequest {
+    pub uid: String,
+    pub kind: Gvk,
+    #[serde(default)]
+    pub sub_resource: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub namespace: Option<String>,
+    pub operation: String,
+    #[serde(default)]
+    pub object: Option<Value>,
+    #[serde(default)]
+    pub old_object: Option<Value>,
+    #[serde(default)]
+    pub dry_run: Option<bool>,
+}
+
+impl AdmissionRequest {
+    pub fn is_dry_run(&self) -> bool {
+        self.dry_run == Some(true)
+    }
+}
+
+/// `response.status` of a denial.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Status {
+    pub status: &'static str,
+    pub code: u16,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// The response we send back.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdmissionResponse {
+    pub uid: String,
+    pub allowed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<Status>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patch_type: Option<&'static str>,
+    /// Base64 of the RFC 6902 patch JSON.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patch: Option<String>,
+}
+
+impl AdmissionResponse {
+    pub fn allow(uid: &str, warnings: Vec<String>) -> Self {
+        Self {
+            uid: uid.to_owned(),
+            allowed: true,
+            status: None,
+            warnings,
+            patch_type: None,
+            patch: None,
+        }
+    }
+
+    /// A denial with HTTP-style `code` (403 Forbidden or 422 Invalid) and the rule's message.
+    pub fn deny(uid: &str, code: u16, message: String, warnings: Vec<String>) -> Self {
+        let reason = if code == 422 { "Invalid" } else { "Forbidden" };
+        Self {
+            uid: uid.to_owned(),
+            allowed: false,
+            status: Some(Status {
+                status: "Failure",
+                code,
+                reason,
+                message,
+            }),
+            warnings,
+            patch_type: None,
+            patch: None,
+        }
+    }
+
+    /// Attaches a JSON patch unless it is empty (an empty patch is left out altogether).
+    pub fn with_patch(mut self, patch: &json_patch::Patch) -> Result<Self, serde_json::Error> {
+        if patch.0.is_empty() {
+            return Ok(self);
+        }
+        let bytes = serde_json::to_vec(patch)?;
+        self.patch_type = Some("JSONPatch");
+        self.patch = Some(base64::engine::general_purpose::STANDARD.encode(bytes));
+        Ok(self)
+    }
+}
+
+/// The review we send back.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReviewOut {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    pub response: AdmissionResponse,
+}
+
+impl ReviewOut {
+    pub fn new(response: AdmissionResponse) -> Self {
+        Self {
+            api_version: API_VERSION,
+            kind: KIND,
+            response,
+        }
+    }
+}

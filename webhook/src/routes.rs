@@ -1,0 +1,134 @@
+//! The admission HTTP API (`POST /validate`, `POST /mutate`) as an axum Router.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use volops_shared::facts::RuleOptions;
+
+use crate::admit::{Decision, Endpoint, decide};
+use crate::caches::Caches;
+use crate::metrics::{Metrics, RequestLabels};
+use crate::review::{ReviewIn, ReviewOut};
+
+/// Largest AdmissionReview accepted (object + oldObject of a ~1.5 MiB etcd object, with room).
+pub const MAX_BODY: usize = 8 * 1024 * 1024;
+
+/// What the admission handlers share.
+pub struct AppState {
+    pub caches: Caches,
+    pub options: RuleOptions,
+    pub metrics: Arc<Metrics>,
+}
+
+/// The admission router; `timeout` bounds each request, body read included.
+pub fn router(state: Arc<AppState>, timeout: Duration) -> Router {
+    Router::new()
+        .route("/validate", post(validate))
+        .route("/mutate", post(mutate))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn_with_state(timeout, bounded))
+        .with_state(state)
+}
+
+/// Answers 503 when a request takes longer than the limit (kube-apiserver gives up at 10 s).
+async fn bounded(State(limit): State<Duration>, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => {
+            tracing::warn!(
+                timeout_ms = limit.as_millis() as u64,
+                "admission request timed out"
+            );
+            (StatusCode::SERVICE_UNAVAILABLE, "admission request timed out").into_response()
+        }
+    }
+}
+
+async fn validate(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
+    handle(Endpoint::Validate, &state, &body)
+}
+
+async fn mutate(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
+    handle(Endpoint::Mutate, &state, &body)
+}
+
+fn bad_request(reason: String) -> Response {
+    tracing::warn!(%reason, "rejected malformed admission review");
+    (StatusCode::BAD_REQUEST, reason).into_response()
+}
+
+fn handle(endpoint: Endpoint, state: &AppState, body: &[u8]) -> Response {
+    let started = Instant::now();
+    let review: ReviewIn = match serde_json::from_slice(body) {
+        Ok(r) => r,
+        Err(e) => return bad_request(format!("malformed AdmissionReview: {e}")),
+    };
+    let Some(req) = review.request else {
+        return bad_request("AdmissionReview has no request".to_owned());
+    };
+    let decision = decide(endpoint, &req, &state.caches, &state.options);
+    log_decision(endpoint, &req, &decision);
+    count(&state.metrics, endpoint, &req, decision.response.allowed);
+    let bytes = match serde_json::to_vec(&ReviewOut::new(decision.response)) {
+        Ok(b) => b,
+        Err(e) => {
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("encoding response: {e}"),
+            )
+                .into_response();
+        }
+    };
+    state.metrics.latency.observe(started.elapsed().as_secs_f64());
+    ([(header::CONTENT_TYPE, "application/json")], bytes).into_response()
+}
+
+fn log_decision(endpoint: Endpoint, req: &crate::review::AdmissionRequest, d: &Decision) {
+    let (name, namespace) = (
+        req.name.as_deref().unwrap_or_default(),
+        req.namespace.as_deref().unwrap_or_default(),
+    );
+    let reason = d
+        .response
+        .status
+        .as_ref()
+        .map(|s| s.message.as_str())
+        .unwrap_or_default();
+    tracing::info!(
+        endpoint = ?endpoint,
+        uid = %req.uid,
+        kind = %req.kind.kind,
+        namespace,
+        name,
+        operation = %req.operation,
+        sub_resource = req.sub_resource.as_deref().unwrap_or_default(),
+        dry_run = req.is_dry_run(),
+        allowed = d.response.allowed,
+        rule = d.rule.unwrap_or_default(),
+        reason,
+        warnings = d.response.warnings.len(),
+        "admission decision"
+    );
+}
+
+fn count(metrics: &Metrics, endpoint: Endpoint, req: &crate::review::AdmissionRequest, allowed: bool) {
+    metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            endpoint: match endpoint {
+                Endpoint::Validate => "validate",
+                Endpoint::Mutate => "mutate",
+            },
+            kind: req.kind.kind.clone(),
+            operation: req.operation.clone(),
+            allowed: if allowed { "true" } else { "false" },
+        })
+        .inc();
+}
