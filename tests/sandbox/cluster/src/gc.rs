@@ -13,7 +13,9 @@ use crate::pause::PauseSwitch;
 use crate::runtime::{Change, Key, Queue, spawn_workers};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::Resource;
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PropagationPolicy};
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, Preconditions, PropagationPolicy,
+};
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -210,13 +212,27 @@ impl Collector {
         let Some(node) = self.graph().nodes.get(uid).cloned() else {
             return Ok(None);
         };
-        if node.deleting || node.owners.is_empty() {
+        // Our watches are separate streams: the owner's delete can arrive before the dependent's
+        // update (e.g. ownerReferences stripped by an Orphan delete), so decide on the live object.
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &node.ns, node.ar.as_ref());
+        let Some(live) = api
+            .get_opt(&node.name)
+            .await
+            .ctx(|| format!("reading {}", node.name))?
+        else {
+            return Ok(None);
+        };
+        if live.metadata.uid.as_deref() != Some(uid) || live.metadata.deletion_timestamp.is_some() {
+            return Ok(None);
+        }
+        let owners = live.metadata.owner_references.clone().unwrap_or_default();
+        if owners.is_empty() {
             return Ok(None);
         }
         let mut dead = Vec::new();
         let mut any_alive = false;
         let mut foreground = false;
-        for r in &node.owners {
+        for r in &owners {
             match self.owner_alive(client, &node.ns, r).await? {
                 Some(false) => {
                     let owner_fg = self.graph().nodes.get(&r.uid).is_some_and(|n| n.foreground);
@@ -228,7 +244,6 @@ impl Collector {
                 _ => any_alive = true,
             }
         }
-        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &node.ns, node.ar.as_ref());
         if !any_alive {
             let policy = if foreground {
                 PropagationPolicy::Foreground
@@ -237,14 +252,19 @@ impl Collector {
             };
             let dp = DeleteParams {
                 propagation_policy: Some(policy),
+                preconditions: Some(Preconditions {
+                    uid: Some(uid.to_owned()),
+                    resource_version: live.metadata.resource_version.clone(),
+                }),
                 ..DeleteParams::default()
             };
-            ignore_codes(api.delete(&node.name, &dp).await, &[404])
+            // 409: the dependent changed meanwhile (e.g. was orphaned); its event re-checks it.
+            ignore_codes(api.delete(&node.name, &dp).await, &[404, 409])
                 .ctx(|| format!("collecting {} {}", node.ar.kind, node.name))?;
         } else if !dead.is_empty() {
-            let keep: Vec<&OwnerReference> = node.owners.iter().filter(|r| !dead.contains(&r.uid)).collect();
+            let keep: Vec<&OwnerReference> = owners.iter().filter(|r| !dead.contains(&r.uid)).collect();
             let patch: json_patch::Patch = serde_json::from_value(json!([
-                {"op": "test", "path": "/metadata/resourceVersion", "value": node.resource_version},
+                {"op": "test", "path": "/metadata/resourceVersion", "value": live.metadata.resource_version},
                 {"op": "replace", "path": "/metadata/ownerReferences", "value": keep},
             ]))
             .map_err(|e| Error::Malformed {
