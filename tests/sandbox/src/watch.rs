@@ -141,7 +141,9 @@ async fn run(
         }
     }
     let deadline = tokio::time::Instant::now() + p.timeout;
-    let cut = api.faults.watch_cut().map(|d| tokio::time::Instant::now() + d);
+    let started = tokio::time::Instant::now();
+    // Fault config may change while the stream is open; check it a few times a second.
+    let mut cut_check = tokio::time::interval(Duration::from_millis(100));
     let mut bookmark = tokio::time::interval(api.bookmark_interval);
     bookmark.reset();
     let mut shutdown = api.shutdown.clone();
@@ -179,10 +181,12 @@ async fn run(
                 }
             },
             _ = tokio::time::sleep_until(deadline) => return,
-            _ = async { match cut { Some(c) => tokio::time::sleep_until(c).await, None => std::future::pending().await } } => {
-                // An injected cut looks like a dropped connection, not a clean end.
-                let _ = tx.send(Err(std::io::Error::other("watch cut (injected fault)"))).await;
-                return;
+            _ = cut_check.tick() => {
+                if api.faults.watch_cut().is_some_and(|d| started.elapsed() >= d) {
+                    // An injected cut looks like a dropped connection, not a clean end.
+                    let _ = tx.send(Err(std::io::Error::other("watch cut (injected fault)"))).await;
+                    return;
+                }
             },
             _ = shutdown.changed() => return,
             _ = tx.closed() => return,

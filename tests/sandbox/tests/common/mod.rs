@@ -1,0 +1,49 @@
+//! Shared helpers for the sandbox API tests.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use volops_sandbox::{Sandbox, SandboxOptions};
+
+/// A sandbox with quick bookmarks and a small watch history (so 410 is easy to reach).
+pub async fn start() -> (Sandbox, kube::Client) {
+    start_with(SandboxOptions {
+        bookmark_interval: Duration::from_millis(200),
+        watch_history: 50,
+        ..Default::default()
+    })
+    .await
+}
+
+pub async fn start_with(opts: SandboxOptions) -> (Sandbox, kube::Client) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let sb = Sandbox::start(opts).await.unwrap();
+    let client = sb.client().await.unwrap();
+    (sb, client)
+}
+
+/// (code, reason, message) of an API error; panics on any other result.
+pub fn status<T: std::fmt::Debug>(r: Result<T, kube::Error>) -> (u16, String, String) {
+    match r {
+        Err(kube::Error::Api(s)) => (s.code, s.reason.clone(), s.message.clone()),
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+/// A raw HTTPS client trusting the sandbox CA (for wire-level checks).
+pub fn raw_client(sb: &Sandbox) -> reqwest::Client {
+    let ca = reqwest::Certificate::from_pem(sb.ca_pem().as_bytes()).unwrap();
+    reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(ca)
+        .build()
+        .unwrap()
+}
+
+pub fn cm(name: &str) -> k8s_openapi::api::core::v1::ConfigMap {
+    serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name, "labels": {"app": "x"}}, "data": {"k": "v"}
+    }))
+    .unwrap()
+}
