@@ -1,1 +1,146 @@
-//! placeholder, being built
+//! volops-controller: carries out VolumeExpansion RedisOpsRequests and ZooKeeperOpsRequests
+//! (DESIGN.md §5). Entry point for the binary and for in-process tests: [`run`].
+
+pub mod context;
+pub mod controller;
+pub mod decide;
+pub mod error;
+pub mod leader;
+pub mod manifest;
+pub mod metrics;
+pub mod ops;
+pub mod probes;
+pub mod pvc;
+pub mod reconcile;
+pub mod steps;
+
+use std::{
+    future::Future,
+    net::SocketAddr,
+    sync::{Arc, atomic::AtomicBool},
+};
+
+pub use error::{Error, Result};
+use kube::Client;
+pub use metrics::Metrics;
+use tokio::sync::watch;
+use volops_shared::api::{RedisOpsRequest, ZooKeeperOpsRequest};
+
+/// How the database is paused (`--pause-handshake`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PauseHandshake {
+    /// Ask with `Paused=Unknown` and wait for the KubeDB provisioner to set True.
+    #[default]
+    Kubedb,
+    /// Set `Paused=True` directly (clusters without the KubeDB provisioner).
+    SelfPause,
+}
+
+/// Leader election settings.
+#[derive(Clone, Debug)]
+pub struct LeaderConfig {
+    pub lease_name: String,
+    pub namespace: String,
+    /// Lease duration in seconds.
+    pub duration: u64,
+    /// Grace period in seconds.
+    pub grace: u64,
+}
+
+/// Controller settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub pause_handshake: PauseHandshake,
+    /// Only the holder of this lease runs the controllers.
+    pub leader_election: Option<LeaderConfig>,
+    pub probe_listen: Option<SocketAddr>,
+    /// This instance's name (events, lease holder).
+    pub identity: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            pause_handshake: PauseHandshake::default(),
+            leader_election: None,
+            probe_listen: None,
+            identity: format!("volops-controller-{}", std::process::id()),
+        }
+    }
+}
+
+/// Runs the controllers (behind leader election if configured) and the probe server until
+/// `shutdown` resolves. Metrics go to a fresh registry.
+pub async fn run(
+    client: Client,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    run_with_metrics(client, config, Arc::new(Metrics::default()), shutdown).await
+}
+
+/// [`run`] with a caller's metrics (tests read `api_requests` from it).
+pub async fn run_with_metrics(
+    client: Client,
+    config: Config,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let client = context::counting_client(client, metrics.clone());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let ready = Arc::new(AtomicBool::new(false));
+    let mut probe_task = None;
+    if let Some(addr) = config.probe_listen {
+        let state = probes::ProbeState {
+            metrics: metrics.clone(),
+            ready: ready.clone(),
+        };
+        let (_, server) = probes::bind(addr, state).await?;
+        let mut rx = stop_rx.clone();
+        probe_task = Some(tokio::spawn(async move {
+            tokio::select! {
+                r = server => r.map_err(|e| tracing::warn!(error = %e, "probe server stopped")).ok(),
+                _ = rx.wait_for(|s| *s) => None,
+            }
+        }));
+    }
+    let ctx = Arc::new(context::Ctx::new(client.clone(), config.clone(), metrics));
+    ready.store(true, std::sync::atomic::Ordering::Relaxed);
+    let result = match &config.leader_election {
+        None => {
+            run_controllers(ctx, stopped(stop_rx)).await;
+            Ok(())
+        }
+        Some(lc) => {
+            leader::run_as_leader(client, lc, &config.identity, stop_rx, move |stop| {
+                run_controllers(ctx.clone(), stop)
+            })
+            .await
+        }
+    };
+    if let Some(t) = probe_task {
+        t.abort();
+    }
+    result
+}
+
+/// A future that resolves when the flag turns true (or its sender is gone).
+pub async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
+/// Both controllers until `stop`.
+async fn run_controllers(ctx: Arc<context::Ctx>, stop: impl Future<Output = ()> + Send + Sync + 'static) {
+    let (tx, rx) = watch::channel(false);
+    let redis = controller::run_kind::<RedisOpsRequest>(ctx.clone(), stopped(rx.clone()));
+    let zookeeper = controller::run_kind::<ZooKeeperOpsRequest>(ctx, stopped(rx));
+    let trigger = async move {
+        stop.await;
+        let _ = tx.send(true);
+    };
+    futures::join!(redis, zookeeper, trigger);
+}

@@ -1,0 +1,110 @@
+//! The kube-runtime Controllers, one per ops-request kind, with watches that map a database's
+//! PVCs, pods, workloads and the database itself back to its requests.
+
+use std::{future::Future, sync::Arc};
+
+use futures::StreamExt;
+use k8s_openapi::api::{
+    apps::v1::StatefulSet,
+    core::v1::{PersistentVolumeClaim, Pod},
+};
+use kube::{
+    Api, Resource, ResourceExt,
+    api::{DynamicObject, ListParams},
+    runtime::{Controller, reflector::ObjectRef, reflector::Store, watcher},
+};
+use volops_shared::{DatabaseKind, WorkloadKind, api::OpsRequestPhase};
+
+use crate::{
+    context::{Ctx, database_resource, workload_resource},
+    ops::OpsRequest,
+    reconcile::{error_policy, reconcile},
+};
+
+const INSTANCE: &str = "app.kubernetes.io/instance";
+const NAME: &str = "app.kubernetes.io/name";
+
+/// Requests in the store for database `db` in `ns` that are not final.
+fn requests_of<R: OpsRequest>(store: &Store<R>, ns: Option<String>, db: Option<&str>) -> Vec<ObjectRef<R>> {
+    let (Some(ns), Some(db)) = (ns, db) else {
+        return Vec::new();
+    };
+    store
+        .state()
+        .iter()
+        .filter(|r| r.namespace().as_deref() == Some(ns.as_str()) && r.database() == db)
+        .filter(|r| {
+            r.status()
+                .and_then(|s| s.phase)
+                .is_none_or(|p: OpsRequestPhase| !p.is_final())
+        })
+        .map(|r| ObjectRef::from_obj(r.as_ref()))
+        .collect()
+}
+
+/// Offshoots carry the database name in `app.kubernetes.io/instance` and its kind in `name`.
+fn offshoot_requests<R: OpsRequest, O: Resource>(store: &Store<R>, obj: &O) -> Vec<ObjectRef<R>> {
+    let labels = obj.labels();
+    let kind_label = format!("{}.{}", R::KIND.plural(), R::KIND.group());
+    if labels.get(NAME).is_some_and(|n| *n != kind_label) {
+        return Vec::new();
+    }
+    requests_of(store, obj.namespace(), labels.get(INSTANCE).map(String::as_str))
+}
+
+/// Whether the cluster serves the PetSet API (the CRD is optional).
+async fn serves(ctx: &Ctx, kind: WorkloadKind) -> bool {
+    let api: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &workload_resource(kind));
+    api.list(&ListParams::default().limit(1)).await.is_ok()
+}
+
+/// Runs the controller of one ops-request kind until `shutdown` resolves.
+pub async fn run_kind<R: OpsRequest>(
+    ctx: Arc<Ctx>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let client = ctx.client.clone();
+    let offshoots = watcher::Config::default().labels(INSTANCE);
+    let controller = Controller::new(Api::<R>::all(client.clone()), watcher::Config::default());
+    let store = controller.store();
+    let s = store.clone();
+    let mut controller = controller.watches(
+        Api::<PersistentVolumeClaim>::all(client.clone()),
+        offshoots.clone(),
+        move |o| offshoot_requests(&s, &o),
+    );
+    let s = store.clone();
+    controller = controller.watches(Api::<Pod>::all(client.clone()), offshoots.clone(), move |o| {
+        offshoot_requests(&s, &o)
+    });
+    let s = store.clone();
+    controller = controller.watches(
+        Api::<StatefulSet>::all(client.clone()),
+        offshoots.clone(),
+        move |o| offshoot_requests(&s, &o),
+    );
+    if serves(&ctx, WorkloadKind::PetSet).await {
+        let s = store.clone();
+        let ar = workload_resource(WorkloadKind::PetSet);
+        controller = controller.watches_with(
+            Api::<DynamicObject>::all_with(client.clone(), &ar),
+            ar,
+            offshoots.clone(),
+            move |o| offshoot_requests(&s, &o),
+        );
+    }
+    let kind: DatabaseKind = R::KIND;
+    let ar = database_resource(kind);
+    let s = store.clone();
+    controller = controller.watches_with(
+        Api::<DynamicObject>::all_with(client.clone(), &ar),
+        ar,
+        watcher::Config::default(),
+        move |db| requests_of(&s, db.namespace(), Some(db.name_any().as_str())),
+    );
+    controller
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile::<R>, error_policy::<R>, ctx)
+        .for_each(|_| futures::future::ready(()))
+        .await;
+}

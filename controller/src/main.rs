@@ -1,0 +1,108 @@
+//! `volops-controller [--probe-listen A] [--pause-handshake kubedb|self] [--leader-election]
+//! [--lease-namespace NS] [--log-format text|json]`.
+
+use std::net::SocketAddr;
+
+use clap::{Parser, ValueEnum};
+use volops_controller::{Config, LeaderConfig, PauseHandshake};
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Handshake {
+    Kubedb,
+    #[value(name = "self")]
+    SelfPause,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "volops-controller",
+    about = "Carries out KubeDB volume expansion ops requests"
+)]
+struct Args {
+    /// Address of /healthz, /readyz and /metrics.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    probe_listen: SocketAddr,
+    /// How the database is paused during an expansion.
+    #[arg(long, value_enum, default_value = "kubedb")]
+    pause_handshake: Handshake,
+    /// Run the controllers only while holding the lease.
+    #[arg(long)]
+    leader_election: bool,
+    /// Namespace of the lease.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    lease_namespace: String,
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let args = Args::parse();
+    init_logs(args.log_format);
+    let identity = std::env::var("POD_NAME").unwrap_or_else(|_| Config::default().identity);
+    let config = Config {
+        pause_handshake: match args.pause_handshake {
+            Handshake::Kubedb => PauseHandshake::Kubedb,
+            Handshake::SelfPause => PauseHandshake::SelfPause,
+        },
+        leader_election: args.leader_election.then(|| LeaderConfig {
+            lease_name: "volops-controller".into(),
+            namespace: args.lease_namespace.clone(),
+            duration: 15,
+            grace: 5,
+        }),
+        probe_listen: Some(args.probe_listen),
+        identity,
+    };
+    let client = match kube::Client::try_default().await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("volops-controller: cannot build a Kubernetes client: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match volops_controller::run(client, config, shutdown_signal()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("volops-controller: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

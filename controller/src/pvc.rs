@@ -1,0 +1,154 @@
+//! Pure reading of a PVC's resize progress against the target size (KUBEDB.md §4).
+
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use volops_shared::{Quantity, facts::PvcView};
+
+/// Where one PVC is on its way to the target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PvcProgress {
+    /// `status.capacity` is at least the target: done.
+    Reached,
+    /// The request is below the target: patch it.
+    NeedsPatch,
+    /// Requested; the resize is under way.
+    Resizing,
+    /// Controller-side resize done; the node finishes it when a pod mounts the volume.
+    FileSystemResizePending,
+    /// The driver refused the resize; fail with its message.
+    Infeasible(String),
+}
+
+fn parse(q: Option<&str>) -> Option<Quantity> {
+    q.and_then(|s| Quantity::parse(s).ok())
+}
+
+/// The PVC's progress towards `target`.
+pub fn progress(pvc: &PersistentVolumeClaim, target: &Quantity) -> PvcProgress {
+    let view = PvcView::from_pvc(pvc);
+    if parse(view.capacity.as_deref()).is_some_and(|c| c >= *target) {
+        return PvcProgress::Reached;
+    }
+    if parse(view.request.as_deref()).is_none_or(|r| r < *target) {
+        return PvcProgress::NeedsPatch;
+    }
+    if let Some(message) = infeasible(pvc, &view) {
+        return PvcProgress::Infeasible(message);
+    }
+    if view
+        .true_conditions
+        .iter()
+        .any(|c| c == "FileSystemResizePending")
+    {
+        return PvcProgress::FileSystemResizePending;
+    }
+    PvcProgress::Resizing
+}
+
+/// The driver's message when a resize cannot succeed: an `*Infeasible` allocated-resource
+/// status or a `ControllerResizeError` condition.
+fn infeasible(pvc: &PersistentVolumeClaim, view: &PvcView) -> Option<String> {
+    let conditions = pvc.status.as_ref().and_then(|s| s.conditions.as_ref());
+    let message_of = |type_: &str| {
+        conditions?
+            .iter()
+            .find(|c| c.type_ == type_ && c.status == "True")
+            .map(|c| c.message.clone().unwrap_or_default())
+    };
+    let name = &view.name;
+    if let Some(status) = view
+        .resize_status
+        .as_deref()
+        .filter(|s| s.ends_with("Infeasible"))
+    {
+        let detail = message_of("ControllerResizeError").or_else(|| message_of("NodeResizeError"));
+        return Some(match detail.filter(|d| !d.is_empty()) {
+            Some(d) => format!("resize of PVC {name} is {status}: {d}"),
+            None => format!("resize of PVC {name} is {status}"),
+        });
+    }
+    message_of("ControllerResizeError").map(|d| format!("resize of PVC {name} failed: {d}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pvc(
+        request: &str,
+        capacity: &str,
+        resize: Option<&str>,
+        conds: &[(&str, &str)],
+    ) -> PersistentVolumeClaim {
+        let mut status = json!({"capacity": {"storage": capacity},
+            "conditions": conds.iter().map(|(t, m)| json!({"type": t, "status": "True", "message": m})).collect::<Vec<_>>()});
+        if let Some(r) = resize {
+            status["allocatedResourceStatuses"] = json!({"storage": r});
+        }
+        serde_json::from_value(json!({
+            "metadata": {"name": "data-rd-0"},
+            "spec": {"resources": {"requests": {"storage": request}}},
+            "status": status
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn progress_table() {
+        let target = Quantity::parse("2Gi").unwrap();
+        let cases = [
+            (pvc("1Gi", "1Gi", None, &[]), PvcProgress::NeedsPatch),
+            (pvc("2Gi", "2Gi", None, &[]), PvcProgress::Reached),
+            (pvc("2Gi", "2048Mi", None, &[]), PvcProgress::Reached),
+            (pvc("3Gi", "3Gi", None, &[]), PvcProgress::Reached),
+            (
+                pvc("2Gi", "1Gi", Some("ControllerResizeInProgress"), &[]),
+                PvcProgress::Resizing,
+            ),
+            (
+                pvc("2Gi", "1Gi", Some("SomethingNew"), &[]),
+                PvcProgress::Resizing,
+            ),
+            (
+                pvc(
+                    "2Gi",
+                    "1Gi",
+                    Some("NodeResizePending"),
+                    &[("FileSystemResizePending", "")],
+                ),
+                PvcProgress::FileSystemResizePending,
+            ),
+            (
+                pvc(
+                    "2Gi",
+                    "1Gi",
+                    Some("ControllerResizeInfeasible"),
+                    &[("ControllerResizeError", "quota exceeded")],
+                ),
+                PvcProgress::Infeasible(
+                    "resize of PVC data-rd-0 is ControllerResizeInfeasible: quota exceeded".into(),
+                ),
+            ),
+            (
+                pvc("2Gi", "1Gi", Some("NodeResizeInfeasible"), &[]),
+                PvcProgress::Infeasible("resize of PVC data-rd-0 is NodeResizeInfeasible".into()),
+            ),
+            (
+                pvc("2Gi", "1Gi", None, &[("ControllerResizeError", "driver says no")]),
+                PvcProgress::Infeasible("resize of PVC data-rd-0 failed: driver says no".into()),
+            ),
+        ];
+        for (p, want) in cases {
+            assert_eq!(progress(&p, &target), want, "{p:?}");
+        }
+    }
+
+    #[test]
+    fn a_pvc_without_request_needs_a_patch() {
+        let p: PersistentVolumeClaim = serde_json::from_value(json!({"metadata": {"name": "x"}})).unwrap();
+        assert_eq!(
+            progress(&p, &Quantity::parse("1Gi").unwrap()),
+            PvcProgress::NeedsPatch
+        );
+    }
+}

@@ -1,0 +1,357 @@
+//! One reconcile: fetch the request -> decide the next step from its conditions (pure) -> do
+//! that step (idempotent) -> record its condition on `/status` -> requeue.
+
+use std::{sync::Arc, time::Duration};
+
+use kube::{
+    Api, ResourceExt,
+    api::{Patch, PatchParams},
+    runtime::{
+        controller::Action,
+        events::{Event, EventType},
+    },
+};
+use serde_json::json;
+use tracing::{debug, info, warn};
+use volops_shared::{
+    api::{OpsRequestPhase, OpsRequestStatus},
+    conditions::{self as c, condition},
+    duration,
+};
+
+use crate::{
+    context::Ctx,
+    decide::{Step, next_step, step_started, step_timed_out, time},
+    error::{Error, KubeContext, Result},
+    metrics::{ErrorLabels, PhaseLabels, StepLabels},
+    ops::OpsRequest,
+    steps::{self, Job, Outcome},
+};
+
+/// Finalizer that makes a deletion mid-way run the cleanup first.
+pub const FINALIZER: &str = "volops.dev/cleanup";
+/// Annotation counting a step's non-transient errors against `maxRetries`.
+pub const RETRIES_KEY: &str = "volops.dev/retries";
+
+pub async fn reconcile<R: OpsRequest>(obj: Arc<R>, ctx: Arc<Ctx>) -> Result<Action> {
+    if !obj.is_volume_expansion() {
+        return Ok(Action::await_change());
+    }
+    let ns = obj.namespace().unwrap_or_default();
+    let api: Api<R> = Api::namespaced(ctx.client.clone(), &ns);
+    let Some(fresh) = api
+        .get_opt(&obj.name_any())
+        .await
+        .during(|| format!("get {}", obj.name_any()))?
+    else {
+        return Ok(Action::await_change());
+    };
+    let mut job = Job::from_request(&fresh)?;
+    if job.deleting {
+        return on_delete(&ctx, &mut job).await;
+    }
+    let step = next_step(Some(&job.status));
+    if step == Step::Done {
+        if job.finalizers.iter().any(|f| f == FINALIZER) {
+            set_finalizer(&ctx, &mut job, false).await?;
+        }
+        return Ok(Action::await_change());
+    }
+    if !job.finalizers.iter().any(|f| f == FINALIZER) {
+        set_finalizer(&ctx, &mut job, true).await?;
+    }
+    let timeout = match job.timeout.as_deref().map(duration::parse).transpose() {
+        Ok(t) => t,
+        Err(e) => return fail(&ctx, &mut job, step, e.to_string()).await,
+    };
+    if !matches!(step, Step::Admit | Step::Cleanup)
+        && step_timed_out(&job.status.conditions, timeout, jiff::Timestamp::now())
+    {
+        let limit = job.timeout.clone().unwrap_or_default();
+        return fail(
+            &ctx,
+            &mut job,
+            step,
+            format!("step {} did not finish within spec.timeout {limit}", step.label()),
+        )
+        .await;
+    }
+    debug!(request = %job.describe(), step = step.label(), "reconcile");
+    let outcome = match run_step(&ctx, &mut job, step).await {
+        Ok(o) => o,
+        Err(e) if e.is_transient() => return Err(e),
+        Err(e) => return count_retry(&ctx, &mut job, step, e).await,
+    };
+    apply(&ctx, &mut job, step, outcome, timeout).await
+}
+
+async fn run_step(ctx: &Ctx, job: &mut Job, step: Step) -> Result<Outcome> {
+    match step {
+        Step::Admit => steps::admit::run(ctx, job).await,
+        Step::PauseDatabase => steps::pause::pause(ctx, job).await,
+        Step::OrphanWorkloads => steps::workloads::orphan(ctx, job).await,
+        Step::Expand => steps::expand::run(ctx, job).await,
+        Step::RecreateWorkloads => steps::workloads::recreate(ctx, job).await,
+        Step::UpdateDatabase => steps::database::update(ctx, job).await,
+        Step::ResumeDatabase => steps::pause::resume_step(ctx, job).await,
+        Step::Succeed => succeed(ctx, job).await,
+        Step::Cleanup => {
+            if steps::cleanup::run(ctx, job).await? {
+                finish_failed(ctx, job).await
+            } else {
+                Ok(Outcome::wait("cleanup waits for a pod to go away", steps::SOON))
+            }
+        }
+        Step::Done => Ok(Outcome::Done(Vec::new())),
+    }
+}
+
+async fn apply(
+    ctx: &Ctx,
+    job: &mut Job,
+    step: Step,
+    outcome: Outcome,
+    timeout: Option<Duration>,
+) -> Result<Action> {
+    match outcome {
+        Outcome::Done(conditions) => {
+            let mut status = job.status.clone();
+            if step == Step::Admit {
+                status.phase = Some(OpsRequestPhase::Progressing);
+                status.observed_generation = job.generation;
+                c::set(
+                    &mut status.conditions,
+                    condition(
+                        c::VOLUME_EXPANSION,
+                        c::TRUE,
+                        c::VOLUME_EXPANSION,
+                        &format!(
+                            "{} ops-request has started to expand volume of {} nodes.",
+                            job.kind.kind(),
+                            job.kind.kind().to_ascii_lowercase()
+                        ),
+                        job.generation,
+                        time(jiff::Timestamp::now()),
+                    ),
+                );
+            }
+            if let Some(start) = step_started(&job.status.conditions) {
+                let secs = jiff::Timestamp::now()
+                    .duration_since(start)
+                    .as_secs_f64()
+                    .max(0.0);
+                let labels = StepLabels {
+                    kind: job.kind.kind().into(),
+                    step: step.label().into(),
+                };
+                ctx.metrics.step_duration.get_or_create(&labels).observe(secs);
+            }
+            let note = conditions.first().and_then(|c| c.message.clone());
+            for cond in conditions {
+                c::set(&mut status.conditions, cond);
+            }
+            let entered = status.phase != job.status.phase;
+            job.write_status(ctx, status).await?;
+            if entered {
+                count_phase(ctx, job);
+            }
+            publish(
+                ctx,
+                job,
+                EventType::Normal,
+                step.label(),
+                note.unwrap_or_else(|| format!("{} done", step.label())),
+            )
+            .await;
+            info!(request = %job.describe(), step = step.label(), "step finished");
+            Ok(Action::requeue(Duration::from_millis(100)))
+        }
+        Outcome::Wait { reason, after } => {
+            debug!(request = %job.describe(), step = step.label(), %reason, "waiting");
+            // Never sleep past the step's deadline.
+            let after = timeout.map_or(after, |t| after.min(t.max(Duration::from_secs(1))));
+            Ok(Action::requeue(after))
+        }
+        Outcome::Fail(reason) => fail(ctx, job, step, reason).await,
+        Outcome::Skip(message) => {
+            let mut status = job.status.clone();
+            status.phase = Some(OpsRequestPhase::Skipped);
+            c::set(
+                &mut status.conditions,
+                condition(
+                    c::SKIPPED,
+                    c::TRUE,
+                    c::SKIPPED,
+                    &message,
+                    job.generation,
+                    time(jiff::Timestamp::now()),
+                ),
+            );
+            job.write_status(ctx, status).await?;
+            count_phase(ctx, job);
+            publish(ctx, job, EventType::Normal, c::SKIPPED, message).await;
+            Ok(Action::await_change())
+        }
+    }
+}
+
+/// Records the failure; the next reconcile runs the cleanup, then writes phase Failed.
+async fn fail(ctx: &Ctx, job: &mut Job, step: Step, reason: String) -> Result<Action> {
+    warn!(request = %job.describe(), step = step.label(), %reason, "failed");
+    let mut status = job.status.clone();
+    c::set(
+        &mut status.conditions,
+        condition(
+            c::FAILED,
+            c::TRUE,
+            step.label(),
+            &reason,
+            job.generation,
+            time(jiff::Timestamp::now()),
+        ),
+    );
+    job.write_status(ctx, status).await?;
+    publish(
+        ctx,
+        job,
+        EventType::Warning,
+        c::FAILED,
+        format!("{}: {reason}", step.label()),
+    )
+    .await;
+    Ok(Action::requeue(Duration::from_millis(100)))
+}
+
+async fn finish_failed(ctx: &Ctx, job: &mut Job) -> Result<Outcome> {
+    let mut status = job.status.clone();
+    status.phase = Some(OpsRequestPhase::Failed);
+    job.write_status(ctx, status).await?;
+    count_phase(ctx, job);
+    publish(
+        ctx,
+        job,
+        EventType::Normal,
+        "Cleanup",
+        "workloads and pods restored, database resumed".into(),
+    )
+    .await;
+    Ok(Outcome::wait("failed", Duration::from_millis(100)))
+}
+
+async fn succeed(ctx: &Ctx, job: &mut Job) -> Result<Outcome> {
+    steps::cleanup::forget_workloads(ctx, job).await?;
+    let mut status: OpsRequestStatus = job.status.clone();
+    status.phase = Some(OpsRequestPhase::Successful);
+    c::set(
+        &mut status.conditions,
+        condition(
+            c::SUCCESSFUL,
+            c::TRUE,
+            c::SUCCESSFUL,
+            &format!("Successfully completed volumeExpansion for {}", job.kind.kind()),
+            job.generation,
+            time(jiff::Timestamp::now()),
+        ),
+    );
+    job.write_status(ctx, status).await?;
+    count_phase(ctx, job);
+    publish(
+        ctx,
+        job,
+        EventType::Normal,
+        c::SUCCESSFUL,
+        "volume expansion finished".into(),
+    )
+    .await;
+    Ok(Outcome::wait("successful", Duration::from_millis(100)))
+}
+
+/// A non-transient error counts against `maxRetries`; past it the request fails.
+async fn count_retry(ctx: &Ctx, job: &mut Job, step: Step, err: Error) -> Result<Action> {
+    let prefix = format!("{}:", step.label());
+    let count = job
+        .annotations
+        .get(RETRIES_KEY)
+        .and_then(|v| v.strip_prefix(&prefix))
+        .and_then(|n| n.parse::<i32>().ok())
+        .unwrap_or(0);
+    if count >= job.max_retries.max(0) {
+        return fail(ctx, job, step, err.to_string()).await;
+    }
+    job.annotate(
+        ctx,
+        &[(RETRIES_KEY.to_owned(), Some(format!("{prefix}{}", count + 1)))],
+    )
+    .await?;
+    Err(err)
+}
+
+async fn on_delete(ctx: &Ctx, job: &mut Job) -> Result<Action> {
+    if !job.finalizers.iter().any(|f| f == FINALIZER) {
+        return Ok(Action::await_change());
+    }
+    let mid_way = job.status.phase.is_none_or(|p| !p.is_final());
+    if mid_way && !steps::cleanup::run(ctx, job).await? {
+        return Ok(Action::requeue(steps::SOON));
+    }
+    set_finalizer(ctx, job, false).await?;
+    Ok(Action::await_change())
+}
+
+async fn set_finalizer(ctx: &Ctx, job: &mut Job, present: bool) -> Result<()> {
+    let mut finalizers: Vec<String> = job
+        .finalizers
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .cloned()
+        .collect();
+    if present {
+        finalizers.push(FINALIZER.to_owned());
+    }
+    let patch = json!({"metadata": {"resourceVersion": job.resource_version, "finalizers": finalizers}});
+    let obj = job
+        .api(ctx)
+        .patch(&job.name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .during(|| format!("update finalizers of {}", job.describe()))?;
+    job.resource_version = obj.resource_version();
+    job.finalizers = finalizers;
+    Ok(())
+}
+
+fn count_phase(ctx: &Ctx, job: &Job) {
+    let phase = job.status.phase.map_or("", |p| p.as_str());
+    ctx.metrics
+        .ops_phase
+        .get_or_create(&PhaseLabels {
+            kind: job.kind.kind().into(),
+            phase: phase.into(),
+        })
+        .inc();
+}
+
+async fn publish(ctx: &Ctx, job: &Job, type_: EventType, reason: &str, note: String) {
+    let event = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note),
+        action: reason.into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &job.reference()).await {
+        debug!(request = %job.describe(), error = %e, "event not published");
+    }
+}
+
+/// Requeue after an error, counting it.
+pub fn error_policy<R: OpsRequest>(_obj: Arc<R>, err: &Error, ctx: Arc<Ctx>) -> Action {
+    warn!(kind = R::KIND.ops_kind(), error = %err, "reconcile failed");
+    ctx.metrics
+        .reconcile_errors
+        .get_or_create(&ErrorLabels {
+            kind: R::KIND.ops_kind().into(),
+            error: err.label().into(),
+        })
+        .inc();
+    Action::requeue(Duration::from_secs(5))
+}

@@ -1,0 +1,128 @@
+//! Admit: queue behind other requests for the same database, re-check the shared rules (the
+//! webhook may have been bypassed) and, with `apply: IfReady`, wait for the database.
+
+use k8s_openapi::api::{
+    core::v1::{Namespace, PersistentVolumeClaim, ResourceQuota},
+    storage::v1::StorageClass,
+};
+use kube::{
+    Api,
+    api::{DynamicObject, ListParams},
+};
+use volops_shared::{
+    Facts,
+    api::{ApplyPolicy, VolumeExpansionPolicy},
+    facts::{DatabaseView, OpsRequestView, PolicyView, PvcView, QuotaView, StorageClassView},
+    rules::{QueueDecision, decide_queue, validate_create},
+};
+
+use super::{Job, LATER, Outcome, to_json};
+use crate::{
+    context::Ctx,
+    error::{KubeContext, Result},
+};
+
+pub async fn run(ctx: &Ctx, job: &Job) -> Result<Outcome> {
+    let request = OpsRequestView::from_json(job.kind, &job.raw);
+    let others = other_requests(ctx, job).await?;
+    match decide_queue(&request, &others) {
+        QueueDecision::Run => {}
+        QueueDecision::Wait { behind } => {
+            return Ok(Outcome::wait(
+                format!("waiting for {} {}/{behind}", job.kind.ops_kind(), job.namespace),
+                LATER,
+            ));
+        }
+        QueueDecision::Skip { superseded_by } => {
+            return Ok(Outcome::Skip(format!(
+                "skipped as {}/{superseded_by} is the most updated {} of type {}",
+                job.namespace,
+                job.kind.ops_kind(),
+                volops_shared::api::ops::VOLUME_EXPANSION
+            )));
+        }
+    }
+    let facts = facts(ctx, job, request, others).await?;
+    let verdict = validate_create(&facts);
+    if let Some(message) = verdict.message() {
+        return Ok(Outcome::Fail(message.to_owned()));
+    }
+    if job.apply == ApplyPolicy::IfReady {
+        let phase = facts.database.as_ref().and_then(|d| d.phase.clone());
+        if phase.as_deref() != Some("Ready") {
+            return Ok(Outcome::wait(
+                format!(
+                    "apply is IfReady and {} {}/{} is {}",
+                    job.kind.kind(),
+                    job.namespace,
+                    job.database,
+                    phase.as_deref().unwrap_or("not Ready")
+                ),
+                LATER,
+            ));
+        }
+    }
+    Ok(Outcome::Done(Vec::new()))
+}
+
+async fn other_requests(ctx: &Ctx, job: &Job) -> Result<Vec<OpsRequestView>> {
+    let list = job
+        .api(ctx)
+        .list(&ListParams::default())
+        .await
+        .during(|| format!("list {}", job.kind.ops_plural()))?;
+    list.items
+        .iter()
+        .filter(|o| o.metadata.name.as_deref() != Some(job.name.as_str()))
+        .map(|o| Ok(OpsRequestView::from_json(job.kind, &to_json("ops request", o)?)))
+        .collect()
+}
+
+async fn facts(ctx: &Ctx, job: &Job, request: OpsRequestView, others: Vec<OpsRequestView>) -> Result<Facts> {
+    let ns = job.namespace.as_str();
+    let mut facts = Facts::new(job.kind, request);
+    facts.other_requests = others;
+    let db: Option<DynamicObject> = super::get_database(ctx, job).await?;
+    facts.database = db
+        .map(|d| to_json("database", &d))
+        .transpose()?
+        .map(|v| DatabaseView::from_json(job.kind, &v));
+    let lp = ListParams::default();
+    let pvcs = Api::<PersistentVolumeClaim>::namespaced(ctx.client.clone(), ns)
+        .list(&lp)
+        .await
+        .during(|| "list PVCs".into())?;
+    facts.namespace_pvcs = pvcs.items.iter().map(PvcView::from_pvc).collect();
+    let classes = Api::<StorageClass>::all(ctx.client.clone())
+        .list(&lp)
+        .await
+        .during(|| "list StorageClasses".into())?;
+    facts.storage_classes = classes.items.iter().map(StorageClassView::from_class).collect();
+    let quotas = Api::<ResourceQuota>::namespaced(ctx.client.clone(), ns)
+        .list(&lp)
+        .await
+        .during(|| "list ResourceQuotas".into())?;
+    facts.quotas = quotas.items.iter().map(QuotaView::from_quota).collect();
+    let namespace = Api::<Namespace>::all(ctx.client.clone())
+        .get_opt(ns)
+        .await
+        .during(|| format!("get namespace {ns}"))?;
+    facts.namespace_labels = namespace.and_then(|n| n.metadata.labels).unwrap_or_default();
+    // The policy CRD is optional: a cluster without it has no policies.
+    facts.policies = match Api::<VolumeExpansionPolicy>::all(ctx.client.clone())
+        .list(&lp)
+        .await
+    {
+        Ok(list) => list
+            .items
+            .into_iter()
+            .map(|p| PolicyView {
+                name: p.metadata.name.unwrap_or_default(),
+                spec: p.spec,
+            })
+            .collect(),
+        Err(kube::Error::Api(s)) if s.code == 404 => Vec::new(),
+        Err(e) => return Err(e).during(|| "list VolumeExpansionPolicies".into()),
+    };
+    Ok(facts)
+}

@@ -1,0 +1,193 @@
+//! PauseDatabase and ResumeDatabase: the `Paused` condition on the database's status
+//! (KUBEDB.md §3.2). With the kubedb handshake volops asks (Unknown) and the provisioner
+//! acknowledges (True); with `self` volops sets True itself. Resume removes the condition.
+
+use kube::{
+    ResourceExt,
+    api::{DynamicObject, Patch, PatchParams},
+};
+use serde_json::{Value, json};
+use volops_shared::{
+    api::Condition,
+    conditions::{self as c, condition},
+};
+
+use super::{Job, Outcome, SOON, get_database};
+use crate::{
+    PauseHandshake,
+    context::Ctx,
+    decide::time,
+    error::{Error, KubeContext, Result},
+};
+
+/// The database's status conditions.
+pub fn database_conditions(db: &DynamicObject) -> Vec<Condition> {
+    db.data
+        .pointer("/status/conditions")
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default()
+}
+
+/// What the pause step does next, given the database's `Paused` condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PauseAction {
+    /// Paused is True: the step is done.
+    Done,
+    /// Asked, not yet acknowledged: wait for the provisioner.
+    WaitForProvisioner,
+    /// Write Paused with this status.
+    Write(&'static str),
+}
+
+/// Pure: the pause action for a database's conditions and the handshake mode.
+pub fn pause_action(conditions: &[Condition], handshake: PauseHandshake) -> PauseAction {
+    match (
+        c::find(conditions, c::PAUSED).map(|p| p.status.as_str()),
+        handshake,
+    ) {
+        (Some(c::TRUE), _) => PauseAction::Done,
+        (Some(c::UNKNOWN), PauseHandshake::Kubedb) => PauseAction::WaitForProvisioner,
+        (_, PauseHandshake::Kubedb) => PauseAction::Write(c::UNKNOWN),
+        (_, PauseHandshake::SelfPause) => PauseAction::Write(c::TRUE),
+    }
+}
+
+async fn write_conditions(ctx: &Ctx, job: &Job, db: &DynamicObject, conditions: &[Condition]) -> Result<()> {
+    let conditions: Value = serde_json::to_value(conditions).map_err(|source| Error::Json {
+        what: "database conditions".into(),
+        source,
+    })?;
+    let patch =
+        json!({"metadata": {"resourceVersion": db.resource_version()}, "status": {"conditions": conditions}});
+    ctx.database_api(job.kind, &job.namespace)
+        .patch_status(&job.database, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .during(|| {
+            format!(
+                "update conditions of {} {}/{}",
+                job.kind.kind(),
+                job.namespace,
+                job.database
+            )
+        })?;
+    Ok(())
+}
+
+pub async fn pause(ctx: &Ctx, job: &Job) -> Result<Outcome> {
+    let Some(db) = get_database(ctx, job).await? else {
+        return Ok(Outcome::Fail(format!(
+            "{} {}/{} does not exist",
+            job.kind.kind(),
+            job.namespace,
+            job.database
+        )));
+    };
+    let mut conditions = database_conditions(&db);
+    match pause_action(&conditions, ctx.config.pause_handshake) {
+        PauseAction::Done => {
+            let now = time(jiff::Timestamp::now());
+            Ok(Outcome::Done(vec![condition(
+                c::PAUSE_DATABASE,
+                c::TRUE,
+                c::DATABASE_PAUSE_SUCCEEDED,
+                &format!(
+                    "Successfully paused {} {}/{}",
+                    job.kind.kind(),
+                    job.namespace,
+                    job.database
+                ),
+                job.generation,
+                now,
+            )]))
+        }
+        PauseAction::WaitForProvisioner => Ok(Outcome::wait(
+            "waiting for the pause request to be approved by the provisioner",
+            SOON,
+        )),
+        PauseAction::Write(status) => {
+            let now = time(jiff::Timestamp::now());
+            let message = format!("{} {} is in process", job.kind.ops_kind(), job.name);
+            c::set(
+                &mut conditions,
+                condition(
+                    c::PAUSED,
+                    status,
+                    c::PAUSED,
+                    &message,
+                    db.metadata.generation,
+                    now,
+                ),
+            );
+            write_conditions(ctx, job, &db, &conditions).await?;
+            Ok(Outcome::wait(
+                format!("asked {} {} to pause", job.kind.kind(), job.database),
+                SOON,
+            ))
+        }
+    }
+}
+
+/// Removes `Paused` from the database; true when it is gone (or the database is).
+pub async fn resume(ctx: &Ctx, job: &Job) -> Result<bool> {
+    let Some(db) = get_database(ctx, job).await? else {
+        return Ok(true);
+    };
+    let mut conditions = database_conditions(&db);
+    if c::remove(&mut conditions, c::PAUSED) {
+        write_conditions(ctx, job, &db, &conditions).await?;
+    }
+    Ok(true)
+}
+
+pub async fn resume_step(ctx: &Ctx, job: &Job) -> Result<Outcome> {
+    resume(ctx, job).await?;
+    let now = time(jiff::Timestamp::now());
+    Ok(Outcome::Done(vec![condition(
+        c::RESUME_DATABASE,
+        c::TRUE,
+        c::DATABASE_RESUME_SUCCEEDED,
+        &format!(
+            "Successfully resumed {} {}/{}",
+            job.kind.kind(),
+            job.namespace,
+            job.database
+        ),
+        job.generation,
+        now,
+    )]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    fn paused(status: &str) -> Vec<Condition> {
+        vec![condition(
+            c::PAUSED,
+            status,
+            "Paused",
+            "",
+            None,
+            Time(jiff::Timestamp::UNIX_EPOCH),
+        )]
+    }
+
+    #[test]
+    fn pause_action_table() {
+        use PauseAction::*;
+        use PauseHandshake::*;
+        let cases = [
+            (vec![], Kubedb, Write(c::UNKNOWN)),
+            (vec![], SelfPause, Write(c::TRUE)),
+            (paused(c::UNKNOWN), Kubedb, WaitForProvisioner),
+            (paused(c::UNKNOWN), SelfPause, Write(c::TRUE)),
+            (paused(c::FALSE), Kubedb, Write(c::UNKNOWN)),
+            (paused(c::TRUE), Kubedb, Done),
+            (paused(c::TRUE), SelfPause, Done),
+        ];
+        for (conds, mode, want) in cases {
+            assert_eq!(pause_action(&conds, mode), want, "{conds:?} {mode:?}");
+        }
+    }
+}
