@@ -121,13 +121,7 @@ impl FieldSet {
                         .map(|(mk, mv)| (mk.clone(), mv.clone()))
                         .collect();
                     if !kept.is_empty() {
-                        walk_map(
-                            ctx,
-                            Some("metadata"),
-                            &kept,
-                            &mut vec!["f:metadata".into()],
-                            &mut out,
-                        );
+                        walk_map(ctx, &kept, &mut vec!["f:metadata".into()], &mut out);
                     }
                     continue;
                 }
@@ -138,14 +132,8 @@ impl FieldSet {
     }
 }
 
-fn walk_map(
-    ctx: Ctx<'_>,
-    parent: Option<&str>,
-    m: &Map<String, Value>,
-    prefix: &mut FieldPath,
-    out: &mut BTreeSet<FieldPath>,
-) {
-    let _ = parent;
+/// Walks an object's fields; the parent field name picks list strategies below it.
+fn walk_map(ctx: Ctx<'_>, m: &Map<String, Value>, prefix: &mut FieldPath, out: &mut BTreeSet<FieldPath>) {
     let field = prefix
         .last()
         .and_then(|e| e.strip_prefix("f:"))
@@ -165,7 +153,7 @@ fn walk_value(
 ) {
     prefix.push(format!("f:{key}"));
     match v {
-        Value::Object(m) if !m.is_empty() => walk_map(ctx, parent, m, prefix, out),
+        Value::Object(m) if !m.is_empty() => walk_map(ctx, m, prefix, out),
         Value::Array(items) if !items.is_empty() => match ctx.strategy(parent, key) {
             ListStrategy::Replace => {
                 out.insert(prefix.clone());

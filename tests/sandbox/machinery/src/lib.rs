@@ -3,6 +3,13 @@
 //! admission (built-in plugins volops must cope with, and HTTPS admission webhooks).
 //!
 //! Nothing here knows about HTTP serving or storage; the `volops-sandbox` package calls it.
+//!
+//! Left out on purpose (volops does not meet them): CEL (`x-kubernetes-validations`,
+//! webhook `matchConditions` - a hook with conditions is treated as matching), `allOf`/
+//! `anyOf`/`oneOf`/`not` in CRD schemas, list-type uniqueness, webhook `reinvocationPolicy`
+//! (hooks run once), request conversion under `matchPolicy: Equivalent` (one version is
+//! served per resource), quota scopes, and the object diff kube appends to the PVC
+//! "spec is immutable" message.
 
 pub mod admission;
 mod error;

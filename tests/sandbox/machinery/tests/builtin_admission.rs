@@ -320,3 +320,49 @@ fn statefulset_spec_immutability() {
     );
     assert_eq!(e.details.map(|d| d["group"].clone()), Some(json!("apps")));
 }
+
+#[test]
+fn pvc_other_spec_fields_are_immutable() {
+    let s = store();
+    let old = pvc("a", "fast", "1Gi", Some("1Gi"));
+    let upd = |f: &dyn Fn(&mut Value)| {
+        let mut new = old.clone();
+        f(&mut new);
+        validate(
+            &attrs(
+                Operation::Update,
+                "",
+                "PersistentVolumeClaim",
+                "persistentvolumeclaims",
+                Some(new),
+                Some(old.clone()),
+            ),
+            &s,
+        )
+    };
+    let e = upd(&|n| n["spec"]["storageClassName"] = json!("fixed"))
+        .err()
+        .map(|e| e.message);
+    assert_eq!(
+        e.as_deref(),
+        Some(
+            r#"PersistentVolumeClaim "a" is invalid: spec: Forbidden: spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims"#
+        )
+    );
+    assert_eq!(
+        upd(&|n| n["spec"]["accessModes"] = json!(["ReadWriteOnce"])).map_err(|e| e.code),
+        Err(422)
+    );
+    // Binding sets volumeName once; labels and status are not spec.
+    assert_eq!(upd(&|n| n["spec"]["volumeName"] = json!("pv-1")), Ok(()));
+    assert_eq!(upd(&|n| n["metadata"]["labels"] = json!({"x": "y"})), Ok(()));
+    assert_eq!(
+        upd(&|n| n["spec"]["volumeAttributesClassName"] = json!("gold")),
+        Ok(())
+    );
+    assert_eq!(upd(&|n| n["spec"]["volumeMode"] = json!("Filesystem")), Ok(()));
+    assert_eq!(
+        upd(&|n| n["spec"]["volumeMode"] = json!("Block")).map_err(|e| e.code),
+        Err(422)
+    );
+}

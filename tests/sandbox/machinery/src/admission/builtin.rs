@@ -48,31 +48,63 @@ fn storage(v: &Value, pointer: &str) -> Option<Quantity> {
 const REQUEST: &str = "/spec/resources/requests/storage";
 const STORAGE_FIELD: &str = "spec.resources.requests.storage";
 
-/// ValidatePersistentVolumeClaimUpdate's size rules with RecoverVolumeExpansionFailure on
-/// (default since 1.32): a bound claim may be lowered, but never to status.capacity or
-/// below; an unbound claim's request is immutable.
+/// The parts of a PVC spec that may not change: everything but the storage request and
+/// volumeAttributesClassName; `volumeName` and `storageClassName` may be set once.
+fn fixed_pvc_spec(pvc: &Value, old: &Value) -> Map<String, Value> {
+    let mut m = pvc
+        .get("spec")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    if let Some(requests) = m
+        .get_mut("resources")
+        .and_then(|r| r.get_mut("requests"))
+        .and_then(Value::as_object_mut)
+    {
+        requests.remove("storage");
+    }
+    m.remove("volumeAttributesClassName");
+    for once in ["volumeName", "storageClassName"] {
+        if old
+            .pointer(&format!("/spec/{once}"))
+            .is_none_or(|v| v.is_null() || v == "")
+        {
+            m.remove(once);
+        }
+    }
+    m.retain(|_, v| !v.is_null());
+    m
+}
+
+const PVC_SPEC_IMMUTABLE: &str = "spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims";
+
+/// ValidatePersistentVolumeClaimUpdate with RecoverVolumeExpansionFailure on (default since
+/// 1.32): a bound claim may be lowered, but never to status.capacity or below; an unbound
+/// claim's request is immutable; other spec fields are immutable. Fields missing from the
+/// new object are not counted as changes (the sandbox does not re-apply kube's defaults).
 fn pvc_update_causes(new: &Value, old: &Value) -> Vec<FieldCause> {
     let zero = Quantity::zero();
     let new_size = storage(new, REQUEST).unwrap_or(zero);
     let old_size = storage(old, REQUEST).unwrap_or(zero);
     let bound = old.pointer("/status/phase").and_then(Value::as_str) == Some("Bound");
-    if !bound {
-        if new_size != old_size {
-            return vec![FieldCause::forbidden(
-                "spec",
-                "spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims",
-            )];
-        }
-        return Vec::new();
+    let (fixed_new, fixed_old) = (fixed_pvc_spec(new, old), fixed_pvc_spec(old, old));
+    let spec_changed = fixed_new.iter().any(|(k, v)| match fixed_old.get(k) {
+        Some(o) => o != v,
+        // kube would have defaulted volumeMode on create.
+        None => !(k == "volumeMode" && v == "Filesystem"),
+    });
+    let mut causes = Vec::new();
+    if spec_changed || (!bound && new_size != old_size) {
+        causes.push(FieldCause::forbidden("spec", PVC_SPEC_IMMUTABLE));
     }
     let capacity = storage(old, "/status/capacity/storage").unwrap_or(zero);
-    if new_size < old_size && new_size <= capacity {
-        return vec![FieldCause::forbidden(
+    if bound && new_size < old_size && new_size <= capacity {
+        causes.push(FieldCause::forbidden(
             STORAGE_FIELD,
             "field can not be less than status.capacity",
-        )];
+        ));
     }
-    Vec::new()
+    causes
 }
 
 const STS_MUTABLE: [&str; 6] = [

@@ -87,19 +87,25 @@ impl Dispatcher {
     }
 
     /// Runs the validating webhooks of `configs` (ValidatingWebhookConfiguration objects)
-    /// and returns their warnings, or the first denial or failure.
+    /// concurrently and returns their warnings, or the first denial or failure in hook order.
     pub async fn validate(
         &self,
         configs: &[Value],
         attrs: &AdmissionAttributes,
         lookup: &dyn ObjectLookup,
     ) -> Result<Vec<String>, ApiError> {
-        let mut warnings = Vec::new();
+        let mut matched = Vec::new();
         for hook in ordered_hooks(configs, attrs) {
-            if !webhook_matches(hook, attrs, lookup)? {
-                continue;
+            if webhook_matches(hook, attrs, lookup)? {
+                matched.push(hook);
             }
-            match self.call_with_policy(hook, attrs, false).await? {
+        }
+        // kube-apiserver calls validating hooks in parallel; report in hook order.
+        let calls = matched.iter().map(|h| self.call_with_policy(h, attrs, false));
+        let results = futures::future::join_all(calls).await;
+        let mut warnings = Vec::new();
+        for result in results {
+            match result? {
                 None => {}
                 Some(Outcome::Denied(e)) => return Err(e),
                 Some(Outcome::Allowed { warnings: w, .. }) => warnings.extend(w),
