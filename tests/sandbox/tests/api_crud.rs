@@ -1,6 +1,6 @@
 //! Create/get/update/patch/delete through kube::Client, with kube-apiserver's codes and reasons.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -1,7 +1,7 @@
 //! list (selectors, pagination) and watch (events, bookmarks, timeouts, 410, cuts), also
 //! through kube::runtime::watcher.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
