@@ -628,3 +628,17 @@ async fn dry_run_needs_side_effect_free_hooks() {
         Some(json!(true))
     );
 }
+
+/// The server awaits these inside axum handlers, which need `Send` futures (a compile check).
+#[test]
+fn dispatcher_futures_are_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    let (d, s, a, configs) = (
+        Dispatcher::new(),
+        store(),
+        pvc_attrs(Operation::Create, "db"),
+        Vec::<Value>::new(),
+    );
+    assert_send(&d.validate(&configs, &a, &s));
+    assert_send(&d.mutate(&configs, &a, &s));
+}
