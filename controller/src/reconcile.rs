@@ -189,6 +189,9 @@ async fn apply(
             );
             job.write_status(ctx, status).await?;
             count_phase(ctx, job);
+            if job.finalizers.iter().any(|f| f == FINALIZER) {
+                set_finalizer(ctx, job, false).await?;
+            }
             publish(ctx, job, EventType::Normal, c::SKIPPED, message).await;
             Ok(Action::await_change())
         }

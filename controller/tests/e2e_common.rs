@@ -1,0 +1,125 @@
+//! Helpers for the end-to-end tests (included with `#[path]`): a sandbox with the simulated
+//! cluster, the CRDs, a controller running in-process, watch-based waits.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::{fmt::Debug, sync::Arc, time::Duration};
+
+use k8s_openapi::{
+    api::{core::v1::Namespace, storage::v1::StorageClass},
+    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+};
+use kube::{
+    Api, Resource,
+    api::{ApiResource, DynamicObject, PostParams},
+    runtime::wait::await_condition,
+};
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use tokio::sync::oneshot;
+use volops_controller::{Config, Metrics, PauseHandshake};
+use volops_sandbox::{ClusterConfig, Sandbox, SandboxOptions};
+
+pub const WAIT: Duration = Duration::from_secs(60);
+
+pub async fn sandbox() -> (Sandbox, kube::Client) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let sb = Sandbox::start(SandboxOptions {
+        cluster: Some(ClusterConfig::fast()),
+        ..SandboxOptions::default()
+    })
+    .await
+    .expect("sandbox starts");
+    let client = sb.client().await.expect("client");
+    (sb, client)
+}
+
+/// Namespace, an expandable StorageClass of `mode`, and every volops CRD.
+pub async fn setup(client: &kube::Client, ns: &str, class: &str, mode: &str) {
+    let nss: Api<Namespace> = Api::all(client.clone());
+    let _ = nss
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap(),
+        )
+        .await;
+    let scs: Api<StorageClass> = Api::all(client.clone());
+    let sc: StorageClass = serde_json::from_value(json!({
+        "metadata": {"name": class},
+        "provisioner": "sandbox.volops.dev/csi",
+        "allowVolumeExpansion": true,
+        "volumeBindingMode": "Immediate",
+        "parameters": {"sandbox.volops.dev/resize-mode": mode, "sandbox.volops.dev/resize-delay-ms": "20"}
+    }))
+    .unwrap();
+    scs.create(&PostParams::default(), &sc)
+        .await
+        .expect("storage class");
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in volops_shared::crd::all().expect("crds") {
+        crds.create(&PostParams::default(), &crd)
+            .await
+            .expect("crd created");
+    }
+}
+
+pub fn dynamic(
+    client: &kube::Client,
+    ns: &str,
+    group: &str,
+    version: &str,
+    kind: &str,
+    plural: &str,
+) -> Api<DynamicObject> {
+    let ar = ApiResource {
+        group: group.into(),
+        version: version.into(),
+        api_version: if group.is_empty() {
+            version.into()
+        } else {
+            format!("{group}/{version}")
+        },
+        kind: kind.into(),
+        plural: plural.into(),
+    };
+    Api::namespaced_with(client.clone(), ns, &ar)
+}
+
+/// A controller running in this process until the returned sender is dropped or fired.
+pub fn start_controller(
+    client: kube::Client,
+    metrics: Arc<Metrics>,
+) -> (oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = oneshot::channel::<()>();
+    let config = Config {
+        pause_handshake: PauseHandshake::Kubedb,
+        ..Config::default()
+    };
+    let task = tokio::spawn(async move {
+        volops_controller::run_with_metrics(client, config, metrics, async move {
+            let _ = rx.await;
+        })
+        .await
+        .expect("controller runs");
+    });
+    (tx, task)
+}
+
+/// Waits (watch-based) until `cond` holds for the named object.
+pub async fn wait_for<K>(api: &Api<K>, name: &str, what: &str, cond: impl Fn(&K) -> bool) -> K
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+{
+    let fut = await_condition(api.clone(), name, move |o: Option<&K>| o.is_some_and(&cond));
+    match tokio::time::timeout(WAIT, fut).await {
+        Ok(Ok(Some(o))) => o,
+        Ok(other) => panic!("waiting for {what}: {other:?}"),
+        Err(_) => {
+            let last = api.get_opt(name).await;
+            panic!("timed out waiting for {what}; last: {last:?}")
+        }
+    }
+}
+
+pub fn at<'a>(o: &'a DynamicObject, pointer: &str) -> Option<&'a str> {
+    o.data.pointer(pointer).and_then(|v| v.as_str())
+}
