@@ -45,7 +45,14 @@ pub fn is_true(conditions: &[Condition], type_: &str) -> bool {
 }
 
 /// Builds a condition stamped `now`.
-pub fn condition(type_: &str, status: &str, reason: &str, message: &str, generation: Option<i64>, now: Time) -> Condition {
+pub fn condition(
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    now: Time,
+) -> Condition {
     Condition {
         type_: type_.to_owned(),
         status: status.to_owned(),
@@ -94,12 +101,24 @@ mod tests {
     #[test]
     fn set_keeps_transition_time_when_status_is_unchanged() {
         let mut cs = Vec::new();
-        assert!(set(&mut cs, condition(PAUSED, UNKNOWN, "Paused", "a", Some(1), at(10))));
-        assert!(set(&mut cs, condition(PAUSED, UNKNOWN, "Paused", "b", Some(1), at(20))));
+        assert!(set(
+            &mut cs,
+            condition(PAUSED, UNKNOWN, "Paused", "a", Some(1), at(10))
+        ));
+        assert!(set(
+            &mut cs,
+            condition(PAUSED, UNKNOWN, "Paused", "b", Some(1), at(20))
+        ));
         assert_eq!(cs[0].last_transition_time, at(10));
         assert_eq!(cs[0].message.as_deref(), Some("b"));
-        assert!(!set(&mut cs, condition(PAUSED, UNKNOWN, "Paused", "b", Some(1), at(30))));
-        assert!(set(&mut cs, condition(PAUSED, TRUE, "Paused", "b", Some(1), at(40))));
+        assert!(!set(
+            &mut cs,
+            condition(PAUSED, UNKNOWN, "Paused", "b", Some(1), at(30))
+        ));
+        assert!(set(
+            &mut cs,
+            condition(PAUSED, TRUE, "Paused", "b", Some(1), at(40))
+        ));
         assert_eq!(cs[0].last_transition_time, at(40));
         assert!(is_true(&cs, PAUSED));
         assert!(remove(&mut cs, PAUSED));

@@ -82,12 +82,19 @@ fn database_schema(spec_properties: Value) -> Value {
     })
 }
 
-fn with_schema(mut crd: CustomResourceDefinition, schema: Value) -> Result<CustomResourceDefinition, CrdError> {
+fn with_schema(
+    mut crd: CustomResourceDefinition,
+    schema: Value,
+) -> Result<CustomResourceDefinition, CrdError> {
     let name = crd.metadata.name.clone().unwrap_or_default();
-    let props: JSONSchemaProps =
-        serde_json::from_value(schema).map_err(|source| CrdError::Schema { crd: name.clone(), source })?;
+    let props: JSONSchemaProps = serde_json::from_value(schema).map_err(|source| CrdError::Schema {
+        crd: name.clone(),
+        source,
+    })?;
     for version in &mut crd.spec.versions {
-        version.schema = Some(CustomResourceValidation { open_api_v3_schema: Some(props.clone()) });
+        version.schema = Some(CustomResourceValidation {
+            open_api_v3_schema: Some(props.clone()),
+        });
     }
     Ok(crd)
 }
@@ -118,7 +125,13 @@ pub fn all() -> Result<Vec<CustomResourceDefinition>, CrdError> {
             "storage": storage_schema()
         })),
     )?;
-    Ok(vec![redis, zookeeper, RedisOpsRequest::crd(), ZooKeeperOpsRequest::crd(), VolumeExpansionPolicy::crd()])
+    Ok(vec![
+        redis,
+        zookeeper,
+        RedisOpsRequest::crd(),
+        ZooKeeperOpsRequest::crd(),
+        VolumeExpansionPolicy::crd(),
+    ])
 }
 
 /// A CRD as the YAML document committed under `charts/volops/crds/`.

@@ -13,7 +13,10 @@ pub const LABEL_KIND: &str = "ops.kubedb.com/kind";
 pub const LABEL_NAME: &str = "ops.kubedb.com/name";
 
 fn add(path: &[&str], value: Value) -> PatchOperation {
-    PatchOperation::Add(AddOperation { path: PointerBuf::from_tokens(path.iter().copied()), value })
+    PatchOperation::Add(AddOperation {
+        path: PointerBuf::from_tokens(path.iter().copied()),
+        value,
+    })
 }
 
 /// The patch that fills in what a CREATE left out: `spec.apply: IfReady`, `spec.timeout`,
@@ -45,9 +48,16 @@ pub fn defaults_patch(kind: DatabaseKind, obj: &Value) -> Patch {
     }
     let wanted: Vec<_> = wanted.into_iter().filter(|(k, _)| missing(labels, k)).collect();
     if labels.is_none() && !wanted.is_empty() {
-        ops.push(add(&["metadata", "labels"], Value::Object(wanted.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())));
+        ops.push(add(
+            &["metadata", "labels"],
+            Value::Object(wanted.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()),
+        ));
     } else {
-        ops.extend(wanted.into_iter().map(|(k, v)| add(&["metadata", "labels", k], v)));
+        ops.extend(
+            wanted
+                .into_iter()
+                .map(|(k, v)| add(&["metadata", "labels", k], v)),
+        );
     }
     Patch(ops)
 }
@@ -74,7 +84,10 @@ mod tests {
         assert_eq!(obj["spec"]["timeout"], "10m");
         assert_eq!(obj["spec"]["maxRetries"], 1);
         assert_eq!(obj["spec"]["volumeExpansion"]["mode"], "Online");
-        assert_eq!(obj["metadata"]["labels"], json!({"ops.kubedb.com/kind": "Redis", "ops.kubedb.com/name": "rd"}));
+        assert_eq!(
+            obj["metadata"]["labels"],
+            json!({"ops.kubedb.com/kind": "Redis", "ops.kubedb.com/name": "rd"})
+        );
         assert_eq!(
             patch,
             json!([
@@ -95,7 +108,10 @@ mod tests {
                    "spec": {"type": "VolumeExpansion", "databaseRef": {"name": "zk"}, "apply": "Always", "timeout": "1m",
                             "maxRetries": 3, "volumeExpansion": {"mode": "Offline", "node": "2Gi"}}}),
         );
-        assert_eq!(patch, json!([{"op": "add", "path": "/metadata/labels/ops.kubedb.com~1name", "value": "zk"}]));
+        assert_eq!(
+            patch,
+            json!([{"op": "add", "path": "/metadata/labels/ops.kubedb.com~1name", "value": "zk"}])
+        );
         assert_eq!(obj["spec"]["apply"], "Always");
         assert_eq!(obj["metadata"]["labels"]["ops.kubedb.com/kind"], "Custom");
         assert_eq!(obj["metadata"]["labels"]["team"], "a");
@@ -103,7 +119,10 @@ mod tests {
 
     #[test]
     fn leaves_a_missing_volume_expansion_for_validation_to_deny() {
-        let (obj, _) = patched(DatabaseKind::Redis, json!({"metadata": {}, "spec": {"type": "VolumeExpansion"}}));
+        let (obj, _) = patched(
+            DatabaseKind::Redis,
+            json!({"metadata": {}, "spec": {"type": "VolumeExpansion"}}),
+        );
         assert!(obj["spec"].get("volumeExpansion").is_none());
         assert_eq!(obj["metadata"]["labels"], json!({"ops.kubedb.com/kind": "Redis"}));
     }

@@ -142,14 +142,21 @@ impl DatabaseKind {
     /// The labels that select every offshoot (workloads, pods, PVCs) of a database.
     pub fn selector_labels(self, db: &str) -> BTreeMap<String, String> {
         BTreeMap::from([
-            ("app.kubernetes.io/name".to_owned(), format!("{}.{}", self.plural(), self.group())),
+            (
+                "app.kubernetes.io/name".to_owned(),
+                format!("{}.{}", self.plural(), self.group()),
+            ),
             ("app.kubernetes.io/instance".to_owned(), db.to_owned()),
             ("app.kubernetes.io/managed-by".to_owned(), "kubedb.com".to_owned()),
         ])
     }
     /// The same selector as a label-selector string for list calls.
     pub fn selector(self, db: &str) -> String {
-        self.selector_labels(db).iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+        self.selector_labels(db)
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",")
     }
 }
 
@@ -170,15 +177,22 @@ impl Topology {
         let spec = &db.spec;
         if spec.mode.as_deref() == Some("Cluster") {
             let cluster = spec.cluster.clone().unwrap_or_default();
-            Self::RedisCluster { shards: cluster.shards.unwrap_or(3), replicas: cluster.replicas.unwrap_or(2) }
+            Self::RedisCluster {
+                shards: cluster.shards.unwrap_or(3),
+                replicas: cluster.replicas.unwrap_or(2),
+            }
         } else {
-            Self::RedisSingle { replicas: spec.replicas.unwrap_or(1) }
+            Self::RedisSingle {
+                replicas: spec.replicas.unwrap_or(1),
+            }
         }
     }
 
     /// The topology of a ZooKeeper (1 replica by default).
     pub fn of_zookeeper(db: &ZooKeeper) -> Self {
-        Self::ZooKeeper { replicas: db.spec.replicas.unwrap_or(1) }
+        Self::ZooKeeper {
+            replicas: db.spec.replicas.unwrap_or(1),
+        }
     }
 }
 
@@ -195,7 +209,9 @@ pub struct Workload {
 impl Workload {
     /// Pod names, in order.
     pub fn pods(&self) -> Vec<String> {
-        (0..self.replicas.max(0)).map(|i| format!("{}-{i}", self.name)).collect()
+        (0..self.replicas.max(0))
+            .map(|i| format!("{}-{i}", self.name))
+            .collect()
     }
     /// The PVC of one pod: `<claimTemplate>-<pod>`.
     pub fn pvc_of(&self, pod: &str) -> String {
@@ -216,9 +232,9 @@ pub fn workloads(kind: DatabaseKind, db: &str, topology: &Topology) -> Vec<Workl
         replicas,
     };
     match (kind, topology) {
-        (_, Topology::RedisCluster { shards, replicas }) => {
-            (0..*shards).map(|i| make(format!("{db}-shard{i}"), "data".to_owned(), *replicas)).collect()
-        }
+        (_, Topology::RedisCluster { shards, replicas }) => (0..*shards)
+            .map(|i| make(format!("{db}-shard{i}"), "data".to_owned(), *replicas))
+            .collect(),
         (_, Topology::RedisSingle { replicas }) => vec![make(db.to_owned(), "data".to_owned(), *replicas)],
         (_, Topology::ZooKeeper { replicas }) => vec![make(db.to_owned(), format!("{db}-data"), *replicas)],
     }
@@ -230,10 +246,27 @@ mod tests {
 
     #[test]
     fn redis_cluster_has_a_workload_per_shard() {
-        let w = workloads(DatabaseKind::Redis, "sample-redis", &Topology::RedisCluster { shards: 3, replicas: 2 });
+        let w = workloads(
+            DatabaseKind::Redis,
+            "sample-redis",
+            &Topology::RedisCluster {
+                shards: 3,
+                replicas: 2,
+            },
+        );
         let names: Vec<_> = w.iter().map(|w| w.name.as_str()).collect();
-        assert_eq!(names, ["sample-redis-shard0", "sample-redis-shard1", "sample-redis-shard2"]);
-        assert_eq!(w[1].pvcs(), ["data-sample-redis-shard1-0", "data-sample-redis-shard1-1"]);
+        assert_eq!(
+            names,
+            [
+                "sample-redis-shard0",
+                "sample-redis-shard1",
+                "sample-redis-shard2"
+            ]
+        );
+        assert_eq!(
+            w[1].pvcs(),
+            ["data-sample-redis-shard1-0", "data-sample-redis-shard1-1"]
+        );
         assert_eq!(w[0].kind, WorkloadKind::StatefulSet);
     }
 
@@ -241,7 +274,11 @@ mod tests {
     fn redis_standalone_and_zookeeper_names() {
         let rd = workloads(DatabaseKind::Redis, "rd", &Topology::RedisSingle { replicas: 1 });
         assert_eq!(rd[0].pvcs(), ["data-rd-0"]);
-        let zk = workloads(DatabaseKind::ZooKeeper, "zk-quickstart", &Topology::ZooKeeper { replicas: 3 });
+        let zk = workloads(
+            DatabaseKind::ZooKeeper,
+            "zk-quickstart",
+            &Topology::ZooKeeper { replicas: 3 },
+        );
         assert_eq!(zk.len(), 1);
         assert_eq!(zk[0].kind, WorkloadKind::PetSet);
         assert_eq!(zk[0].claim_template, "zk-quickstart-data");
@@ -253,7 +290,13 @@ mod tests {
         let mut rd = Redis::new("rd", Default::default());
         assert_eq!(Topology::of_redis(&rd), Topology::RedisSingle { replicas: 1 });
         rd.spec.mode = Some("Cluster".into());
-        assert_eq!(Topology::of_redis(&rd), Topology::RedisCluster { shards: 3, replicas: 2 });
+        assert_eq!(
+            Topology::of_redis(&rd),
+            Topology::RedisCluster {
+                shards: 3,
+                replicas: 2
+            }
+        );
         rd.spec.mode = Some("Sentinel".into());
         rd.spec.replicas = Some(3);
         assert_eq!(Topology::of_redis(&rd), Topology::RedisSingle { replicas: 3 });
@@ -265,7 +308,10 @@ mod tests {
             DatabaseKind::ZooKeeper.selector("zk"),
             "app.kubernetes.io/instance=zk,app.kubernetes.io/managed-by=kubedb.com,app.kubernetes.io/name=zookeepers.kubedb.com"
         );
-        assert_eq!(DatabaseKind::from_ops_kind("RedisOpsRequest"), Some(DatabaseKind::Redis));
+        assert_eq!(
+            DatabaseKind::from_ops_kind("RedisOpsRequest"),
+            Some(DatabaseKind::Redis)
+        );
         assert_eq!(DatabaseKind::from_kind("Memcached"), None);
     }
 }

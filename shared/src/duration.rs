@@ -21,13 +21,17 @@ pub fn parse(s: &str) -> Result<Duration, DurationError> {
     let mut total = 0f64;
     let mut rest = body;
     while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(err)?;
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(err)?;
         if num_len == 0 {
             return Err(err());
         }
         let value: f64 = rest[..num_len].parse().map_err(|_| err())?;
         rest = &rest[num_len..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let nanos_per = match &rest[..unit_len] {
             "ns" => 1e0,
             "us" | "µs" => 1e3,
@@ -61,6 +65,9 @@ mod tests {
         for bad in ["", "5", "m", "5x", "-5m", "5m3", "1..5s"] {
             assert!(parse(bad).is_err(), "{bad}");
         }
-        assert_eq!(parse("5").unwrap_err().to_string(), "time: invalid duration \"5\"; write it like 5m, 90s or 1h30m");
+        assert_eq!(
+            parse("5").unwrap_err().to_string(),
+            "time: invalid duration \"5\"; write it like 5m, 90s or 1h30m"
+        );
     }
 }

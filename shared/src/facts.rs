@@ -61,7 +61,10 @@ impl OpsRequestView {
 
     /// True while the request may still act (not in a final phase).
     pub fn is_active(&self) -> bool {
-        matches!(self.phase.as_deref(), None | Some("Pending") | Some("Progressing"))
+        matches!(
+            self.phase.as_deref(),
+            None | Some("Pending") | Some("Progressing")
+        )
     }
 
     pub fn is_volume_expansion(&self) -> bool {
@@ -88,12 +91,18 @@ impl DatabaseView {
         let at = |p: &str| obj.pointer(p);
         let int = |p: &str| at(p).and_then(Value::as_i64).and_then(|v| i32::try_from(v).ok());
         let topology = match kind {
-            DatabaseKind::Redis if text(at("/spec/mode")).as_deref() == Some("Cluster") => Topology::RedisCluster {
-                shards: int("/spec/cluster/shards").unwrap_or(3),
-                replicas: int("/spec/cluster/replicas").unwrap_or(2),
+            DatabaseKind::Redis if text(at("/spec/mode")).as_deref() == Some("Cluster") => {
+                Topology::RedisCluster {
+                    shards: int("/spec/cluster/shards").unwrap_or(3),
+                    replicas: int("/spec/cluster/replicas").unwrap_or(2),
+                }
+            }
+            DatabaseKind::Redis => Topology::RedisSingle {
+                replicas: int("/spec/replicas").unwrap_or(1),
             },
-            DatabaseKind::Redis => Topology::RedisSingle { replicas: int("/spec/replicas").unwrap_or(1) },
-            DatabaseKind::ZooKeeper => Topology::ZooKeeper { replicas: int("/spec/replicas").unwrap_or(1) },
+            DatabaseKind::ZooKeeper => Topology::ZooKeeper {
+                replicas: int("/spec/replicas").unwrap_or(1),
+            },
         };
         Self {
             namespace: text(at("/metadata/namespace")).unwrap_or_default(),
@@ -129,14 +138,17 @@ impl PvcView {
     pub fn from_pvc(pvc: &PersistentVolumeClaim) -> Self {
         let spec = pvc.spec.as_ref();
         let status = pvc.status.as_ref();
-        let storage = |m: Option<&BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>| {
-            m.and_then(|m| m.get("storage")).map(|q| q.0.clone())
-        };
+        let storage = |m: Option<
+            &BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
+        >| { m.and_then(|m| m.get("storage")).map(|q| q.0.clone()) };
         Self {
             name: pvc.metadata.name.clone().unwrap_or_default(),
             labels: pvc.metadata.labels.clone().unwrap_or_default(),
             storage_class: spec.and_then(|s| s.storage_class_name.clone()),
-            request: storage(spec.and_then(|s| s.resources.as_ref()).and_then(|r| r.requests.as_ref())),
+            request: storage(
+                spec.and_then(|s| s.resources.as_ref())
+                    .and_then(|r| r.requests.as_ref()),
+            ),
             capacity: storage(status.and_then(|s| s.capacity.as_ref())),
             allocated: storage(status.and_then(|s| s.allocated_resources.as_ref())),
             phase: status.and_then(|s| s.phase.clone()),
@@ -145,7 +157,12 @@ impl PvcView {
                 .and_then(|m| m.get("storage").cloned()),
             true_conditions: status
                 .and_then(|s| s.conditions.as_ref())
-                .map(|cs| cs.iter().filter(|c| c.status == "True").map(|c| c.type_.clone()).collect())
+                .map(|cs| {
+                    cs.iter()
+                        .filter(|c| c.status == "True")
+                        .map(|c| c.type_.clone())
+                        .collect()
+                })
                 .unwrap_or_default(),
         }
     }
@@ -165,7 +182,9 @@ impl StorageClassView {
         Self {
             name: sc.metadata.name.clone().unwrap_or_default(),
             allow_expansion: sc.allow_volume_expansion == Some(true),
-            is_default: annotations.get("storageclass.kubernetes.io/is-default-class").map(String::as_str)
+            is_default: annotations
+                .get("storageclass.kubernetes.io/is-default-class")
+                .map(String::as_str)
                 == Some("true"),
         }
     }
@@ -243,7 +262,9 @@ impl Facts {
 
     /// The database's PVCs: those labelled as its offshoots, by name.
     pub fn database_pvcs(&self) -> Vec<&PvcView> {
-        let Some(db) = &self.request.database else { return Vec::new() };
+        let Some(db) = &self.request.database else {
+            return Vec::new();
+        };
         let want = self.kind.selector_labels(db);
         let mut pvcs: Vec<&PvcView> = self
             .namespace_pvcs

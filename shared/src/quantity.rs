@@ -34,13 +34,19 @@ pub struct Quantity {
 impl Quantity {
     /// Parses a quantity exactly, e.g. `1Gi`, `1.5Gi`, `500M`, `1e9`, `0.5Ti`, `100m`.
     pub fn parse(s: &str) -> Result<Self, QuantityError> {
-        Ok(Self { nanos: parse_nanos(s)?, text: s.to_owned() })
+        Ok(Self {
+            nanos: parse_nanos(s)?,
+            text: s.to_owned(),
+        })
     }
 
     /// A quantity of whole bytes, written in the most readable exact form (`2Gi`, `1500M`, `7`).
     pub fn from_bytes(bytes: i128) -> Self {
         let nanos = bytes.saturating_mul(NANO).clamp(-MAX_NANO, MAX_NANO);
-        Self { nanos, text: format_nanos(nanos) }
+        Self {
+            nanos,
+            text: format_nanos(nanos),
+        }
     }
 
     /// The value in nano-units (exact).
@@ -51,7 +57,11 @@ impl Quantity {
     /// The value in whole base units, rounded up (a fractional byte needs a whole byte).
     pub fn bytes_ceil(&self) -> i128 {
         let whole = self.nanos.div_euclid(NANO);
-        if self.nanos.rem_euclid(NANO) == 0 { whole } else { whole + 1 }
+        if self.nanos.rem_euclid(NANO) == 0 {
+            whole
+        } else {
+            whole + 1
+        }
     }
 
     /// The text the quantity was parsed from (or its canonical form when computed).
@@ -66,26 +76,42 @@ impl Quantity {
     /// Sum of two quantities, written in canonical form.
     pub fn add(&self, other: &Self) -> Self {
         let nanos = self.nanos.saturating_add(other.nanos).clamp(-MAX_NANO, MAX_NANO);
-        Self { nanos, text: format_nanos(nanos) }
+        Self {
+            nanos,
+            text: format_nanos(nanos),
+        }
     }
 
     /// Difference of two quantities, written in canonical form.
     pub fn sub(&self, other: &Self) -> Self {
         let nanos = self.nanos.saturating_sub(other.nanos).clamp(-MAX_NANO, MAX_NANO);
-        Self { nanos, text: format_nanos(nanos) }
+        Self {
+            nanos,
+            text: format_nanos(nanos),
+        }
     }
 
     /// This quantity times `n`, written in canonical form.
     pub fn times(&self, n: i128) -> Self {
         let nanos = self.nanos.saturating_mul(n).clamp(-MAX_NANO, MAX_NANO);
-        Self { nanos, text: format_nanos(nanos) }
+        Self {
+            nanos,
+            text: format_nanos(nanos),
+        }
     }
 
     /// `percent`% of this quantity, rounded up to a whole nano-unit.
     pub fn percent(&self, percent: u32) -> Self {
         let scaled = self.nanos.saturating_mul(i128::from(percent));
-        let nanos = if scaled.rem_euclid(100) == 0 { scaled / 100 } else { scaled.div_euclid(100) + 1 };
-        Self { nanos, text: format_nanos(nanos) }
+        let nanos = if scaled.rem_euclid(100) == 0 {
+            scaled / 100
+        } else {
+            scaled.div_euclid(100) + 1
+        };
+        Self {
+            nanos,
+            text: format_nanos(nanos),
+        }
     }
 
     /// The canonical text of this value (ignores how it was written).
@@ -225,7 +251,9 @@ fn parse_nanos(s: &str) -> Result<i128, QuantityError> {
             return Err(QuantityError::TooLarge);
         }
         let n: u128 = digits.parse().map_err(|_| QuantityError::Numeric)?;
-        let n = n.checked_mul(1u128 << scale.binary).ok_or(QuantityError::TooLarge)?;
+        let n = n
+            .checked_mul(1u128 << scale.binary)
+            .ok_or(QuantityError::TooLarge)?;
         scale_by_pow10(n, exp10)?
     };
     let magnitude = i128::try_from(magnitude).map_err(|_| QuantityError::TooLarge)?;
@@ -238,7 +266,9 @@ fn parse_nanos(s: &str) -> Result<i128, QuantityError> {
 /// `n * 10^exp`, rounding up when `exp` is negative (Kubernetes rounds up lost precision).
 fn scale_by_pow10(n: u128, exp: i32) -> Result<u128, QuantityError> {
     if exp >= 0 {
-        let p = 10u128.checked_pow(exp.unsigned_abs()).ok_or(QuantityError::TooLarge)?;
+        let p = 10u128
+            .checked_pow(exp.unsigned_abs())
+            .ok_or(QuantityError::TooLarge)?;
         return n.checked_mul(p).ok_or(QuantityError::TooLarge);
     }
     match 10u128.checked_pow(exp.unsigned_abs()) {
@@ -259,7 +289,14 @@ fn format_nanos(nanos: i128) -> String {
     let nano = NANO.unsigned_abs();
     if n.is_multiple_of(nano) {
         let units = n / nano;
-        for (suffix, shift) in [("Ei", 60), ("Pi", 50), ("Ti", 40), ("Gi", 30), ("Mi", 20), ("Ki", 10)] {
+        for (suffix, shift) in [
+            ("Ei", 60),
+            ("Pi", 50),
+            ("Ti", 40),
+            ("Gi", 30),
+            ("Mi", 20),
+            ("Ki", 10),
+        ] {
             let base = 1u128 << shift;
             if units.is_multiple_of(base) {
                 return format!("{sign}{}{suffix}", units / base);
@@ -326,7 +363,12 @@ mod tests {
         assert_eq!(Quantity::parse("1n").unwrap().nanos(), 1);
         assert_eq!(Quantity::parse("1e-3").unwrap().nanos(), 1_000_000);
         assert_eq!(Quantity::parse("0.1n").unwrap().nanos(), 1);
-        assert_eq!(Quantity::parse("0.0000000000000000000000000000000000000000001").unwrap().nanos(), 1);
+        assert_eq!(
+            Quantity::parse("0.0000000000000000000000000000000000000000001")
+                .unwrap()
+                .nanos(),
+            1
+        );
         assert_eq!(Quantity::parse("-1.5").unwrap().nanos(), -1_500_000_000);
         assert_eq!(Quantity::parse("100m").unwrap().bytes_ceil(), 1);
     }
@@ -348,7 +390,10 @@ mod tests {
             ("1iG", QuantityError::Suffix),
             ("1e1000", QuantityError::TooLarge),
             ("9Ei", QuantityError::TooLarge),
-            ("99999999999999999999999999999999999999999", QuantityError::TooLarge),
+            (
+                "99999999999999999999999999999999999999999",
+                QuantityError::TooLarge,
+            ),
         ];
         for (text, want) in cases {
             assert_eq!(Quantity::parse(text).unwrap_err(), *want, "{text:?}");
@@ -361,7 +406,10 @@ mod tests {
             Quantity::parse("2GB").unwrap_err().to_string(),
             "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
         );
-        assert_eq!(Quantity::parse("2K").unwrap_err().to_string(), "unable to parse quantity's suffix");
+        assert_eq!(
+            Quantity::parse("2K").unwrap_err().to_string(),
+            "unable to parse quantity's suffix"
+        );
     }
 
     #[test]
@@ -384,7 +432,13 @@ mod tests {
         assert_eq!(Quantity::parse("100m").unwrap().canonical(), "100m");
         assert_eq!(Quantity::parse("1Gi").unwrap().times(3).to_string(), "3Gi");
         assert_eq!(Quantity::parse("10Gi").unwrap().percent(50).to_string(), "5Gi");
-        assert_eq!(Quantity::parse("3Gi").unwrap().sub(&Quantity::parse("1Gi").unwrap()).to_string(), "2Gi");
+        assert_eq!(
+            Quantity::parse("3Gi")
+                .unwrap()
+                .sub(&Quantity::parse("1Gi").unwrap())
+                .to_string(),
+            "2Gi"
+        );
     }
 
     const SUFFIXES: &[(&str, u32, i32)] = &[

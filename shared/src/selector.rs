@@ -7,7 +7,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 /// Whether `labels` satisfy `selector`. An empty selector matches everything; an unknown
 /// operator matches nothing (fail closed, as the API server would reject it anyway).
 pub fn matches(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
-    let exact = selector.match_labels.iter().flatten().all(|(k, v)| labels.get(k) == Some(v));
+    let exact = selector
+        .match_labels
+        .iter()
+        .flatten()
+        .all(|(k, v)| labels.get(k) == Some(v));
     exact
         && selector.match_expressions.iter().flatten().all(|e| {
             let values = e.values.as_deref().unwrap_or_default();
@@ -28,7 +32,10 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn expr(key: &str, op: &str, values: &[&str]) -> LabelSelectorRequirement {
@@ -49,11 +56,17 @@ mod tests {
         assert!(matches(&LabelSelector::default(), &ns));
         assert!(matches(&sel(&[("tenant", "a")], vec![]), &ns));
         assert!(!matches(&sel(&[("tenant", "b")], vec![]), &ns));
-        assert!(matches(&sel(&[], vec![expr("tier", "In", &["gold", "silver"])]), &ns));
+        assert!(matches(
+            &sel(&[], vec![expr("tier", "In", &["gold", "silver"])]),
+            &ns
+        ));
         assert!(!matches(&sel(&[], vec![expr("tier", "NotIn", &["gold"])]), &ns));
         assert!(matches(&sel(&[], vec![expr("absent", "NotIn", &["x"])]), &ns));
         assert!(matches(&sel(&[], vec![expr("tenant", "Exists", &[])]), &ns));
-        assert!(!matches(&sel(&[], vec![expr("tenant", "DoesNotExist", &[])]), &ns));
+        assert!(!matches(
+            &sel(&[], vec![expr("tenant", "DoesNotExist", &[])]),
+            &ns
+        ));
         assert!(!matches(&sel(&[], vec![expr("tenant", "Bogus", &[])]), &ns));
     }
 }

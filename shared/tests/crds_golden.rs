@@ -15,7 +15,11 @@ fn committed_crds_match_the_generator() {
         let committed = std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("{} is missing ({e}); run `make crds`", path.display()));
         let generated = volops_shared::crd::to_yaml(crd).expect("yaml");
-        assert!(committed == generated, "{} differs from volops-crdgen output; run `make crds`", path.display());
+        assert!(
+            committed == generated,
+            "{} differs from volops-crdgen output; run `make crds`",
+            path.display()
+        );
     }
     let mut present: Vec<String> = std::fs::read_dir(crds_dir())
         .expect("crds dir")
@@ -23,7 +27,10 @@ fn committed_crds_match_the_generator() {
         .collect();
     present.sort();
     expected_files.sort();
-    assert_eq!(present, expected_files, "stale or unexpected files in charts/volops/crds/");
+    assert_eq!(
+        present, expected_files,
+        "stale or unexpected files in charts/volops/crds/"
+    );
 }
 
 #[test]
@@ -34,16 +41,45 @@ fn ops_request_crds_carry_the_printer_columns_and_defaults() {
             continue;
         }
         let version = &crd.spec.versions[0];
-        let columns: Vec<&str> =
-            version.additional_printer_columns.iter().flatten().map(|c| c.name.as_str()).collect();
-        assert_eq!(columns, ["Type", "Database", "Size", "Mode", "Status", "Age"], "{name}");
-        assert!(version.subresources.as_ref().and_then(|s| s.status.as_ref()).is_some(), "{name} has /status");
-        let schema = serde_json::to_value(version.schema.as_ref().and_then(|s| s.open_api_v3_schema.as_ref())).unwrap();
+        let columns: Vec<&str> = version
+            .additional_printer_columns
+            .iter()
+            .flatten()
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(
+            columns,
+            ["Type", "Database", "Size", "Mode", "Status", "Age"],
+            "{name}"
+        );
+        assert!(
+            version
+                .subresources
+                .as_ref()
+                .and_then(|s| s.status.as_ref())
+                .is_some(),
+            "{name} has /status"
+        );
+        let schema = serde_json::to_value(
+            version
+                .schema
+                .as_ref()
+                .and_then(|s| s.open_api_v3_schema.as_ref()),
+        )
+        .unwrap();
         let spec = &schema["properties"]["spec"];
         assert_eq!(spec["properties"]["apply"]["default"], "IfReady", "{name}");
         assert_eq!(spec["properties"]["maxRetries"]["default"], 1, "{name}");
-        assert_eq!(spec["properties"]["volumeExpansion"]["required"], serde_json::json!(["mode"]), "{name}");
-        assert_eq!(spec["required"], serde_json::json!(["databaseRef", "type"]), "{name}");
+        assert_eq!(
+            spec["properties"]["volumeExpansion"]["required"],
+            serde_json::json!(["mode"]),
+            "{name}"
+        );
+        assert_eq!(
+            spec["required"],
+            serde_json::json!(["databaseRef", "type"]),
+            "{name}"
+        );
     }
 }
 
@@ -56,7 +92,13 @@ fn database_crds_preserve_unknown_fields() {
         }
         let schema = serde_json::to_value(&crd.spec.versions[0].schema).unwrap();
         let root = &schema["openAPIV3Schema"]["properties"];
-        assert_eq!(root["spec"]["x-kubernetes-preserve-unknown-fields"], true, "{name}");
-        assert_eq!(root["status"]["x-kubernetes-preserve-unknown-fields"], true, "{name}");
+        assert_eq!(
+            root["spec"]["x-kubernetes-preserve-unknown-fields"], true,
+            "{name}"
+        );
+        assert_eq!(
+            root["status"]["x-kubernetes-preserve-unknown-fields"], true,
+            "{name}"
+        );
     }
 }

@@ -58,7 +58,14 @@ fn every_example_round_trips() {
             kinds.push(kind);
         }
     }
-    for want in ["Redis", "ZooKeeper", "RedisOpsRequest", "ZooKeeperOpsRequest", "VolumeExpansionPolicy", "StorageClass"] {
+    for want in [
+        "Redis",
+        "ZooKeeper",
+        "RedisOpsRequest",
+        "ZooKeeperOpsRequest",
+        "VolumeExpansionPolicy",
+        "StorageClass",
+    ] {
         assert!(kinds.iter().any(|k| k == want), "examples/ has no {want}");
     }
 }
@@ -76,10 +83,20 @@ fn unknown_database_fields_survive_a_read_modify_write() {
                    "conditions": [{"type": "Paused", "status": "True", "lastTransitionTime": "2026-01-01T00:00:00Z", "reason": "Paused"}]}
     });
     let mut rd: Redis = serde_json::from_value(doc.clone()).unwrap();
-    rd.spec.storage.as_mut().unwrap().resources.as_mut().unwrap().requests.as_mut().unwrap().insert(
-        "storage".into(),
-        k8s_openapi::apimachinery::pkg::api::resource::Quantity("2Gi".into()),
-    );
+    rd.spec
+        .storage
+        .as_mut()
+        .unwrap()
+        .resources
+        .as_mut()
+        .unwrap()
+        .requests
+        .as_mut()
+        .unwrap()
+        .insert(
+            "storage".into(),
+            k8s_openapi::apimachinery::pkg::api::resource::Quantity("2Gi".into()),
+        );
     let back = serde_json::to_value(&rd).unwrap();
     let mut want = doc;
     want["spec"]["storage"]["resources"]["requests"]["storage"] = "2Gi".into();

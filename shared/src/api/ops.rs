@@ -97,7 +97,11 @@ fn one() -> i32 {
 pub struct RedisVolumeExpansion {
     pub mode: VolumeExpansionMode,
     /// The new size of every Redis data volume.
-    #[serde(default, deserialize_with = "quantity_field::deserialize", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "quantity_field::deserialize",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schemars(schema_with = "quantity_field::schema")]
     pub redis: Option<Quantity>,
 }
@@ -107,7 +111,11 @@ pub struct RedisVolumeExpansion {
 pub struct ZooKeeperVolumeExpansion {
     pub mode: VolumeExpansionMode,
     /// The new size of every ZooKeeper node's data volume.
-    #[serde(default, deserialize_with = "quantity_field::deserialize", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "quantity_field::deserialize",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schemars(schema_with = "quantity_field::schema")]
     pub node: Option<Quantity>,
 }
@@ -233,7 +241,10 @@ impl OpsRequestPhase {
 
     /// A request in this phase will never act again.
     pub fn is_final(self) -> bool {
-        matches!(self, Self::Successful | Self::Failed | Self::Denied | Self::Skipped)
+        matches!(
+            self,
+            Self::Successful | Self::Failed | Self::Denied | Self::Skipped
+        )
     }
 }
 

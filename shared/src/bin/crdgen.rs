@@ -15,13 +15,20 @@ fn run() -> Result<(), String> {
                 println!("usage: volops-crdgen [--out DIR | --stdout]");
                 return Ok(());
             }
-            other => return Err(format!("unknown argument {other:?}; usage: volops-crdgen [--out DIR | --stdout]")),
+            other => {
+                return Err(format!(
+                    "unknown argument {other:?}; usage: volops-crdgen [--out DIR | --stdout]"
+                ));
+            }
         }
     }
     let crds = volops_shared::crd::all().map_err(|e| e.to_string())?;
     if stdout {
         for crd in &crds {
-            print!("---\n{}", volops_shared::crd::to_yaml(crd).map_err(|e| e.to_string())?);
+            print!(
+                "---\n{}",
+                volops_shared::crd::to_yaml(crd).map_err(|e| e.to_string())?
+            );
         }
         return Ok(());
     }

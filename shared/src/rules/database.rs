@@ -10,12 +10,23 @@ const STORAGE: &str = "/spec/storage/resources/requests/storage";
 /// Denies an UPDATE of a Redis/ZooKeeper that lowers `spec.storage.resources.requests.storage`
 /// (Kubernetes would refuse to shrink the PVCs later anyway).
 pub fn validate_database_update(kind: DatabaseKind, old: &Value, new: &Value) -> Result<(), Denial> {
-    let size = |v: &Value| v.pointer(STORAGE).and_then(Value::as_str).and_then(|s| Quantity::parse(s).ok());
-    let (Some(before), Some(after)) = (size(old), size(new)) else { return Ok(()) };
+    let size = |v: &Value| {
+        v.pointer(STORAGE)
+            .and_then(Value::as_str)
+            .and_then(|s| Quantity::parse(s).ok())
+    };
+    let (Some(before), Some(after)) = (size(old), size(new)) else {
+        return Ok(());
+    };
     if after >= before {
         return Ok(());
     }
-    let at = |p: &str| new.pointer(p).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let at = |p: &str| {
+        new.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
     Err(Denial::new(
         Rule::DatabaseShrink,
         format!(

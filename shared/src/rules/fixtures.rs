@@ -46,20 +46,39 @@ pub fn facts(size: &str) -> Facts {
         storage_request: Some("1Gi".into()),
         storage_class: Some("fast".into()),
         phase: Some("Ready".into()),
-        topology: Topology::RedisCluster { shards: 2, replicas: 2 },
+        topology: Topology::RedisCluster {
+            shards: 2,
+            replicas: 2,
+        },
     });
-    f.namespace_pvcs = ["data-rd-shard0-0", "data-rd-shard0-1", "data-rd-shard1-0", "data-rd-shard1-1"]
-        .iter()
-        .map(|n| pvc(n, "rd", "1Gi"))
-        .collect();
+    f.namespace_pvcs = [
+        "data-rd-shard0-0",
+        "data-rd-shard0-1",
+        "data-rd-shard1-0",
+        "data-rd-shard1-1",
+    ]
+    .iter()
+    .map(|n| pvc(n, "rd", "1Gi"))
+    .collect();
     f.storage_classes = vec![
-        StorageClassView { name: "fast".into(), allow_expansion: true, is_default: false },
-        StorageClassView { name: "fixed".into(), allow_expansion: false, is_default: true },
+        StorageClassView {
+            name: "fast".into(),
+            allow_expansion: true,
+            is_default: false,
+        },
+        StorageClassView {
+            name: "fixed".into(),
+            allow_expansion: false,
+            is_default: true,
+        },
     ];
     f.namespace_labels = BTreeMap::from([("tenant".into(), "a".into())]);
     f
 }
 
 pub fn quota(name: &str, hard: &[(&str, &str)]) -> QuotaView {
-    QuotaView { name: name.into(), hard: hard.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect() }
+    QuotaView {
+        name: name.into(),
+        hard: hard.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+    }
 }

@@ -13,7 +13,10 @@ fn changed_paths(prefix: &str, old: &Value, new: &Value, out: &mut BTreeSet<Stri
     match (old, new) {
         (Value::Object(a), Value::Object(b)) => {
             for key in a.keys().chain(b.keys()) {
-                let (x, y) = (a.get(key).unwrap_or(&Value::Null), b.get(key).unwrap_or(&Value::Null));
+                let (x, y) = (
+                    a.get(key).unwrap_or(&Value::Null),
+                    b.get(key).unwrap_or(&Value::Null),
+                );
                 if x != y {
                     changed_paths(&format!("{prefix}.{key}"), x, y, out);
                 }
@@ -35,7 +38,12 @@ pub fn validate_spec_unchanged(kind: DatabaseKind, old: &Value, new: &Value) -> 
     }
     let mut paths = BTreeSet::new();
     changed_paths("spec", a, b, &mut paths);
-    let at = |p: &str| new.pointer(p).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let at = |p: &str| {
+        new.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
     Err(Denial::new(
         Rule::Immutable,
         format!(

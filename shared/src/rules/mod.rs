@@ -62,7 +62,10 @@ pub struct Denial {
 
 impl Denial {
     pub(crate) fn new(rule: Rule, message: impl Into<String>) -> Self {
-        Self { rule, message: message.into() }
+        Self {
+            rule,
+            message: message.into(),
+        }
     }
 }
 
@@ -75,10 +78,16 @@ pub struct Verdict {
 
 impl Verdict {
     pub fn allow(warnings: Vec<String>) -> Self {
-        Self { denial: None, warnings }
+        Self {
+            denial: None,
+            warnings,
+        }
     }
     pub fn deny(denial: Denial, warnings: Vec<String>) -> Self {
-        Self { denial: Some(denial), warnings }
+        Self {
+            denial: Some(denial),
+            warnings,
+        }
     }
     pub fn allowed(&self) -> bool {
         self.denial.is_none()
@@ -122,12 +131,20 @@ pub fn validate_create(facts: &Facts) -> Verdict {
 /// Warnings that preview what the request will do, for `kubectl apply --dry-run=server`.
 pub fn plan_warnings(facts: &Facts) -> Vec<String> {
     const MAX_LINES: usize = 20;
-    let (Some(db), Some(target)) = (&facts.database, size::target_size(facts)) else { return Vec::new() };
+    let (Some(db), Some(target)) = (&facts.database, size::target_size(facts)) else {
+        return Vec::new();
+    };
     let mode = facts.request.mode.as_deref().unwrap_or("Online");
     let kind = facts.kind.kind();
-    let mut lines =
-        vec![format!("plan: {kind} {}/{} will be paused during the expansion and resumed after it", db.namespace, db.name)];
-    let how = if mode == "Offline" { "Offline, one pod at a time" } else { "Online, all volumes at once" };
+    let mut lines = vec![format!(
+        "plan: {kind} {}/{} will be paused during the expansion and resumed after it",
+        db.namespace, db.name
+    )];
+    let how = if mode == "Offline" {
+        "Offline, one pod at a time"
+    } else {
+        "Online, all volumes at once"
+    };
     let pvcs = facts.database_pvcs();
     for pvc in pvcs.iter().take(MAX_LINES) {
         let from = pvc.capacity.as_deref().or(pvc.request.as_deref()).unwrap_or("?");

@@ -15,7 +15,9 @@ fn violation(facts: &Facts, policy: &PolicyView) -> Option<String> {
     if let Some(max) = spec.max_size.as_ref().and_then(|m| Quantity::parse(&m.0).ok())
         && target > max
     {
-        return Some(format!("{target} is above its maxSize of {max}; ask for at most {max}"));
+        return Some(format!(
+            "{target} is above its maxSize of {max}; ask for at most {max}"
+        ));
     }
     if let (Some(limit), Some((current, _))) = (spec.max_increase.as_deref(), current_size(facts)) {
         let allowed = match limit.strip_suffix('%') {
@@ -36,11 +38,18 @@ fn violation(facts: &Facts, policy: &PolicyView) -> Option<String> {
         let mode = facts.request.mode.as_deref().unwrap_or("Online");
         if !spec.allowed_modes.iter().any(|m| m.as_str() == mode) {
             let allowed: Vec<&str> = spec.allowed_modes.iter().map(|m| m.as_str()).collect();
-            return Some(format!("mode {mode} is not allowed (allowedModes: {})", allowed.join(", ")));
+            return Some(format!(
+                "mode {mode} is not allowed (allowedModes: {})",
+                allowed.join(", ")
+            ));
         }
     }
     if !spec.allowed_storage_classes.is_empty() {
-        let mut classes: Vec<String> = facts.database_pvcs().iter().filter_map(|p| p.storage_class.clone()).collect();
+        let mut classes: Vec<String> = facts
+            .database_pvcs()
+            .iter()
+            .filter_map(|p| p.storage_class.clone())
+            .collect();
         if classes.is_empty() {
             classes.extend(facts.database.as_ref().and_then(|d| d.storage_class.clone()));
         }
@@ -60,19 +69,31 @@ pub(crate) fn check_policies(facts: &Facts) -> RuleResult {
     let mut policies: Vec<&PolicyView> = facts
         .policies
         .iter()
-        .filter(|p| p.spec.namespace_selector.as_ref().is_none_or(|s| selector::matches(s, &facts.namespace_labels)))
+        .filter(|p| {
+            p.spec
+                .namespace_selector
+                .as_ref()
+                .is_none_or(|s| selector::matches(s, &facts.namespace_labels))
+        })
         .collect();
     policies.sort_by(|a, b| a.name.cmp(&b.name));
     for policy in policies {
-        let Some(why) = violation(facts, policy) else { continue };
+        let Some(why) = violation(facts, policy) else {
+            continue;
+        };
         match policy.spec.enforcement {
             Enforcement::Deny => {
                 return Err(Denial::new(
                     Rule::Policy,
-                    format!("VolumeExpansionPolicy {:?} denies this request: {why}", policy.name),
+                    format!(
+                        "VolumeExpansionPolicy {:?} denies this request: {why}",
+                        policy.name
+                    ),
                 ));
             }
-            Enforcement::Warn => warnings.push(format!("VolumeExpansionPolicy {:?} (Warn): {why}", policy.name)),
+            Enforcement::Warn => {
+                warnings.push(format!("VolumeExpansionPolicy {:?} (Warn): {why}", policy.name))
+            }
         }
     }
     Ok(warnings)

@@ -20,15 +20,22 @@ fn age_key(r: &OpsRequestView) -> (&str, &str) {
     (r.created.as_deref().unwrap_or(""), r.name.as_str())
 }
 
-fn same_database<'a>(this: &'a OpsRequestView, others: &'a [OpsRequestView]) -> impl Iterator<Item = &'a OpsRequestView> {
-    others.iter().filter(move |o| o.name != this.name && o.database == this.database && o.namespace == this.namespace)
+fn same_database<'a>(
+    this: &'a OpsRequestView,
+    others: &'a [OpsRequestView],
+) -> impl Iterator<Item = &'a OpsRequestView> {
+    others
+        .iter()
+        .filter(move |o| o.name != this.name && o.database == this.database && o.namespace == this.namespace)
 }
 
 /// Decides whether `this` (not started) runs, waits or is skipped, given the other requests of
 /// the same kind in its namespace.
 pub fn decide_queue(this: &OpsRequestView, others: &[OpsRequestView]) -> QueueDecision {
     if let Some(p) = same_database(this, others).find(|o| o.phase.as_deref() == Some("Progressing")) {
-        return QueueDecision::Wait { behind: p.name.clone() };
+        return QueueDecision::Wait {
+            behind: p.name.clone(),
+        };
     }
     let pending: Vec<&OpsRequestView> = same_database(this, others).filter(|o| o.is_pending()).collect();
     if let Some(newer) = pending
@@ -36,15 +43,25 @@ pub fn decide_queue(this: &OpsRequestView, others: &[OpsRequestView]) -> QueueDe
         .filter(|o| o.type_ == this.type_ && age_key(o) > age_key(this))
         .max_by(|a, b| age_key(a).cmp(&age_key(b)))
     {
-        return QueueDecision::Skip { superseded_by: newer.name.clone() };
+        return QueueDecision::Skip {
+            superseded_by: newer.name.clone(),
+        };
     }
     // An older pending request that is not itself superseded runs first.
-    let survives =
-        |o: &OpsRequestView| !pending.iter().any(|p| p.type_ == o.type_ && age_key(p) > age_key(o)) && o.type_ != this.type_;
-    if let Some(older) =
-        pending.iter().filter(|o| age_key(o) < age_key(this) && survives(o)).min_by(|a, b| age_key(a).cmp(&age_key(b)))
+    let survives = |o: &OpsRequestView| {
+        !pending
+            .iter()
+            .any(|p| p.type_ == o.type_ && age_key(p) > age_key(o))
+            && o.type_ != this.type_
+    };
+    if let Some(older) = pending
+        .iter()
+        .filter(|o| age_key(o) < age_key(this) && survives(o))
+        .min_by(|a, b| age_key(a).cmp(&age_key(b)))
     {
-        return QueueDecision::Wait { behind: older.name.clone() };
+        return QueueDecision::Wait {
+            behind: older.name.clone(),
+        };
     }
     QueueDecision::Run
 }
@@ -54,8 +71,15 @@ pub fn decide_queue(this: &OpsRequestView, others: &[OpsRequestView]) -> QueueDe
 pub(crate) fn queue_warnings(facts: &Facts) -> Vec<String> {
     let this = &facts.request;
     let ops_kind = facts.kind.ops_kind();
-    let db = format!("{} {}/{}", facts.kind.kind(), this.namespace, this.database.as_deref().unwrap_or_default());
-    let mut others: Vec<&OpsRequestView> = same_database(this, &facts.other_requests).filter(|o| o.is_active()).collect();
+    let db = format!(
+        "{} {}/{}",
+        facts.kind.kind(),
+        this.namespace,
+        this.database.as_deref().unwrap_or_default()
+    );
+    let mut others: Vec<&OpsRequestView> = same_database(this, &facts.other_requests)
+        .filter(|o| o.is_active())
+        .collect();
     others.sort_by(|a, b| age_key(a).cmp(&age_key(b)));
     others
         .into_iter()

@@ -15,7 +15,9 @@ pub(crate) fn check_type(facts: &Facts) -> Result<TypeDecision, Denial> {
     let Some(t) = req.type_.as_deref() else {
         return Err(Denial::new(
             Rule::UnsupportedType,
-            format!("spec.type is required; set it to {VOLUME_EXPANSION} to grow the volumes of the database"),
+            format!(
+                "spec.type is required; set it to {VOLUME_EXPANSION} to grow the volumes of the database"
+            ),
         ));
     };
     if t == VOLUME_EXPANSION {
@@ -54,7 +56,9 @@ pub(crate) fn check_database(facts: &Facts) -> RuleResult {
     let Some(name) = facts.request.database.as_deref().filter(|n| !n.is_empty()) else {
         return Err(Denial::new(
             Rule::DatabaseMissing,
-            format!("spec.databaseRef.name is required: name the {kind} in namespace {ns} whose volumes should grow"),
+            format!(
+                "spec.databaseRef.name is required: name the {kind} in namespace {ns} whose volumes should grow"
+            ),
         ));
     };
     let Some(db) = &facts.database else {
@@ -100,7 +104,9 @@ pub(crate) fn check_size_field(facts: &Facts) -> RuleResult {
     if let Err(e) = Quantity::parse(size) {
         return Err(Denial::new(
             Rule::SizeField,
-            format!("{field} {size:?} is not a valid quantity ({e}); write a Kubernetes quantity such as 2Gi or 2G"),
+            format!(
+                "{field} {size:?} is not a valid quantity ({e}); write a Kubernetes quantity such as 2Gi or 2G"
+            ),
         ));
     }
     match facts.request.mode.as_deref() {

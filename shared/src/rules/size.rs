@@ -5,7 +5,11 @@ use crate::{facts::Facts, quantity::Quantity};
 
 /// The requested size, if present and valid.
 pub fn target_size(facts: &Facts) -> Option<Quantity> {
-    facts.request.size.as_deref().and_then(|s| Quantity::parse(s).ok())
+    facts
+        .request
+        .size
+        .as_deref()
+        .and_then(|s| Quantity::parse(s).ok())
 }
 
 /// The current size and where it was found: the largest of the database's `spec.storage` and
@@ -22,7 +26,12 @@ pub fn current_size(facts: &Facts) -> Option<(Quantity, String)> {
     if let Some(db) = &facts.database {
         offer(
             db.storage_request.as_deref(),
-            format!("spec.storage of {} {}/{}", facts.kind.kind(), db.namespace, db.name),
+            format!(
+                "spec.storage of {} {}/{}",
+                facts.kind.kind(),
+                db.namespace,
+                db.name
+            ),
         );
     }
     for pvc in facts.database_pvcs() {

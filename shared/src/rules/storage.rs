@@ -8,13 +8,29 @@ use crate::{facts::Facts, quantity::Quantity};
 fn classes_in_use(facts: &Facts) -> Vec<(Option<String>, String)> {
     let pvcs = facts.database_pvcs();
     if pvcs.is_empty() {
-        let Some(db) = &facts.database else { return Vec::new() };
-        let class = db.storage_class.clone().or_else(|| facts.default_storage_class().map(|c| c.name.clone()));
-        return vec![(class, format!("spec.storage of {} {}/{}", facts.kind.kind(), db.namespace, db.name))];
+        let Some(db) = &facts.database else {
+            return Vec::new();
+        };
+        let class = db
+            .storage_class
+            .clone()
+            .or_else(|| facts.default_storage_class().map(|c| c.name.clone()));
+        return vec![(
+            class,
+            format!(
+                "spec.storage of {} {}/{}",
+                facts.kind.kind(),
+                db.namespace,
+                db.name
+            ),
+        )];
     }
     pvcs.iter()
         .map(|p| {
-            let class = p.storage_class.clone().or_else(|| facts.default_storage_class().map(|c| c.name.clone()));
+            let class = p
+                .storage_class
+                .clone()
+                .or_else(|| facts.default_storage_class().map(|c| c.name.clone()));
             (class, format!("PVC {}", p.name))
         })
         .collect()
@@ -71,9 +87,13 @@ pub(crate) fn check_pvcs(facts: &Facts) -> RuleResult {
             ));
         }
         let q = |s: Option<&str>| s.and_then(|s| Quantity::parse(s).ok());
-        let requested_more = matches!((q(pvc.request.as_deref()), q(pvc.capacity.as_deref())), (Some(r), Some(c)) if r > c);
+        let requested_more =
+            matches!((q(pvc.request.as_deref()), q(pvc.capacity.as_deref())), (Some(r), Some(c)) if r > c);
         let resizing = pvc.resize_status.is_some()
-            || pvc.true_conditions.iter().any(|c| c == "Resizing" || c == "FileSystemResizePending");
+            || pvc
+                .true_conditions
+                .iter()
+                .any(|c| c == "Resizing" || c == "FileSystemResizePending");
         if requested_more || resizing {
             return Err(Denial::new(
                 Rule::PvcState,

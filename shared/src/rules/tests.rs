@@ -18,7 +18,9 @@ use crate::{
 
 fn denied(f: &Facts) -> (Rule, String) {
     let v = validate_create(f);
-    let d = v.denial.unwrap_or_else(|| panic!("expected a denial, got {:?}", v.warnings));
+    let d = v
+        .denial
+        .unwrap_or_else(|| panic!("expected a denial, got {:?}", v.warnings));
     (d.rule, d.message)
 }
 
@@ -47,7 +49,10 @@ fn rule1_type() {
         )
     );
     f.options.pass_through_other_types = true;
-    assert_eq!(allowed(&f), ["volops does not handle RedisOpsRequest of type Restart; it is left to KubeDB's ops-manager"]);
+    assert_eq!(
+        allowed(&f),
+        ["volops does not handle RedisOpsRequest of type Restart; it is left to KubeDB's ops-manager"]
+    );
     f.request.type_ = Some("Explode".into());
     assert_eq!(
         denied(&f).1,
@@ -65,7 +70,11 @@ fn rule1_type() {
     z.kind = DatabaseKind::ZooKeeper;
     z.request.type_ = Some("ReplaceSentinel".into());
     assert_eq!(denied(&z).0, Rule::UnsupportedType);
-    assert!(denied(&z).1.starts_with("spec.type \"ReplaceSentinel\" is not a ZooKeeperOpsRequest type"));
+    assert!(
+        denied(&z)
+            .1
+            .starts_with("spec.type \"ReplaceSentinel\" is not a ZooKeeperOpsRequest type")
+    );
 }
 
 #[test]
@@ -106,7 +115,13 @@ fn rule2_database() {
         db.storage_type = None; // KubeDB's default is Durable
         db.has_storage = false;
     }
-    assert_eq!(denied(&f), (Rule::NoStorage, "Redis demo/rd has no spec.storage, so it has no volumes to expand".into()));
+    assert_eq!(
+        denied(&f),
+        (
+            Rule::NoStorage,
+            "Redis demo/rd has no spec.storage, so it has no volumes to expand".into()
+        )
+    );
 }
 
 #[test]
@@ -130,7 +145,10 @@ fn rule3_size_and_mode() {
     );
     let mut f = facts("2Gi");
     f.request.mode = Some("Sideways".into());
-    assert_eq!(denied(&f).1, "spec.volumeExpansion.mode \"Sideways\" is not supported; use Online or Offline");
+    assert_eq!(
+        denied(&f).1,
+        "spec.volumeExpansion.mode \"Sideways\" is not supported; use Online or Offline"
+    );
     f.request.mode = None;
     assert_eq!(
         denied(&f).1,
@@ -140,7 +158,11 @@ fn rule3_size_and_mode() {
     z.kind = DatabaseKind::ZooKeeper;
     z.request.size = None;
     z.namespace_pvcs.clear();
-    assert!(denied(&z).1.starts_with("spec.volumeExpansion.node is required for a VolumeExpansion ZooKeeperOpsRequest"));
+    assert!(
+        denied(&z)
+            .1
+            .starts_with("spec.volumeExpansion.node is required for a VolumeExpansion ZooKeeperOpsRequest")
+    );
 }
 
 #[test]
@@ -196,7 +218,11 @@ fn rule5_storage_class() {
     );
     // No class on the PVC: the cluster default (here "fixed", not expandable) applies.
     f.namespace_pvcs[2].storage_class = None;
-    assert!(denied(&f).1.starts_with("StorageClass \"fixed\" of PVC data-rd-shard1-0 does not allow"));
+    assert!(
+        denied(&f)
+            .1
+            .starts_with("StorageClass \"fixed\" of PVC data-rd-shard1-0 does not allow")
+    );
     f.storage_classes.retain(|c| c.name != "fixed");
     assert_eq!(
         denied(&f).1,
@@ -209,7 +235,11 @@ fn rule5_storage_class() {
     if let Some(db) = f.database.as_mut() {
         db.storage_class = Some("fixed".into());
     }
-    assert!(denied(&f).1.starts_with("StorageClass \"fixed\" of spec.storage of Redis demo/rd does not allow"));
+    assert!(
+        denied(&f)
+            .1
+            .starts_with("StorageClass \"fixed\" of spec.storage of Redis demo/rd does not allow")
+    );
 }
 
 #[test]
@@ -264,13 +294,19 @@ fn rule7_quota() {
     allowed(&f);
     // Per-class quota counts only that class.
     f.namespace_pvcs[4].storage_class = Some("slow".into());
-    f.quotas = vec![quota("fast-only", &[("fast.storageclass.storage.k8s.io/requests.storage", "7Gi")])];
+    f.quotas = vec![quota(
+        "fast-only",
+        &[("fast.storageclass.storage.k8s.io/requests.storage", "7Gi")],
+    )];
     assert_eq!(
         denied(&f).1,
         "ResourceQuota demo/fast-only would be exceeded: fast.storageclass.storage.k8s.io/requests.storage would \
          grow from 4Gi to 8Gi, above its limit of 7Gi; ask for a smaller size or have the quota raised"
     );
-    f.quotas = vec![quota("slow-only", &[("slow.storageclass.storage.k8s.io/requests.storage", "1Gi")])];
+    f.quotas = vec![quota(
+        "slow-only",
+        &[("slow.storageclass.storage.k8s.io/requests.storage", "1Gi")],
+    )];
     allowed(&f);
     // allocatedResources counts when it is above the request (quota uses the max).
     let mut f = facts("2Gi");
@@ -281,7 +317,10 @@ fn rule7_quota() {
 }
 
 fn policy(name: &str, spec: VolumeExpansionPolicySpec) -> PolicyView {
-    PolicyView { name: name.into(), spec }
+    PolicyView {
+        name: name.into(),
+        spec,
+    }
 }
 
 #[test]
@@ -305,7 +344,13 @@ fn rule8_policy() {
     allowed(&f);
 
     let mut f = facts("4Gi");
-    f.policies = vec![policy("steps", VolumeExpansionPolicySpec { max_increase: Some("200%".into()), ..Default::default() })];
+    f.policies = vec![policy(
+        "steps",
+        VolumeExpansionPolicySpec {
+            max_increase: Some("200%".into()),
+            ..Default::default()
+        },
+    )];
     assert_eq!(
         denied(&f).1,
         "VolumeExpansionPolicy \"steps\" denies this request: growing from 1Gi to 4Gi adds 3Gi, above its \
@@ -314,13 +359,20 @@ fn rule8_policy() {
     f.request.size = Some("3Gi".into());
     allowed(&f);
     f.policies[0].spec.max_increase = Some("1Gi".into());
-    assert!(denied(&f).1.contains("adds 2Gi, above its maxIncrease of 1Gi (1Gi)"));
+    assert!(
+        denied(&f)
+            .1
+            .contains("adds 2Gi, above its maxIncrease of 1Gi (1Gi)")
+    );
 
     let mut f = facts("2Gi");
     f.request.mode = Some("Offline".into());
     f.policies = vec![policy(
         "online-only",
-        VolumeExpansionPolicySpec { allowed_modes: vec![VolumeExpansionMode::Online], ..Default::default() },
+        VolumeExpansionPolicySpec {
+            allowed_modes: vec![VolumeExpansionMode::Online],
+            ..Default::default()
+        },
     )];
     assert_eq!(
         denied(&f).1,
@@ -330,7 +382,10 @@ fn rule8_policy() {
     let mut f = facts("2Gi");
     f.policies = vec![policy(
         "classes",
-        VolumeExpansionPolicySpec { allowed_storage_classes: vec!["gold".into(), "silver".into()], ..Default::default() },
+        VolumeExpansionPolicySpec {
+            allowed_storage_classes: vec!["gold".into(), "silver".into()],
+            ..Default::default()
+        },
     )];
     assert_eq!(
         denied(&f).1,
@@ -340,7 +395,13 @@ fn rule8_policy() {
 
     // Warn turns the same violation into a warning.
     let mut f = facts("200Gi");
-    f.policies = vec![policy("soft", VolumeExpansionPolicySpec { enforcement: Enforcement::Warn, ..max("100Gi") })];
+    f.policies = vec![policy(
+        "soft",
+        VolumeExpansionPolicySpec {
+            enforcement: Enforcement::Warn,
+            ..max("100Gi")
+        },
+    )];
     assert_eq!(
         allowed(&f),
         ["VolumeExpansionPolicy \"soft\" (Warn): 200Gi is above its maxSize of 100Gi; ask for at most 100Gi"]
@@ -367,7 +428,10 @@ fn rule9_spec_is_immutable_but_status_updates_pass() {
     let mut status_only = old.clone();
     status_only["status"] = json!({"phase": "Progressing"});
     status_only["metadata"]["labels"] = json!({"x": "y"});
-    assert_eq!(validate_spec_unchanged(DatabaseKind::Redis, &old, &status_only), Ok(()));
+    assert_eq!(
+        validate_spec_unchanged(DatabaseKind::Redis, &old, &status_only),
+        Ok(())
+    );
     let mut changed = old.clone();
     changed["spec"]["volumeExpansion"]["redis"] = json!("3Gi");
     changed["spec"]["timeout"] = json!("1m");
@@ -421,16 +485,32 @@ fn queue_decisions_follow_kubedb() {
     let p = req("p", "Restart", "2026-01-01T00:00:00Z", Some("Progressing"));
     let r = req("r", "Restart", "2026-01-01T00:00:00Z", None);
     // A Progressing request for the same DB blocks everything.
-    assert_eq!(decide_queue(&b, &[a.clone(), p.clone()]), QueueDecision::Wait { behind: "p".into() });
+    assert_eq!(
+        decide_queue(&b, &[a.clone(), p.clone()]),
+        QueueDecision::Wait { behind: "p".into() }
+    );
     // The older request of the same type is superseded by the newer.
-    assert_eq!(decide_queue(&a, std::slice::from_ref(&b)), QueueDecision::Skip { superseded_by: "b".into() });
+    assert_eq!(
+        decide_queue(&a, std::slice::from_ref(&b)),
+        QueueDecision::Skip {
+            superseded_by: "b".into()
+        }
+    );
     assert_eq!(decide_queue(&b, std::slice::from_ref(&a)), QueueDecision::Run);
     // Across types the oldest survivor runs first.
-    assert_eq!(decide_queue(&b, std::slice::from_ref(&r)), QueueDecision::Wait { behind: "r".into() });
+    assert_eq!(
+        decide_queue(&b, std::slice::from_ref(&r)),
+        QueueDecision::Wait { behind: "r".into() }
+    );
     assert_eq!(decide_queue(&r, std::slice::from_ref(&b)), QueueDecision::Run);
     // Equal creation times: the larger name is the newer.
     let c = req("c", "VolumeExpansion", "2026-01-01T00:00:02Z", None);
-    assert_eq!(decide_queue(&b, std::slice::from_ref(&c)), QueueDecision::Skip { superseded_by: "c".into() });
+    assert_eq!(
+        decide_queue(&b, std::slice::from_ref(&c)),
+        QueueDecision::Skip {
+            superseded_by: "c".into()
+        }
+    );
     // Finished requests and other databases do not count.
     let mut done = req("z", "VolumeExpansion", "2026-01-01T00:00:09Z", Some("Successful"));
     assert_eq!(decide_queue(&a, std::slice::from_ref(&done)), QueueDecision::Run);
@@ -445,8 +525,14 @@ fn database_storage_cannot_shrink() {
         json!({"metadata": {"name": "rd", "namespace": "demo"},
                "spec": {"storage": {"resources": {"requests": {"storage": size}}}, "replicas": 3}})
     };
-    assert_eq!(validate_database_update(DatabaseKind::Redis, &db("1Gi"), &db("2Gi")), Ok(()));
-    assert_eq!(validate_database_update(DatabaseKind::Redis, &db("1Gi"), &db("1024Mi")), Ok(()));
+    assert_eq!(
+        validate_database_update(DatabaseKind::Redis, &db("1Gi"), &db("2Gi")),
+        Ok(())
+    );
+    assert_eq!(
+        validate_database_update(DatabaseKind::Redis, &db("1Gi"), &db("1024Mi")),
+        Ok(())
+    );
     let d = validate_database_update(DatabaseKind::ZooKeeper, &db("2Gi"), &db("1Gi")).unwrap_err();
     assert_eq!(d.rule, Rule::DatabaseShrink);
     assert_eq!(
@@ -457,7 +543,10 @@ fn database_storage_cannot_shrink() {
     // Other edits pass.
     let mut other = db("2Gi");
     other["spec"]["replicas"] = json!(5);
-    assert_eq!(validate_database_update(DatabaseKind::Redis, &db("2Gi"), &other), Ok(()));
+    assert_eq!(
+        validate_database_update(DatabaseKind::Redis, &db("2Gi"), &other),
+        Ok(())
+    );
 }
 
 #[test]
