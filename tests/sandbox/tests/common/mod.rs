@@ -1,6 +1,8 @@
 //! Shared helpers for the sandbox API tests.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod webhook;
+
 use std::time::Duration;
 
 use volops_sandbox::{Sandbox, SandboxOptions};
