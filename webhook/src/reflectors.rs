@@ -5,13 +5,21 @@ use futures::StreamExt;
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::reflector::store::Writer;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
-use kube::{Client, Resource};
+use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use volops_shared::DatabaseKind;
 
 use crate::caches::{Writers, database_resource, ops_resource};
+
+/// Drops what no rule reads but every object carries, to keep the caches small.
+fn slim<K: Resource>(obj: &mut K) {
+    obj.managed_fields_mut().clear();
+    if let Some(a) = obj.meta_mut().annotations.as_mut() {
+        a.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
+}
 
 /// Drives one reflector stream until `stop`; watch errors are logged and retried by backoff.
 fn drive<S, T>(set: &mut JoinSet<()>, stream: S, name: &'static str, stop: CancellationToken)
@@ -45,12 +53,10 @@ fn spawn_typed<K>(
     K::DynamicType: Eq + std::hash::Hash + Clone + Default + Send + Sync,
 {
     let api = Api::<K>::all(client.clone());
-    drive(
-        set,
-        reflector(writer, watcher(api, watcher::Config::default()).default_backoff()),
-        name,
-        stop,
-    );
+    let events = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .modify(slim);
+    drive(set, reflector(writer, events), name, stop);
 }
 
 fn spawn_dynamic(
@@ -62,12 +68,10 @@ fn spawn_dynamic(
     stop: CancellationToken,
 ) {
     let api = Api::<DynamicObject>::all_with(client.clone(), &ar);
-    drive(
-        set,
-        reflector(writer, watcher(api, watcher::Config::default()).default_backoff()),
-        name,
-        stop,
-    );
+    let events = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .modify(slim);
+    drive(set, reflector(writer, events), name, stop);
 }
 
 /// Starts one reflector per cache; they run until `stop` fires.

@@ -295,3 +295,20 @@ async fn measure_validate_latency_in_process() {
     let per = started.elapsed() / n;
     println!("in-process /validate (debug build, incl. client-side parse): {per:?} per request");
 }
+
+#[tokio::test]
+async fn a_request_whose_body_never_arrives_times_out_with_503() {
+    let w = World::standard();
+    let state = Arc::new(volops_webhook::routes::AppState {
+        caches: w.caches(),
+        options: RuleOptions::default(),
+        metrics: Arc::new(Metrics::new()),
+    });
+    let app = volops_webhook::routes::router(state, std::time::Duration::from_millis(100));
+    let stalled = futures::stream::pending::<Result<bytes::Bytes, std::io::Error>>();
+    let req = http::Request::post("/validate")
+        .body(axum::body::Body::from_stream(stalled))
+        .unwrap();
+    let resp = tower::ServiceExt::oneshot(app, req).await.unwrap();
+    assert_eq!(resp.status(), 503);
+}

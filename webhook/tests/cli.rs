@@ -1,0 +1,32 @@
+//! The binary's command-line contract (DESIGN.md §7).
+
+use std::process::Command;
+
+#[test]
+fn help_lists_the_contract_flags_and_missing_cert_flags_fail() {
+    let bin = env!("CARGO_BIN_EXE_volops-webhook");
+    let out = Command::new(bin).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--tls-cert",
+        "--tls-key",
+        "--listen",
+        "--probe-listen",
+        "--log-format",
+        "--pass-through-other-types",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from:\n{help}");
+    }
+    assert!(
+        help.contains("0.0.0.0:8443") && help.contains("0.0.0.0:8080"),
+        "{help}"
+    );
+    let out = Command::new(bin)
+        .env_remove("VOLOPS_TLS_CERT")
+        .env_remove("VOLOPS_TLS_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--tls-cert"));
+}
