@@ -123,3 +123,89 @@ where
 pub fn at<'a>(o: &'a DynamicObject, pointer: &str) -> Option<&'a str> {
     o.data.pointer(pointer).and_then(|v| v.as_str())
 }
+
+/// Creates a Redis (`mode`: Standalone or Cluster 3x2) or a 3-node ZooKeeper of 1Gi on `class`
+/// and waits until it is Ready.
+pub async fn database(
+    client: &kube::Client,
+    ns: &str,
+    kind: &str,
+    name: &str,
+    class: &str,
+) -> Api<DynamicObject> {
+    let storage = json!({"storageClassName": class, "accessModes": ["ReadWriteOnce"],
+                         "resources": {"requests": {"storage": "1Gi"}}});
+    let (api, obj) = match kind {
+        "ZooKeeper" => (
+            dynamic(client, ns, "kubedb.com", "v1alpha2", "ZooKeeper", "zookeepers"),
+            json!({"apiVersion": "kubedb.com/v1alpha2", "kind": "ZooKeeper",
+                   "metadata": {"name": name, "namespace": ns},
+                   "spec": {"version": "3.9.1", "replicas": 3, "storage": storage}}),
+        ),
+        mode => (
+            dynamic(client, ns, "kubedb.com", "v1", "Redis", "redises"),
+            json!({"apiVersion": "kubedb.com/v1", "kind": "Redis", "metadata": {"name": name, "namespace": ns},
+                   "spec": {"version": "7.2.4", "mode": mode, "cluster": {"shards": 3, "replicas": 2},
+                            "storage": storage}}),
+        ),
+    };
+    api.create(&PostParams::default(), &serde_json::from_value(obj).unwrap())
+        .await
+        .expect("database created");
+    wait_for(&api, name, "database Ready", |o| {
+        at(o, "/status/phase") == Some("Ready")
+    })
+    .await;
+    api
+}
+
+/// An ops request of `kind` (RedisOpsRequest or ZooKeeperOpsRequest) growing `db` to `size`.
+pub fn ops_request(
+    kind: &str,
+    name: &str,
+    db: &str,
+    mode: &str,
+    size: &str,
+    extra: serde_json::Value,
+) -> DynamicObject {
+    let field = if kind == "RedisOpsRequest" {
+        "redis"
+    } else {
+        "node"
+    };
+    let mut spec = json!({"type": "VolumeExpansion", "databaseRef": {"name": db},
+                          "volumeExpansion": {"mode": mode, field: size}});
+    if let (Some(s), Some(e)) = (spec.as_object_mut(), extra.as_object()) {
+        s.extend(e.clone());
+    }
+    serde_json::from_value(json!({"apiVersion": "ops.kubedb.com/v1alpha1", "kind": kind,
+        "metadata": {"name": name}, "spec": spec}))
+    .unwrap()
+}
+
+pub fn ops_api(client: &kube::Client, ns: &str, kind: &str) -> Api<DynamicObject> {
+    let plural = if kind == "RedisOpsRequest" {
+        "redisopsrequests"
+    } else {
+        "zookeeperopsrequests"
+    };
+    dynamic(client, ns, "ops.kubedb.com", "v1alpha1", kind, plural)
+}
+
+/// Waits until the request is in a final phase with its finalizer gone; returns it.
+pub async fn wait_final(api: &Api<DynamicObject>, name: &str) -> DynamicObject {
+    wait_for(api, name, "request finished", |r| {
+        matches!(at(r, "/status/phase"), Some("Successful" | "Failed" | "Skipped"))
+            && r.metadata.finalizers.as_ref().is_none_or(Vec::is_empty)
+    })
+    .await
+}
+
+/// The database's conditions of type Paused (there should be none once a request ends).
+pub fn paused_conditions(db: &DynamicObject) -> Vec<serde_json::Value> {
+    db.data
+        .pointer("/status/conditions")
+        .and_then(|v| v.as_array())
+        .map(|cs| cs.iter().filter(|c| c["type"] == "Paused").cloned().collect())
+        .unwrap_or_default()
+}

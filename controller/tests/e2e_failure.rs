@@ -1,0 +1,98 @@
+//! End to end in the sandbox: failures end Failed with the cleanup done.
+
+#[path = "e2e_common.rs"]
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use k8s_openapi::api::core::v1::Pod;
+use kube::{
+    Api,
+    api::{ListParams, PostParams},
+};
+use serde_json::json;
+use volops_controller::Metrics;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_infeasible_resize_fails_fast_with_the_driver_message_and_cleans_up() {
+    let (sb, client) = sandbox().await;
+    setup(&client, "db", "broken", "fail").await;
+    let redis = database(&client, "db", "Standalone", "rd", "broken").await;
+    let (stop, task) = start_controller(client.clone(), Arc::new(Metrics::default()));
+    let ops = ops_api(&client, "db", "RedisOpsRequest");
+    ops.create(
+        &PostParams::default(),
+        &ops_request("RedisOpsRequest", "grow", "rd", "Online", "2Gi", json!({})),
+    )
+    .await
+    .expect("ops request created");
+    let done = wait_final(&ops, "grow").await;
+    let _ = stop.send(());
+    task.await.unwrap();
+    assert_eq!(at(&done, "/status/phase"), Some("Failed"));
+    let failed = done.data["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Failed")
+        .cloned()
+        .expect("Failed condition");
+    let message = failed["message"].as_str().unwrap();
+    assert!(message.contains("Infeasible"), "{message}");
+    assert_eq!(failed["reason"], "Expand");
+
+    let sts = dynamic(&client, "db", "apps", "v1", "StatefulSet", "statefulsets");
+    let set = sts.get("rd").await.expect("workload recreated by the cleanup");
+    // The claim size stays what the PVC really has.
+    assert_eq!(
+        set.data
+            .pointer("/spec/volumeClaimTemplates/0/spec/resources/requests/storage"),
+        Some(&json!("1Gi"))
+    );
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "db");
+    let running = pods
+        .list(&ListParams::default().labels("app.kubernetes.io/instance=rd"))
+        .await
+        .unwrap();
+    assert_eq!(running.items.len(), 1);
+    let db = redis.get("rd").await.unwrap();
+    assert!(paused_conditions(&db).is_empty(), "database resumed");
+    assert_eq!(at(&db, "/spec/storage/resources/requests/storage"), Some("1Gi"));
+    sb.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_past_spec_timeout_fails_and_resumes_the_database() {
+    let (sb, client) = sandbox().await;
+    setup(&client, "db", "standard", "online").await;
+    let redis = database(&client, "db", "Standalone", "rd", "standard").await;
+    // A workload the controller cannot delete in time: a finalizer keeps it Terminating.
+    let sts = dynamic(&client, "db", "apps", "v1", "StatefulSet", "statefulsets");
+    let patch = json!({"metadata": {"finalizers": ["test.volops.dev/hold"]}});
+    sts.patch("rd", &Default::default(), &kube::api::Patch::Merge(&patch))
+        .await
+        .expect("hold");
+    let (stop, task) = start_controller(client.clone(), Arc::new(Metrics::default()));
+    let ops = ops_api(&client, "db", "RedisOpsRequest");
+    let req = ops_request(
+        "RedisOpsRequest",
+        "grow",
+        "rd",
+        "Online",
+        "2Gi",
+        json!({"timeout": "2s"}),
+    );
+    ops.create(&PostParams::default(), &req)
+        .await
+        .expect("ops request created");
+    let done = wait_final(&ops, "grow").await;
+    let _ = stop.send(());
+    task.await.unwrap();
+    assert_eq!(at(&done, "/status/phase"), Some("Failed"));
+    let text = done.data["status"]["conditions"].to_string();
+    assert!(text.contains("did not finish within spec.timeout 2s"), "{text}");
+    let db = redis.get("rd").await.unwrap();
+    assert!(paused_conditions(&db).is_empty(), "database resumed");
+    sb.shutdown().await.unwrap();
+}
