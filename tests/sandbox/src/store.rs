@@ -29,6 +29,8 @@ pub struct Event {
     pub object: Arc<Value>,
     /// The object before the change (for selector transitions).
     pub old: Option<Arc<Value>>,
+    /// Serialized watch lines by (type, apiVersion), so fan-out serializes once per event.
+    pub rendered: Mutex<Vec<(String, bytes::Bytes)>>,
 }
 
 struct Bucket {
@@ -170,6 +172,7 @@ impl Store {
             rv: next_rv,
             object: object.clone(),
             old,
+            rendered: Mutex::default(),
         });
         bucket.history.push_back(ev.clone());
         while bucket.history.len() > limit {
@@ -207,6 +210,7 @@ impl Store {
                         rv,
                         object: o.clone(),
                         old: None,
+                        rendered: Mutex::default(),
                     })
                 })
                 .collect(),

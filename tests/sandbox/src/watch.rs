@@ -19,6 +19,9 @@ use crate::store::{Event, EventType};
 /// Longest watch when the client sets no timeout (kube uses 30-60 minutes).
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
 
+/// Most events sent in one chunk.
+const MAX_BATCH: usize = 256;
+
 struct WatchParams {
     sel: Selectors,
     ns: Option<String>,
@@ -106,18 +109,26 @@ fn visible(p: &WatchParams, ev: &Event) -> Option<&'static str> {
     }
 }
 
-fn render(p: &WatchParams, t: &Target, kind: &str, obj: &Value) -> Value {
-    let object = if p.table {
+fn render(p: &WatchParams, t: &Target, kind: &str, ev: &Event) -> Bytes {
+    if p.table {
+        let obj = &ev.object;
         let rv = obj["metadata"]["resourceVersion"]
             .as_str()
             .unwrap_or("")
             .to_string();
-        let req_like = crate::table::TableOpts::from_query(&p.query);
-        crate::table::table_with(&t.info, &[Arc::new(obj.clone())], &rv, &req_like)
-    } else {
-        for_output(&t.info, obj)
-    };
-    json!({"type": kind, "object": object})
+        let opts = crate::table::TableOpts::from_query(&p.query);
+        let table = crate::table::table_with(&t.info, std::slice::from_ref(obj), &rv, &opts);
+        return line_bytes(&json!({"type": kind, "object": table}));
+    }
+    // Most watchers of a resource see the same line: build it once per event.
+    let key = format!("{kind}|{}", t.info.api_version());
+    let mut cache = ev.rendered.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, b)) = cache.iter().find(|(k, _)| *k == key) {
+        return b.clone();
+    }
+    let b = line_bytes(&json!({"type": kind, "object": for_output(&t.info, &ev.object)}));
+    cache.push((key, b.clone()));
+    b
 }
 
 async fn run(
@@ -132,10 +143,7 @@ async fn run(
     for ev in initial {
         last_rv = last_rv.max(ev.rv);
         if let Some(kind) = visible(&p, &ev)
-            && tx
-                .send(Ok(line_bytes(&render(&p, &t, kind, &ev.object))))
-                .await
-                .is_err()
+            && tx.send(Ok(render(&p, &t, kind, &ev))).await.is_err()
         {
             return;
         }
@@ -150,14 +158,29 @@ async fn run(
     loop {
         tokio::select! {
             r = rx.recv() => match r {
-                Ok(ev) => {
-                    if ev.rv <= last_rv {
-                        continue;
+                Ok(first) => {
+                    // Batch whatever is already queued into one chunk: far fewer TLS records
+                    // and wake-ups when many watchers follow a busy resource.
+                    let mut out: Vec<u8> = Vec::new();
+                    let mut next = Some(first);
+                    let mut batched = 0;
+                    while let Some(ev) = next.take() {
+                        if ev.rv > last_rv {
+                            last_rv = ev.rv;
+                            if let Some(kind) = visible(&p, &ev) {
+                                out.extend_from_slice(&render(&p, &t, kind, &ev));
+                            }
+                        }
+                        batched += 1;
+                        if batched < MAX_BATCH {
+                            match rx.try_recv() {
+                                Ok(e) => next = Some(e),
+                                Err(broadcast::error::TryRecvError::Empty) => {}
+                                Err(_) => return,
+                            }
+                        }
                     }
-                    last_rv = ev.rv;
-                    if let Some(kind) = visible(&p, &ev)
-                        && tx.send(Ok(line_bytes(&render(&p, &t, kind, &ev.object)))).await.is_err()
-                    {
+                    if !out.is_empty() && tx.send(Ok(Bytes::from(out))).await.is_err() {
                         return;
                     }
                 }
