@@ -37,7 +37,7 @@ async fn count_events(http: reqwest::Client, url: String, start_rv: String, want
                     return Instant::now();
                 }
                 // Only parse the rv when a re-watch might need it (cheap enough every 1000).
-                if seen % 1000 == 0 || buf.is_empty() {
+                if seen.is_multiple_of(1000) || buf.is_empty() {
                     let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
                     if let Some(r) = v["object"]["metadata"]["resourceVersion"].as_str() {
                         rv = r.to_string();
