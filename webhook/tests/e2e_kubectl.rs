@@ -301,11 +301,10 @@ async fn kubectl_meets_every_denial_and_sees_defaults_and_plan() {
          only grow, so ask for more than 1Gi",
     );
     let fixed = apply(ops_yaml("fixed", "rdfixed", "2Gi")).await;
-    assert!(
-        fixed.stderr.contains("admission webhook \"opsrequests.validate.volops.dev\" denied the request: StorageClass \"fixed\" of ")
-            && fixed.stderr.contains(" does not allow volume expansion; ask your cluster admin to set allowVolumeExpansion: true on it (if its driver supports resizing)"),
-        "{}",
-        fixed.stderr
+    assert_denied(
+        &fixed,
+        "StorageClass \"fixed\" of PVC data-rdfixed-0 does not allow volume expansion; ask your cluster admin to \
+         set allowVolumeExpansion: true on it (if its driver supports resizing)",
     );
     assert_denied(
         &apply(ops_yaml("eph", "eph", "2Gi")).await,
@@ -387,7 +386,32 @@ async fn kubectl_meets_every_denial_and_sees_defaults_and_plan() {
          spec.volumeExpansion.redis); create a new RedisOpsRequest instead",
     );
 
-    // Quota: 4 x 1Gi used; growing to 3Gi would need 12Gi.
+    // Status updates go through the same webhook (rules include /status) and pass.
+    let status = kubectl(
+        &kc,
+        &[
+            "patch",
+            "redisopsrequest",
+            "grow",
+            "-n",
+            "demo",
+            "--subresource=status",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"status":{"phase":"Progressing"}}"#,
+        ],
+        None,
+    )
+    .await;
+    assert!(status.ok, "{}", status.stderr);
+    let calls_for_status = get(running.probe_addr, "/metrics").await.unwrap();
+    assert!(
+        calls_for_status.contains(r#"volops_webhook_admission_requests_total{endpoint="validate",kind="RedisOpsRequest",operation="UPDATE",allowed="true"} 1"#),
+        "{calls_for_status}"
+    );
+
+    // Quota.
     let quota = "apiVersion: v1\nkind: ResourceQuota\nmetadata:\n  name: storage\n  namespace: demo\n\
                  spec:\n  hard:\n    requests.storage: 6Gi\n";
     let q = kubectl(&kc, &["apply", "-f", "-"], Some(quota)).await;
@@ -396,11 +420,11 @@ async fn kubectl_meets_every_denial_and_sees_defaults_and_plan() {
         m.contains(r#"volops_webhook_cache_objects{cache="resourcequotas"} 1"#)
     })
     .await;
-    let over = apply(ops_yaml("over", "rd", "3Gi")).await;
-    assert!(
-        over.stderr.contains("admission webhook \"opsrequests.validate.volops.dev\" denied the request: ResourceQuota demo/storage would be exceeded: requests.storage would grow from "),
-        "{}",
-        over.stderr
+    // Counted: rd's four PVCs and rdfixed's one (Ephemeral eph has none).
+    assert_denied(
+        &apply(ops_yaml("over", "rd", "3Gi")).await,
+        "ResourceQuota demo/storage would be exceeded: requests.storage would grow from 5Gi to 13Gi, above its \
+         limit of 6Gi; ask for a smaller size or have the quota raised",
     );
 
     // A direct shrink of the database's spec.storage.
