@@ -393,7 +393,7 @@ async fn update_object(
             return Err(ApiError::internal("retry"));
         }
         Ok(if remove {
-            WriteAction::Delete
+            WriteAction::DeleteAs(new)
         } else {
             WriteAction::Put(new)
         })

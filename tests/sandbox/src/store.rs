@@ -65,6 +65,8 @@ pub enum WriteAction {
     Put(Value),
     /// Remove the object.
     Delete,
+    /// Remove the object; watchers see this final state (e.g. the last finalizer removed).
+    DeleteAs(Value),
 }
 
 /// The store. Cheap to share behind an Arc.
@@ -158,11 +160,14 @@ impl Store {
                 };
                 (kind, obj)
             }
-            WriteAction::Delete => {
+            WriteAction::Delete | WriteAction::DeleteAs(_) => {
                 let Some(prev) = bucket.objects.remove(&okey) else {
                     return Err(ApiError::internal("delete of a missing object"));
                 };
-                let mut obj = (*prev).clone();
+                let mut obj = match action {
+                    WriteAction::DeleteAs(last) => last,
+                    _ => (*prev).clone(),
+                };
                 obj["metadata"]["resourceVersion"] = Value::String(next_rv.to_string());
                 (EventType::Deleted, Arc::new(obj))
             }

@@ -348,3 +348,44 @@ async fn dynamic_api_works() {
     let list = leases.list(&Default::default()).await.unwrap();
     assert_eq!(list.items.len(), 1);
 }
+
+#[tokio::test]
+async fn last_finalizer_removal_is_seen_as_deleted_with_final_state() {
+    use futures::TryStreamExt;
+    use kube::api::{WatchEvent, WatchParams};
+    let (_sb, client) = start().await;
+    let cms: Api<ConfigMap> = Api::namespaced(client, "default");
+    let mut c = cm("f");
+    c.metadata.finalizers = Some(vec!["example.com/x".into()]);
+    let rv = cms
+        .create(&PostParams::default(), &c)
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    cms.delete("f", &DeleteParams::default()).await.unwrap();
+    cms.patch(
+        "f",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": []}})),
+    )
+    .await
+    .unwrap();
+    let mut s = Box::pin(cms.watch(&WatchParams::default().timeout(2), &rv).await.unwrap());
+    let mut saw = vec![];
+    while let Some(ev) = s.try_next().await.unwrap() {
+        match ev {
+            WatchEvent::Modified(o) => {
+                saw.push(("MODIFIED", o.metadata.finalizers.unwrap_or_default().len()))
+            }
+            WatchEvent::Deleted(o) => {
+                assert!(o.metadata.deletion_timestamp.is_some());
+                saw.push(("DELETED", o.metadata.finalizers.unwrap_or_default().len()));
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(saw, vec![("MODIFIED", 1), ("DELETED", 0)]);
+}
