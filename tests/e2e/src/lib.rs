@@ -1,0 +1,1 @@
+//! placeholder: the e2e harness is being built
