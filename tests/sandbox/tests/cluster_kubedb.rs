@@ -1,4 +1,6 @@
 //! KubeDB-like provisioner + StatefulSet/PetSet controller through kube::Client.
+// Helpers outside #[test] fns panic on purpose too.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
 
 #[path = "cluster_common.rs"]
 mod common;

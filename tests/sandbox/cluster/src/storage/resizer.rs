@@ -294,6 +294,10 @@ async fn reconcile(ctx: &Ctx, key: &Key) -> Result<Option<Duration>, Error> {
             None,
         ),
     };
+    // Event first: whoever sees the new status can also find the event.
+    if let Some((warning, reason, message, component)) = event {
+        emit(&ctx.client, &component, about, warning, reason, &message).await;
+    }
     ignore_codes(
         api.patch_status(
             &key.name,
@@ -304,8 +308,5 @@ async fn reconcile(ctx: &Ctx, key: &Key) -> Result<Option<Duration>, Error> {
         &[404],
     )
     .ctx(|| format!("updating resize status of {}", key.name))?;
-    if let Some((warning, reason, message, component)) = event {
-        emit(&ctx.client, &component, about, warning, reason, &message).await;
-    }
     Ok(None)
 }

@@ -146,7 +146,23 @@ async fn reconcile(ctx: &Ctx, key: &Key) -> Result<Option<Duration>, Error> {
 }
 
 /// Adopting = patching our controller ownerReference onto the existing pod (never recreating).
+/// Like Kubernetes' ControllerRefManager, first re-read the set live: a set that is being
+/// deleted (or was replaced) must not adopt, or it would hand the pod to a dead owner.
 async fn adopt(ctx: &Ctx, api: &Api<Pod>, pod: &Pod, view: &SetView) -> Result<(), Error> {
+    let sets: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &view.namespace, &ctx.ar);
+    let live = sets
+        .get_opt(&view.name)
+        .await
+        .ctx(|| format!("rechecking {}", view.name))?;
+    let can_adopt = live.is_some_and(|s| {
+        s.metadata.uid.as_deref() == Some(view.uid.as_str()) && s.metadata.deletion_timestamp.is_none()
+    });
+    if !can_adopt {
+        return Err(Error::Malformed {
+            what: format!("{} {}", ctx.ar.kind, view.name),
+            reason: "changed or is being deleted; not adopting".into(),
+        });
+    }
     let mut refs = pod.metadata.owner_references.clone().unwrap_or_default();
     refs.push(controller_ref(&ctx.ar, &view.name, &view.uid));
     let patch = json!([
