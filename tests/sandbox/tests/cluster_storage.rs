@@ -430,3 +430,31 @@ async fn garbage_collection_background_foreground_and_orphan() {
     assert_eq!(pod.uid(), uid);
     sb.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_all_stops_every_controller_until_resumed() {
+    let (sb, client) = sandbox().await;
+    namespace(&client, "p").await;
+    storage_class(&client, "standard", "online").await;
+    let cluster = sb.cluster().expect("cluster running");
+    cluster.pause_all(true);
+    assert!(cluster.is_paused());
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "p");
+    let pvc: PersistentVolumeClaim = serde_json::from_value(json!({
+        "metadata": {"name": "c", "namespace": "p"},
+        "spec": {"storageClassName": "standard", "resources": {"requests": {"storage": "1Gi"}}}
+    }))
+    .expect("pvc");
+    api.create(&PostParams::default(), &pvc).await.expect("created");
+    let bound =
+        |p: &PersistentVolumeClaim| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound");
+    let early = tokio::time::timeout(
+        Duration::from_millis(300),
+        wait_for(&api, "c", "bound while paused", bound),
+    )
+    .await;
+    assert!(early.is_err(), "a paused provisioner bound the claim");
+    cluster.pause_all(false);
+    wait_for(&api, "c", "bound after resume", bound).await;
+    sb.shutdown().await.expect("shutdown");
+}
