@@ -93,6 +93,18 @@ pub async fn run_kind<R: OpsRequest>(
             move |o| offshoot_requests(&s, &o),
         );
     }
+    // A request that ends or starts wakes the others of its database (the queue).
+    let s = store.clone();
+    controller = controller.watches(
+        Api::<R>::all(client.clone()),
+        watcher::Config::default(),
+        move |r| {
+            requests_of(&s, r.namespace(), Some(r.database()))
+                .into_iter()
+                .filter(|o| o.name != r.name_any())
+                .collect::<Vec<_>>()
+        },
+    );
     let kind: DatabaseKind = R::KIND;
     let ar = database_resource(kind);
     let s = store.clone();

@@ -3,23 +3,22 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "e2e_common.rs"]
-mod common;
+mod support;
 
 use std::{
     collections::BTreeMap,
     sync::{Arc, Mutex},
 };
 
-use common::*;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::{
     Api, ResourceExt,
-    api::{DynamicObject, PostParams},
+    api::PostParams,
     runtime::{WatchStreamExt, watcher},
 };
 use serde_json::json;
+use support::*;
 use volops_controller::Metrics;
 
 /// Where controller A is killed.
@@ -31,12 +30,6 @@ enum StopAt {
     Annotation(&'static str),
     /// Once some PVC of the database requests the target (Online: mid-Expand).
     PvcPatched,
-}
-
-fn has_condition(r: &DynamicObject, type_: &str) -> bool {
-    r.data["status"]["conditions"]
-        .as_array()
-        .is_some_and(|cs| cs.iter().any(|c| c["type"] == type_ && c["status"] == "True"))
 }
 
 /// Counts Delete events per pod name in `ns` (a pod deleted twice shows up as 2).

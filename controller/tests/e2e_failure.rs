@@ -1,17 +1,16 @@
 //! End to end in the sandbox: failures end Failed with the cleanup done.
 
-#[path = "e2e_common.rs"]
-mod common;
+mod support;
 
 use std::sync::Arc;
 
-use common::*;
 use k8s_openapi::api::core::v1::Pod;
 use kube::{
     Api,
     api::{ListParams, PostParams},
 };
 use serde_json::json;
+use support::*;
 use volops_controller::Metrics;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -92,6 +91,42 @@ async fn a_step_past_spec_timeout_fails_and_resumes_the_database() {
     assert_eq!(at(&done, "/status/phase"), Some("Failed"));
     let text = done.data["status"]["conditions"].to_string();
     assert!(text.contains("did not finish within spec.timeout 2s"), "{text}");
+    let db = redis.get("rd").await.unwrap();
+    assert!(paused_conditions(&db).is_empty(), "database resumed");
+    sb.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_request_mid_way_restores_the_workload_and_resumes() {
+    let (sb, client) = sandbox().await;
+    // An offline-only driver never finishes an Online resize: the request stays in Expand.
+    setup(&client, "db", "standard", "offline").await;
+    let redis = database(&client, "db", "Standalone", "rd", "standard").await;
+    let (stop, task) = start_controller(client.clone(), Arc::new(Metrics::default()));
+    let ops = ops_api(&client, "db", "RedisOpsRequest");
+    ops.create(
+        &PostParams::default(),
+        &ops_request("RedisOpsRequest", "grow", "rd", "Online", "2Gi", json!({})),
+    )
+    .await
+    .expect("ops request created");
+    wait_for(&ops, "grow", "orphaned", |r| {
+        has_condition(r, "OrphanStatefulSetPods")
+    })
+    .await;
+    ops.delete("grow", &Default::default()).await.expect("delete");
+    let gone =
+        kube::runtime::wait::await_condition(ops.clone(), "grow", kube::runtime::conditions::is_deleted(""));
+    tokio::time::timeout(WAIT, gone)
+        .await
+        .expect("request deleted in time")
+        .expect("watch");
+    let _ = stop.send(());
+    task.await.unwrap();
+    let sts = dynamic(&client, "db", "apps", "v1", "StatefulSet", "statefulsets");
+    sts.get("rd")
+        .await
+        .expect("workload recreated by the finalizer's cleanup");
     let db = redis.get("rd").await.unwrap();
     assert!(paused_conditions(&db).is_empty(), "database resumed");
     sb.shutdown().await.unwrap();

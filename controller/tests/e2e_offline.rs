@@ -1,7 +1,6 @@
 //! End to end in the sandbox: an Offline ZooKeeper expansion, one pod at a time.
 
-#[path = "e2e_common.rs"]
-mod common;
+mod support;
 
 use std::{
     collections::BTreeSet,
@@ -11,7 +10,6 @@ use std::{
     },
 };
 
-use common::*;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::{
@@ -20,6 +18,7 @@ use kube::{
     runtime::{WatchStreamExt, watcher},
 };
 use serde_json::{Value, json};
+use support::*;
 use volops_controller::Metrics;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,17 +1,16 @@
 //! End to end in the sandbox: an Online expansion of a Redis Cluster 3x2.
 
-#[path = "e2e_common.rs"]
-mod common;
+mod support;
 
 use std::{collections::BTreeMap, sync::Arc};
 
-use common::*;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::{
     Api, ResourceExt,
     api::{ListParams, PostParams},
 };
 use serde_json::{Value, json};
+use support::*;
 use volops_controller::Metrics;
 use volops_shared::api::RedisOpsRequest;
 

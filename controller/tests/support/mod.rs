@@ -1,4 +1,4 @@
-//! Helpers for the end-to-end tests (included with `#[path]`): a sandbox with the simulated
+//! Helpers for the end-to-end tests (`mod support;` in each test): a sandbox with the simulated
 //! cluster, the CRDs, a controller running in-process, watch-based waits.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
@@ -89,11 +89,20 @@ pub fn start_controller(
     client: kube::Client,
     metrics: Arc<Metrics>,
 ) -> (oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
-    let (tx, rx) = oneshot::channel::<()>();
     let config = Config {
         pause_handshake: PauseHandshake::Kubedb,
         ..Config::default()
     };
+    start_controller_with(client, metrics, config)
+}
+
+/// [`start_controller`] with a given configuration.
+pub fn start_controller_with(
+    client: kube::Client,
+    metrics: Arc<Metrics>,
+    config: Config,
+) -> (oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         volops_controller::run_with_metrics(client, config, metrics, async move {
             let _ = rx.await;
@@ -208,4 +217,27 @@ pub fn paused_conditions(db: &DynamicObject) -> Vec<serde_json::Value> {
         .and_then(|v| v.as_array())
         .map(|cs| cs.iter().filter(|c| c["type"] == "Paused").cloned().collect())
         .unwrap_or_default()
+}
+
+/// The PVC resize patches a controller made.
+pub fn expansions(metrics: &Metrics, kind: &str) -> u64 {
+    metrics
+        .pvc_expansions
+        .get_or_create(&volops_controller::metrics::KindLabels { kind: kind.into() })
+        .get()
+}
+
+pub fn has_condition(r: &DynamicObject, type_: &str) -> bool {
+    r.data["status"]["conditions"]
+        .as_array()
+        .is_some_and(|cs| cs.iter().any(|c| c["type"] == type_ && c["status"] == "True"))
+}
+
+pub fn condition_time(r: &DynamicObject, type_: &str) -> Option<String> {
+    r.data["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)
+        .and_then(|c| c["lastTransitionTime"].as_str())
+        .map(str::to_owned)
 }
