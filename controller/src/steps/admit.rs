@@ -47,22 +47,23 @@ pub async fn run(ctx: &Ctx, job: &Job) -> Result<Outcome> {
     if let Some(message) = verdict.message() {
         return Ok(Outcome::Fail(message.to_owned()));
     }
-    if job.apply == ApplyPolicy::IfReady {
-        let phase = facts.database.as_ref().and_then(|d| d.phase.clone());
-        if phase.as_deref() != Some("Ready") {
-            return Ok(Outcome::wait(
-                format!(
-                    "apply is IfReady and {} {}/{} is {}",
-                    job.kind.kind(),
-                    job.namespace,
-                    job.database,
-                    phase.as_deref().unwrap_or("not Ready")
-                ),
-                LATER,
-            ));
-        }
+    let phase = facts.database.as_ref().and_then(|d| d.phase.clone());
+    if let Some(why) = ready_gate(job.apply, phase.as_deref()) {
+        let db = format!("{} {}/{}", job.kind.kind(), job.namespace, job.database);
+        return Ok(Outcome::wait(format!("{why}: {db}"), LATER));
     }
     Ok(Outcome::Done(Vec::new()))
+}
+
+/// Pure: why `apply: IfReady` holds the request back, if it does.
+pub fn ready_gate(apply: ApplyPolicy, phase: Option<&str>) -> Option<String> {
+    match (apply, phase) {
+        (ApplyPolicy::Always, _) | (ApplyPolicy::IfReady, Some("Ready")) => None,
+        (ApplyPolicy::IfReady, p) => Some(format!(
+            "apply is IfReady and the database is {}",
+            p.unwrap_or("not Ready")
+        )),
+    }
 }
 
 async fn other_requests(ctx: &Ctx, job: &Job) -> Result<Vec<OpsRequestView>> {
@@ -125,4 +126,36 @@ async fn facts(ctx: &Ctx, job: &Job, request: OpsRequestView, others: Vec<OpsReq
         Err(e) => return Err(e).during(|| "list VolumeExpansionPolicies".into()),
     };
     Ok(facts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_ready_waits_for_a_ready_database_and_always_does_not() {
+        let cases = [
+            (ApplyPolicy::IfReady, Some("Ready"), None),
+            (
+                ApplyPolicy::IfReady,
+                Some("NotReady"),
+                Some("apply is IfReady and the database is NotReady"),
+            ),
+            (
+                ApplyPolicy::IfReady,
+                Some("Provisioning"),
+                Some("apply is IfReady and the database is Provisioning"),
+            ),
+            (
+                ApplyPolicy::IfReady,
+                None,
+                Some("apply is IfReady and the database is not Ready"),
+            ),
+            (ApplyPolicy::Always, Some("NotReady"), None),
+            (ApplyPolicy::Always, None, None),
+        ];
+        for (apply, phase, want) in cases {
+            assert_eq!(ready_gate(apply, phase).as_deref(), want, "{apply:?} {phase:?}");
+        }
+    }
 }
