@@ -25,3 +25,4 @@ chart-test: build
 
 crds:
 	$(CARGO) run -q -p volops-shared --bin volops-crdgen
+demo: ; cargo run --release -p volops-e2e --bin volops-demo

@@ -1,0 +1,119 @@
+//! The webhook configurations exactly as the chart registers them (templates/
+//! {mutating,validating}-webhook.yaml with default values): names, paths, rules incl.
+//! `/status`, failurePolicy Fail, sideEffects None, caBundle = the serving CA.
+
+use base64::Engine;
+use serde_json::{Value, json};
+
+/// The chart's default release namespace and webhook Service name (release `volops`).
+pub const RELEASE_NS: &str = "volops-system";
+pub const SERVICE: &str = "volops-webhook";
+pub const SERVICE_PORT: u16 = 443;
+
+/// Names of the three webhooks.
+pub const MUTATE_OPS: &str = "opsrequests.mutate.volops.dev";
+pub const VALIDATE_OPS: &str = "opsrequests.validate.volops.dev";
+pub const VALIDATE_DBS: &str = "databases.validate.volops.dev";
+
+/// Where the API server sends reviews.
+#[derive(Clone, Debug)]
+pub enum Target {
+    /// `clientConfig.service` (the chart's default); the sandbox resolves it.
+    Service { namespace: String, name: String },
+    /// `clientConfig.url` (the chart's `webhook.externalURL`), without the path.
+    Url(String),
+}
+
+impl Default for Target {
+    fn default() -> Self {
+        Target::Service {
+            namespace: RELEASE_NS.to_owned(),
+            name: SERVICE.to_owned(),
+        }
+    }
+}
+
+fn client_config(target: &Target, ca_b64: &str, path: &str) -> Value {
+    match target {
+        Target::Service { namespace, name } => json!({
+            "service": {"name": name, "namespace": namespace, "path": path, "port": SERVICE_PORT},
+            "caBundle": ca_b64}),
+        Target::Url(base) => json!({
+            "url": format!("{}{path}", base.trim_end_matches('/')), "caBundle": ca_b64}),
+    }
+}
+
+/// (MutatingWebhookConfiguration, ValidatingWebhookConfiguration) as JSON objects.
+pub fn webhook_configurations(ca_pem: &str, target: &Target) -> (Value, Value) {
+    let ca = base64::engine::general_purpose::STANDARD.encode(ca_pem);
+    let common = json!({
+        "failurePolicy": "Fail", "sideEffects": "None", "admissionReviewVersions": ["v1"],
+        "matchPolicy": "Equivalent", "timeoutSeconds": 10,
+        "namespaceSelector": {"matchExpressions": [
+            {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": [RELEASE_NS, "kube-system"]},
+            {"key": "volops.dev/webhook", "operator": "NotIn", "values": ["disabled"]}]}
+    });
+    let hook = |name: &str, path: &str, rules: Value| {
+        let mut h = common.clone();
+        h["name"] = json!(name);
+        h["clientConfig"] = client_config(target, &ca, path);
+        h["rules"] = rules;
+        h
+    };
+    let mut mutate = hook(
+        MUTATE_OPS,
+        "/mutate",
+        json!([{"apiGroups": ["ops.kubedb.com"], "apiVersions": ["v1alpha1"],
+                "resources": ["redisopsrequests", "zookeeperopsrequests"],
+                "operations": ["CREATE"], "scope": "Namespaced"}]),
+    );
+    mutate["reinvocationPolicy"] = json!("Never");
+    let validate_ops = hook(
+        VALIDATE_OPS,
+        "/validate",
+        json!([{"apiGroups": ["ops.kubedb.com"], "apiVersions": ["v1alpha1"],
+                "resources": ["redisopsrequests", "redisopsrequests/status",
+                              "zookeeperopsrequests", "zookeeperopsrequests/status"],
+                "operations": ["CREATE", "UPDATE"], "scope": "Namespaced"}]),
+    );
+    let validate_db = hook(
+        VALIDATE_DBS,
+        "/validate",
+        json!([{"apiGroups": ["kubedb.com"], "apiVersions": ["v1", "v1alpha2"],
+                "resources": ["redises", "zookeepers"],
+                "operations": ["UPDATE"], "scope": "Namespaced"}]),
+    );
+    (
+        json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+               "metadata": {"name": "volops"}, "webhooks": [mutate]}),
+        json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+               "metadata": {"name": "volops"}, "webhooks": [validate_ops, validate_db]}),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_target_puts_the_path_after_the_base() {
+        let (m, v) = webhook_configurations("CA", &Target::Url("https://127.0.0.1:9/".into()));
+        assert_eq!(
+            m["webhooks"][0]["clientConfig"]["url"],
+            "https://127.0.0.1:9/mutate"
+        );
+        assert_eq!(
+            v["webhooks"][1]["clientConfig"]["url"],
+            "https://127.0.0.1:9/validate"
+        );
+        assert_eq!(v["webhooks"][0]["clientConfig"]["caBundle"], "Q0E=");
+    }
+
+    #[test]
+    fn status_subresources_are_validated() {
+        let (_, v) = webhook_configurations("CA", &Target::default());
+        let resources = v["webhooks"][0]["rules"][0]["resources"].to_string();
+        assert!(resources.contains("redisopsrequests/status"), "{resources}");
+        assert_eq!(v["webhooks"][0]["clientConfig"]["service"]["name"], SERVICE);
+    }
+}

@@ -1,0 +1,15 @@
+//! The demo scenario (`volops-demo`, and `tests/demo_once.rs` without the binary): apply
+//! examples/, show denials, run an Online Redis and an Offline ZooKeeper expansion with live
+//! progress, summarise the PVCs.
+
+mod denials;
+mod follow;
+mod output;
+mod scenario;
+mod summary;
+
+pub use denials::Denial;
+pub use follow::Expansion;
+pub use output::Output;
+pub use scenario::{Report, run_scenario};
+pub use summary::{PvcRow, table};

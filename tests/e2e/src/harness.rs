@@ -1,0 +1,282 @@
+//! [`Harness`]: the sandbox (with the simulated cluster), the volops CRDs, the webhook on
+//! loopback HTTPS registered as the chart registers it, and the controller - one process.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+use serde_json::json;
+use tokio::sync::oneshot;
+use volops_controller::{Metrics, PauseHandshake};
+use volops_sandbox::{ClusterConfig, Sandbox, SandboxOptions};
+use volops_shared::DatabaseKind;
+
+use crate::apply::{self, FIELD_MANAGER};
+use crate::chart_config::{self, RELEASE_NS, SERVICE, Target};
+use crate::error::{Error, Result, io_ctx, kube_ctx};
+use crate::webhook::Webhook;
+
+/// How to start a [`Harness`].
+#[derive(Clone, Debug)]
+pub struct HarnessOptions {
+    pub cluster: ClusterConfig,
+    /// Install `volops_shared::crd::all()` (off when a test applies the chart's crds/).
+    pub install_crds: bool,
+    /// Register the chart-shaped webhook configurations (Service target).
+    pub register_webhooks: bool,
+    pub start_controller: bool,
+    /// Where to write the kubeconfig (default: a private temporary directory).
+    pub kubeconfig_out: Option<PathBuf>,
+    /// Deadline of each internal wait (webhook ready, ...).
+    pub timeout: Duration,
+}
+
+impl Default for HarnessOptions {
+    fn default() -> Self {
+        Self {
+            cluster: ClusterConfig::fast(),
+            install_crds: true,
+            register_webhooks: true,
+            start_controller: true,
+            kubeconfig_out: None,
+            timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+struct ControllerTask {
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<volops_controller::Result<()>>,
+}
+
+/// Everything volops needs, running in this process.
+pub struct Harness {
+    sandbox: Sandbox,
+    client: kube::Client,
+    webhook: Webhook,
+    controller: Option<ControllerTask>,
+    controller_metrics: Arc<Metrics>,
+    _dir: tempfile::TempDir,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for Harness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Harness")
+            .field("sandbox", &self.sandbox)
+            .field("webhook", &self.webhook)
+            .field("controller_running", &self.controller.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Harness {
+    /// Starts with [`HarnessOptions::default`].
+    pub async fn start_default() -> Result<Harness> {
+        Self::start(HarnessOptions::default()).await
+    }
+
+    pub async fn start(opts: HarnessOptions) -> Result<Harness> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let sandbox = Sandbox::start(SandboxOptions {
+            cluster: Some(opts.cluster.clone()),
+            kubeconfig_out: opts.kubeconfig_out.clone(),
+            ..SandboxOptions::default()
+        })
+        .await?;
+        let client = sandbox.client().await?;
+        let dir = tempfile::tempdir().map_err(io_ctx("temporary directory"))?;
+        let mut harness_ns = Namespace::default();
+        harness_ns.metadata.name = Some(RELEASE_NS.to_owned());
+        Api::<Namespace>::all(client.clone())
+            .patch(
+                RELEASE_NS,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&harness_ns),
+            )
+            .await
+            .map_err(kube_ctx("creating the release namespace"))?;
+        if opts.install_crds {
+            install_crds(&client).await?;
+        }
+        let webhook = Webhook::start(client.clone(), dir.path()).await?;
+        let https = webhook.https_addr;
+        sandbox.set_service_resolver(Arc::new(move |ns: &str, name: &str, _port: u16| {
+            (ns == RELEASE_NS && name == SERVICE).then_some(https)
+        }));
+        if opts.install_crds {
+            // Without the CRDs some reflectors cannot list; readiness then waits forever.
+            webhook.wait_ready(opts.timeout).await?;
+        }
+        let mut harness = Harness {
+            sandbox,
+            client,
+            webhook,
+            controller: None,
+            controller_metrics: Arc::new(Metrics::default()),
+            _dir: dir,
+            timeout: opts.timeout,
+        };
+        if opts.register_webhooks {
+            harness.register_webhooks(&Target::default()).await?;
+        }
+        if opts.start_controller {
+            harness.start_controller();
+        }
+        Ok(harness)
+    }
+
+    /// Registers the chart-shaped webhook configurations pointing at `target`.
+    pub async fn register_webhooks(&self, target: &Target) -> Result<()> {
+        let (m, v) = chart_config::webhook_configurations(&self.webhook.ca_pem, target);
+        let objs = [m, v]
+            .into_iter()
+            .map(|o| {
+                serde_json::from_value::<DynamicObject>(o).map_err(|source| Error::Json {
+                    context: "webhook configuration".into(),
+                    source,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        apply::apply_all(&self.client, &objs).await.map(drop)
+    }
+
+    pub fn client(&self) -> kube::Client {
+        self.client.clone()
+    }
+
+    pub fn kubeconfig_path(&self) -> &Path {
+        self.sandbox.kubeconfig_path()
+    }
+
+    pub fn sandbox(&self) -> &Sandbox {
+        &self.sandbox
+    }
+
+    pub fn webhook(&self) -> &Webhook {
+        &self.webhook
+    }
+
+    /// The default deadline of waits.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Counters of the controller (kept across restarts).
+    pub fn controller_metrics(&self) -> Arc<Metrics> {
+        self.controller_metrics.clone()
+    }
+
+    pub fn controller_running(&self) -> bool {
+        self.controller.as_ref().is_some_and(|c| !c.task.is_finished())
+    }
+
+    /// Starts the controller in-process (KubeDB pause handshake, no leader election). A
+    /// no-op if it is running.
+    pub fn start_controller(&mut self) {
+        if self.controller_running() {
+            return;
+        }
+        let (stop, rx) = oneshot::channel::<()>();
+        let config = volops_controller::Config {
+            pause_handshake: PauseHandshake::Kubedb,
+            ..volops_controller::Config::default()
+        };
+        let task = tokio::spawn(volops_controller::run_with_metrics(
+            self.client.clone(),
+            config,
+            self.controller_metrics.clone(),
+            async move {
+                let _ = rx.await;
+            },
+        ));
+        self.controller = Some(ControllerTask { stop, task });
+    }
+
+    /// Stops the controller gracefully and returns how its run ended.
+    pub async fn stop_controller(&mut self) -> Result<()> {
+        let Some(c) = self.controller.take() else {
+            return Ok(());
+        };
+        let _ = c.stop.send(());
+        match c.task.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(Error::Invalid(format!("controller stopped with: {e}"))),
+            Err(e) => Err(Error::Invalid(format!("controller task: {e}"))),
+        }
+    }
+
+    /// Kills the controller at whatever point it is (a crash: the task is aborted).
+    pub async fn kill_controller(&mut self) {
+        if let Some(c) = self.controller.take() {
+            c.task.abort();
+            let _ = c.task.await;
+        }
+    }
+
+    /// Server-side applies every document of `yaml`.
+    pub async fn apply_yaml(&self, yaml: &str) -> Result<Vec<DynamicObject>> {
+        apply::apply_all(&self.client, &apply::documents(yaml, "inline YAML")?).await
+    }
+
+    /// Server-side applies every document of the file.
+    pub async fn apply_file(&self, path: &Path) -> Result<Vec<DynamicObject>> {
+        apply::apply_all(&self.client, &apply::read_documents(path)?).await
+    }
+
+    /// The API of a database kind in `ns`.
+    pub fn databases(&self, kind: DatabaseKind, ns: &str) -> Api<DynamicObject> {
+        Api::namespaced_with(
+            self.client.clone(),
+            ns,
+            &volops_webhook::caches::database_resource(kind),
+        )
+    }
+
+    /// The API of a kind's ops requests in `ns`.
+    pub fn ops_requests(&self, kind: DatabaseKind, ns: &str) -> Api<DynamicObject> {
+        Api::namespaced_with(
+            self.client.clone(),
+            ns,
+            &volops_webhook::caches::ops_resource(kind),
+        )
+    }
+
+    /// A namespaced API for any resource.
+    pub fn dynamic(&self, ar: &ApiResource, ns: &str) -> Api<DynamicObject> {
+        Api::namespaced_with(self.client.clone(), ns, ar)
+    }
+
+    /// Stops the controller, the webhook and the sandbox.
+    pub async fn shutdown(mut self) -> Result<()> {
+        let stopped = self.stop_controller().await;
+        self.webhook.shutdown().await;
+        self.sandbox.shutdown().await?;
+        stopped
+    }
+}
+
+/// Creates (or updates) every volops CRD and waits until each is served.
+pub async fn install_crds(client: &kube::Client) -> Result<()> {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in volops_shared::crd::all()? {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        let mut value = serde_json::to_value(&crd).map_err(|source| Error::Json {
+            context: format!("CRD {name}"),
+            source,
+        })?;
+        value["apiVersion"] = json!("apiextensions.k8s.io/v1");
+        value["kind"] = json!("CustomResourceDefinition");
+        crds.patch(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&value),
+        )
+        .await
+        .map_err(kube_ctx(format!("installing CRD {name}")))?;
+    }
+    Ok(())
+}
