@@ -1,4 +1,5 @@
 //! The committed CRDs under charts/volops/crds/ must be what `volops-crdgen` generates.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
 
 use std::path::PathBuf;
 

@@ -1,4 +1,5 @@
 //! Every manifest in examples/ parses into the shared types and back without losing a field.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
 
 use std::path::PathBuf;
 
