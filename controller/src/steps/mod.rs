@@ -40,6 +40,8 @@ pub enum Outcome {
     Fail(String),
     /// Superseded by a newer request (Admit only).
     Skip(String),
+    /// Record these conditions (an intent, not yet done) before acting, then come back.
+    Record(Vec<Condition>),
 }
 
 impl Outcome {

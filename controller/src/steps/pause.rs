@@ -83,7 +83,27 @@ pub async fn pause(ctx: &Ctx, job: &Job) -> Result<Outcome> {
         )));
     };
     let mut conditions = database_conditions(&db);
-    match pause_action(&conditions, ctx.config.pause_handshake) {
+    let action = pause_action(&conditions, ctx.config.pause_handshake);
+    // Record the intent before touching the database, so a failure or a crash from here on
+    // knows this request holds the pause and the cleanup resumes it.
+    if action != PauseAction::Done && c::find(&job.status.conditions, c::PAUSE_DATABASE).is_none() {
+        let message = format!(
+            "Pausing {} database: {}/{}",
+            job.kind.kind(),
+            job.namespace,
+            job.database
+        );
+        let now = time(jiff::Timestamp::now());
+        return Ok(Outcome::Record(vec![condition(
+            c::PAUSE_DATABASE,
+            c::UNKNOWN,
+            c::PAUSE_DATABASE,
+            &message,
+            job.generation,
+            now,
+        )]));
+    }
+    match action {
         PauseAction::Done => {
             let now = time(jiff::Timestamp::now());
             Ok(Outcome::Done(vec![condition(
