@@ -14,6 +14,8 @@ pub mod chart_config;
 pub mod demo;
 pub mod error;
 pub mod harness;
+pub mod standins;
+pub mod track;
 pub mod wait;
 pub mod webhook;
 

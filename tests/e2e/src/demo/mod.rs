@@ -8,7 +8,7 @@ mod output;
 mod scenario;
 mod summary;
 
-pub use denials::Denial;
+pub use denials::{Denial, try_shrinks};
 pub use follow::Expansion;
 pub use output::Output;
 pub use scenario::{Report, run_scenario};
