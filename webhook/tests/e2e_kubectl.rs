@@ -4,13 +4,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use k8s_openapi::api::admissionregistration::v1::{
     MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
 };
@@ -21,14 +20,11 @@ use kube::Api;
 use kube::api::{DynamicObject, ListParams, PostParams};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
-use tokio_util::sync::CancellationToken;
+use volops_e2e::chart_config::{RELEASE_NS, SERVICE, Target, webhook_configurations};
 use volops_sandbox::{ClusterConfig, Sandbox, SandboxOptions};
 use volops_shared::DatabaseKind;
 use volops_webhook::caches::database_resource;
-use volops_webhook::{Config, Running};
 
-const RELEASE_NS: &str = "volops-system";
-const SERVICE: &str = "volops-webhook";
 const WAIT: Duration = Duration::from_secs(30);
 
 struct Out {
@@ -96,53 +92,6 @@ fn ops_yaml(name: &str, db: &str, size: &str) -> String {
     )
 }
 
-/// The chart's webhook configurations (templates/{mutating,validating}-webhook.yaml, default
-/// values), pointing at the Service the resolver maps to the in-process webhook.
-fn webhook_configs(ca_pem: &str) -> (Value, Value) {
-    let ca = base64::engine::general_purpose::STANDARD.encode(ca_pem);
-    let client = |path: &str| json!({"service": {"name": SERVICE, "namespace": RELEASE_NS, "path": path, "port": 443}, "caBundle": ca});
-    let common = json!({
-        "failurePolicy": "Fail", "sideEffects": "None", "admissionReviewVersions": ["v1"],
-        "matchPolicy": "Equivalent", "timeoutSeconds": 10,
-        "namespaceSelector": {"matchExpressions": [
-            {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": [RELEASE_NS, "kube-system"]},
-            {"key": "volops.dev/webhook", "operator": "NotIn", "values": ["disabled"]}]}
-    });
-    let hook = |name: &str, path: &str, rules: Value| {
-        let mut h = common.clone();
-        h["name"] = json!(name);
-        h["clientConfig"] = client(path);
-        h["rules"] = rules;
-        h
-    };
-    let mut mutate = hook(
-        "opsrequests.mutate.volops.dev",
-        "/mutate",
-        json!([{"apiGroups": ["ops.kubedb.com"], "apiVersions": ["v1alpha1"],
-                "resources": ["redisopsrequests", "zookeeperopsrequests"], "operations": ["CREATE"], "scope": "Namespaced"}]),
-    );
-    mutate["reinvocationPolicy"] = json!("Never");
-    let validate_ops = hook(
-        "opsrequests.validate.volops.dev",
-        "/validate",
-        json!([{"apiGroups": ["ops.kubedb.com"], "apiVersions": ["v1alpha1"],
-                "resources": ["redisopsrequests", "redisopsrequests/status", "zookeeperopsrequests", "zookeeperopsrequests/status"],
-                "operations": ["CREATE", "UPDATE"], "scope": "Namespaced"}]),
-    );
-    let validate_db = hook(
-        "databases.validate.volops.dev",
-        "/validate",
-        json!([{"apiGroups": ["kubedb.com"], "apiVersions": ["v1", "v1alpha2"], "resources": ["redises", "zookeepers"],
-                "operations": ["UPDATE"], "scope": "Namespaced"}]),
-    );
-    (
-        json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
-               "metadata": {"name": "volops"}, "webhooks": [mutate]}),
-        json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
-               "metadata": {"name": "volops"}, "webhooks": [validate_ops, validate_db]}),
-    )
-}
-
 /// Polls `probe` until it answers 200 or the deadline passes.
 async fn wait_http(probe: SocketAddr, path: &str, want: impl Fn(&str) -> bool) {
     let deadline = Instant::now() + WAIT;
@@ -174,21 +123,6 @@ async fn get(addr: SocketAddr, path: &str) -> Result<String, String> {
     } else {
         Err(buf)
     }
-}
-
-async fn start_webhook(client: kube::Client, dir: &Path) -> (Running, CancellationToken, String) {
-    let dns = [format!("{SERVICE}.{RELEASE_NS}.svc"), "localhost".to_owned()];
-    let bundle = volops_certs::generate(&dns, &[IpAddr::V4(Ipv4Addr::LOCALHOST)], 1).unwrap();
-    std::fs::write(dir.join("tls.crt"), &bundle.cert_pem).unwrap();
-    std::fs::write(dir.join("tls.key"), &bundle.key_pem).unwrap();
-    let mut config = Config::new(dir.join("tls.crt"), dir.join("tls.key"));
-    config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-    config.probe_listen = SocketAddr::from(([127, 0, 0, 1], 0));
-    let token = CancellationToken::new();
-    let running = volops_webhook::start(config, client, token.clone())
-        .await
-        .unwrap();
-    (running, token, bundle.ca_cert_pem)
 }
 
 fn assert_denied(out: &Out, message: &str) {
@@ -271,7 +205,10 @@ async fn kubectl_meets_every_denial_and_sees_defaults_and_plan() {
     }
 
     let dir = tempfile::tempdir().unwrap();
-    let (running, token, ca) = start_webhook(client.clone(), dir.path()).await;
+    // Certificate, listeners and chart-shaped configurations come from the e2e harness.
+    let running = volops_e2e::Webhook::start(client.clone(), dir.path())
+        .await
+        .unwrap();
     let https = running.https_addr;
     sb.set_service_resolver(Arc::new(move |ns: &str, name: &str, _port: u16| {
         (ns == RELEASE_NS && name == SERVICE).then_some(https)
@@ -281,7 +218,7 @@ async fn kubectl_meets_every_denial_and_sees_defaults_and_plan() {
         m.contains(r#"volops_webhook_cache_objects{cache="persistentvolumeclaims"} 5"#)
     })
     .await;
-    let (m, v) = webhook_configs(&ca);
+    let (m, v) = webhook_configurations(&running.ca_pem, &Target::default());
     create::<MutatingWebhookConfiguration>(&client, m).await;
     create::<ValidatingWebhookConfiguration>(&client, v).await;
 
@@ -459,7 +396,6 @@ async fn kubectl_meets_every_denial_and_sees_defaults_and_plan() {
     }) {
         println!("{line}");
     }
-    token.cancel();
-    running.wait().await;
+    running.shutdown().await;
     sb.shutdown().await.unwrap();
 }
