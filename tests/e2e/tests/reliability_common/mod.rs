@@ -25,11 +25,18 @@ pub fn install_provider() {
 
 /// A client configuration whose only root is `ca_pem`, speaking HTTP/1.1.
 pub fn client_config(ca_pem: &str) -> Arc<ClientConfig> {
+    client_config_many(&[ca_pem])
+}
+
+/// A client configuration trusting each of `ca_pems`, speaking HTTP/1.1.
+pub fn client_config_many(ca_pems: &[&str]) -> Arc<ClientConfig> {
     install_provider();
     let mut roots = RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).unwrap())
-        .unwrap();
+    for ca in ca_pems {
+        roots
+            .add(CertificateDer::from_pem_slice(ca.as_bytes()).unwrap())
+            .unwrap();
+    }
     let mut cfg = ClientConfig::builder()
         .with_root_certificates(roots)
         .with_no_client_auth();
