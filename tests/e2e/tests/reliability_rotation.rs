@@ -43,15 +43,8 @@ fn client(
     ]
     .into_iter()
     .map(|(p, o)| {
-        let r = review(
-            "rot-uid",
-            &o["kind"].as_str().unwrap().to_owned(),
-            "CREATE",
-            None,
-            Some(o),
-            None,
-            false,
-        );
+        let kind = o["kind"].as_str().unwrap().to_owned();
+        let r = review("rot-uid", &kind, "CREATE", None, Some(o), None, false);
         (p, serde_json::to_vec(&r).unwrap())
     })
     .collect();
