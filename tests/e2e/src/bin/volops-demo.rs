@@ -98,7 +98,7 @@ async fn run(args: Args) -> volops_e2e::Result<ExitCode> {
         "kubectl get pvc -n demo",
         "kubectl get redisopsrequest,zookeeperopsrequest -n demo",
         "kubectl describe redisopsrequest rd-online-volume-expansion -n demo",
-        "kubectl apply -f examples/zookeeper-online-expansion.yaml",
+        "kubectl apply -f examples/zookeeper-online-expansion.yaml  # denied: 2Gi now",
     ] {
         out.line(format!("  {cmd}"));
     }
