@@ -80,6 +80,8 @@ pub async fn follow(
     let mut seen: BTreeSet<(String, String, String)> = BTreeSet::new();
     let mut steps = Vec::new();
     let mut last: Option<DynamicObject> = None;
+    // The bar is only decoration: if its watch ends, the request watch still decides.
+    let mut pvc_open = true;
     let deadline = tokio::time::sleep(timeout);
     tokio::pin!(deadline);
     let done = loop {
@@ -103,8 +105,15 @@ pub async fn follow(
                     break last.clone();
                 }
             }
-            ev = pvc_events.next() => {
-                let Some(Ok(pvc)) = ev else { continue };
+            ev = pvc_events.next(), if pvc_open => {
+                let pvc = match ev {
+                    Some(Ok(pvc)) => pvc,
+                    Some(Err(_)) => continue,
+                    None => {
+                        pvc_open = false;
+                        continue;
+                    }
+                };
                 caps.insert(pvc.name_any(), capacity(&pvc));
                 let n = caps.values().filter(|c| at_target(c.as_ref(), &want)).count();
                 bar.set_position(n as u64);
