@@ -189,3 +189,44 @@ async fn offline_zookeeper_never_has_more_than_one_pod_missing() -> Result<()> {
     assert!(paused(&db).is_empty(), "{:?}", paused(&db));
     h.shutdown().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_redis_standalone_restarts_its_pod_with_the_bigger_volume() -> Result<()> {
+    let h = Harness::start_default().await?;
+    let client = h.client();
+    apply_examples(
+        &h,
+        &["namespace.yaml", "storageclasses.yaml", "redis-standalone.yaml"],
+    )
+    .await?;
+    let redis = h.databases(DatabaseKind::Redis, "demo");
+    wait_ready(&redis, "redis-standalone", h.timeout()).await?;
+    let selector = "app.kubernetes.io/instance=redis-standalone";
+    let before = uids(&client, selector).await;
+    assert_eq!(before.len(), 1, "{before:?}");
+    h.webhook()
+        .wait_cache("persistentvolumeclaims", 1, h.timeout())
+        .await?;
+
+    apply_examples(&h, &["redis-offline-expansion.yaml"]).await?;
+    let ops = h.ops_requests(DatabaseKind::Redis, "demo");
+    let done = wait_final(&ops, "rd-offline-volume-expansion", h.timeout()).await?;
+    assert_eq!(
+        at(&done, "/status/phase"),
+        Some("Successful"),
+        "{:#}",
+        done.data["status"]
+    );
+    let after = uids(&client, selector).await;
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_ne!(after, before, "Offline mode recreates the pod");
+    let caps = capacities(&client, selector).await;
+    assert_eq!(caps.values().collect::<Vec<_>>(), ["2Gi"], "{caps:?}");
+    let db = redis
+        .get("redis-standalone")
+        .await
+        .map_err(|e| volops_e2e::Error::Invalid(e.to_string()))?;
+    assert_eq!(at(&db, "/spec/storage/resources/requests/storage"), Some("2Gi"));
+    assert!(paused(&db).is_empty(), "{:?}", paused(&db));
+    h.shutdown().await
+}
