@@ -42,6 +42,11 @@ struct Db {
     mode: &'static str,
     pods: usize,
     manifest: Value,
+    /// At most this many rounds (a failed resize leaves the claim asking for more, which
+    /// later requests are rightly denied for).
+    max_rounds: usize,
+    /// The phase every request must end in, when it is known up front.
+    expect: Option<&'static str>,
 }
 
 fn storage(class: &str) -> Value {
@@ -71,6 +76,8 @@ fn databases() -> Vec<Db> {
             mode: "Online",
             pods: 1,
             manifest: redis("rd-online", standalone("topolvm-provisioner")),
+            max_rounds: usize::MAX,
+            expect: None,
         },
         Db {
             name: "rd-offline",
@@ -78,6 +85,17 @@ fn databases() -> Vec<Db> {
             mode: "Offline",
             pods: 1,
             manifest: redis("rd-offline", standalone("standard")),
+            max_rounds: usize::MAX,
+            expect: None,
+        },
+        Db {
+            name: "rd-failing",
+            kind: DatabaseKind::Redis,
+            mode: "Online",
+            pods: 1,
+            manifest: redis("rd-failing", standalone("failing")),
+            max_rounds: 1,
+            expect: Some("Failed"),
         },
         Db {
             name: "rd-cluster",
@@ -90,6 +108,8 @@ fn databases() -> Vec<Db> {
                        "storageType": "Durable", "storage": storage("topolvm-provisioner"),
                        "deletionPolicy": "WipeOut"}),
             ),
+            max_rounds: usize::MAX,
+            expect: None,
         },
         Db {
             name: "zk-offline",
@@ -97,6 +117,8 @@ fn databases() -> Vec<Db> {
             mode: "Offline",
             pods: 3,
             manifest: zk("zk-offline", "standard"),
+            max_rounds: usize::MAX,
+            expect: None,
         },
         Db {
             name: "zk-online",
@@ -104,6 +126,8 @@ fn databases() -> Vec<Db> {
             mode: "Online",
             pods: 3,
             manifest: zk("zk-online", "topolvm-provisioner"),
+            max_rounds: usize::MAX,
+            expect: None,
         },
     ]
 }
@@ -234,7 +258,7 @@ async fn drive(
         Api::namespaced_with(client.clone(), NS, &volops_webhook::caches::ops_resource(db.kind));
     let mut out = Vec::new();
     for round in 1.. {
-        if round > min_rounds && kills.load(Ordering::SeqCst) >= min_kills {
+        if round > db.max_rounds || (round > min_rounds && kills.load(Ordering::SeqCst) >= min_kills) {
             break;
         }
         let (name, size) = (format!("{}-r{round}", db.name), gib(round + 1));
@@ -271,6 +295,9 @@ async fn drive(
             ["Successful", "Failed"].contains(&outcome.phase.as_str()),
             "{outcome:?}"
         );
+        if let Some(want) = db.expect {
+            assert_eq!(outcome.phase, want, "{outcome:?}");
+        }
         if let Err(e) = wait_clean(&client, &db, Instant::now() + Duration::from_secs(30)).await {
             panic!("after {outcome:?}: not cleaned up: {e}");
         }
@@ -345,6 +372,14 @@ async fn expansions_survive_controller_kills_and_api_faults() {
     for f in ["namespace.yaml", "storageclasses.yaml"] {
         h.apply_file(&repo_root().join("examples").join(f)).await.unwrap();
     }
+    // A class whose simulated driver fails every resize: the Failed path under chaos.
+    h.apply_yaml(
+        "{apiVersion: storage.k8s.io/v1, kind: StorageClass, metadata: {name: failing}, \
+         provisioner: sandbox.volops.dev/csi, allowVolumeExpansion: true, \
+         parameters: {sandbox.volops.dev/resize-mode: fail}}",
+    )
+    .await
+    .unwrap();
     let dbs = databases();
     for db in &dbs {
         h.apply_yaml(&db.manifest.to_string()).await.unwrap();
@@ -484,18 +519,17 @@ async fn expansions_survive_controller_kills_and_api_faults() {
             "seed {seed}: PVC {pvc} of {db} reached {max} bytes, past the largest target {target}"
         );
     }
-    // A successful last round leaves the database's spec and every PVC at that size.
+    // The database's spec.storage is the size of its last Successful request (a Failed one
+    // never writes it).
     for db in &dbs {
-        let Some(last) = outcomes.iter().rev().find(|o| o.db == db.name) else {
-            continue;
-        };
-        if last.phase != "Successful" {
-            continue;
-        }
+        let want = outcomes
+            .iter()
+            .rev()
+            .find(|o| o.db == db.name && o.phase == "Successful")
+            .map_or("1Gi", |o| o.size.as_str());
         let d = h.databases(db.kind, NS).get(db.name).await.unwrap();
         assert_eq!(
-            d.data["spec"]["storage"]["resources"]["requests"]["storage"],
-            last.size.as_str(),
+            d.data["spec"]["storage"]["resources"]["requests"]["storage"], want,
             "seed {seed}: {}",
             db.name
         );
