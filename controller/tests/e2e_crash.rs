@@ -89,10 +89,17 @@ async fn scenario(client: &kube::Client, ns: &str, zookeeper: bool, stop_at: Sto
     .expect("ops request created");
     match stop_at {
         StopAt::Condition(t) => {
-            wait_for(&ops, "grow", t, |r| has_condition(r, t)).await;
+            // A request that ends early fails the scenario below with its reason, not a timeout.
+            wait_for(&ops, "grow", t, |r| {
+                has_condition(r, t) || at(r, "/status/phase") == Some("Failed")
+            })
+            .await;
         }
         StopAt::Annotation(a) => {
-            wait_for(&ops, "grow", a, |r| r.annotations().contains_key(a)).await;
+            wait_for(&ops, "grow", a, |r| {
+                r.annotations().contains_key(a) || at(r, "/status/phase") == Some("Failed")
+            })
+            .await;
         }
         StopAt::PvcPatched => {
             let api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
