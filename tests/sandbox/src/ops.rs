@@ -642,6 +642,12 @@ pub async fn delete_one(
     }
     let uid = meta_str(&old, "uid").to_string();
     if policy == "Orphan" {
+        // As kube-apiserver and the garbage collector do: first mark the owner as being deleted
+        // (deletionTimestamp + the `orphan` finalizer) so no controller adopts a dependent for
+        // it any more, give adoptions already in flight a moment to land, then strip the
+        // references and let the finalizer go below.
+        mark_orphaning(api, &key, &gr, ns, name)?;
+        tokio::time::sleep(ORPHAN_SETTLE).await;
         orphan_dependents(api, &uid);
     }
     if info.group.is_empty() && info.plural == "namespaces" {
@@ -653,6 +659,7 @@ pub async fn delete_one(
             return Err(ApiError::not_found(&gr, name));
         };
         let mut fins = finalizers(cur);
+        fins.retain(|f| f != "orphan");
         if policy == "Foreground" && !fins.iter().any(|f| f == "foregroundDeletion") {
             fins.push("foregroundDeletion".into());
         }
@@ -677,6 +684,34 @@ pub async fn delete_one(
         body: for_output(info, &stored),
         warnings,
     })
+}
+
+/// How long an Orphan delete waits between marking the owner and stripping its dependents'
+/// references (kube's GC runs asynchronously, so in-flight adoptions land before it acts).
+const ORPHAN_SETTLE: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Sets `deletionTimestamp` and the `orphan` finalizer on an object an Orphan delete is about to
+/// remove; the delete itself then drops the finalizer.
+fn mark_orphaning(api: &Api, key: &(String, String), gr: &str, ns: &str, name: &str) -> Result<(), ApiError> {
+    let ts = now();
+    api.store.write(key, ns, name, |cur, _| {
+        let Some(cur) = cur else {
+            return Err(ApiError::not_found(gr, name));
+        };
+        let mut o = (**cur).clone();
+        let mut fins = finalizers(cur);
+        if !fins.iter().any(|f| f == "orphan") {
+            fins.push("orphan".into());
+        }
+        let m = meta_mut(&mut o);
+        m.insert("finalizers".into(), json!(fins));
+        if !m.contains_key("deletionTimestamp") {
+            m.insert("deletionTimestamp".into(), json!(ts));
+            m.insert("deletionGracePeriodSeconds".into(), json!(0));
+        }
+        Ok(WriteAction::Put(o))
+    })?;
+    Ok(())
 }
 
 /// Removes ownerReferences to `owner_uid` from every object (what kube's GC does for Orphan).
