@@ -29,30 +29,37 @@ fn same_database<'a>(
         .filter(move |o| o.name != this.name && o.database == this.database && o.namespace == this.namespace)
 }
 
+/// Whether `other` makes an older request of the same type obsolete: it is waiting, running or
+/// done. (A newer request that Failed or was Skipped does not.)
+fn supersedes(other: &OpsRequestView) -> bool {
+    other.is_pending() || matches!(other.phase.as_deref(), Some("Progressing") | Some("Successful"))
+}
+
 /// Decides whether `this` (not started) runs, waits or is skipped, given the other requests of
-/// the same kind in its namespace.
+/// the same kind in its namespace. Superseding is decided first: if a newer request of the same
+/// type already started (the controller may admit the newer one first), the older one must not
+/// run after it.
 pub fn decide_queue(this: &OpsRequestView, others: &[OpsRequestView]) -> QueueDecision {
-    if let Some(p) = same_database(this, others).find(|o| o.phase.as_deref() == Some("Progressing")) {
-        return QueueDecision::Wait {
-            behind: p.name.clone(),
-        };
-    }
-    let pending: Vec<&OpsRequestView> = same_database(this, others).filter(|o| o.is_pending()).collect();
-    if let Some(newer) = pending
-        .iter()
-        .filter(|o| o.type_ == this.type_ && age_key(o) > age_key(this))
+    if let Some(newer) = same_database(this, others)
+        .filter(|o| o.type_ == this.type_ && age_key(o) > age_key(this) && supersedes(o))
         .max_by(|a, b| age_key(a).cmp(&age_key(b)))
     {
         return QueueDecision::Skip {
             superseded_by: newer.name.clone(),
         };
     }
-    // An older pending request that is not itself superseded runs first.
+    if let Some(p) = same_database(this, others).find(|o| o.phase.as_deref() == Some("Progressing")) {
+        return QueueDecision::Wait {
+            behind: p.name.clone(),
+        };
+    }
+    let pending: Vec<&OpsRequestView> = same_database(this, others).filter(|o| o.is_pending()).collect();
+    // An older pending request of another type that is not itself superseded runs first.
     let survives = |o: &OpsRequestView| {
-        !pending
-            .iter()
-            .any(|p| p.type_ == o.type_ && age_key(p) > age_key(o))
-            && o.type_ != this.type_
+        o.type_ != this.type_
+            && !pending
+                .iter()
+                .any(|p| p.type_ == o.type_ && age_key(p) > age_key(o))
     };
     if let Some(older) = pending
         .iter()

@@ -511,9 +511,48 @@ fn queue_decisions_follow_kubedb() {
             superseded_by: "c".into()
         }
     );
-    // Finished requests and other databases do not count.
+    // A newer request of the same type that already runs or succeeded also supersedes (the
+    // controller may admit the newer one first); one that Failed or was Skipped does not.
+    let running = req(
+        "n",
+        "VolumeExpansion",
+        "2026-01-01T00:00:03Z",
+        Some("Progressing"),
+    );
+    assert_eq!(
+        decide_queue(&a, std::slice::from_ref(&running)),
+        QueueDecision::Skip {
+            superseded_by: "n".into()
+        }
+    );
     let mut done = req("z", "VolumeExpansion", "2026-01-01T00:00:09Z", Some("Successful"));
-    assert_eq!(decide_queue(&a, std::slice::from_ref(&done)), QueueDecision::Run);
+    assert_eq!(
+        decide_queue(&a, std::slice::from_ref(&done)),
+        QueueDecision::Skip {
+            superseded_by: "z".into()
+        }
+    );
+    for phase in ["Failed", "Skipped"] {
+        done.phase = Some(phase.into());
+        assert_eq!(
+            decide_queue(&a, std::slice::from_ref(&done)),
+            QueueDecision::Run,
+            "{phase}"
+        );
+    }
+    // An older request that runs blocks a newer one; other databases do not count.
+    assert_eq!(
+        decide_queue(
+            &running,
+            &[req(
+                "o",
+                "VolumeExpansion",
+                "2026-01-01T00:00:00Z",
+                Some("Progressing")
+            )]
+        ),
+        QueueDecision::Wait { behind: "o".into() }
+    );
     done.phase = None;
     done.database = Some("other".into());
     assert_eq!(decide_queue(&a, &[done]), QueueDecision::Run);
