@@ -18,9 +18,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
-use kube::api::{
-    Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams,
-};
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use rand::rngs::StdRng;
@@ -365,89 +363,6 @@ fn track_pvc_sizes(client: Client) -> (PvcSizes, tokio::task::JoinHandle<()>) {
     (max, task)
 }
 
-/// Stand-in for the garbage collector's side of an Orphan delete, which the sandbox does
-/// inside the DELETE request: when the client goes away mid-request (the controller killed
-/// while deleting a workload), the request is cancelled and the workload keeps its
-/// deletionTimestamp and `orphan` finalizer forever, something kube's asynchronous GC never
-/// leaves behind. After 2 s this strips the dependents' ownerReferences and the finalizer, as
-/// the GC would. Counts what it finished. Remove once the sandbox finishes orphaning detached
-/// from the request.
-fn gc_stand_in(client: Client) -> (Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
-    let finished = Arc::new(AtomicUsize::new(0));
-    let count = finished.clone();
-    let task = tokio::spawn(async move {
-        let dependents = [
-            Api::<DynamicObject>::namespaced_with(client.clone(), NS, &ApiResource::erase::<Pod>(&())),
-            Api::<DynamicObject>::namespaced_with(
-                client.clone(),
-                NS,
-                &ApiResource::erase::<PersistentVolumeClaim>(&()),
-            ),
-        ];
-        loop {
-            for kind in [DatabaseKind::Redis, DatabaseKind::ZooKeeper] {
-                let api: Api<DynamicObject> =
-                    Api::namespaced_with(client.clone(), NS, &workload_resource(kind));
-                let Ok(list) = api.list(&ListParams::default()).await else {
-                    continue;
-                };
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs() as i64);
-                for w in list.items {
-                    let stuck = w
-                        .metadata
-                        .deletion_timestamp
-                        .as_ref()
-                        .is_some_and(|t| now - t.0.as_second() >= 2)
-                        && w.finalizers().iter().any(|f| f == "orphan");
-                    if !stuck {
-                        continue;
-                    }
-                    let uid = w.uid().unwrap_or_default();
-                    let mut ok = true;
-                    for deps in &dependents {
-                        let Ok(items) = deps.list(&ListParams::default()).await else {
-                            ok = false;
-                            continue;
-                        };
-                        for d in items.items {
-                            let refs = d.metadata.owner_references.clone().unwrap_or_default();
-                            if !refs.iter().any(|r| r.uid == uid) {
-                                continue;
-                            }
-                            let kept: Vec<_> = refs.into_iter().filter(|r| r.uid != uid).collect();
-                            let patch = json!({"metadata": {"ownerReferences": if kept.is_empty() { Value::Null } else { json!(kept) }}});
-                            ok &= deps
-                                .patch(&d.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
-                                .await
-                                .is_ok();
-                        }
-                    }
-                    let fins: Vec<String> = w
-                        .finalizers()
-                        .iter()
-                        .filter(|f| *f != "orphan")
-                        .cloned()
-                        .collect();
-                    let patch = json!({"metadata": {"finalizers": fins}});
-                    if ok
-                        && api
-                            .patch(&w.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
-                            .await
-                            .is_ok()
-                    {
-                        count.fetch_add(1, Ordering::SeqCst);
-                    }
-                }
-            }
-            // A background repair loop, not a wait: every 200 ms is plenty next to 2 s.
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    });
-    (finished, task)
-}
-
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
 }
@@ -500,7 +415,6 @@ async fn expansions_survive_controller_kills_and_api_faults() {
         })
         .collect();
     let (pvc_max, pvc_task) = track_pvc_sizes(client.clone());
-    let (gc_finished, gc_task) = gc_stand_in(client.clone());
 
     let rules = [
         ("get", 500),
@@ -561,7 +475,6 @@ async fn expansions_survive_controller_kills_and_api_faults() {
             panic!("seed {seed}: at the end: {e}");
         }
     }
-    gc_task.abort();
     let successful = outcomes.iter().filter(|o| o.phase == "Successful").count();
     let failed: Vec<&Outcome> = outcomes.iter().filter(|o| o.phase == "Failed").collect();
     println!(
@@ -576,10 +489,6 @@ async fn expansions_survive_controller_kills_and_api_faults() {
     for f in &failed {
         println!("  Failed: {} ({}): {}", f.request, f.size, f.reason);
     }
-    println!(
-        "  Orphan deletes cut short by a kill and finished by the GC stand-in: {}",
-        gc_finished.load(Ordering::SeqCst)
-    );
     assert!(
         kill_points >= min_kills,
         "seed {seed}: only {kill_points} kill points"

@@ -13,7 +13,7 @@ use crate::meta::{self, finalizers, for_output, meta_mut, meta_str, now, spec_pa
 use crate::registry::{ResourceInfo, crd_status};
 use crate::route::Target;
 use crate::selectors::{FieldSelector, LabelSelector, Selectors};
-use crate::store::WriteAction;
+use crate::store::{Store, WriteAction};
 
 /// How often an unconditional write is retried when the object changed under it.
 const MAX_RETRIES: usize = 8;
@@ -641,22 +641,94 @@ pub async fn delete_one(
         ));
     }
     let uid = meta_str(&old, "uid").to_string();
-    if policy == "Orphan" {
-        // As kube-apiserver and the garbage collector do: first mark the owner as being deleted
+    if policy == "Orphan" && !is_crd(info) {
+        // As kube-apiserver and the garbage collector do: mark the owner as being deleted
         // (deletionTimestamp + the `orphan` finalizer) so no controller adopts a dependent for
-        // it any more, give adoptions already in flight a moment to land, then strip the
-        // references and let the finalizer go below.
-        mark_orphaning(api, &key, &gr, ns, name)?;
-        tokio::time::sleep(ORPHAN_SETTLE).await;
-        orphan_dependents(api, &uid);
+        // it any more, then strip the dependents' references and drop the finalizer in the
+        // background - a client that goes away mid-request must not leave the owner marked.
+        let marked = mark_orphaning(&api.store, &key, &gr, ns, name)?;
+        let store = api.store.clone();
+        let (ns, name) = (ns.to_owned(), name.to_owned());
+        tokio::spawn(async move {
+            // Like kube's asynchronous GC, let adoptions already in flight land first.
+            tokio::time::sleep(ORPHAN_SETTLE).await;
+            orphan_dependents(&store, &uid);
+            if let Err(e) = finish_delete(&store, &key, &gr, &ns, &name, "Orphan") {
+                tracing::debug!("orphan delete of {gr} {ns}/{name} ended early: {e}");
+            }
+        });
+        return Ok(Reply {
+            status: StatusCode::OK,
+            body: for_output(info, &marked),
+            warnings,
+        });
+    }
+    if policy == "Orphan" {
+        orphan_dependents(&api.store, &uid);
     }
     if info.group.is_empty() && info.plural == "namespaces" {
         delete_namespace_contents(api, name).await;
     }
+    let stored = finish_delete(&api.store, &key, &gr, ns, name, &policy)?;
+    let gone = stored["metadata"]["deletionTimestamp"].is_null() || finalizers(&stored).is_empty();
+    if gone && is_crd(info) {
+        remove_crd(api, &stored);
+    }
+    Ok(Reply {
+        status: StatusCode::OK,
+        body: for_output(info, &stored),
+        warnings,
+    })
+}
+
+/// How long an Orphan delete waits between marking the owner and stripping its dependents'
+/// references (kube's GC runs asynchronously, so in-flight adoptions land before it acts).
+const ORPHAN_SETTLE: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Sets `deletionTimestamp` and the `orphan` finalizer on an object an Orphan delete is about to
+/// remove; [`finish_delete`] then drops the finalizer.
+fn mark_orphaning(
+    store: &Store,
+    key: &(String, String),
+    gr: &str,
+    ns: &str,
+    name: &str,
+) -> Result<Arc<Value>, ApiError> {
     let ts = now();
-    let stored = api.store.write(&key, ns, name, |cur, _| {
+    store.write(key, ns, name, |cur, _| {
         let Some(cur) = cur else {
-            return Err(ApiError::not_found(&gr, name));
+            return Err(ApiError::not_found(gr, name));
+        };
+        let mut o = (**cur).clone();
+        let mut fins = finalizers(cur);
+        if !fins.iter().any(|f| f == "orphan") {
+            fins.push("orphan".into());
+        }
+        let m = meta_mut(&mut o);
+        m.insert("finalizers".into(), json!(fins));
+        if !m.contains_key("deletionTimestamp") {
+            m.insert("deletionTimestamp".into(), json!(ts));
+            m.insert("deletionGracePeriodSeconds".into(), json!(0));
+        }
+        Ok(WriteAction::Put(o))
+    })
+}
+
+/// The last write of a delete: drops the `orphan` finalizer (its work is done), adds
+/// `foregroundDeletion` for Foreground, and removes the object when no finalizer is left;
+/// otherwise it stays with a `deletionTimestamp`.
+fn finish_delete(
+    store: &Store,
+    key: &(String, String),
+    gr: &str,
+    ns: &str,
+    name: &str,
+    policy: &str,
+) -> Result<Arc<Value>, ApiError> {
+    let ts = now();
+    store.write(key, ns, name, |cur, _| {
+        let Some(cur) = cur else {
+            return Err(ApiError::not_found(gr, name));
         };
         let mut fins = finalizers(cur);
         fins.retain(|f| f != "orphan");
@@ -674,49 +746,12 @@ pub async fn delete_one(
             m.insert("deletionGracePeriodSeconds".into(), json!(0));
         }
         Ok(WriteAction::Put(o))
-    })?;
-    let gone = stored["metadata"]["deletionTimestamp"].is_null() || finalizers(&stored).is_empty();
-    if gone && is_crd(info) {
-        remove_crd(api, &stored);
-    }
-    Ok(Reply {
-        status: StatusCode::OK,
-        body: for_output(info, &stored),
-        warnings,
     })
 }
 
-/// How long an Orphan delete waits between marking the owner and stripping its dependents'
-/// references (kube's GC runs asynchronously, so in-flight adoptions land before it acts).
-const ORPHAN_SETTLE: std::time::Duration = std::time::Duration::from_millis(50);
-
-/// Sets `deletionTimestamp` and the `orphan` finalizer on an object an Orphan delete is about to
-/// remove; the delete itself then drops the finalizer.
-fn mark_orphaning(api: &Api, key: &(String, String), gr: &str, ns: &str, name: &str) -> Result<(), ApiError> {
-    let ts = now();
-    api.store.write(key, ns, name, |cur, _| {
-        let Some(cur) = cur else {
-            return Err(ApiError::not_found(gr, name));
-        };
-        let mut o = (**cur).clone();
-        let mut fins = finalizers(cur);
-        if !fins.iter().any(|f| f == "orphan") {
-            fins.push("orphan".into());
-        }
-        let m = meta_mut(&mut o);
-        m.insert("finalizers".into(), json!(fins));
-        if !m.contains_key("deletionTimestamp") {
-            m.insert("deletionTimestamp".into(), json!(ts));
-            m.insert("deletionGracePeriodSeconds".into(), json!(0));
-        }
-        Ok(WriteAction::Put(o))
-    })?;
-    Ok(())
-}
-
 /// Removes ownerReferences to `owner_uid` from every object (what kube's GC does for Orphan).
-fn orphan_dependents(api: &Api, owner_uid: &str) {
-    let (_, all) = api.store.dump();
+fn orphan_dependents(store: &Store, owner_uid: &str) {
+    let (_, all) = store.dump();
     for (key, obj) in all {
         let refs = obj["metadata"]["ownerReferences"].as_array();
         if !refs.is_some_and(|r| r.iter().any(|o| o["uid"] == owner_uid)) {
@@ -724,7 +759,7 @@ fn orphan_dependents(api: &Api, owner_uid: &str) {
         }
         let ns = meta_str(&obj, "namespace").to_string();
         let name = meta_str(&obj, "name").to_string();
-        let _ = api.store.write(&key, &ns, &name, |cur, _| {
+        let _ = store.write(&key, &ns, &name, |cur, _| {
             let Some(cur) = cur else {
                 return Err(ApiError::internal("gone"));
             };

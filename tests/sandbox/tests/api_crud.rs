@@ -277,7 +277,25 @@ async fn delete_finalizers_preconditions_and_propagation() {
         {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": uid}]}}))
     .unwrap();
     cms.create(&PostParams::default(), &dep).await.unwrap();
-    cms.delete("owner", &DeleteParams::orphan()).await.unwrap();
+    // As kube-apiserver does, the owner comes back marked (deletionTimestamp + the `orphan`
+    // finalizer) and goes once the references are stripped.
+    let marked = cms
+        .delete("owner", &DeleteParams::orphan())
+        .await
+        .unwrap()
+        .left()
+        .unwrap();
+    assert!(marked.metadata.deletion_timestamp.is_some());
+    assert_eq!(marked.metadata.finalizers, Some(vec!["orphan".to_string()]));
+    let gone = kube::runtime::wait::await_condition(
+        cms.clone(),
+        "owner",
+        kube::runtime::wait::conditions::is_deleted(&uid),
+    );
+    tokio::time::timeout(std::time::Duration::from_secs(5), gone)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(status(cms.get("owner").await).0, 404);
     assert!(cms.get("dep").await.unwrap().metadata.owner_references.is_none());
 
