@@ -40,76 +40,47 @@ pub trait OpsRequest:
     }
 }
 
-impl OpsRequest for RedisOpsRequest {
-    const KIND: DatabaseKind = DatabaseKind::Redis;
-    fn spec_type(&self) -> &str {
-        &self.spec.type_
-    }
-    fn database(&self) -> &str {
-        &self.spec.database_ref.name
-    }
-    fn target_text(&self) -> Option<&str> {
-        self.spec
-            .volume_expansion
-            .as_ref()?
-            .redis
-            .as_ref()
-            .map(|q| q.0.as_str())
-    }
-    fn mode(&self) -> VolumeExpansionMode {
-        self.spec
-            .volume_expansion
-            .as_ref()
-            .map(|v| v.mode)
-            .unwrap_or_default()
-    }
-    fn timeout(&self) -> Option<&str> {
-        self.spec.timeout.as_deref()
-    }
-    fn apply_policy(&self) -> ApplyPolicy {
-        self.spec.apply
-    }
-    fn max_retries(&self) -> i32 {
-        self.spec.max_retries
-    }
-    fn status(&self) -> Option<&OpsRequestStatus> {
-        self.status.as_ref()
-    }
+/// The two ops-request kinds differ only in their kind and the field that carries the size.
+macro_rules! ops_request {
+    ($ty:ty, $kind:expr, $size:ident) => {
+        impl OpsRequest for $ty {
+            const KIND: DatabaseKind = $kind;
+            fn spec_type(&self) -> &str {
+                &self.spec.type_
+            }
+            fn database(&self) -> &str {
+                &self.spec.database_ref.name
+            }
+            fn target_text(&self) -> Option<&str> {
+                self.spec
+                    .volume_expansion
+                    .as_ref()?
+                    .$size
+                    .as_ref()
+                    .map(|q| q.0.as_str())
+            }
+            fn mode(&self) -> VolumeExpansionMode {
+                self.spec
+                    .volume_expansion
+                    .as_ref()
+                    .map(|v| v.mode)
+                    .unwrap_or_default()
+            }
+            fn timeout(&self) -> Option<&str> {
+                self.spec.timeout.as_deref()
+            }
+            fn apply_policy(&self) -> ApplyPolicy {
+                self.spec.apply
+            }
+            fn max_retries(&self) -> i32 {
+                self.spec.max_retries
+            }
+            fn status(&self) -> Option<&OpsRequestStatus> {
+                self.status.as_ref()
+            }
+        }
+    };
 }
 
-impl OpsRequest for ZooKeeperOpsRequest {
-    const KIND: DatabaseKind = DatabaseKind::ZooKeeper;
-    fn spec_type(&self) -> &str {
-        &self.spec.type_
-    }
-    fn database(&self) -> &str {
-        &self.spec.database_ref.name
-    }
-    fn target_text(&self) -> Option<&str> {
-        self.spec
-            .volume_expansion
-            .as_ref()?
-            .node
-            .as_ref()
-            .map(|q| q.0.as_str())
-    }
-    fn mode(&self) -> VolumeExpansionMode {
-        self.spec
-            .volume_expansion
-            .as_ref()
-            .map(|v| v.mode)
-            .unwrap_or_default()
-    }
-    fn timeout(&self) -> Option<&str> {
-        self.spec.timeout.as_deref()
-    }
-    fn apply_policy(&self) -> ApplyPolicy {
-        self.spec.apply
-    }
-    fn max_retries(&self) -> i32 {
-        self.spec.max_retries
-    }
-    fn status(&self) -> Option<&OpsRequestStatus> {
-        self.status.as_ref()
-    }
-}
+ops_request!(RedisOpsRequest, DatabaseKind::Redis, redis);
+ops_request!(ZooKeeperOpsRequest, DatabaseKind::ZooKeeper, node);

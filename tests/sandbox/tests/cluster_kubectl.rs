@@ -3,32 +3,16 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 #[path = "cluster_common.rs"]
+mod cluster;
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use common::*;
+use cluster::*;
+use common::kubectl;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::json;
-
-/// kubectl on PATH, or None (a failure when CI=true).
-fn kubectl() -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join("kubectl"))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "kubectl is required when CI=true"
-        );
-        eprintln!("SKIPPED: kubectl not found on PATH");
-    }
-    found
-}
 
 async fn run(kubectl: &Path, kubeconfig: &Path, args: &[&str]) -> String {
     let out = tokio::process::Command::new(kubectl)

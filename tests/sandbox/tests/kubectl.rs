@@ -9,25 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::webhook;
+use common::{kubectl, webhook};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
-
-/// kubectl on PATH, or None (a failure when CI=true).
-fn kubectl() -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join("kubectl"))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("kubectl is required when CI=true");
-        }
-        eprintln!("SKIPPED: kubectl not found on PATH");
-    }
-    found
-}
 
 struct Server {
     child: Child,

@@ -49,3 +49,21 @@ pub fn cm(name: &str) -> k8s_openapi::api::core::v1::ConfigMap {
     }))
     .unwrap()
 }
+
+/// kubectl on PATH, or None (a failure when CI=true, where the tests must not skip).
+pub fn kubectl() -> Option<std::path::PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join("kubectl"))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "kubectl is required when CI=true"
+        );
+        eprintln!("SKIPPED: kubectl not found on PATH");
+    }
+    found
+}
