@@ -1,0 +1,159 @@
+//! Child processes of this binary (the webhook and the controller under test) and their
+//! resident memory, read from /proc.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child as TokioChild, Command};
+
+/// The line a `serve-*` child prints on stdout once it serves; the rest of the line is JSON.
+pub const READY_PREFIX: &str = "VOLOPS-BENCH-READY ";
+
+/// Prints the readiness line (called by the child).
+pub fn announce_ready(info: &Value) {
+    println!("{READY_PREFIX}{info}");
+}
+
+/// A running child; killed when dropped.
+pub struct Child {
+    inner: TokioChild,
+    pid: u32,
+    /// The JSON the child announced when it became ready.
+    pub info: Value,
+}
+
+impl Child {
+    /// Runs this binary with `args` (a hidden `serve-*` subcommand) using `kubeconfig`, and
+    /// waits up to `ready_within` for its readiness line.
+    pub async fn spawn(args: &[String], kubeconfig: &Path, ready_within: Duration) -> Result<Child> {
+        let exe = std::env::current_exe().context("cannot find the volops-bench executable")?;
+        let mut inner = Command::new(exe)
+            .args(args)
+            .env("KUBECONFIG", kubeconfig)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("cannot start child {args:?}"))?;
+        let pid = inner
+            .id()
+            .ok_or_else(|| anyhow!("child {args:?} exited at once"))?;
+        let stdout = inner
+            .stdout
+            .take()
+            .ok_or_else(|| anyhow!("child has no stdout"))?;
+        let mut lines = BufReader::new(stdout).lines();
+        let info = tokio::time::timeout(ready_within, async {
+            while let Some(line) = lines.next_line().await? {
+                if let Some(json) = line.strip_prefix(READY_PREFIX) {
+                    return Ok::<_, anyhow::Error>(Some(serde_json::from_str(json)?));
+                }
+            }
+            Ok(None)
+        })
+        .await
+        .with_context(|| format!("child {args:?} not ready within {ready_within:?}"))??
+        .ok_or_else(|| anyhow!("child {args:?} exited before it was ready"))?;
+        // Keep draining stdout so the child never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(Child { inner, pid, info })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Current and peak resident memory.
+    pub fn memory(&self) -> Result<Memory> {
+        Memory::of(self.pid)
+    }
+
+    /// A string field of the readiness JSON.
+    pub fn info_str(&self, key: &str) -> Result<&str> {
+        self.info
+            .get(key)
+            .and_then(Value::as_str)
+            .ok_or_else(|| anyhow!("child readiness line has no {key:?}: {}", self.info))
+    }
+
+    /// SIGTERM, then wait up to `grace` for a clean exit before a SIGKILL.
+    pub async fn stop(mut self, grace: Duration) -> Result<()> {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid.to_string())
+            .status()
+            .await;
+        match tokio::time::timeout(grace, self.inner.wait()).await {
+            Ok(status) => {
+                let status = status.context("waiting for the child")?;
+                if !status.success() {
+                    bail!("child {} exited with {status}", self.pid);
+                }
+                Ok(())
+            }
+            Err(_) => {
+                let _ = self.inner.kill().await;
+                bail!("child {} did not stop within {grace:?}", self.pid)
+            }
+        }
+    }
+}
+
+/// Resident set size of a process, in MiB.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Memory {
+    pub rss_mib: f64,
+    /// High-water mark of the resident set (VmHWM).
+    pub peak_rss_mib: f64,
+}
+
+impl Memory {
+    pub fn of(pid: u32) -> Result<Memory> {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .with_context(|| format!("cannot read /proc/{pid}/status"))?;
+        Memory::parse(&status).ok_or_else(|| anyhow!("no VmRSS/VmHWM in /proc/{pid}/status"))
+    }
+
+    fn parse(status: &str) -> Option<Memory> {
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+                .map(|kib| kib / 1024.0)
+        };
+        Some(Memory {
+            rss_mib: field("VmRSS:")?,
+            peak_rss_mib: field("VmHWM:")?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_from_proc_status() {
+        let status = "Name:\tx\nVmHWM:\t   20480 kB\nVmRSS:\t   10240 kB\n";
+        assert_eq!(
+            Memory::parse(status),
+            Some(Memory {
+                rss_mib: 10.0,
+                peak_rss_mib: 20.0
+            })
+        );
+        assert_eq!(Memory::parse("Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn memory_of_this_process() {
+        let m = Memory::of(std::process::id()).unwrap();
+        assert!(m.rss_mib > 0.0 && m.peak_rss_mib >= m.rss_mib);
+    }
+}
