@@ -3,7 +3,7 @@
 
 use std::{future::Future, sync::Arc};
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::{
     apps::v1::StatefulSet,
     core::v1::{PersistentVolumeClaim, Pod},
@@ -114,9 +114,26 @@ pub async fn run_kind<R: OpsRequest>(
         watcher::Config::default(),
         move |db| requests_of(&s, db.namespace(), Some(db.name_any().as_str())),
     );
-    controller
-        .graceful_shutdown_on(shutdown)
+    let shutdown = shutdown.shared();
+    let run = controller
+        .graceful_shutdown_on(shutdown.clone())
         .run(reconcile::<R>, error_policy::<R>, ctx)
-        .for_each(|_| futures::future::ready(()))
-        .await;
+        .for_each(|_| futures::future::ready(()));
+    tokio::select! {
+        () = run => {}
+        () = never_synced(shutdown, store) => {
+            tracing::info!(kind = R::KIND.ops_kind(), "stopped before the first list of requests; nothing was running");
+        }
+    }
+}
+
+/// Resolves when `shutdown` comes before the store's first list. kube-runtime holds every
+/// reconcile until that list is in, and a graceful shutdown stops driving the list: its run
+/// would then never end. Nothing can be running in that state, so stopping at once is safe.
+async fn never_synced<R: OpsRequest>(shutdown: impl Future<Output = ()>, store: Store<R>) {
+    shutdown.await;
+    if store.wait_until_ready().now_or_never().is_some() {
+        // Synced: the graceful path waits for the reconciles in flight.
+        std::future::pending::<()>().await;
+    }
 }
