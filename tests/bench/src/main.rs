@@ -40,9 +40,10 @@ enum Command {
     ServeController(controller::ServeArgs),
 }
 
+/// Quiet by default: the benchmarks provoke errors on purpose (RUST_LOG=warn shows them).
 fn init_logs() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -10,6 +10,7 @@
 //! ```
 
 pub mod apply;
+pub mod chaos;
 pub mod chart_config;
 pub mod demo;
 pub mod error;

@@ -1,0 +1,128 @@
+//! One database's rounds of expansions (2Gi, 3Gi, ...) under chaos, each followed by the
+//! cleanup check.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use kube::Client;
+use kube::api::{Api, DynamicObject, PostParams};
+use serde_json::json;
+use volops_shared::DatabaseKind;
+
+use super::databases::{Db, NS};
+use super::invariants::wait_clean;
+use crate::wait::{is_final, phase};
+
+/// Deadline of one request (its steps time out after 30 s each).
+const REQUEST_DEADLINE: Duration = Duration::from_secs(120);
+
+/// How one request ended.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub db: String,
+    pub request: String,
+    pub size: String,
+    pub phase: String,
+    /// The `Failed` condition's message, if any.
+    pub reason: String,
+}
+
+/// When a database stops getting new rounds.
+#[derive(Clone, Debug)]
+pub struct Quota {
+    pub kills: Arc<AtomicUsize>,
+    pub min_kills: usize,
+    pub min_rounds: usize,
+}
+
+fn ops_request(db: &Db, name: &str, size: &str) -> Result<DynamicObject, String> {
+    let (kind, field) = match db.kind {
+        DatabaseKind::Redis => ("RedisOpsRequest", "redis"),
+        DatabaseKind::ZooKeeper => ("ZooKeeperOpsRequest", "node"),
+    };
+    serde_json::from_value(json!({
+        "apiVersion": "ops.kubedb.com/v1alpha1", "kind": kind,
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {"type": "VolumeExpansion", "databaseRef": {"name": db.name}, "timeout": "30s",
+                 "volumeExpansion": {"mode": db.mode, field: size}}
+    }))
+    .map_err(|e| format!("ops request {name}: {e}"))
+}
+
+/// Retries `f` (API faults are expected) until it succeeds or the deadline passes.
+async fn retry<T, F, Fut>(what: &str, deadline: Instant, mut f: F) -> Result<T, String>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    loop {
+        match f().await {
+            Ok(v) => return Ok(v),
+            Err(e) if Instant::now() >= deadline => return Err(format!("{what}: gave up; last error: {e}")),
+            // Injected faults clear on the next try; keep retries cheap.
+            Err(_) => tokio::time::sleep(Duration::from_millis(25)).await,
+        }
+    }
+}
+
+/// Runs rounds until at least `min_rounds` are done and the kill loop has reached its quota
+/// (or the database's own limit). An `Err` is an invariant violation.
+pub async fn drive(client: Client, db: Db, quota: Quota) -> Result<Vec<Outcome>, String> {
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), NS, &volops_webhook::caches::ops_resource(db.kind));
+    let mut out = Vec::new();
+    for round in 1usize.. {
+        let enough_kills = quota.kills.load(Ordering::SeqCst) >= quota.min_kills;
+        if round > db.max_rounds || (round > quota.min_rounds && enough_kills) {
+            break;
+        }
+        let (name, size) = (format!("{}-r{round}", db.name), format!("{}Gi", round + 1));
+        let deadline = Instant::now() + REQUEST_DEADLINE;
+        let req = ops_request(&db, &name, &size)?;
+        retry(&format!("creating {name}"), deadline, || async {
+            match api.create(&PostParams::default(), &req).await {
+                Ok(_) => Ok(()),
+                Err(kube::Error::Api(e)) if e.reason == "AlreadyExists" => Ok(()),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+        .await?;
+        let done = retry(&format!("waiting for {name} to finish"), deadline, || async {
+            match api.get(&name).await {
+                Ok(o) if is_final(&o) => Ok(o),
+                Ok(o) => Err(format!("phase {:?}", phase(&o))),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+        .await?;
+        let outcome = Outcome {
+            db: db.name.clone(),
+            request: name.clone(),
+            size,
+            phase: phase(&done).unwrap_or_default().to_owned(),
+            reason: done.data["status"]["conditions"]
+                .as_array()
+                .and_then(|cs| cs.iter().rev().find(|c| c["type"] == "Failed"))
+                .map(|c| c["message"].to_string())
+                .unwrap_or_default(),
+        };
+        if !["Successful", "Failed"].contains(&outcome.phase.as_str()) {
+            return Err(format!("{name} ended {}: {outcome:?}", outcome.phase));
+        }
+        if let Some(want) = db.expect
+            && outcome.phase != want
+        {
+            return Err(format!(
+                "{name} ended {}, expected {want}: {outcome:?}",
+                outcome.phase
+            ));
+        }
+        wait_clean(&client, &db, Instant::now() + Duration::from_secs(30))
+            .await
+            .map_err(|e| format!("after {name} ({}): not cleaned up: {e}", outcome.phase))?;
+        out.push(outcome);
+    }
+    Ok(out)
+}
