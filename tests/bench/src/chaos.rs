@@ -68,6 +68,15 @@ fn emit_run(report: &ChaosReport, config: &ChaosConfig) {
                    "pod_events": m.pod_events}),
         );
     }
+    // Failed is an allowed end (with the cleanup checked); say why, so a surprise shows.
+    for f in report.failed() {
+        emit(
+            "chaos",
+            "failed_request",
+            json!({"seed": report.seed, "database": f.db, "request": f.request, "size": f.size,
+                   "reason": f.reason}),
+        );
+    }
     for v in &report.violations {
         emit("chaos", "violation", json!({"seed": report.seed, "violation": v}));
     }
