@@ -9,6 +9,8 @@ use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
 use serde_json::Value;
 use volops_shared::DatabaseKind;
+
+use crate::pvc_index::PvcIndex;
 use volops_shared::api::VolumeExpansionPolicy;
 use volops_shared::facts::{
     DatabaseView, Facts, OpsRequestView, PolicyView, PvcView, QuotaView, RuleOptions, StorageClassView,
@@ -41,6 +43,8 @@ pub struct Caches {
     pub quotas: Store<ResourceQuota>,
     pub namespaces: Store<Namespace>,
     pub policies: Store<VolumeExpansionPolicy>,
+    /// PVC views by namespace; live only when the PVC reflector feeds it (see `pvc_index`).
+    pub pvc_index: PvcIndex,
 }
 
 /// Write sides of every cache: handed to reflectors, or driven by tests.
@@ -86,6 +90,7 @@ impl Caches {
             quotas,
             namespaces,
             policies,
+            pvc_index: PvcIndex::default(),
         };
         let writers = Writers {
             redis: w_redis,
@@ -170,12 +175,13 @@ impl Caches {
                 .get(&key)
                 .map(|db| DatabaseView::from_json(kind, &to_json(db.as_ref())))
         });
-        facts.namespace_pvcs = self
-            .pvcs
-            .state_filter(|p| in_ns(p.metadata.namespace.as_ref()))
-            .iter()
-            .map(|p| PvcView::from_pvc(p))
-            .collect();
+        facts.namespace_pvcs = self.pvc_index.namespace(&ns).unwrap_or_else(|| {
+            self.pvcs
+                .state_filter(|p| in_ns(p.metadata.namespace.as_ref()))
+                .iter()
+                .map(|p| PvcView::from_pvc(p))
+                .collect()
+        });
         facts.storage_classes = self
             .classes
             .state()

@@ -9,6 +9,7 @@ pub mod admit;
 pub mod caches;
 pub mod metrics;
 pub mod probes;
+pub mod pvc_index;
 pub mod reflectors;
 pub mod reload;
 pub mod review;

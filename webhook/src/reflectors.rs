@@ -1,7 +1,8 @@
 //! Fills the [`Caches`] from the API server with kube-runtime reflectors (list + watch, with
 //! backoff), one task per resource.
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::reflector::store::Writer;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
@@ -12,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use volops_shared::DatabaseKind;
 
 use crate::caches::{Writers, database_resource, ops_resource};
+use crate::pvc_index::{self, PvcIndex};
 
 /// Drops what no rule reads but every object carries, to keep the caches small.
 fn slim<K: Resource>(obj: &mut K) {
@@ -42,11 +44,51 @@ where
     });
 }
 
+/// PVCs are most of what the webhook caches (thousands of them): keep only what
+/// [`volops_shared::facts::PvcView`] reads (name, namespace, labels, class, requested size,
+/// phase, capacity, allocated size and resize state).
+fn slim_pvc(pvc: &mut PersistentVolumeClaim) {
+    slim(pvc);
+    let meta = &mut pvc.metadata;
+    meta.annotations = None;
+    meta.finalizers = None;
+    meta.owner_references = None;
+    meta.generation = None;
+    if let Some(spec) = pvc.spec.as_mut() {
+        spec.access_modes = None;
+        spec.data_source = None;
+        spec.data_source_ref = None;
+        spec.selector = None;
+        spec.volume_attributes_class_name = None;
+        spec.volume_mode = None;
+        spec.volume_name = None;
+        if let Some(r) = spec.resources.as_mut() {
+            r.limits = None;
+        }
+    }
+    if let Some(status) = pvc.status.as_mut() {
+        status.access_modes = None;
+        status.current_volume_attributes_class_name = None;
+        status.modify_volume_status = None;
+        if let Some(conditions) = status.conditions.as_mut() {
+            // The rules look only at the types of conditions that are True.
+            conditions.retain(|c| c.status == "True");
+            for c in conditions {
+                c.message = None;
+                c.reason = None;
+                c.last_probe_time = None;
+                c.last_transition_time = None;
+            }
+        }
+    }
+}
+
 fn spawn_typed<K>(
     set: &mut JoinSet<()>,
     client: &Client,
     writer: Writer<K>,
     name: &'static str,
+    slimmer: fn(&mut K),
     stop: CancellationToken,
 ) where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
@@ -55,8 +97,27 @@ fn spawn_typed<K>(
     let api = Api::<K>::all(client.clone());
     let events = watcher(api, watcher::Config::default())
         .default_backoff()
-        .modify(slim);
+        .modify(slimmer);
     drive(set, reflector(writer, events), name, stop);
+}
+
+/// PVCs feed the namespace index with their views, then the store keeps a bare copy.
+fn spawn_pvcs(
+    set: &mut JoinSet<()>,
+    client: &Client,
+    writer: Writer<PersistentVolumeClaim>,
+    index: PvcIndex,
+    stop: CancellationToken,
+) {
+    let api = Api::<PersistentVolumeClaim>::all(client.clone());
+    let events = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .map_ok(move |event| {
+            let event = event.modify(slim_pvc);
+            index.apply(&event);
+            event.modify(pvc_index::bare)
+        });
+    drive(set, reflector(writer, events), "persistentvolumeclaims", stop);
 }
 
 fn spawn_dynamic(
@@ -74,8 +135,8 @@ fn spawn_dynamic(
     drive(set, reflector(writer, events), name, stop);
 }
 
-/// Starts one reflector per cache; they run until `stop` fires.
-pub fn spawn_all(client: &Client, w: Writers, stop: &CancellationToken) -> JoinSet<()> {
+/// Starts one reflector per cache, the PVC one feeding `pvc_index`; they run until `stop`.
+pub fn spawn_all(client: &Client, w: Writers, pvc_index: PvcIndex, stop: &CancellationToken) -> JoinSet<()> {
     let mut set = JoinSet::new();
     let s = || stop.clone();
     spawn_dynamic(
@@ -110,10 +171,42 @@ pub fn spawn_all(client: &Client, w: Writers, stop: &CancellationToken) -> JoinS
         "zookeeperopsrequests",
         s(),
     );
-    spawn_typed(&mut set, client, w.pvcs, "persistentvolumeclaims", s());
-    spawn_typed(&mut set, client, w.classes, "storageclasses", s());
-    spawn_typed(&mut set, client, w.quotas, "resourcequotas", s());
-    spawn_typed(&mut set, client, w.namespaces, "namespaces", s());
-    spawn_typed(&mut set, client, w.policies, "volumeexpansionpolicies", s());
+    spawn_pvcs(&mut set, client, w.pvcs, pvc_index, s());
+    spawn_typed(&mut set, client, w.classes, "storageclasses", slim, s());
+    spawn_typed(&mut set, client, w.quotas, "resourcequotas", slim, s());
+    spawn_typed(&mut set, client, w.namespaces, "namespaces", slim, s());
+    spawn_typed(&mut set, client, w.policies, "volumeexpansionpolicies", slim, s());
     set
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use volops_shared::facts::PvcView;
+
+    #[test]
+    fn slimming_a_pvc_keeps_everything_the_rules_read() {
+        let mut pvc: PersistentVolumeClaim = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "data-rd-0", "namespace": "demo",
+                         "labels": {"app.kubernetes.io/instance": "rd"},
+                         "annotations": {"pv.kubernetes.io/bind-completed": "yes"},
+                         "finalizers": ["kubernetes.io/pvc-protection"],
+                         "managedFields": [{"manager": "kcm"}]},
+            "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "fast",
+                     "resources": {"requests": {"storage": "2Gi"}}, "volumeName": "pv-1"},
+            "status": {"phase": "Bound", "capacity": {"storage": "1Gi"},
+                       "allocatedResources": {"storage": "2Gi"},
+                       "allocatedResourceStatuses": {"storage": "ControllerResizeInProgress"},
+                       "conditions": [{"type": "Resizing", "status": "True", "message": "m"},
+                                      {"type": "FileSystemResizePending", "status": "False"}]}
+        }))
+        .unwrap();
+        let before = PvcView::from_pvc(&pvc);
+        slim_pvc(&mut pvc);
+        assert_eq!(PvcView::from_pvc(&pvc), before);
+        assert_eq!(before.true_conditions, vec!["Resizing".to_owned()]);
+        assert!(pvc.metadata.annotations.is_none() && pvc.metadata.finalizers.is_none());
+        assert!(pvc.metadata.managed_fields.is_none_or(|m| m.is_empty()));
+        assert!(pvc.spec.as_ref().is_some_and(|s| s.volume_name.is_none()));
+    }
 }
