@@ -4,7 +4,7 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/target
 CARGO ?= cargo
 PYTHON ?= python3
 
-.PHONY: test fmt-check clippy rust-test chart-test crds build
+.PHONY: test fmt-check clippy rust-test chart-test crds build bench bench-smoke
 
 test: fmt-check clippy rust-test chart-test
 
@@ -26,3 +26,17 @@ chart-test: build
 crds:
 	$(CARGO) run -q -p volops-shared --bin volops-crdgen
 demo: ; cargo run --release -p volops-e2e --bin volops-demo
+
+# docs/PERFORMANCE.md: the three benchmarks at full size (release build, a few minutes each).
+bench:
+	$(CARGO) build --release --locked -p volops-bench
+	$(CARGO_TARGET_DIR)/release/volops-bench webhook
+	$(CARGO_TARGET_DIR)/release/volops-bench controller
+	$(CARGO_TARGET_DIR)/release/volops-bench chaos
+
+# CI smoke test: each benchmark in its tiny configuration on the debug build (no timing check).
+bench-smoke:
+	$(CARGO) build --locked -p volops-bench
+	$(CARGO_TARGET_DIR)/debug/volops-bench webhook --tiny
+	$(CARGO_TARGET_DIR)/debug/volops-bench controller --tiny
+	$(CARGO_TARGET_DIR)/debug/volops-bench chaos --tiny
