@@ -1,6 +1,9 @@
 //! What every reconcile shares: the client, the settings, metrics and the event recorder.
 
-use std::sync::Arc;
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, RwLock},
+};
 
 use kube::{
     Api, Client,
@@ -11,12 +14,18 @@ use volops_shared::{DatabaseKind, WorkloadKind};
 
 use crate::{Config, metrics::Metrics};
 
+/// The ops requests (as JSON) of database `db` in namespace `ns` from a controller's cache;
+/// None while the cache is not filled yet.
+pub type RequestLister = Arc<dyn Fn(&str, &str) -> Option<Vec<serde_json::Value>> + Send + Sync>;
+
 /// Shared state of one controller process.
 pub struct Ctx {
     pub client: Client,
     pub config: Config,
     pub metrics: Arc<Metrics>,
     pub recorder: Recorder,
+    /// Per ops-request kind: its controller's cache of requests.
+    requests: RwLock<BTreeMap<&'static str, RequestLister>>,
 }
 
 impl Ctx {
@@ -31,7 +40,29 @@ impl Ctx {
             config,
             metrics,
             recorder,
+            requests: RwLock::default(),
         }
+    }
+
+    /// Registers the cache of `kind`'s requests (called by its controller).
+    pub fn set_request_lister(&self, kind: DatabaseKind, lister: RequestLister) {
+        let mut map = self
+            .requests
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.insert(kind.ops_kind(), lister);
+    }
+
+    /// The cached requests of database `db` in `ns`; None without a filled cache.
+    pub fn cached_requests(&self, kind: DatabaseKind, ns: &str, db: &str) -> Option<Vec<serde_json::Value>> {
+        let lister = {
+            let map = self
+                .requests
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            map.get(kind.ops_kind())?.clone()
+        };
+        lister(ns, db)
     }
 
     pub fn database_api(&self, kind: DatabaseKind, ns: &str) -> Api<DynamicObject> {

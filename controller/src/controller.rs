@@ -68,6 +68,21 @@ pub async fn run_kind<R: OpsRequest>(
     let controller = Controller::new(Api::<R>::all(client.clone()), watcher::Config::default());
     let store = controller.store();
     let s = store.clone();
+    ctx.set_request_lister(
+        R::KIND,
+        Arc::new(move |ns: &str, db: &str| {
+            // Until the first list is in, the cache may miss a request this one queues behind.
+            s.wait_until_ready().now_or_never()?.ok()?;
+            Some(
+                s.state()
+                    .iter()
+                    .filter(|r| r.namespace().as_deref() == Some(ns) && r.database() == db)
+                    .filter_map(|r| serde_json::to_value(r.as_ref()).ok())
+                    .collect(),
+            )
+        }),
+    );
+    let s = store.clone();
     let mut controller = controller.watches(
         Api::<PersistentVolumeClaim>::all(client.clone()),
         offshoots.clone(),

@@ -17,6 +17,7 @@ pub mod steps;
 use std::{
     future::Future,
     net::SocketAddr,
+    num::NonZeroUsize,
     sync::{Arc, atomic::AtomicBool},
 };
 
@@ -56,6 +57,9 @@ pub struct Config {
     pub probe_listen: Option<SocketAddr>,
     /// This instance's name (events, lease holder).
     pub identity: String,
+    /// Online mode: at most this many PVCs of one request patched but not yet grown at a time
+    /// (`None`: all at once; `Some(1)` is KubeDB's one-by-one).
+    pub pvc_parallelism: Option<NonZeroUsize>,
 }
 
 impl Default for Config {
@@ -65,6 +69,7 @@ impl Default for Config {
             leader_election: None,
             probe_listen: None,
             identity: format!("volops-controller-{}", std::process::id()),
+            pvc_parallelism: None,
         }
     }
 }

@@ -1,5 +1,5 @@
 //! `volops-controller [--probe-listen A] [--pause-handshake kubedb|self] [--leader-election]
-//! [--lease-namespace NS] [--log-format text|json]`.
+//! [--lease-namespace NS] [--log-format text|json] [--pvc-parallelism N]`.
 
 use std::net::SocketAddr;
 
@@ -39,6 +39,9 @@ struct Args {
     lease_namespace: String,
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
+    /// Online mode: at most N PVCs of one request resizing at a time (0 = all at once).
+    #[arg(long, default_value_t = 0)]
+    pvc_parallelism: usize,
 }
 
 fn init_logs(format: LogFormat) {
@@ -90,6 +93,7 @@ async fn main() -> std::process::ExitCode {
         }),
         probe_listen: Some(args.probe_listen),
         identity,
+        pvc_parallelism: std::num::NonZeroUsize::new(args.pvc_parallelism),
     };
     let client = match kube::Client::try_default().await {
         Ok(c) => c,

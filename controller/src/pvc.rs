@@ -1,5 +1,7 @@
 //! Pure reading of a PVC's resize progress against the target size (KUBEDB.md §4).
 
+use std::num::NonZeroUsize;
+
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use volops_shared::{Quantity, facts::PvcView};
 
@@ -42,6 +44,27 @@ pub fn progress(pvc: &PersistentVolumeClaim, target: &Quantity) -> PvcProgress {
         return PvcProgress::FileSystemResizePending;
     }
     PvcProgress::Resizing
+}
+
+impl PvcProgress {
+    /// Patched but not grown yet: counts against the PVC parallelism.
+    pub fn in_flight(&self) -> bool {
+        matches!(self, Self::Resizing | Self::FileSystemResizePending)
+    }
+}
+
+/// Online: the positions (in `progress` order) of the PVCs to patch now. With a `limit`, the
+/// PVCs already in flight use up part of it, so at most `limit` are ever in flight at once.
+pub fn patch_now(progress: &[PvcProgress], limit: Option<NonZeroUsize>) -> Vec<usize> {
+    let in_flight = progress.iter().filter(|p| p.in_flight()).count();
+    let budget = limit.map_or(usize::MAX, |l| l.get().saturating_sub(in_flight));
+    progress
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| **p == PvcProgress::NeedsPatch)
+        .map(|(i, _)| i)
+        .take(budget)
+        .collect()
 }
 
 /// The driver's message when a resize cannot succeed: an `*Infeasible` allocated-resource
@@ -140,6 +163,25 @@ mod tests {
         ];
         for (p, want) in cases {
             assert_eq!(progress(&p, &target), want, "{p:?}");
+        }
+    }
+
+    #[test]
+    fn patch_now_keeps_at_most_limit_in_flight() {
+        use PvcProgress::{FileSystemResizePending as Pending, NeedsPatch as Needs, Reached, Resizing};
+        let limit = |n: usize| NonZeroUsize::new(n);
+        let cases: [(Vec<PvcProgress>, Option<NonZeroUsize>, Vec<usize>); 8] = [
+            (vec![Needs, Needs, Needs], None, vec![0, 1, 2]),
+            (vec![Needs, Needs, Needs], limit(1), vec![0]),
+            (vec![Needs, Needs, Needs], limit(2), vec![0, 1]),
+            (vec![Reached, Resizing, Needs, Needs], limit(1), vec![]),
+            (vec![Reached, Pending, Needs, Needs], limit(2), vec![2]),
+            (vec![Reached, Reached, Needs], limit(1), vec![2]),
+            (vec![Resizing, Resizing, Needs], limit(1), vec![]),
+            (vec![Resizing, Needs, Needs], None, vec![1, 2]),
+        ];
+        for (progress, lim, want) in cases {
+            assert_eq!(patch_now(&progress, lim), want, "{progress:?} limit {lim:?}");
         }
     }
 

@@ -30,6 +30,9 @@ use crate::{
 
 /// Finalizer that makes a deletion mid-way run the cleanup first.
 pub const FINALIZER: &str = "volops.dev/cleanup";
+/// Delay before the step after a finished one: none, as every reconcile reads the request fresh
+/// (a delay here is paid once per step by every request).
+const NEXT_STEP: Duration = Duration::ZERO;
 /// Annotation counting a step's non-transient errors against `maxRetries`.
 pub const RETRIES_KEY: &str = "volops.dev/retries";
 
@@ -164,7 +167,7 @@ async fn apply(
             )
             .await;
             info!(request = %job.describe(), step = step.label(), "step finished");
-            Ok(Action::requeue(Duration::from_millis(100)))
+            Ok(Action::requeue(NEXT_STEP))
         }
         Outcome::Wait { reason, after } => {
             debug!(request = %job.describe(), step = step.label(), %reason, "waiting");
@@ -179,7 +182,7 @@ async fn apply(
                 c::set(&mut status.conditions, cond);
             }
             job.write_status(ctx, status).await?;
-            Ok(Action::requeue(Duration::from_millis(100)))
+            Ok(Action::requeue(NEXT_STEP))
         }
         Outcome::Skip(message) => {
             let mut status = job.status.clone();

@@ -84,6 +84,12 @@ def test_optional_flags_follow_values():
     assert "--leader-election" not in container(ha_off, "controller")["args"]
 
 
+def test_pvc_parallelism_flag_follows_values(default_docs):
+    assert not any(a.startswith("--pvc-parallelism") for a in container(default_docs, "controller")["args"])
+    docs = chartlib.all_docs(chartlib.render_manifests({"controller": {"pvcParallelism": 1}}))
+    assert "--pvc-parallelism=1" in container(docs, "controller")["args"]
+
+
 def test_image_values():
     docs = chartlib.all_docs(
         chartlib.render_manifests(

@@ -16,6 +16,8 @@ BAD_VALUES = [
     ({"webhook": {"timeoutSeconds": 0}}, ["/webhook/timeoutSeconds"]),
     ({"webhook": {"failurePolicy": "fail"}}, ["/webhook/failurePolicy", "Fail"]),
     ({"controller": {"pauseHandshake": "none"}}, ["/controller/pauseHandshake", "kubedb"]),
+    ({"controller": {"pvcParallelism": -1}}, ["/controller/pvcParallelism"]),
+    ({"controller": {"pvcParallelism": "all"}}, ["/controller/pvcParallelism", "want integer"]),
     ({"certManager": {"enabled": "yes"}}, ["/certManager/enabled", "boolean"]),
     ({"webhook": {"namespaceSelector": {"matchExpressions": [{"key": "a", "operator": "Nope"}]}}}, ["operator"]),
     ({"webhook": {"replicas": 0}}, ["/webhook/replicas"]),

@@ -66,17 +66,37 @@ pub fn ready_gate(apply: ApplyPolicy, phase: Option<&str>) -> Option<String> {
     }
 }
 
+/// The other requests of the same database (the queue looks at no others): from the
+/// controller's cache, which holds every request created before this one was seen; from the
+/// API while that cache is not filled yet.
 async fn other_requests(ctx: &Ctx, job: &Job) -> Result<Vec<OpsRequestView>> {
-    let list = job
-        .api(ctx)
-        .list(&ListParams::default())
-        .await
-        .during(|| format!("list {}", job.kind.ops_plural()))?;
-    list.items
+    let items = match ctx.cached_requests(job.kind, &job.namespace, &job.database) {
+        Some(items) => items,
+        None => job
+            .api(ctx)
+            .list(&ListParams::default())
+            .await
+            .during(|| format!("list {}", job.kind.ops_plural()))?
+            .items
+            .iter()
+            .map(|o| to_json("ops request", o))
+            .collect::<Result<Vec<_>>>()?,
+    };
+    Ok(items
         .iter()
-        .filter(|o| o.metadata.name.as_deref() != Some(job.name.as_str()))
-        .map(|o| Ok(OpsRequestView::from_json(job.kind, &to_json("ops request", o)?)))
-        .collect()
+        .filter(|o| o.pointer("/metadata/name").and_then(|n| n.as_str()) != Some(job.name.as_str()))
+        .map(|o| OpsRequestView::from_json(job.kind, o))
+        .collect())
+}
+
+/// Pure: whether a quota limits storage requests. Only then do the rules need every PVC of
+/// the namespace; otherwise they look at the database's own PVCs alone.
+pub fn quotas_count_storage(quotas: &[QuotaView]) -> bool {
+    quotas.iter().any(|q| {
+        q.hard
+            .keys()
+            .any(|k| k == "requests.storage" || k.ends_with(".storageclass.storage.k8s.io/requests.storage"))
+    })
 }
 
 async fn facts(ctx: &Ctx, job: &Job, request: OpsRequestView, others: Vec<OpsRequestView>) -> Result<Facts> {
@@ -89,8 +109,19 @@ async fn facts(ctx: &Ctx, job: &Job, request: OpsRequestView, others: Vec<OpsReq
         .transpose()?
         .map(|v| DatabaseView::from_json(job.kind, &v));
     let lp = ListParams::default();
-    let pvcs = Api::<PersistentVolumeClaim>::namespaced(ctx.client.clone(), ns)
+    let quotas = Api::<ResourceQuota>::namespaced(ctx.client.clone(), ns)
         .list(&lp)
+        .await
+        .during(|| "list ResourceQuotas".into())?;
+    facts.quotas = quotas.items.iter().map(QuotaView::from_quota).collect();
+    // Listing every PVC of a busy namespace per request is what bounds many requests at once.
+    let pvc_list = if quotas_count_storage(&facts.quotas) {
+        lp.clone()
+    } else {
+        ListParams::default().labels(&job.kind.selector(&job.database))
+    };
+    let pvcs = Api::<PersistentVolumeClaim>::namespaced(ctx.client.clone(), ns)
+        .list(&pvc_list)
         .await
         .during(|| "list PVCs".into())?;
     facts.namespace_pvcs = pvcs.items.iter().map(PvcView::from_pvc).collect();
@@ -99,11 +130,6 @@ async fn facts(ctx: &Ctx, job: &Job, request: OpsRequestView, others: Vec<OpsReq
         .await
         .during(|| "list StorageClasses".into())?;
     facts.storage_classes = classes.items.iter().map(StorageClassView::from_class).collect();
-    let quotas = Api::<ResourceQuota>::namespaced(ctx.client.clone(), ns)
-        .list(&lp)
-        .await
-        .during(|| "list ResourceQuotas".into())?;
-    facts.quotas = quotas.items.iter().map(QuotaView::from_quota).collect();
     let namespace = Api::<Namespace>::all(ctx.client.clone())
         .get_opt(ns)
         .await
@@ -131,6 +157,29 @@ async fn facts(ctx: &Ctx, job: &Job, request: OpsRequestView, others: Vec<OpsReq
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_storage_quotas_need_every_pvc_of_the_namespace() {
+        let quota = |keys: &[&str]| QuotaView {
+            name: "q".into(),
+            hard: keys
+                .iter()
+                .map(|k| ((*k).to_owned(), "10Gi".to_owned()))
+                .collect(),
+        };
+        assert!(!quotas_count_storage(&[]));
+        assert!(!quotas_count_storage(&[quota(&["pods", "requests.cpu"])]));
+        assert!(quotas_count_storage(&[
+            quota(&["pods"]),
+            quota(&["requests.storage"])
+        ]));
+        assert!(quotas_count_storage(&[quota(&[
+            "fast.storageclass.storage.k8s.io/requests.storage"
+        ])]));
+        assert!(!quotas_count_storage(&[quota(&[
+            "fast.storageclass.storage.k8s.io/persistentvolumeclaims"
+        ])]));
+    }
 
     #[test]
     fn if_ready_waits_for_a_ready_database_and_always_does_not() {

@@ -23,7 +23,7 @@ use crate::{
     error::{Error, KubeContext, Result},
     manifest::{pod_uid_key, strip_pod},
     metrics::KindLabels,
-    pvc::{PvcProgress, progress},
+    pvc::{PvcProgress, patch_now, progress},
 };
 
 pub async fn run(ctx: &Ctx, job: &mut Job) -> Result<Outcome> {
@@ -93,28 +93,31 @@ async fn patch_pvc(ctx: &Ctx, job: &Job, name: &str, target: &Quantity) -> Resul
 async fn online(ctx: &Ctx, job: &Job, workloads: &[Workload], target: &Quantity) -> Result<Outcome> {
     let names: Vec<String> = workloads.iter().flat_map(Workload::pvcs).collect();
     let pvcs = load_pvcs(ctx, job, &names).await?;
-    let mut to_patch = Vec::new();
-    let mut waiting = 0;
+    let mut known = Vec::new();
+    let mut states = Vec::new();
     for name in &names {
         let Some(pvc) = pvcs.get(name) else { continue };
         match progress(pvc, target) {
-            PvcProgress::Reached => {}
-            PvcProgress::NeedsPatch => to_patch.push(name.as_str()),
             PvcProgress::Infeasible(message) => return Ok(Outcome::Fail(message)),
-            PvcProgress::Resizing | PvcProgress::FileSystemResizePending => waiting += 1,
+            p => {
+                known.push(name.as_str());
+                states.push(p);
+            }
         }
     }
-    // Requests only ever go up to the target, never past it.
+    // Requests only ever go up to the target, never past it; the parallelism caps how many
+    // are resizing at once (the PVC watch wakes this request when one finishes).
+    let to_patch: Vec<&str> = patch_now(&states, ctx.config.pvc_parallelism)
+        .into_iter()
+        .filter_map(|i| known.get(i).copied())
+        .collect();
     try_join_all(to_patch.iter().map(|n| patch_pvc(ctx, job, n, target))).await?;
-    if to_patch.is_empty() && waiting == 0 {
+    let unfinished = states.iter().filter(|p| **p != PvcProgress::Reached).count();
+    if unfinished == 0 {
         return Ok(Outcome::Done(Vec::new()));
     }
     Ok(Outcome::wait(
-        format!(
-            "{} of {} PVCs still growing to {target}",
-            to_patch.len() + waiting,
-            names.len()
-        ),
+        format!("{unfinished} of {} PVCs still growing to {target}", names.len()),
         SOON,
     ))
 }

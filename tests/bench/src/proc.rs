@@ -104,6 +104,26 @@ impl Child {
     }
 }
 
+/// CPU time (user + system) a process has used so far, in seconds, from /proc/PID/stat.
+pub fn cpu_seconds(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("cannot read /proc/{pid}/stat"))?;
+    parse_cpu_seconds(&stat).ok_or_else(|| anyhow!("no utime/stime in /proc/{pid}/stat"))
+}
+
+/// Clock ticks per second of /proc's times (USER_HZ, 100 on Linux).
+const USER_HZ: f64 = 100.0;
+
+fn parse_cpu_seconds(stat: &str) -> Option<f64> {
+    // The command name may hold spaces; fields after its closing parenthesis are fixed.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / USER_HZ)
+}
+
 /// Resident set size of a process, in MiB.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Memory {
@@ -149,6 +169,14 @@ mod tests {
             })
         );
         assert_eq!(Memory::parse("Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn cpu_seconds_from_proc_stat() {
+        let stat = "4242 (volops bench) S 1 2 3 4 5 6 7 8 9 10 250 50 0 0 20 0 4 0 100 0 0";
+        assert_eq!(parse_cpu_seconds(stat), Some(3.0));
+        assert_eq!(parse_cpu_seconds("4242 (x) S 1"), None);
+        assert!(cpu_seconds(std::process::id()).unwrap() >= 0.0);
     }
 
     #[test]
