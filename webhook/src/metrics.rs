@@ -18,6 +18,12 @@ pub struct RequestLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DenialLabels {
+    pub kind: String,
+    pub rule: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CacheLabels {
     pub cache: &'static str,
 }
@@ -25,6 +31,8 @@ pub struct CacheLabels {
 pub struct Metrics {
     registry: Registry,
     pub requests: Family<RequestLabels, Counter>,
+    /// Denials by the rule that denied (the decision log line is at debug level).
+    pub denials: Family<DenialLabels, Counter>,
     pub latency: Histogram,
     pub cache_objects: Family<CacheLabels, Gauge>,
 }
@@ -38,9 +46,15 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("volops_webhook");
         let requests = Family::<RequestLabels, Counter>::default();
+        let denials = Family::<DenialLabels, Counter>::default();
         let latency = Histogram::new(latency_buckets());
         let cache_objects = Family::<CacheLabels, Gauge>::default();
         registry.register("admission_requests", "Admission decisions", requests.clone());
+        registry.register(
+            "admission_denials",
+            "Admission denials by the rule that denied",
+            denials.clone(),
+        );
         registry.register(
             "admission_duration_seconds",
             "Time to parse, decide and encode one admission review",
@@ -54,6 +68,7 @@ impl Metrics {
         Self {
             registry,
             requests,
+            denials,
             latency,
             cache_objects,
         }

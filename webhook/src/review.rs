@@ -1,10 +1,11 @@
-//! AdmissionReview v1 on the wire. Our own serde types: the request keeps `object` as raw JSON
-//! (the rules read JSON), and the response writes `patch` as a base64 string, which
-//! kube-core's type does not (ANCHORS.md §2.5).
+//! AdmissionReview v1 on the wire. Our own serde types: the request keeps `object` and
+//! `oldObject` as raw JSON text (parsed only as far as a decision needs), and the response
+//! writes `patch` as a base64 string, which kube-core's type does not (ANCHORS.md §2.5).
 
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 pub const API_VERSION: &str = "admission.k8s.io/v1";
 pub const KIND: &str = "AdmissionReview";
@@ -42,9 +43,9 @@ pub struct AdmissionRequest {
     pub namespace: Option<String>,
     pub operation: String,
     #[serde(default)]
-    pub object: Option<Value>,
+    pub object: Option<Box<RawValue>>,
     #[serde(default)]
-    pub old_object: Option<Value>,
+    pub old_object: Option<Box<RawValue>>,
     #[serde(default)]
     pub dry_run: Option<bool>,
 }
@@ -53,6 +54,23 @@ impl AdmissionRequest {
     pub fn is_dry_run(&self) -> bool {
         self.dry_run == Some(true)
     }
+
+    /// `object` parsed (null when absent).
+    pub fn object_value(&self) -> Value {
+        parse(self.object.as_deref())
+    }
+
+    /// `oldObject` parsed (null when absent).
+    pub fn old_object_value(&self) -> Value {
+        parse(self.old_object.as_deref())
+    }
+}
+
+/// Raw JSON is valid JSON, so this parse fails only past serde_json's nesting limit, where the
+/// object reads as null like an absent one.
+fn parse(raw: Option<&RawValue>) -> Value {
+    raw.and_then(|r| serde_json::from_str(r.get()).ok())
+        .unwrap_or(Value::Null)
 }
 
 /// `response.status` of a denial.

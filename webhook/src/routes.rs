@@ -14,7 +14,7 @@ use volops_shared::facts::RuleOptions;
 
 use crate::admit::{Decision, Endpoint, decide};
 use crate::caches::Caches;
-use crate::metrics::{Metrics, RequestLabels};
+use crate::metrics::{DenialLabels, Metrics, RequestLabels};
 use crate::review::{ReviewIn, ReviewOut};
 
 /// Largest AdmissionReview accepted (object + oldObject of a ~1.5 MiB etcd object, with room).
@@ -64,7 +64,8 @@ fn bad_request(reason: String) -> Response {
     (StatusCode::BAD_REQUEST, reason).into_response()
 }
 
-fn handle(endpoint: Endpoint, state: &AppState, body: &[u8]) -> Response {
+/// One admission review: parse, decide, log, count, encode (the routes and benchmarks call it).
+pub fn handle(endpoint: Endpoint, state: &AppState, body: &[u8]) -> Response {
     let started = Instant::now();
     let review: ReviewIn = match serde_json::from_slice(body) {
         Ok(r) => r,
@@ -75,7 +76,7 @@ fn handle(endpoint: Endpoint, state: &AppState, body: &[u8]) -> Response {
     };
     let decision = decide(endpoint, &req, &state.caches, &state.options);
     log_decision(endpoint, &req, &decision);
-    count(&state.metrics, endpoint, &req, decision.response.allowed);
+    count(&state.metrics, endpoint, &req, &decision);
     let bytes = match serde_json::to_vec(&ReviewOut::new(decision.response)) {
         Ok(b) => b,
         Err(e) => {
@@ -90,7 +91,12 @@ fn handle(endpoint: Endpoint, state: &AppState, body: &[u8]) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], bytes).into_response()
 }
 
+/// One line per review at debug level: at info it would cost more than the decision itself at
+/// load; the counters above say how many were allowed and denied, and by which rule.
 fn log_decision(endpoint: Endpoint, req: &crate::review::AdmissionRequest, d: &Decision) {
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return;
+    }
     let (name, namespace) = (
         req.name.as_deref().unwrap_or_default(),
         req.namespace.as_deref().unwrap_or_default(),
@@ -101,7 +107,7 @@ fn log_decision(endpoint: Endpoint, req: &crate::review::AdmissionRequest, d: &D
         .as_ref()
         .map(|s| s.message.as_str())
         .unwrap_or_default();
-    tracing::info!(
+    tracing::debug!(
         endpoint = ?endpoint,
         uid = %req.uid,
         kind = %req.kind.kind,
@@ -118,7 +124,17 @@ fn log_decision(endpoint: Endpoint, req: &crate::review::AdmissionRequest, d: &D
     );
 }
 
-fn count(metrics: &Metrics, endpoint: Endpoint, req: &crate::review::AdmissionRequest, allowed: bool) {
+fn count(metrics: &Metrics, endpoint: Endpoint, req: &crate::review::AdmissionRequest, d: &Decision) {
+    let allowed = d.response.allowed;
+    if let Some(rule) = d.rule {
+        metrics
+            .denials
+            .get_or_create(&DenialLabels {
+                kind: req.kind.kind.clone(),
+                rule,
+            })
+            .inc();
+    }
     metrics
         .requests
         .get_or_create(&RequestLabels {
