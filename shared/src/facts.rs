@@ -357,7 +357,7 @@ pub struct Facts {
     pub storage_classes: Shared<StorageClassView>,
     pub quotas: Vec<QuotaView>,
     pub namespace_labels: BTreeMap<String, String>,
-    /// Every policy in the cluster; the rules pick those that select the namespace.
+    /// The cluster's policies (at least those that select the namespace: the rules pick those).
     pub policies: Vec<PolicyView>,
     /// Other ops requests of the same kind in the namespace (the rules read only those for the
     /// same database; the webhook passes just these).
@@ -399,10 +399,9 @@ impl Facts {
         let Some(db) = &self.request.database else {
             return vec![false; self.namespace_pvcs.len()];
         };
-        let want = self.kind.selector_labels(db);
         self.namespace_pvcs
             .iter()
-            .map(|p| want.iter().all(|(k, v)| p.labels.get(k) == Some(v)))
+            .map(|p| self.kind.selects(db, &p.labels))
             .collect()
     }
 

@@ -33,7 +33,7 @@ enum Target {
     Other,
 }
 
-fn target(req: &AdmissionRequest) -> Target {
+fn target(req: &AdmissionRequest<'_>) -> Target {
     let k = &req.kind.kind;
     if let Some(kind) = DatabaseKind::from_ops_kind(k).filter(|_| req.kind.group == "ops.kubedb.com") {
         Target::Ops(kind)
@@ -77,10 +77,10 @@ fn allowed(uid: &str, warnings: Vec<String>) -> Decision {
     }
 }
 
-fn unexpected(req: &AdmissionRequest) -> Decision {
+fn unexpected(req: &AdmissionRequest<'_>) -> Decision {
     let k = &req.kind;
     let what = if k.group.is_empty() {
-        k.kind.clone()
+        k.kind.to_string()
     } else {
         format!("{}.{}", k.kind, k.group)
     };
@@ -101,12 +101,12 @@ struct SpecText<'a> {
 /// True when `spec` is written identically in the object and the old object (status updates):
 /// the same text parses to the same value, so the spec did not change. Otherwise (or for odd
 /// shapes) the caller compares the parsed values.
-fn same_spec_text(req: &AdmissionRequest) -> bool {
+fn same_spec_text(req: &AdmissionRequest<'_>) -> bool {
     fn spec(raw: Option<&RawValue>) -> Option<Option<&str>> {
         let s: SpecText<'_> = serde_json::from_str(raw?.get()).ok()?;
         Some(s.spec.map(RawValue::get))
     }
-    match (spec(req.old_object.as_deref()), spec(req.object.as_deref())) {
+    match (spec(req.old_object), spec(req.object)) {
         (Some(a), Some(b)) => a == b,
         _ => false,
     }
@@ -115,16 +115,16 @@ fn same_spec_text(req: &AdmissionRequest) -> bool {
 /// Decides one request.
 pub fn decide(
     endpoint: Endpoint,
-    req: &AdmissionRequest,
+    req: &AdmissionRequest<'_>,
     caches: &Caches,
     options: &RuleOptions,
 ) -> Decision {
-    let uid = req.uid.as_str();
+    let uid: &str = &req.uid;
     let target = target(req);
     if matches!(target, Target::Other) {
         return unexpected(req);
     }
-    match (endpoint, req.operation.as_str(), target) {
+    match (endpoint, &*req.operation, target) {
         (Endpoint::Mutate, "CREATE", Target::Ops(kind)) => {
             let patch = defaults_patch(kind, &req.object_value());
             match AdmissionResponse::allow(uid, Vec::new()).with_patch(&patch) {
@@ -135,7 +135,7 @@ pub fn decide(
         }
         (Endpoint::Validate, "CREATE", Target::Ops(kind)) => {
             // The request's eight fields straight from its text; odd shapes go through a Value.
-            let raw = req.object.as_deref().map(RawValue::get);
+            let raw = req.object.map(RawValue::get);
             let request = raw
                 .and_then(|text| OpsRequestView::from_json_text(kind, text))
                 .unwrap_or_else(|| OpsRequestView::from_json(kind, &req.object_value()));

@@ -15,7 +15,7 @@ use crate::views::{
     quota_view,
 };
 use volops_shared::api::VolumeExpansionPolicy;
-use volops_shared::facts::{Facts, OpsRequestView, RuleOptions, Shared};
+use volops_shared::facts::{Facts, OpsRequestView, PolicyView, RuleOptions, Shared};
 
 const OPS_GROUP: &str = "ops.kubedb.com";
 const OPS_VERSION: &str = "v1alpha1";
@@ -220,7 +220,15 @@ impl Caches {
         facts.namespace_labels = by_name(&namespaces, ns)
             .map(|i| namespaces[i].labels.clone())
             .unwrap_or_default();
-        facts.policies = Self::list(&v.policies, &self.policies, "", policy_view).to_vec();
+        // The rules apply only the policies that select the namespace: pass just those.
+        let selects = |p: &&PolicyView| {
+            p.spec
+                .namespace_selector
+                .as_ref()
+                .is_none_or(|s| volops_shared::selector::matches(s, &facts.namespace_labels))
+        };
+        let policies = Self::list(&v.policies, &self.policies, "", policy_view);
+        facts.policies = policies.iter().filter(selects).cloned().collect();
         facts
     }
 }

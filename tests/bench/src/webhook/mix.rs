@@ -350,7 +350,7 @@ mod tests {
 
     /// What the webhook's own decision code answers to `review`, as it would send it.
     fn webhook_answer(caches: &Caches, review: &Review) -> Vec<u8> {
-        let input: ReviewIn = serde_json::from_slice(&review.body).unwrap();
+        let input: ReviewIn<'_> = serde_json::from_slice(&review.body).unwrap();
         let endpoint = if review.path == "/mutate" {
             Endpoint::Mutate
         } else {
