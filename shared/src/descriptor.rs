@@ -150,6 +150,17 @@ impl DatabaseKind {
             ("app.kubernetes.io/managed-by".to_owned(), "kubedb.com".to_owned()),
         ])
     }
+    /// Whether `labels` carry every label of [`DatabaseKind::selector_labels`] for `db`, checked
+    /// without building that map (the webhook asks once per PVC of a namespace).
+    pub fn selects(self, db: &str, labels: &BTreeMap<String, String>) -> bool {
+        let is = |k: &str, v: &str| labels.get(k).is_some_and(|x| x == v);
+        let name_ok = labels.get("app.kubernetes.io/name").is_some_and(|x| {
+            x.strip_prefix(self.plural())
+                .and_then(|rest| rest.strip_prefix('.'))
+                == Some(self.group())
+        });
+        is("app.kubernetes.io/instance", db) && is("app.kubernetes.io/managed-by", "kubedb.com") && name_ok
+    }
     /// The same selector as a label-selector string for list calls.
     pub fn selector(self, db: &str) -> String {
         self.selector_labels(db)
@@ -243,6 +254,36 @@ pub fn workloads(kind: DatabaseKind, db: &str, topology: &Topology) -> Vec<Workl
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn selects_agrees_with_the_selector_labels() {
+        for kind in [DatabaseKind::Redis, DatabaseKind::ZooKeeper] {
+            let want = kind.selector_labels("rd");
+            let by_map = |l: &BTreeMap<String, String>| want.iter().all(|(k, v)| l.get(k) == Some(v));
+            let mut cases = vec![want.clone(), BTreeMap::new()];
+            for k in want.keys() {
+                let mut missing = want.clone();
+                missing.remove(k);
+                cases.push(missing);
+                for odd in ["", "rd-0", "x", "redises.kubedb.comx", "redises", "kubedb.com"] {
+                    let mut changed = want.clone();
+                    changed.insert(k.clone(), odd.into());
+                    cases.push(changed);
+                }
+            }
+            let mut extra = want.clone();
+            extra.insert("app.kubernetes.io/component".into(), "database".into());
+            cases.push(extra);
+            for other in [DatabaseKind::Redis, DatabaseKind::ZooKeeper] {
+                cases.push(other.selector_labels("rd"));
+                cases.push(other.selector_labels("rd2"));
+            }
+            for labels in &cases {
+                assert_eq!(kind.selects("rd", labels), by_map(labels), "{kind:?} {labels:?}");
+            }
+            assert!(kind.selects("rd", &want));
+        }
+    }
 
     #[test]
     fn redis_cluster_has_a_workload_per_shard() {

@@ -2,6 +2,9 @@
 //! caches and the controller from its reflectors; the rules never see a kube type or a client.
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
 
 use k8s_openapi::api::{
     core::v1::{PersistentVolumeClaim, ResourceQuota},
@@ -9,10 +12,126 @@ use k8s_openapi::api::{
 };
 use serde_json::Value;
 
+mod ops_text;
+
 use crate::{
     api::policy::VolumeExpansionPolicySpec,
     descriptor::{DatabaseKind, Topology},
+    quantity::Quantity,
 };
+
+/// A list shared between [`Facts`] values: cloning is a reference count, changing it (tests,
+/// builders) copies it first if anybody else holds it. The webhook keeps each namespace's PVC
+/// views in one and hands the same list to every review.
+#[derive(PartialEq, Eq)]
+pub struct Shared<T>(Arc<Vec<T>>);
+
+impl<T> Shared<T> {
+    pub fn new(items: Vec<T>) -> Self {
+        Self(Arc::new(items))
+    }
+    /// True when both hold the very same list (not merely equal ones).
+    pub fn same(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl<T> Clone for Shared<T> {
+    fn clone(&self) -> Self {
+        Self(Arc::clone(&self.0))
+    }
+}
+
+impl<T> Default for Shared<T> {
+    fn default() -> Self {
+        Self(Arc::new(Vec::new()))
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for Shared<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl<T> Deref for Shared<T> {
+    type Target = Vec<T>;
+    fn deref(&self) -> &Vec<T> {
+        &self.0
+    }
+}
+
+impl<T: Clone> DerefMut for Shared<T> {
+    fn deref_mut(&mut self) -> &mut Vec<T> {
+        Arc::make_mut(&mut self.0)
+    }
+}
+
+impl<T> From<Vec<T>> for Shared<T> {
+    fn from(items: Vec<T>) -> Self {
+        Self::new(items)
+    }
+}
+
+impl<T> FromIterator<T> for Shared<T> {
+    fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Self {
+        Self::new(iter.into_iter().collect())
+    }
+}
+
+/// A quantity as written in an object, parsed once when the view is built (rules that sum or
+/// compare many of them read [`QuantityText::nanos`]). Reads as the text it was written as.
+#[derive(Clone, PartialEq, Eq)]
+pub struct QuantityText {
+    text: String,
+    /// `None` when the text is not a valid quantity.
+    nanos: Option<i128>,
+}
+
+impl QuantityText {
+    pub fn new(text: String) -> Self {
+        let nanos = Quantity::nanos_of(&text).ok();
+        Self { text, nanos }
+    }
+    /// The exact value in nano-units, or `None` when the text is not a quantity.
+    pub fn nanos(&self) -> Option<i128> {
+        self.nanos
+    }
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl Deref for QuantityText {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.text
+    }
+}
+
+impl From<&str> for QuantityText {
+    fn from(text: &str) -> Self {
+        Self::new(text.to_owned())
+    }
+}
+
+impl From<String> for QuantityText {
+    fn from(text: String) -> Self {
+        Self::new(text)
+    }
+}
+
+impl fmt::Debug for QuantityText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.text.fmt(f)
+    }
+}
+
+impl fmt::Display for QuantityText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
 
 /// What the rules need to know about an ops request. Built from raw JSON so that a request the
 /// typed API would refuse (a missing field, a number where a string goes) still gets a clear
@@ -123,10 +242,10 @@ pub struct PvcView {
     pub name: String,
     pub labels: BTreeMap<String, String>,
     pub storage_class: Option<String>,
-    pub request: Option<String>,
-    pub capacity: Option<String>,
+    pub request: Option<QuantityText>,
+    pub capacity: Option<QuantityText>,
     /// `status.allocatedResources.storage` (quota counts max(request, allocated)).
-    pub allocated: Option<String>,
+    pub allocated: Option<QuantityText>,
     pub phase: Option<String>,
     /// `status.allocatedResourceStatuses.storage`, e.g. `ControllerResizeInProgress`.
     pub resize_status: Option<String>,
@@ -138,9 +257,11 @@ impl PvcView {
     pub fn from_pvc(pvc: &PersistentVolumeClaim) -> Self {
         let spec = pvc.spec.as_ref();
         let status = pvc.status.as_ref();
-        let storage = |m: Option<
-            &BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
-        >| { m.and_then(|m| m.get("storage")).map(|q| q.0.clone()) };
+        let storage =
+            |m: Option<&BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>| {
+                m.and_then(|m| m.get("storage"))
+                    .map(|q| QuantityText::new(q.0.clone()))
+            };
         Self {
             name: pvc.metadata.name.clone().unwrap_or_default(),
             labels: pvc.metadata.labels.clone().unwrap_or_default(),
@@ -232,13 +353,14 @@ pub struct Facts {
     pub request: OpsRequestView,
     pub database: Option<DatabaseView>,
     /// Every PVC in the request's namespace (quota needs them all).
-    pub namespace_pvcs: Vec<PvcView>,
-    pub storage_classes: Vec<StorageClassView>,
+    pub namespace_pvcs: Shared<PvcView>,
+    pub storage_classes: Shared<StorageClassView>,
     pub quotas: Vec<QuotaView>,
     pub namespace_labels: BTreeMap<String, String>,
-    /// Every policy in the cluster; the rules pick those that select the namespace.
+    /// The cluster's policies (at least those that select the namespace: the rules pick those).
     pub policies: Vec<PolicyView>,
-    /// Other ops requests of the same kind in the namespace.
+    /// Other ops requests of the same kind in the namespace (the rules read only those for the
+    /// same database; the webhook passes just these).
     pub other_requests: Vec<OpsRequestView>,
     pub options: RuleOptions,
 }
@@ -250,8 +372,8 @@ impl Facts {
             kind,
             request,
             database: None,
-            namespace_pvcs: Vec::new(),
-            storage_classes: Vec::new(),
+            namespace_pvcs: Shared::default(),
+            storage_classes: Shared::default(),
             quotas: Vec::new(),
             namespace_labels: BTreeMap::new(),
             policies: Vec::new(),
@@ -262,17 +384,25 @@ impl Facts {
 
     /// The database's PVCs: those labelled as its offshoots, by name.
     pub fn database_pvcs(&self) -> Vec<&PvcView> {
-        let Some(db) = &self.request.database else {
-            return Vec::new();
-        };
-        let want = self.kind.selector_labels(db);
         let mut pvcs: Vec<&PvcView> = self
             .namespace_pvcs
             .iter()
-            .filter(|p| want.iter().all(|(k, v)| p.labels.get(k) == Some(v)))
+            .zip(self.database_pvc_flags())
+            .filter_map(|(p, of_db)| of_db.then_some(p))
             .collect();
         pvcs.sort_by(|a, b| a.name.cmp(&b.name));
         pvcs
+    }
+
+    /// For each of `namespace_pvcs`, whether it is one of the database's PVCs.
+    pub(crate) fn database_pvc_flags(&self) -> Vec<bool> {
+        let Some(db) = &self.request.database else {
+            return vec![false; self.namespace_pvcs.len()];
+        };
+        self.namespace_pvcs
+            .iter()
+            .map(|p| self.kind.selects(db, &p.labels))
+            .collect()
     }
 
     pub fn storage_class(&self, name: &str) -> Option<&StorageClassView> {

@@ -49,6 +49,25 @@ impl Quantity {
         }
     }
 
+    /// The exact value of `s` in nano-units, without keeping its text (no allocation).
+    pub fn nanos_of(s: &str) -> Result<i128, QuantityError> {
+        parse_nanos(s)
+    }
+
+    /// A computed value (clamped like every sum), written in canonical form.
+    pub fn from_nanos(nanos: i128) -> Self {
+        let nanos = nanos.clamp(-MAX_NANO, MAX_NANO);
+        Self {
+            nanos,
+            text: format_nanos(nanos),
+        }
+    }
+
+    /// `a + b` as [`Quantity::add`] computes it, on nano-units.
+    pub fn add_nanos(a: i128, b: i128) -> i128 {
+        a.saturating_add(b).clamp(-MAX_NANO, MAX_NANO)
+    }
+
     /// The value in nano-units (exact).
     pub fn nanos(&self) -> i128 {
         self.nanos
@@ -75,7 +94,7 @@ impl Quantity {
 
     /// Sum of two quantities, written in canonical form.
     pub fn add(&self, other: &Self) -> Self {
-        let nanos = self.nanos.saturating_add(other.nanos).clamp(-MAX_NANO, MAX_NANO);
+        let nanos = Self::add_nanos(self.nanos, other.nanos);
         Self {
             nanos,
             text: format_nanos(nanos),
@@ -240,17 +259,26 @@ fn split(s: &str) -> Result<(bool, &str, &str, &str), QuantityError> {
 fn parse_nanos(s: &str) -> Result<i128, QuantityError> {
     let (positive, int, frac, suffix) = split(s)?;
     let scale = interpret_suffix(suffix)?;
-    let digits: String = format!("{int}{frac}").trim_start_matches('0').to_owned();
     // value = digits * 10^(9 - frac.len() + decimal) * 2^binary, in nano-units.
     let frac_len = i32::try_from(frac.len()).map_err(|_| QuantityError::Numeric)?;
     let exp10 = 9 - frac_len + scale.decimal;
-    let magnitude = if digits.is_empty() {
-        0
-    } else {
-        if digits.len() > 38 {
+    // The significant digits (leading zeros dropped) as a number, without allocating: at most
+    // 38 of them, which always fit a u128.
+    let mut digits = 0usize;
+    let mut n: u128 = 0;
+    for b in int.bytes().chain(frac.bytes()) {
+        if digits == 0 && b == b'0' {
+            continue;
+        }
+        digits += 1;
+        if digits > 38 {
             return Err(QuantityError::TooLarge);
         }
-        let n: u128 = digits.parse().map_err(|_| QuantityError::Numeric)?;
+        n = n * 10 + u128::from(b - b'0');
+    }
+    let magnitude = if digits == 0 {
+        0
+    } else {
         let n = n
             .checked_mul(1u128 << scale.binary)
             .ok_or(QuantityError::TooLarge)?;

@@ -1,9 +1,9 @@
 //! Turns an AdmissionRequest into a decision, using only the caches and the shared rules.
 
-use serde_json::Value;
+use serde_json::value::RawValue;
 use volops_shared::DatabaseKind;
 use volops_shared::defaults::defaults_patch;
-use volops_shared::facts::RuleOptions;
+use volops_shared::facts::{OpsRequestView, RuleOptions};
 use volops_shared::rules::{
     Denial, Rule, plan_warnings, validate_create, validate_database_update, validate_spec_unchanged,
 };
@@ -33,7 +33,7 @@ enum Target {
     Other,
 }
 
-fn target(req: &AdmissionRequest) -> Target {
+fn target(req: &AdmissionRequest<'_>) -> Target {
     let k = &req.kind.kind;
     if let Some(kind) = DatabaseKind::from_ops_kind(k).filter(|_| req.kind.group == "ops.kubedb.com") {
         Target::Ops(kind)
@@ -77,10 +77,10 @@ fn allowed(uid: &str, warnings: Vec<String>) -> Decision {
     }
 }
 
-fn unexpected(req: &AdmissionRequest) -> Decision {
+fn unexpected(req: &AdmissionRequest<'_>) -> Decision {
     let k = &req.kind;
     let what = if k.group.is_empty() {
-        k.kind.clone()
+        k.kind.to_string()
     } else {
         format!("{}.{}", k.kind, k.group)
     };
@@ -92,24 +92,41 @@ fn unexpected(req: &AdmissionRequest) -> Decision {
     )
 }
 
+#[derive(serde::Deserialize)]
+struct SpecText<'a> {
+    #[serde(borrow, default)]
+    spec: Option<&'a RawValue>,
+}
+
+/// True when `spec` is written identically in the object and the old object (status updates):
+/// the same text parses to the same value, so the spec did not change. Otherwise (or for odd
+/// shapes) the caller compares the parsed values.
+fn same_spec_text(req: &AdmissionRequest<'_>) -> bool {
+    fn spec(raw: Option<&RawValue>) -> Option<Option<&str>> {
+        let s: SpecText<'_> = serde_json::from_str(raw?.get()).ok()?;
+        Some(s.spec.map(RawValue::get))
+    }
+    match (spec(req.old_object), spec(req.object)) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
+    }
+}
+
 /// Decides one request.
 pub fn decide(
     endpoint: Endpoint,
-    req: &AdmissionRequest,
+    req: &AdmissionRequest<'_>,
     caches: &Caches,
     options: &RuleOptions,
 ) -> Decision {
-    let uid = req.uid.as_str();
-    let null = Value::Null;
-    let object = req.object.as_ref().unwrap_or(&null);
-    let old = req.old_object.as_ref().unwrap_or(&null);
+    let uid: &str = &req.uid;
     let target = target(req);
     if matches!(target, Target::Other) {
         return unexpected(req);
     }
-    match (endpoint, req.operation.as_str(), target) {
+    match (endpoint, &*req.operation, target) {
         (Endpoint::Mutate, "CREATE", Target::Ops(kind)) => {
-            let patch = defaults_patch(kind, object);
+            let patch = defaults_patch(kind, &req.object_value());
             match AdmissionResponse::allow(uid, Vec::new()).with_patch(&patch) {
                 Ok(response) => Decision { response, rule: None },
                 // Serialising a patch of JSON values cannot fail in practice; admit unpatched.
@@ -117,12 +134,13 @@ pub fn decide(
             }
         }
         (Endpoint::Validate, "CREATE", Target::Ops(kind)) => {
-            let facts = caches.facts(
-                kind,
-                req.namespace.as_deref().unwrap_or_default(),
-                object,
-                options,
-            );
+            // The request's eight fields straight from its text; odd shapes go through a Value.
+            let raw = req.object.map(RawValue::get);
+            let request = raw
+                .and_then(|text| OpsRequestView::from_json_text(kind, text))
+                .unwrap_or_else(|| OpsRequestView::from_json(kind, &req.object_value()));
+            let namespace = req.namespace.as_deref().unwrap_or_default();
+            let facts = caches.facts_of(kind, namespace, request, options);
             let verdict = validate_create(&facts);
             let mut warnings = verdict.warnings;
             match verdict.denial {
@@ -136,13 +154,17 @@ pub fn decide(
             }
         }
         // Spec updates and /status updates alike: only a spec change is refused.
-        (Endpoint::Validate, "UPDATE", Target::Ops(kind)) => match validate_spec_unchanged(kind, old, object)
-        {
-            Ok(()) => allowed(uid, Vec::new()),
-            Err(d) => denied(uid, d, Vec::new()),
-        },
+        (Endpoint::Validate, "UPDATE", Target::Ops(kind)) => {
+            if same_spec_text(req) {
+                return allowed(uid, Vec::new());
+            }
+            match validate_spec_unchanged(kind, &req.old_object_value(), &req.object_value()) {
+                Ok(()) => allowed(uid, Vec::new()),
+                Err(d) => denied(uid, d, Vec::new()),
+            }
+        }
         (Endpoint::Validate, "UPDATE", Target::Database(kind)) if req.sub_resource.is_none() => {
-            match validate_database_update(kind, old, object) {
+            match validate_database_update(kind, &req.old_object_value(), &req.object_value()) {
                 Ok(()) => allowed(uid, Vec::new()),
                 Err(d) => denied(uid, d, Vec::new()),
             }

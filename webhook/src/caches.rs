@@ -6,15 +6,16 @@ use futures::FutureExt;
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, ResourceQuota};
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
-use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
+use kube::runtime::reflector::{self, Store, store::Writer};
 use serde_json::Value;
 use volops_shared::DatabaseKind;
 
-use crate::pvc_index::PvcIndex;
-use volops_shared::api::VolumeExpansionPolicy;
-use volops_shared::facts::{
-    DatabaseView, Facts, OpsRequestView, PolicyView, PvcView, QuotaView, RuleOptions, StorageClassView,
+use crate::views::{
+    Named, ViewIndex, Views, class_view, database_view, namespace_view, ops_view, policy_view, pvc_view,
+    quota_view,
 };
+use volops_shared::api::VolumeExpansionPolicy;
+use volops_shared::facts::{Facts, OpsRequestView, PolicyView, RuleOptions, Shared};
 
 const OPS_GROUP: &str = "ops.kubedb.com";
 const OPS_VERSION: &str = "v1alpha1";
@@ -43,8 +44,8 @@ pub struct Caches {
     pub quotas: Store<ResourceQuota>,
     pub namespaces: Store<Namespace>,
     pub policies: Store<VolumeExpansionPolicy>,
-    /// PVC views by namespace; live only when the PVC reflector feeds it (see `pvc_index`).
-    pub pvc_index: PvcIndex,
+    /// The rules' views of all of the above, live only when the reflectors feed them (see `views`).
+    pub views: Views,
 }
 
 /// Write sides of every cache: handed to reflectors, or driven by tests.
@@ -58,10 +59,6 @@ pub struct Writers {
     pub quotas: Writer<ResourceQuota>,
     pub namespaces: Writer<Namespace>,
     pub policies: Writer<VolumeExpansionPolicy>,
-}
-
-fn to_json<T: serde::Serialize>(obj: &T) -> Value {
-    serde_json::to_value(obj).unwrap_or(Value::Null)
 }
 
 impl Caches {
@@ -90,7 +87,7 @@ impl Caches {
             quotas,
             namespaces,
             policies,
-            pvc_index: PvcIndex::default(),
+            views: Views::default(),
         };
         let writers = Writers {
             redis: w_redis,
@@ -158,65 +155,80 @@ impl Caches {
         all.into_iter().filter(|(_, ok)| !ok).map(|(n, _)| n).collect()
     }
 
+    /// The views of `namespace` from `index`, or (while it is not live) from `store`.
+    fn list<K, V>(
+        index: &ViewIndex<V>,
+        store: &Store<K>,
+        namespace: &str,
+        view: impl Fn(&K) -> V,
+    ) -> Shared<V>
+    where
+        K: kube::Resource + Clone + 'static,
+        K::DynamicType: Eq + std::hash::Hash + Clone,
+        V: Named + Clone,
+    {
+        index.namespace(namespace).unwrap_or_else(|| {
+            let objects = store.state();
+            index.scan(namespace, objects.iter().map(|o| o.as_ref()), view)
+        })
+    }
+
     /// Everything the rules need to decide on the ops request `obj` (of `kind`) in namespace
-    /// `namespace` (the review's namespace, used when the object carries none).
+    /// `namespace` (the review's namespace, used when the object carries none). Every list is
+    /// shared with the indexes or cloned from a handful of views; nothing is parsed here but the
+    /// request itself.
     pub fn facts(&self, kind: DatabaseKind, namespace: &str, obj: &Value, options: &RuleOptions) -> Facts {
-        let mut request = OpsRequestView::from_json(kind, obj);
+        self.facts_of(kind, namespace, OpsRequestView::from_json(kind, obj), options)
+    }
+
+    /// [`Caches::facts`] for a request already turned into its view.
+    pub fn facts_of(
+        &self,
+        kind: DatabaseKind,
+        namespace: &str,
+        mut request: OpsRequestView,
+        options: &RuleOptions,
+    ) -> Facts {
         if request.namespace.is_empty() {
             request.namespace = namespace.to_owned();
         }
-        let ns = request.namespace.clone();
-        let in_ns = |o_ns: Option<&String>| o_ns.map(String::as_str) == Some(ns.as_str());
         let mut facts = Facts::new(kind, request);
+        let (v, req) = (&self.views, &facts.request);
+        let ns = req.namespace.as_str();
+        let by_name = |list: &Shared<_>, name: &str| -> Option<usize> {
+            list.binary_search_by(|x: &_| Named::name(x).cmp(name)).ok()
+        };
         facts.options = options.clone();
-        facts.database = facts.request.database.as_deref().and_then(|name| {
-            let key = ObjectRef::new_with(name, database_resource(kind)).within(&ns);
-            self.databases(kind)
-                .get(&key)
-                .map(|db| DatabaseView::from_json(kind, &to_json(db.as_ref())))
-        });
-        facts.namespace_pvcs = self.pvc_index.namespace(&ns).unwrap_or_else(|| {
-            self.pvcs
-                .state_filter(|p| in_ns(p.metadata.namespace.as_ref()))
-                .iter()
-                .map(|p| PvcView::from_pvc(p))
-                .collect()
-        });
-        facts.storage_classes = self
-            .classes
-            .state()
+        if let Some(name) = req.database.as_deref() {
+            let dbs = Self::list(v.databases(kind), self.databases(kind), ns, database_view(kind));
+            facts.database = dbs
+                .binary_search_by(|d| d.name.as_str().cmp(name))
+                .ok()
+                .map(|i| dbs[i].clone());
+        }
+        let ops = Self::list(v.ops(kind), self.ops(kind), ns, ops_view(kind));
+        // The rules read only the other requests for the same database.
+        facts.other_requests = ops
             .iter()
-            .map(|c| StorageClassView::from_class(c))
+            .filter(|o| o.name != facts.request.name && o.database == facts.request.database)
+            .cloned()
             .collect();
-        facts.quotas = self
-            .quotas
-            .state_filter(|q| in_ns(q.metadata.namespace.as_ref()))
-            .iter()
-            .map(|q| QuotaView::from_quota(q))
-            .collect();
-        facts.namespace_labels = self
-            .namespaces
-            .get(&ObjectRef::new(&ns))
-            .and_then(|n| n.metadata.labels.clone())
+        facts.namespace_pvcs = Self::list(&v.pvcs, &self.pvcs, ns, pvc_view);
+        facts.storage_classes = Self::list(&v.classes, &self.classes, "", class_view);
+        facts.quotas = Self::list(&v.quotas, &self.quotas, ns, quota_view).to_vec();
+        let namespaces = Self::list(&v.namespaces, &self.namespaces, "", namespace_view);
+        facts.namespace_labels = by_name(&namespaces, ns)
+            .map(|i| namespaces[i].labels.clone())
             .unwrap_or_default();
-        facts.policies = self
-            .policies
-            .state()
-            .iter()
-            .map(|p| PolicyView {
-                name: p.metadata.name.clone().unwrap_or_default(),
-                spec: p.spec.clone(),
-            })
-            .collect();
-        let this = facts.request.name.clone();
-        facts.other_requests = self
-            .ops(kind)
-            .state_filter(|o| {
-                in_ns(o.metadata.namespace.as_ref()) && o.metadata.name.as_deref() != Some(&this)
-            })
-            .iter()
-            .map(|o| OpsRequestView::from_json(kind, &to_json(o.as_ref())))
-            .collect();
+        // The rules apply only the policies that select the namespace: pass just those.
+        let selects = |p: &&PolicyView| {
+            p.spec
+                .namespace_selector
+                .as_ref()
+                .is_none_or(|s| volops_shared::selector::matches(s, &facts.namespace_labels))
+        };
+        let policies = Self::list(&v.policies, &self.policies, "", policy_view);
+        facts.policies = policies.iter().filter(selects).cloned().collect();
         facts
     }
 }

@@ -9,7 +9,6 @@ pub mod admit;
 pub mod caches;
 pub mod metrics;
 pub mod probes;
-pub mod pvc_index;
 pub mod reflectors;
 pub mod reload;
 pub mod review;
@@ -17,6 +16,7 @@ pub mod routes;
 pub mod run;
 pub mod server;
 pub mod tls;
+pub mod views;
 
 pub use caches::{Caches, Writers};
 pub use run::{Config, RunError, Running, start, start_with_caches};

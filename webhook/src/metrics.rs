@@ -1,5 +1,7 @@
 //! OpenMetrics for the webhook: decisions by kind/operation/allowed, latency, cache sizes.
 
+use std::borrow::Cow;
+
 use prometheus_client::encoding::{EncodeLabelSet, text::encode};
 use prometheus_client::metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram};
 use prometheus_client::registry::Registry;
@@ -9,12 +11,39 @@ use crate::caches::Caches;
 /// Content type of the `/metrics` answer.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
+/// Label values are static for the kinds and operations the webhook knows (no allocation per
+/// review), owned for anything else.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
     pub endpoint: &'static str,
-    pub kind: String,
-    pub operation: String,
+    pub kind: Cow<'static, str>,
+    pub operation: Cow<'static, str>,
     pub allowed: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DenialLabels {
+    pub kind: Cow<'static, str>,
+    pub rule: &'static str,
+}
+
+const KNOWN: [&str; 8] = [
+    "RedisOpsRequest",
+    "ZooKeeperOpsRequest",
+    "Redis",
+    "ZooKeeper",
+    "CREATE",
+    "UPDATE",
+    "DELETE",
+    "CONNECT",
+];
+
+/// `value` as a label value, static when it is one of the known kinds or operations.
+pub fn label(value: &str) -> Cow<'static, str> {
+    match KNOWN.iter().find(|k| **k == value) {
+        Some(k) => Cow::Borrowed(k),
+        None => Cow::Owned(value.to_owned()),
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -25,6 +54,8 @@ pub struct CacheLabels {
 pub struct Metrics {
     registry: Registry,
     pub requests: Family<RequestLabels, Counter>,
+    /// Denials by the rule that denied (the decision log line is at debug level).
+    pub denials: Family<DenialLabels, Counter>,
     pub latency: Histogram,
     pub cache_objects: Family<CacheLabels, Gauge>,
 }
@@ -38,9 +69,15 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("volops_webhook");
         let requests = Family::<RequestLabels, Counter>::default();
+        let denials = Family::<DenialLabels, Counter>::default();
         let latency = Histogram::new(latency_buckets());
         let cache_objects = Family::<CacheLabels, Gauge>::default();
         registry.register("admission_requests", "Admission decisions", requests.clone());
+        registry.register(
+            "admission_denials",
+            "Admission denials by the rule that denied",
+            denials.clone(),
+        );
         registry.register(
             "admission_duration_seconds",
             "Time to parse, decide and encode one admission review",
@@ -54,6 +91,7 @@ impl Metrics {
         Self {
             registry,
             requests,
+            denials,
             latency,
             cache_objects,
         }

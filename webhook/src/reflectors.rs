@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use volops_shared::DatabaseKind;
 
 use crate::caches::{Writers, database_resource, ops_resource};
-use crate::pvc_index::{self, PvcIndex};
+use crate::views::{self, Views};
 
 /// Drops what no rule reads but every object carries, to keep the caches small.
 fn slim<K: Resource>(obj: &mut K) {
@@ -83,12 +83,14 @@ fn slim_pvc(pvc: &mut PersistentVolumeClaim) {
     }
 }
 
+/// One reflector: `feed` sees every (slimmed) event before the store does.
 fn spawn_typed<K>(
     set: &mut JoinSet<()>,
     client: &Client,
     writer: Writer<K>,
     name: &'static str,
     slimmer: fn(&mut K),
+    feed: impl Fn(&watcher::Event<K>) + Send + 'static,
     stop: CancellationToken,
 ) where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
@@ -97,7 +99,11 @@ fn spawn_typed<K>(
     let api = Api::<K>::all(client.clone());
     let events = watcher(api, watcher::Config::default())
         .default_backoff()
-        .modify(slimmer);
+        .modify(slimmer)
+        .map_ok(move |event| {
+            feed(&event);
+            event
+        });
     drive(set, reflector(writer, events), name, stop);
 }
 
@@ -106,7 +112,7 @@ fn spawn_pvcs(
     set: &mut JoinSet<()>,
     client: &Client,
     writer: Writer<PersistentVolumeClaim>,
-    index: PvcIndex,
+    views: Views,
     stop: CancellationToken,
 ) {
     let api = Api::<PersistentVolumeClaim>::all(client.clone());
@@ -114,8 +120,8 @@ fn spawn_pvcs(
         .default_backoff()
         .map_ok(move |event| {
             let event = event.modify(slim_pvc);
-            index.apply(&event);
-            event.modify(pvc_index::bare)
+            views.apply_pvc(&event);
+            event.modify(views::bare)
         });
     drive(set, reflector(writer, events), "persistentvolumeclaims", stop);
 }
@@ -126,57 +132,104 @@ fn spawn_dynamic(
     ar: ApiResource,
     writer: Writer<DynamicObject>,
     name: &'static str,
+    feed: impl Fn(&watcher::Event<DynamicObject>) + Send + 'static,
     stop: CancellationToken,
 ) {
     let api = Api::<DynamicObject>::all_with(client.clone(), &ar);
     let events = watcher(api, watcher::Config::default())
         .default_backoff()
-        .modify(slim);
+        .modify(slim)
+        .map_ok(move |event| {
+            feed(&event);
+            event
+        });
     drive(set, reflector(writer, events), name, stop);
 }
 
-/// Starts one reflector per cache, the PVC one feeding `pvc_index`; they run until `stop`.
-pub fn spawn_all(client: &Client, w: Writers, pvc_index: PvcIndex, stop: &CancellationToken) -> JoinSet<()> {
+/// Starts one reflector per cache, each feeding its view index in `views`; they run until `stop`.
+pub fn spawn_all(client: &Client, w: Writers, views: Views, stop: &CancellationToken) -> JoinSet<()> {
     let mut set = JoinSet::new();
     let s = || stop.clone();
-    spawn_dynamic(
+    for (kind, db_writer, ops_writer) in [
+        (DatabaseKind::Redis, w.redis, w.redis_ops),
+        (DatabaseKind::ZooKeeper, w.zookeeper, w.zookeeper_ops),
+    ] {
+        let (v1, v2) = (views.clone(), views.clone());
+        spawn_dynamic(
+            &mut set,
+            client,
+            database_resource(kind),
+            db_writer,
+            database_cache(kind),
+            move |e| v1.apply_database(kind, e),
+            s(),
+        );
+        spawn_dynamic(
+            &mut set,
+            client,
+            ops_resource(kind),
+            ops_writer,
+            ops_cache(kind),
+            move |e| v2.apply_ops(kind, e),
+            s(),
+        );
+    }
+    spawn_pvcs(&mut set, client, w.pvcs, views.clone(), s());
+    let v = views.clone();
+    spawn_typed(
         &mut set,
         client,
-        database_resource(DatabaseKind::Redis),
-        w.redis,
-        "redis",
+        w.classes,
+        "storageclasses",
+        slim,
+        move |e| v.apply_class(e),
         s(),
     );
-    spawn_dynamic(
+    let v = views.clone();
+    spawn_typed(
         &mut set,
         client,
-        database_resource(DatabaseKind::ZooKeeper),
-        w.zookeeper,
-        "zookeeper",
+        w.quotas,
+        "resourcequotas",
+        slim,
+        move |e| v.apply_quota(e),
         s(),
     );
-    spawn_dynamic(
+    let v = views.clone();
+    spawn_typed(
         &mut set,
         client,
-        ops_resource(DatabaseKind::Redis),
-        w.redis_ops,
-        "redisopsrequests",
+        w.namespaces,
+        "namespaces",
+        slim,
+        move |e| v.apply_namespace(e),
         s(),
     );
-    spawn_dynamic(
+    let v = views;
+    spawn_typed(
         &mut set,
         client,
-        ops_resource(DatabaseKind::ZooKeeper),
-        w.zookeeper_ops,
-        "zookeeperopsrequests",
+        w.policies,
+        "volumeexpansionpolicies",
+        slim,
+        move |e| v.apply_policy(e),
         s(),
     );
-    spawn_pvcs(&mut set, client, w.pvcs, pvc_index, s());
-    spawn_typed(&mut set, client, w.classes, "storageclasses", slim, s());
-    spawn_typed(&mut set, client, w.quotas, "resourcequotas", slim, s());
-    spawn_typed(&mut set, client, w.namespaces, "namespaces", slim, s());
-    spawn_typed(&mut set, client, w.policies, "volumeexpansionpolicies", slim, s());
     set
+}
+
+fn database_cache(kind: DatabaseKind) -> &'static str {
+    match kind {
+        DatabaseKind::Redis => "redis",
+        DatabaseKind::ZooKeeper => "zookeeper",
+    }
+}
+
+fn ops_cache(kind: DatabaseKind) -> &'static str {
+    match kind {
+        DatabaseKind::Redis => "redisopsrequests",
+        DatabaseKind::ZooKeeper => "zookeeperopsrequests",
+    }
 }
 
 #[cfg(test)]

@@ -1,58 +1,82 @@
-//! AdmissionReview v1 on the wire. Our own serde types: the request keeps `object` as raw JSON
-//! (the rules read JSON), and the response writes `patch` as a base64 string, which
-//! kube-core's type does not (ANCHORS.md §2.5).
+//! AdmissionReview v1 on the wire. Our own serde types: the request keeps `object` and
+//! `oldObject` as raw JSON text (parsed only as far as a decision needs), and the response
+//! writes `patch` as a base64 string, which kube-core's type does not (ANCHORS.md §2.5).
+
+use std::borrow::Cow;
 
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 pub const API_VERSION: &str = "admission.k8s.io/v1";
 pub const KIND: &str = "AdmissionReview";
 
-/// The incoming review; only `request` matters.
+/// The incoming review; only `request` matters. Strings and objects borrow from the body.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ReviewIn {
-    #[serde(default)]
-    pub request: Option<AdmissionRequest>,
+pub struct ReviewIn<'a> {
+    #[serde(borrow, default)]
+    pub request: Option<AdmissionRequest<'a>>,
 }
 
 /// `group/version/kind` of the object under review.
 #[derive(Clone, Debug, Default, Deserialize)]
-pub struct Gvk {
-    #[serde(default)]
-    pub group: String,
-    #[serde(default)]
-    pub version: String,
-    #[serde(default)]
-    pub kind: String,
+pub struct Gvk<'a> {
+    #[serde(borrow, default)]
+    pub group: Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub version: Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub kind: Cow<'a, str>,
 }
 
 /// The fields of `request` the webhook reads.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct AdmissionRequest {
-    pub uid: String,
-    pub kind: Gvk,
-    #[serde(default)]
-    pub sub_resource: Option<String>,
-    #[serde(default)]
-    pub name: Option<String>,
-    #[serde(default)]
-    pub namespace: Option<String>,
-    pub operation: String,
-    #[serde(default)]
-    pub object: Option<Value>,
-    #[serde(default)]
-    pub old_object: Option<Value>,
+pub struct AdmissionRequest<'a> {
+    #[serde(borrow)]
+    pub uid: Cow<'a, str>,
+    #[serde(borrow)]
+    pub kind: Gvk<'a>,
+    #[serde(borrow, default)]
+    pub sub_resource: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub namespace: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub operation: Cow<'a, str>,
+    /// The object as written in the review, parsed only as far as a decision needs.
+    #[serde(borrow, default)]
+    pub object: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub old_object: Option<&'a RawValue>,
     #[serde(default)]
     pub dry_run: Option<bool>,
 }
 
-impl AdmissionRequest {
+impl AdmissionRequest<'_> {
     pub fn is_dry_run(&self) -> bool {
         self.dry_run == Some(true)
     }
+
+    /// `object` parsed (null when absent).
+    pub fn object_value(&self) -> Value {
+        parse(self.object)
+    }
+
+    /// `oldObject` parsed (null when absent).
+    pub fn old_object_value(&self) -> Value {
+        parse(self.old_object)
+    }
+}
+
+/// Raw JSON is valid JSON, so this parse fails only past serde_json's nesting limit, where the
+/// object reads as null like an absent one.
+fn parse(raw: Option<&RawValue>) -> Value {
+    raw.and_then(|r| serde_json::from_str(r.get()).ok())
+        .unwrap_or(Value::Null)
 }
 
 /// `response.status` of a denial.

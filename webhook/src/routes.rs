@@ -14,7 +14,7 @@ use volops_shared::facts::RuleOptions;
 
 use crate::admit::{Decision, Endpoint, decide};
 use crate::caches::Caches;
-use crate::metrics::{Metrics, RequestLabels};
+use crate::metrics::{DenialLabels, Metrics, RequestLabels, label};
 use crate::review::{ReviewIn, ReviewOut};
 
 /// Largest AdmissionReview accepted (object + oldObject of a ~1.5 MiB etcd object, with room).
@@ -64,9 +64,10 @@ fn bad_request(reason: String) -> Response {
     (StatusCode::BAD_REQUEST, reason).into_response()
 }
 
-fn handle(endpoint: Endpoint, state: &AppState, body: &[u8]) -> Response {
+/// One admission review: parse, decide, log, count, encode (the routes and benchmarks call it).
+pub fn handle(endpoint: Endpoint, state: &AppState, body: &[u8]) -> Response {
     let started = Instant::now();
-    let review: ReviewIn = match serde_json::from_slice(body) {
+    let review: ReviewIn<'_> = match serde_json::from_slice(body) {
         Ok(r) => r,
         Err(e) => return bad_request(format!("malformed AdmissionReview: {e}")),
     };
@@ -75,22 +76,25 @@ fn handle(endpoint: Endpoint, state: &AppState, body: &[u8]) -> Response {
     };
     let decision = decide(endpoint, &req, &state.caches, &state.options);
     log_decision(endpoint, &req, &decision);
-    count(&state.metrics, endpoint, &req, decision.response.allowed);
-    let bytes = match serde_json::to_vec(&ReviewOut::new(decision.response)) {
-        Ok(b) => b,
-        Err(e) => {
-            return (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("encoding response: {e}"),
-            )
-                .into_response();
-        }
-    };
+    count(&state.metrics, endpoint, &req, &decision);
+    let mut bytes = Vec::with_capacity(512);
+    if let Err(e) = serde_json::to_writer(&mut bytes, &ReviewOut::new(decision.response)) {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("encoding response: {e}"),
+        )
+            .into_response();
+    }
     state.metrics.latency.observe(started.elapsed().as_secs_f64());
     ([(header::CONTENT_TYPE, "application/json")], bytes).into_response()
 }
 
-fn log_decision(endpoint: Endpoint, req: &crate::review::AdmissionRequest, d: &Decision) {
+/// One line per review at debug level: at info it would cost more than the decision itself at
+/// load; the counters above say how many were allowed and denied, and by which rule.
+fn log_decision(endpoint: Endpoint, req: &crate::review::AdmissionRequest<'_>, d: &Decision) {
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return;
+    }
     let (name, namespace) = (
         req.name.as_deref().unwrap_or_default(),
         req.namespace.as_deref().unwrap_or_default(),
@@ -101,7 +105,7 @@ fn log_decision(endpoint: Endpoint, req: &crate::review::AdmissionRequest, d: &D
         .as_ref()
         .map(|s| s.message.as_str())
         .unwrap_or_default();
-    tracing::info!(
+    tracing::debug!(
         endpoint = ?endpoint,
         uid = %req.uid,
         kind = %req.kind.kind,
@@ -118,7 +122,17 @@ fn log_decision(endpoint: Endpoint, req: &crate::review::AdmissionRequest, d: &D
     );
 }
 
-fn count(metrics: &Metrics, endpoint: Endpoint, req: &crate::review::AdmissionRequest, allowed: bool) {
+fn count(metrics: &Metrics, endpoint: Endpoint, req: &crate::review::AdmissionRequest<'_>, d: &Decision) {
+    let allowed = d.response.allowed;
+    if let Some(rule) = d.rule {
+        metrics
+            .denials
+            .get_or_create(&DenialLabels {
+                kind: label(&req.kind.kind),
+                rule,
+            })
+            .inc();
+    }
     metrics
         .requests
         .get_or_create(&RequestLabels {
@@ -126,8 +140,8 @@ fn count(metrics: &Metrics, endpoint: Endpoint, req: &crate::review::AdmissionRe
                 Endpoint::Validate => "validate",
                 Endpoint::Mutate => "mutate",
             },
-            kind: req.kind.kind.clone(),
-            operation: req.operation.clone(),
+            kind: label(&req.kind.kind),
+            operation: label(&req.operation),
             allowed: if allowed { "true" } else { "false" },
         })
         .inc();

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::{
     descriptor::{DatabaseKind, Topology},
-    facts::{DatabaseView, Facts, OpsRequestView, PvcView, QuotaView, StorageClassView},
+    facts::{DatabaseView, Facts, OpsRequestView, PvcView, QuotaView, Shared, StorageClassView},
 };
 
 pub fn request(size: &str) -> OpsRequestView {
@@ -60,7 +60,7 @@ pub fn facts(size: &str) -> Facts {
     .iter()
     .map(|n| pvc(n, "rd", "1Gi"))
     .collect();
-    f.storage_classes = vec![
+    f.storage_classes = Shared::from(vec![
         StorageClassView {
             name: "fast".into(),
             allow_expansion: true,
@@ -71,7 +71,7 @@ pub fn facts(size: &str) -> Facts {
             allow_expansion: false,
             is_default: true,
         },
-    ];
+    ]);
     f.namespace_labels = BTreeMap::from([("tenant".into(), "a".into())]);
     f
 }

@@ -15,7 +15,10 @@ pub use immutable::validate_spec_unchanged;
 pub use queue::{QueueDecision, decide_queue};
 pub use size::{current_size, target_size};
 
-use crate::facts::Facts;
+use std::cell::OnceCell;
+
+use crate::facts::{Facts, PvcView};
+use crate::quantity::Quantity;
 
 /// Which rule decided a denial (a stable label for metrics and logs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,6 +104,49 @@ impl Verdict {
 /// A rule's result: warnings to pass on, or a denial.
 pub(crate) type RuleResult = Result<Vec<String>, Denial>;
 
+/// What the CREATE rules share, worked out once per decision instead of once per rule.
+pub(crate) struct Ctx<'a> {
+    pub(crate) facts: &'a Facts,
+    /// The requested size, if present and valid.
+    pub(crate) target: Option<Quantity>,
+    db_pvcs: OnceCell<(Vec<bool>, Vec<&'a PvcView>)>,
+}
+
+impl<'a> Ctx<'a> {
+    pub(crate) fn new(facts: &'a Facts) -> Self {
+        Self {
+            facts,
+            target: size::target_size(facts),
+            db_pvcs: OnceCell::new(),
+        }
+    }
+
+    fn selection(&self) -> &(Vec<bool>, Vec<&'a PvcView>) {
+        self.db_pvcs.get_or_init(|| {
+            let flags = self.facts.database_pvc_flags();
+            let mut pvcs: Vec<&PvcView> = self
+                .facts
+                .namespace_pvcs
+                .iter()
+                .zip(&flags)
+                .filter_map(|(p, of_db)| of_db.then_some(p))
+                .collect();
+            pvcs.sort_by(|a, b| a.name.cmp(&b.name));
+            (flags, pvcs)
+        })
+    }
+
+    /// [`Facts::database_pvcs`], computed on first use.
+    pub(crate) fn db_pvcs(&self) -> &[&'a PvcView] {
+        &self.selection().1
+    }
+
+    /// For each of `facts.namespace_pvcs`, whether it is one of the database's PVCs.
+    pub(crate) fn of_database(&self) -> &[bool] {
+        &self.selection().0
+    }
+}
+
 /// Every CREATE rule in order (DESIGN.md §4, rules 1-8 and 10); the first denial wins.
 pub fn validate_create(facts: &Facts) -> Verdict {
     let mut warnings = Vec::new();
@@ -109,7 +155,8 @@ pub fn validate_create(facts: &Facts) -> Verdict {
         Ok(request::TypeDecision::PassThrough(w)) => return Verdict::allow(w),
         Err(d) => return Verdict::deny(d, warnings),
     }
-    let rules: [fn(&Facts) -> RuleResult; 7] = [
+    let ctx = Ctx::new(facts);
+    let rules: [fn(&Ctx<'_>) -> RuleResult; 7] = [
         request::check_database,
         request::check_size_field,
         size::check_growing,
@@ -119,7 +166,7 @@ pub fn validate_create(facts: &Facts) -> Verdict {
         policy::check_policies,
     ];
     for rule in rules {
-        match rule(facts) {
+        match rule(&ctx) {
             Ok(w) => warnings.extend(w),
             Err(d) => return Verdict::deny(d, warnings),
         }

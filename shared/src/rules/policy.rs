@@ -1,25 +1,23 @@
 //! Rule 8: every VolumeExpansionPolicy that selects the namespace holds.
 
-use super::{Denial, Rule, RuleResult, size::current_size, size::target_size};
-use crate::{
-    api::policy::Enforcement,
-    facts::{Facts, PolicyView},
-    quantity::Quantity,
-    selector,
-};
+use super::{Ctx, Denial, Rule, RuleResult, size::current_in};
+use crate::{api::policy::Enforcement, facts::PolicyView, quantity::Quantity, selector};
 
 /// The first way `policy` is broken by the request, if any.
-fn violation(facts: &Facts, policy: &PolicyView) -> Option<String> {
+fn violation(ctx: &Ctx<'_>, policy: &PolicyView) -> Option<String> {
+    let facts = ctx.facts;
     let spec = &policy.spec;
-    let target = target_size(facts)?;
+    let target = ctx.target.as_ref()?;
     if let Some(max) = spec.max_size.as_ref().and_then(|m| Quantity::parse(&m.0).ok())
-        && target > max
+        && *target > max
     {
         return Some(format!(
             "{target} is above its maxSize of {max}; ask for at most {max}"
         ));
     }
-    if let (Some(limit), Some((current, _))) = (spec.max_increase.as_deref(), current_size(facts)) {
+    if let (Some(limit), Some((current, _))) =
+        (spec.max_increase.as_deref(), current_in(facts, ctx.db_pvcs()))
+    {
         let allowed = match limit.strip_suffix('%') {
             Some(pct) => pct.parse::<u32>().ok().map(|p| current.percent(p)),
             None => Quantity::parse(limit).ok(),
@@ -45,15 +43,18 @@ fn violation(facts: &Facts, policy: &PolicyView) -> Option<String> {
         }
     }
     if !spec.allowed_storage_classes.is_empty() {
-        let mut classes: Vec<String> = facts
-            .database_pvcs()
+        let mut classes: Vec<&str> = ctx
+            .db_pvcs()
             .iter()
-            .filter_map(|p| p.storage_class.clone())
+            .filter_map(|p| p.storage_class.as_deref())
             .collect();
         if classes.is_empty() {
-            classes.extend(facts.database.as_ref().and_then(|d| d.storage_class.clone()));
+            classes.extend(facts.database.as_ref().and_then(|d| d.storage_class.as_deref()));
         }
-        if let Some(bad) = classes.iter().find(|c| !spec.allowed_storage_classes.contains(c)) {
+        if let Some(bad) = classes
+            .iter()
+            .find(|c| !spec.allowed_storage_classes.iter().any(|a| a == *c))
+        {
             return Some(format!(
                 "StorageClass {bad:?} is not allowed (allowedStorageClasses: {})",
                 spec.allowed_storage_classes.join(", ")
@@ -64,7 +65,8 @@ fn violation(facts: &Facts, policy: &PolicyView) -> Option<String> {
 }
 
 /// Rule 8: a `Deny` policy that is broken denies; a `Warn` policy becomes a warning.
-pub(crate) fn check_policies(facts: &Facts) -> RuleResult {
+pub(crate) fn check_policies(ctx: &Ctx<'_>) -> RuleResult {
+    let facts = ctx.facts;
     let mut warnings = Vec::new();
     let mut policies: Vec<&PolicyView> = facts
         .policies
@@ -78,7 +80,7 @@ pub(crate) fn check_policies(facts: &Facts) -> RuleResult {
         .collect();
     policies.sort_by(|a, b| a.name.cmp(&b.name));
     for policy in policies {
-        let Some(why) = violation(facts, policy) else {
+        let Some(why) = violation(ctx, policy) else {
             continue;
         };
         match policy.spec.enforcement {

@@ -77,6 +77,13 @@ pub fn decide_queue(this: &OpsRequestView, others: &[OpsRequestView]) -> QueueDe
 /// a warning that says what will happen.
 pub(crate) fn queue_warnings(facts: &Facts) -> Vec<String> {
     let this = &facts.request;
+    let mut others: Vec<&OpsRequestView> = same_database(this, &facts.other_requests)
+        .filter(|o| o.is_active())
+        .collect();
+    if others.is_empty() {
+        return Vec::new();
+    }
+    others.sort_by(|a, b| age_key(a).cmp(&age_key(b)));
     let ops_kind = facts.kind.ops_kind();
     let db = format!(
         "{} {}/{}",
@@ -84,10 +91,6 @@ pub(crate) fn queue_warnings(facts: &Facts) -> Vec<String> {
         this.namespace,
         this.database.as_deref().unwrap_or_default()
     );
-    let mut others: Vec<&OpsRequestView> = same_database(this, &facts.other_requests)
-        .filter(|o| o.is_active())
-        .collect();
-    others.sort_by(|a, b| age_key(a).cmp(&age_key(b)));
     others
         .into_iter()
         .map(|o| match o.phase.as_deref() {

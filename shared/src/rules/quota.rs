@@ -1,33 +1,29 @@
 //! Rule 7: the namespace's ResourceQuotas hold the grown total.
 
-use super::{Denial, Rule, RuleResult, size::target_size};
-use crate::{
-    facts::{Facts, PvcView},
-    quantity::Quantity,
-};
+use super::{Ctx, Denial, Rule, RuleResult};
+use crate::{facts::PvcView, quantity::Quantity};
 
 const REQUESTS_STORAGE: &str = "requests.storage";
 const CLASS_SUFFIX: &str = ".storageclass.storage.k8s.io/requests.storage";
 
-/// What a PVC counts against quota: max(spec request, status.allocatedResources).
-fn charged(pvc: &PvcView) -> Quantity {
-    let q = |s: Option<&str>| {
-        s.and_then(|s| Quantity::parse(s).ok())
-            .unwrap_or_else(|| Quantity::from_bytes(0))
-    };
-    q(pvc.request.as_deref()).max(q(pvc.allocated.as_deref()))
+/// What a PVC counts against quota, in nano-units: max(spec request, status.allocatedResources).
+fn charged(pvc: &PvcView) -> i128 {
+    let n = |q: &Option<crate::facts::QuantityText>| q.as_ref().and_then(|q| q.nanos()).unwrap_or(0);
+    n(&pvc.request).max(n(&pvc.allocated))
 }
 
 /// Rule 7: for every quota on `requests.storage` or a class's `requests.storage`, the usage
-/// after growing the database's PVCs to the target stays within the hard limit.
-pub(crate) fn check_quotas(facts: &Facts) -> RuleResult {
-    let Some(target) = target_size(facts) else {
+/// after growing the database's PVCs to the target stays within the hard limit. Sums are kept
+/// in nano-units; quantities are written out only for a denial.
+pub(crate) fn check_quotas(ctx: &Ctx<'_>) -> RuleResult {
+    let facts = ctx.facts;
+    let Some(target) = ctx.target.as_ref().map(Quantity::nanos) else {
         return Ok(Vec::new());
     };
-    let db_pvcs: Vec<&str> = facts.database_pvcs().iter().map(|p| p.name.as_str()).collect();
+    let of_database = ctx.of_database();
     let ns = &facts.request.namespace;
     for quota in &facts.quotas {
-        for (resource, hard) in &quota.hard {
+        for (resource, hard_text) in &quota.hard {
             let class_filter: Option<&str> = if resource == REQUESTS_STORAGE {
                 None
             } else if let Some(class) = resource.strip_suffix(CLASS_SUFFIX) {
@@ -35,29 +31,30 @@ pub(crate) fn check_quotas(facts: &Facts) -> RuleResult {
             } else {
                 continue;
             };
-            let Ok(hard) = Quantity::parse(hard) else { continue };
+            let Ok(hard) = Quantity::nanos_of(hard_text) else {
+                continue;
+            };
+            // PVC names are unique in a namespace, so "is one of the database's PVCs" is
+            // decided by position, not by looking the name up.
             let counted = facts
                 .namespace_pvcs
                 .iter()
-                .filter(|p| class_filter.is_none_or(|c| p.storage_class.as_deref() == Some(c)));
-            let mut used = Quantity::from_bytes(0);
-            let mut grown = Quantity::from_bytes(0);
-            for pvc in counted {
+                .zip(of_database)
+                .filter(|(p, _)| class_filter.is_none_or(|c| p.storage_class.as_deref() == Some(c)));
+            let (mut used, mut grown) = (0i128, 0i128);
+            for (pvc, &grows) in counted {
                 let now = charged(pvc);
-                let after = if db_pvcs.contains(&pvc.name.as_str()) {
-                    now.clone().max(target.clone())
-                } else {
-                    now.clone()
-                };
-                used = used.add(&now);
-                grown = grown.add(&after);
+                let after = if grows { now.max(target) } else { now };
+                used = Quantity::add_nanos(used, now);
+                grown = Quantity::add_nanos(grown, after);
             }
             if grown > used && grown > hard {
+                let (used, grown) = (Quantity::from_nanos(used), Quantity::from_nanos(grown));
                 return Err(Denial::new(
                     Rule::Quota,
                     format!(
                         "ResourceQuota {ns}/{} would be exceeded: {resource} would grow from {used} to {grown}, above \
-                         its limit of {hard}; ask for a smaller size or have the quota raised",
+                         its limit of {hard_text}; ask for a smaller size or have the quota raised",
                         quota.name
                     ),
                 ));

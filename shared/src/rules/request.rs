@@ -1,6 +1,6 @@
 //! Rules 1-3: the request's type, its database, and its size field.
 
-use super::{Denial, Rule, RuleResult};
+use super::{Ctx, Denial, Rule, RuleResult};
 use crate::{api::ops::VOLUME_EXPANSION, facts::Facts, quantity::Quantity};
 
 pub(crate) enum TypeDecision {
@@ -50,7 +50,8 @@ pub(crate) fn check_type(facts: &Facts) -> Result<TypeDecision, Denial> {
 }
 
 /// Rule 2: the database exists, is Durable, and has `spec.storage`.
-pub(crate) fn check_database(facts: &Facts) -> RuleResult {
+pub(crate) fn check_database(ctx: &Ctx<'_>) -> RuleResult {
+    let facts = ctx.facts;
     let kind = facts.kind.kind();
     let ns = &facts.request.namespace;
     let Some(name) = facts.request.database.as_deref().filter(|n| !n.is_empty()) else {
@@ -90,22 +91,25 @@ pub(crate) fn check_database(facts: &Facts) -> RuleResult {
 }
 
 /// Rule 3: the size field is present and a quantity, and the mode is Online or Offline.
-pub(crate) fn check_size_field(facts: &Facts) -> RuleResult {
-    let field = format!("spec.volumeExpansion.{}", facts.kind.size_field());
+pub(crate) fn check_size_field(ctx: &Ctx<'_>) -> RuleResult {
+    let facts = ctx.facts;
+    let field = || format!("spec.volumeExpansion.{}", facts.kind.size_field());
     let Some(size) = facts.request.size.as_deref() else {
         return Err(Denial::new(
             Rule::SizeField,
             format!(
-                "{field} is required for a {VOLUME_EXPANSION} {}: set it to the new size of each volume, e.g. 2Gi",
+                "{} is required for a {VOLUME_EXPANSION} {}: set it to the new size of each volume, e.g. 2Gi",
+                field(),
                 facts.kind.ops_kind()
             ),
         ));
     };
-    if let Err(e) = Quantity::parse(size) {
+    if let Err(e) = Quantity::nanos_of(size) {
         return Err(Denial::new(
             Rule::SizeField,
             format!(
-                "{field} {size:?} is not a valid quantity ({e}); write a Kubernetes quantity such as 2Gi or 2G"
+                "{} {size:?} is not a valid quantity ({e}); write a Kubernetes quantity such as 2Gi or 2G",
+                field()
             ),
         ));
     }

@@ -1,7 +1,10 @@
 //! Rule 4: a volume expansion must grow every volume.
 
-use super::{Denial, Rule, RuleResult};
-use crate::{facts::Facts, quantity::Quantity};
+use super::{Ctx, Denial, Rule, RuleResult};
+use crate::{
+    facts::{Facts, PvcView},
+    quantity::Quantity,
+};
 
 /// The requested size, if present and valid.
 pub fn target_size(facts: &Facts) -> Option<Quantity> {
@@ -12,52 +15,79 @@ pub fn target_size(facts: &Facts) -> Option<Quantity> {
         .and_then(|s| Quantity::parse(s).ok())
 }
 
-/// The current size and where it was found: the largest of the database's `spec.storage` and
-/// every PVC's request and capacity.
-pub fn current_size(facts: &Facts) -> Option<(Quantity, String)> {
-    let mut best: Option<(Quantity, String)> = None;
-    let mut offer = |text: Option<&str>, source: String| {
-        if let Some(q) = text.and_then(|t| Quantity::parse(t).ok())
-            && best.as_ref().is_none_or(|(b, _)| q > *b)
-        {
-            best = Some((q, source));
-        }
-    };
-    if let Some(db) = &facts.database {
-        offer(
-            db.storage_request.as_deref(),
-            format!(
+/// Where the current size was found; put into words only when a message needs it.
+pub(crate) enum Source<'a> {
+    Database,
+    Pvc(&'a PvcView),
+}
+
+impl Source<'_> {
+    pub(crate) fn describe(&self, facts: &Facts) -> String {
+        match (self, &facts.database) {
+            (Source::Pvc(pvc), _) => format!("largest PVC {}", pvc.name),
+            (Source::Database, Some(db)) => format!(
                 "spec.storage of {} {}/{}",
                 facts.kind.kind(),
                 db.namespace,
                 db.name
             ),
-        );
+            (Source::Database, None) => String::new(),
+        }
     }
-    for pvc in facts.database_pvcs() {
-        offer(pvc.request.as_deref(), format!("largest PVC {}", pvc.name));
-        offer(pvc.capacity.as_deref(), format!("largest PVC {}", pvc.name));
+}
+
+/// [`current_size`] over the database's PVCs `pvcs`: the first largest value and its source.
+pub(crate) fn current_in<'a>(facts: &'a Facts, pvcs: &[&'a PvcView]) -> Option<(Quantity, Source<'a>)> {
+    let mut best: Option<(i128, &str, Source<'a>)> = None;
+    let mut offer = |nanos: Option<i128>, text: &'a str, source: Source<'a>| {
+        if let Some(n) = nanos
+            && best.as_ref().is_none_or(|(b, _, _)| n > *b)
+        {
+            best = Some((n, text, source));
+        }
+    };
+    if let Some(text) = facts
+        .database
+        .as_ref()
+        .and_then(|db| db.storage_request.as_deref())
+    {
+        offer(Quantity::nanos_of(text).ok(), text, Source::Database);
     }
-    best
+    for &pvc in pvcs {
+        for q in [&pvc.request, &pvc.capacity].into_iter().flatten() {
+            offer(q.nanos(), q.as_str(), Source::Pvc(pvc));
+        }
+    }
+    let (_, text, source) = best?;
+    Quantity::parse(text).ok().map(|q| (q, source))
+}
+
+/// The current size and where it was found: the largest of the database's `spec.storage` and
+/// every PVC's request and capacity.
+pub fn current_size(facts: &Facts) -> Option<(Quantity, String)> {
+    let pvcs = facts.database_pvcs();
+    current_in(facts, &pvcs).map(|(q, source)| (q, source.describe(facts)))
 }
 
 /// Rule 4: desired > current, checked only while the request has not started (once it runs,
 /// the controller has written the new size into the database, see KUBEDB.md §2.2).
-pub(crate) fn check_growing(facts: &Facts) -> RuleResult {
+pub(crate) fn check_growing(ctx: &Ctx<'_>) -> RuleResult {
+    let facts = ctx.facts;
     if !facts.request.is_pending() {
         return Ok(Vec::new());
     }
-    let (Some(target), Some((current, source))) = (target_size(facts), current_size(facts)) else {
+    let (Some(target), Some((current, source))) = (&ctx.target, current_in(facts, ctx.db_pvcs())) else {
         return Ok(Vec::new());
     };
-    if target > current {
+    if *target > current {
         return Ok(Vec::new());
     }
     Err(Denial::new(
         Rule::NotGrowing,
         format!(
-            "desired storage {target} must be greater than the current {current} ({source}); volumes can only grow, \
-             so ask for more than {current}"
+            "desired storage {target} must be greater than the current {current} ({}); volumes can only grow, \
+             so ask for more than {current}",
+            source.describe(facts)
         ),
     ))
 }

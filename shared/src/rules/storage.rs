@@ -1,81 +1,82 @@
 //! Rules 5 and 6: every volume sits on a class that can expand, is bound, and is not resizing.
 
-use super::{Denial, Rule, RuleResult};
-use crate::{facts::Facts, quantity::Quantity};
+use super::{Ctx, Denial, Rule, RuleResult};
+use crate::facts::{DatabaseView, Facts, PvcView};
 
-/// The class each of the database's volumes uses (the database's own class when it has no PVC
-/// yet), with the PVC it belongs to.
-fn classes_in_use(facts: &Facts) -> Vec<(Option<String>, String)> {
-    let pvcs = facts.database_pvcs();
-    if pvcs.is_empty() {
-        let Some(db) = &facts.database else {
-            return Vec::new();
-        };
-        let class = db
-            .storage_class
-            .clone()
-            .or_else(|| facts.default_storage_class().map(|c| c.name.clone()));
-        return vec![(
-            class,
-            format!(
+/// Whose class is checked; put into words only when a message needs it.
+enum Owner<'a> {
+    Database(&'a DatabaseView),
+    Pvc(&'a PvcView),
+}
+
+impl Owner<'_> {
+    fn describe(&self, facts: &Facts) -> String {
+        match self {
+            Owner::Database(db) => format!(
                 "spec.storage of {} {}/{}",
                 facts.kind.kind(),
                 db.namespace,
                 db.name
             ),
-        )];
+            Owner::Pvc(p) => format!("PVC {}", p.name),
+        }
     }
-    pvcs.iter()
-        .map(|p| {
-            let class = p
-                .storage_class
-                .clone()
-                .or_else(|| facts.default_storage_class().map(|c| c.name.clone()));
-            (class, format!("PVC {}", p.name))
-        })
-        .collect()
 }
 
-/// Rule 5: the StorageClass of every volume exists and has `allowVolumeExpansion: true`.
-pub(crate) fn check_classes(facts: &Facts) -> RuleResult {
-    for (class, owner) in classes_in_use(facts) {
-        let Some(class) = class.filter(|c| !c.is_empty()) else {
-            return Err(Denial::new(
-                Rule::StorageClass,
-                format!(
-                    "{owner} has no StorageClass and the cluster has no default one; only dynamically \
-                     provisioned volumes can be expanded"
-                ),
-            ));
+/// Rule 5 for one volume: its class (or the cluster default) exists and can expand.
+fn check_class(facts: &Facts, class: Option<&str>, owner: Owner<'_>) -> RuleResult {
+    let class = class.or_else(|| facts.default_storage_class().map(|c| c.name.as_str()));
+    let Some(class) = class.filter(|c| !c.is_empty()) else {
+        return Err(Denial::new(
+            Rule::StorageClass,
+            format!(
+                "{} has no StorageClass and the cluster has no default one; only dynamically \
+                 provisioned volumes can be expanded",
+                owner.describe(facts)
+            ),
+        ));
+    };
+    match facts.storage_class(class) {
+        None => Err(Denial::new(
+            Rule::StorageClass,
+            format!(
+                "StorageClass {class:?} of {} does not exist; volumes of a missing class cannot be \
+                 expanded, so recreate the class (with allowVolumeExpansion: true) first",
+                owner.describe(facts)
+            ),
+        )),
+        Some(sc) if !sc.allow_expansion => Err(Denial::new(
+            Rule::StorageClass,
+            format!(
+                "StorageClass {class:?} of {} does not allow volume expansion; ask your cluster admin \
+                 to set allowVolumeExpansion: true on it (if its driver supports resizing)",
+                owner.describe(facts)
+            ),
+        )),
+        Some(_) => Ok(Vec::new()),
+    }
+}
+
+/// Rule 5: the StorageClass of every volume (the database's own class when it has no PVC yet)
+/// exists and has `allowVolumeExpansion: true`.
+pub(crate) fn check_classes(ctx: &Ctx<'_>) -> RuleResult {
+    let facts = ctx.facts;
+    let pvcs = ctx.db_pvcs();
+    if pvcs.is_empty() {
+        return match &facts.database {
+            Some(db) => check_class(facts, db.storage_class.as_deref(), Owner::Database(db)),
+            None => Ok(Vec::new()),
         };
-        match facts.storage_class(&class) {
-            None => {
-                return Err(Denial::new(
-                    Rule::StorageClass,
-                    format!(
-                        "StorageClass {class:?} of {owner} does not exist; volumes of a missing class cannot be \
-                         expanded, so recreate the class (with allowVolumeExpansion: true) first"
-                    ),
-                ));
-            }
-            Some(sc) if !sc.allow_expansion => {
-                return Err(Denial::new(
-                    Rule::StorageClass,
-                    format!(
-                        "StorageClass {class:?} of {owner} does not allow volume expansion; ask your cluster admin \
-                         to set allowVolumeExpansion: true on it (if its driver supports resizing)"
-                    ),
-                ));
-            }
-            Some(_) => {}
-        }
+    }
+    for &p in pvcs {
+        check_class(facts, p.storage_class.as_deref(), Owner::Pvc(p))?;
     }
     Ok(Vec::new())
 }
 
 /// Rule 6: every PVC of the database is Bound and has no resize in flight.
-pub(crate) fn check_pvcs(facts: &Facts) -> RuleResult {
-    for pvc in facts.database_pvcs() {
+pub(crate) fn check_pvcs(ctx: &Ctx<'_>) -> RuleResult {
+    for pvc in ctx.db_pvcs() {
         let phase = pvc.phase.as_deref().unwrap_or("Pending");
         if phase != "Bound" {
             return Err(Denial::new(
@@ -86,9 +87,8 @@ pub(crate) fn check_pvcs(facts: &Facts) -> RuleResult {
                 ),
             ));
         }
-        let q = |s: Option<&str>| s.and_then(|s| Quantity::parse(s).ok());
-        let requested_more =
-            matches!((q(pvc.request.as_deref()), q(pvc.capacity.as_deref())), (Some(r), Some(c)) if r > c);
+        let n = |q: &Option<crate::facts::QuantityText>| q.as_ref().and_then(|q| q.nanos());
+        let requested_more = matches!((n(&pvc.request), n(&pvc.capacity)), (Some(r), Some(c)) if r > c);
         let resizing = pvc.resize_status.is_some()
             || pvc
                 .true_conditions

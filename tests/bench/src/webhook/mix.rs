@@ -337,68 +337,20 @@ pub fn check(review: &Review, http_status: u16, body: &[u8], strict: bool) -> Re
 mod tests {
     use std::collections::{BTreeMap, HashSet};
 
-    use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, ResourceQuota};
-    use k8s_openapi::api::storage::v1::StorageClass;
-    use kube::api::DynamicObject;
-    use kube::runtime::watcher::Event;
-    use serde::de::DeserializeOwned;
-    use volops_shared::api::VolumeExpansionPolicy;
     use volops_shared::facts::RuleOptions;
     use volops_webhook::Caches;
     use volops_webhook::admit::{Endpoint, decide};
     use volops_webhook::review::{ReviewIn, ReviewOut};
 
-    use super::super::fixture;
     use super::*;
 
-    fn de<K: DeserializeOwned>(v: Value) -> K {
-        serde_json::from_value(v).unwrap()
-    }
-
-    fn merged(mut obj: Value, status: Value) -> Value {
-        obj["status"] = status["status"].clone();
-        obj
-    }
-
-    /// The webhook's caches holding the fixture's first `namespaces` namespaces.
     fn caches(namespaces: usize) -> Caches {
-        let (caches, mut w) = Caches::new();
-        for c in fixture::storage_classes() {
-            w.classes
-                .apply_watcher_event(&Event::Apply(de::<StorageClass>(c)));
-        }
-        for p in fixture::policies() {
-            w.policies
-                .apply_watcher_event(&Event::Apply(de::<VolumeExpansionPolicy>(p)));
-        }
-        for n in 0..namespaces {
-            w.namespaces
-                .apply_watcher_event(&Event::Apply(de::<Namespace>(fixture::namespace_json(n))));
-            w.quotas
-                .apply_watcher_event(&Event::Apply(de::<ResourceQuota>(fixture::quota_json(n))));
-        }
-        for db in fixture::databases(0..namespaces) {
-            let (dbs, ops) = match db.kind() {
-                DatabaseKind::Redis => (&mut w.redis, &mut w.redis_ops),
-                DatabaseKind::ZooKeeper => (&mut w.zookeeper, &mut w.zookeeper_ops),
-            };
-            dbs.apply_watcher_event(&Event::Apply(de::<DynamicObject>(db.to_json())));
-            for (obj, phase) in fixture::existing_ops(&db) {
-                let obj = merged(obj, json!({"status": {"phase": phase}}));
-                ops.apply_watcher_event(&Event::Apply(de::<DynamicObject>(obj)));
-            }
-            for (name, pod) in db.pvcs() {
-                let pvc = merged(db.pvc_json(&name, &pod), fixture::pvc_status());
-                w.pvcs
-                    .apply_watcher_event(&Event::Apply(de::<PersistentVolumeClaim>(pvc)));
-            }
-        }
-        caches
+        super::super::inproc::caches(namespaces).unwrap()
     }
 
     /// What the webhook's own decision code answers to `review`, as it would send it.
     fn webhook_answer(caches: &Caches, review: &Review) -> Vec<u8> {
-        let input: ReviewIn = serde_json::from_slice(&review.body).unwrap();
+        let input: ReviewIn<'_> = serde_json::from_slice(&review.body).unwrap();
         let endpoint = if review.path == "/mutate" {
             Endpoint::Mutate
         } else {

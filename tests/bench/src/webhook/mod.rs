@@ -3,6 +3,7 @@
 //! webhook; then its resident memory with 10,000 PVCs cached.
 
 mod fixture;
+mod inproc;
 mod mix;
 mod populate;
 mod probe;
@@ -56,6 +57,10 @@ pub struct Args {
     /// CI smoke size: 20 databases, 2 concurrencies, 0.3 s a level.
     #[arg(long)]
     tiny: bool,
+    /// Only time the decision path in-process (parse, decide, encode: no sandbox, TLS or
+    /// HTTP) on caches of --databases, per case of the mix, then exit.
+    #[arg(long)]
+    in_process: bool,
 }
 
 impl Args {
@@ -106,6 +111,9 @@ pub async fn run(mut args: Args) -> Result<()> {
     args.apply_tiny();
     if args.concurrency.is_empty() || args.concurrency.contains(&0) {
         bail!("--concurrency needs positive values");
+    }
+    if args.in_process {
+        return in_process(&args);
     }
     let sandbox = Sandbox::start(SandboxOptions::default()).await?;
     let client = sandbox.client().await?;
@@ -278,6 +286,38 @@ pub async fn run(mut args: Args) -> Result<()> {
         }
         return Err(anyhow!("{errors} requests failed or got a wrong answer"));
     }
+    Ok(())
+}
+
+/// `--in-process`: mean time of one review through the handler, over the whole mix and per case.
+fn in_process(args: &Args) -> Result<()> {
+    let namespaces = fixture::namespaces_for_databases(args.databases);
+    let state = inproc::state(inproc::caches(namespaces)?);
+    let reviews = mix::build(args.reviews, namespaces, args.seed);
+    let min = secs(args.seconds);
+    let line = |case: String, reviews: &[mix::Review]| -> Result<f64> {
+        let us = inproc::time_decisions(&state, reviews, 3, min)?.as_secs_f64() * 1e6;
+        emit(
+            BENCH,
+            "in_process",
+            json!({"case": case, "reviews": reviews.len(), "mean_us": us}),
+        );
+        Ok(us)
+    };
+    let all = line("mix".into(), &reviews)?;
+    let mut cases: Vec<mix::Case> = reviews.iter().map(|r| r.case).collect();
+    cases.sort();
+    cases.dedup();
+    let mut per_case = Vec::new();
+    for case in cases {
+        let of: Vec<mix::Review> = reviews.iter().filter(|r| r.case == case).cloned().collect();
+        per_case.push(format!("{case:?} {:.1}", line(format!("{case:?}"), &of)?));
+    }
+    say(format!(
+        "webhook decision path in-process ({} databases): {all:.1} us a review over the mix; per case (us): {}",
+        args.databases,
+        per_case.join(", ")
+    ));
     Ok(())
 }
 

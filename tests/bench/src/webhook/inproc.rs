@@ -1,0 +1,142 @@
+//! The webhook's decision path in-process, without TLS or HTTP: caches filled with the
+//! fixture's objects the way the reflectors fill them (stores and view indexes), and a timing
+//! loop over the review mix through the same handler the HTTP route calls.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, anyhow};
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, ResourceQuota};
+use k8s_openapi::api::storage::v1::StorageClass;
+use kube::api::DynamicObject;
+use kube::runtime::watcher::Event;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use volops_shared::DatabaseKind;
+use volops_shared::api::VolumeExpansionPolicy;
+use volops_shared::facts::RuleOptions;
+use volops_webhook::Caches;
+use volops_webhook::admit::Endpoint;
+use volops_webhook::metrics::Metrics;
+use volops_webhook::routes::{AppState, handle};
+
+use super::{fixture, mix};
+
+fn typed<K: DeserializeOwned>(v: Value) -> Result<K> {
+    serde_json::from_value(v).map_err(|e| anyhow!("fixture object: {e}"))
+}
+
+fn with_status(mut obj: Value, status: Value) -> Value {
+    obj["status"] = status["status"].clone();
+    obj
+}
+
+/// Feeds one complete list (Init, InitApply..., InitDone) to a store and its view index.
+fn list<K>(writer: &mut kube::runtime::reflector::store::Writer<K>, objects: Vec<K>, feed: impl Fn(&Event<K>))
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    let mut events = vec![Event::Init];
+    events.extend(objects.into_iter().map(Event::InitApply));
+    events.push(Event::InitDone);
+    for e in &events {
+        feed(e);
+        writer.apply_watcher_event(e);
+    }
+}
+
+/// The webhook's caches holding the fixture's first `namespaces` namespaces, with live views.
+pub fn caches(namespaces: usize) -> Result<Caches> {
+    let (caches, mut w) = Caches::new();
+    let v = caches.views.clone();
+    let classes = fixture::storage_classes()
+        .into_iter()
+        .map(typed)
+        .collect::<Result<_>>()?;
+    list::<StorageClass>(&mut w.classes, classes, |e| v.apply_class(e));
+    let policies = fixture::policies()
+        .into_iter()
+        .map(typed)
+        .collect::<Result<_>>()?;
+    list::<VolumeExpansionPolicy>(&mut w.policies, policies, |e| v.apply_policy(e));
+    let ns = (0..namespaces)
+        .map(|n| typed(fixture::namespace_json(n)))
+        .collect::<Result<_>>()?;
+    list::<Namespace>(&mut w.namespaces, ns, |e| v.apply_namespace(e));
+    let quotas = (0..namespaces)
+        .map(|n| typed(fixture::quota_json(n)))
+        .collect::<Result<_>>()?;
+    list::<ResourceQuota>(&mut w.quotas, quotas, |e| v.apply_quota(e));
+    let (mut dbs, mut ops, mut pvcs) = ([vec![], vec![]], [vec![], vec![]], vec![]);
+    for db in fixture::databases(0..namespaces) {
+        let k = usize::from(db.kind() == DatabaseKind::ZooKeeper);
+        dbs[k].push(typed::<DynamicObject>(db.to_json())?);
+        for (obj, phase) in fixture::existing_ops(&db) {
+            ops[k].push(typed::<DynamicObject>(with_status(
+                obj,
+                json!({"status": {"phase": phase}}),
+            ))?);
+        }
+        for (name, pod) in db.pvcs() {
+            let pvc = with_status(db.pvc_json(&name, &pod), fixture::pvc_status());
+            pvcs.push(typed::<PersistentVolumeClaim>(pvc)?);
+        }
+    }
+    let [redis, zookeeper] = dbs;
+    let [redis_ops, zookeeper_ops] = ops;
+    use DatabaseKind::{Redis, ZooKeeper};
+    list(&mut w.redis, redis, |e| v.apply_database(Redis, e));
+    list(&mut w.zookeeper, zookeeper, |e| v.apply_database(ZooKeeper, e));
+    list(&mut w.redis_ops, redis_ops, |e| v.apply_ops(Redis, e));
+    list(&mut w.zookeeper_ops, zookeeper_ops, |e| v.apply_ops(ZooKeeper, e));
+    list(&mut w.pvcs, pvcs, |e| v.apply_pvc(e));
+    Ok(caches)
+}
+
+/// The admission state the HTTP routes use, on `caches`.
+pub fn state(caches: Caches) -> AppState {
+    AppState {
+        caches,
+        options: RuleOptions::default(),
+        metrics: Arc::new(Metrics::new()),
+    }
+}
+
+fn endpoint(review: &mix::Review) -> Endpoint {
+    if review.path == "/mutate" {
+        Endpoint::Mutate
+    } else {
+        Endpoint::Validate
+    }
+}
+
+/// Mean time of one review through the handler (parse, decide, log, count, encode), over at
+/// least `rounds` passes of the mix and `min` of wall time; checks every answer once first.
+pub fn time_decisions(
+    state: &AppState,
+    reviews: &[mix::Review],
+    rounds: usize,
+    min: Duration,
+) -> Result<Duration> {
+    for r in reviews {
+        let resp = handle(endpoint(r), state, &r.body);
+        let status = resp.status().as_u16();
+        let body = futures::executor::block_on(axum::body::to_bytes(resp.into_body(), usize::MAX))
+            .map_err(|e| anyhow!("reading the answer: {e}"))?;
+        mix::check(r, status, &body, true).map_err(|e| anyhow!(e))?;
+    }
+    let started = Instant::now();
+    let mut n = 0u32;
+    while n < rounds as u32 || started.elapsed() < min {
+        for r in reviews {
+            std::hint::black_box(handle(endpoint(r), state, &r.body));
+        }
+        n += 1;
+    }
+    let total = u32::try_from(reviews.len())
+        .unwrap_or(u32::MAX)
+        .saturating_mul(n)
+        .max(1);
+    Ok(started.elapsed() / total)
+}

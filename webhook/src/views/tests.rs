@@ -1,0 +1,302 @@
+use kube::runtime::reflector::{self, Store};
+use serde_json::json;
+use volops_shared::facts::RuleOptions;
+
+use super::*;
+use crate::caches::Caches;
+
+fn pvc(ns: &str, name: &str, size: &str) -> PersistentVolumeClaim {
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "namespace": ns, "labels": {"app": "x"}},
+        "spec": {"resources": {"requests": {"storage": size}}},
+        "status": {"phase": "Bound"}
+    }))
+    .unwrap()
+}
+
+fn names(v: Option<Shared<PvcView>>) -> Vec<String> {
+    v.unwrap().iter().map(|p| p.name.clone()).collect()
+}
+
+#[test]
+fn follows_lists_and_watch_events_per_namespace() {
+    let index = ViewIndex::namespaced();
+    let apply = |e: Event<PersistentVolumeClaim>| index.apply(&e, pvc_view);
+    assert!(index.namespace("a").is_none(), "not live before the first list");
+    apply(Event::Init);
+    apply(Event::InitApply(pvc("a", "b-1", "1Gi")));
+    apply(Event::InitApply(pvc("a", "a-1", "1Gi")));
+    apply(Event::InitApply(pvc("other", "c-1", "1Gi")));
+    assert!(index.namespace("a").is_none(), "not live during the first list");
+    apply(Event::InitDone);
+    assert_eq!(names(index.namespace("a")), ["a-1", "b-1"]);
+    assert_eq!(names(index.namespace("none")), Vec::<String>::new());
+    let held = index.namespace("a").unwrap();
+    apply(Event::Apply(pvc("a", "a-1", "2Gi")));
+    let a = index.namespace("a").unwrap();
+    assert_eq!(a[0].request.as_deref(), Some("2Gi"));
+    let two_gi = (2i128 << 30) * 1_000_000_000;
+    assert_eq!(a[0].request.as_ref().and_then(|q| q.nanos()), Some(two_gi));
+    assert_eq!(a[0].labels.get("app").map(String::as_str), Some("x"));
+    // A review that took the list before the change keeps what it saw (copy on write).
+    assert_eq!(held[0].request.as_deref(), Some("1Gi"));
+    index.apply(&Event::Delete(pvc("a", "b-1", "1Gi")), pvc_view);
+    assert_eq!(names(index.namespace("a")), ["a-1"]);
+    // A relist replaces everything at its end; until then the old state answers.
+    apply(Event::Init);
+    apply(Event::InitApply(pvc("other", "c-2", "1Gi")));
+    assert_eq!(names(index.namespace("a")), ["a-1"]);
+    apply(Event::InitDone);
+    assert_eq!(names(index.namespace("a")), Vec::<String>::new());
+    assert_eq!(names(index.namespace("other")), ["c-2"]);
+}
+
+#[test]
+fn a_review_shares_the_index_list_instead_of_copying_it() {
+    let index = ViewIndex::namespaced();
+    for e in [
+        Event::Init,
+        Event::InitApply(pvc("a", "x", "1Gi")),
+        Event::InitDone,
+    ] {
+        index.apply(&e, pvc_view);
+    }
+    let (one, two) = (index.namespace("a").unwrap(), index.namespace("a").unwrap());
+    assert!(one.same(&two));
+    index.apply(&Event::Apply(pvc("a", "y", "1Gi")), pvc_view);
+    assert!(
+        !index.namespace("a").unwrap().same(&one),
+        "a change makes a new list"
+    );
+}
+
+/// A reflector store and an index that saw the same `events`.
+fn store_and_index<K, V>(events: &[Event<K>], view: fn(&K) -> V, cluster: bool) -> (Store<K>, ViewIndex<V>)
+where
+    K: kube::Resource<DynamicType = ()> + Clone + 'static,
+    V: Named + Clone,
+{
+    let (store, mut writer) = reflector::store();
+    let index = if cluster {
+        ViewIndex::cluster_scoped()
+    } else {
+        ViewIndex::namespaced()
+    };
+    for e in events {
+        index.apply(e, view);
+        writer.apply_watcher_event(e);
+    }
+    (store, index)
+}
+
+#[test]
+fn the_index_lists_what_a_store_scan_lists_after_the_same_events() {
+    let events = vec![
+        Event::Init,
+        Event::InitApply(pvc("a", "p-2", "1Gi")),
+        Event::InitApply(pvc("a", "p-1", "1Gi")),
+        Event::InitApply(pvc("b", "p-1", "3Gi")),
+        Event::InitDone,
+        Event::Apply(pvc("a", "p-3", "1Gi")),
+        Event::Apply(pvc("a", "p-1", "5Gi")),
+        Event::Delete(pvc("a", "p-2", "1Gi")),
+        Event::Delete(pvc("b", "p-1", "3Gi")),
+        Event::Apply(pvc("c", "p-9", "1Gi")),
+    ];
+    for upto in [5, 7, 8, events.len()] {
+        let (store, index) = store_and_index(&events[..upto], pvc_view, false);
+        for ns in ["a", "b", "c", "none"] {
+            let state = store.state();
+            let scanned = index.scan(ns, state.iter().map(|o| o.as_ref()), pvc_view);
+            assert_eq!(index.namespace(ns).unwrap(), scanned, "{ns} after {upto} events");
+        }
+    }
+}
+
+#[test]
+fn cluster_scoped_objects_are_listed_under_the_empty_namespace() {
+    let class: StorageClass = serde_json::from_value(json!({
+        "metadata": {"name": "fast", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+        "provisioner": "x", "allowVolumeExpansion": true
+    }))
+    .unwrap();
+    let (_, index) = store_and_index(
+        &[Event::Init, Event::InitApply(class), Event::InitDone],
+        class_view,
+        true,
+    );
+    let all = index.namespace("").unwrap();
+    assert_eq!(
+        all.as_slice(),
+        [StorageClassView {
+            name: "fast".into(),
+            allow_expansion: true,
+            is_default: true
+        }]
+    );
+}
+
+#[test]
+fn the_bare_copy_keeps_only_the_key() {
+    let mut p = pvc("a", "x", "1Gi");
+    bare(&mut p);
+    assert_eq!(p.metadata.name.as_deref(), Some("x"));
+    assert_eq!(p.metadata.namespace.as_deref(), Some("a"));
+    assert!(p.metadata.labels.is_none() && p.spec.is_none() && p.status.is_none());
+}
+
+/// A small cluster: namespace `demo` (labelled) with a Redis cluster `rd`, its PVCs, a quota,
+/// two ops requests for `rd` and one for another database; a class and a policy.
+fn cluster() -> Vec<(&'static str, Value)> {
+    let labels = |db: &str| DatabaseKind::Redis.selector_labels(db);
+    let mut objects = vec![
+        (
+            "ns",
+            json!({"metadata": {"name": "demo", "labels": {"tenant": "a"}}}),
+        ),
+        ("ns", json!({"metadata": {"name": "other"}})),
+        (
+            "class",
+            json!({"metadata": {"name": "fast"}, "provisioner": "x", "allowVolumeExpansion": true}),
+        ),
+        (
+            "policy",
+            json!({"apiVersion": "volops.dev/v1alpha1", "kind": "VolumeExpansionPolicy",
+            "metadata": {"name": "cap"}, "spec": {"maxSize": "10Gi", "enforcement": "Deny"}}),
+        ),
+        (
+            "quota",
+            json!({"metadata": {"name": "q", "namespace": "demo"},
+            "spec": {"hard": {"requests.storage": "100Gi"}}}),
+        ),
+        (
+            "db",
+            json!({"apiVersion": "kubedb.com/v1", "kind": "Redis",
+            "metadata": {"name": "rd", "namespace": "demo"},
+            "spec": {"mode": "Cluster", "cluster": {"shards": 2, "replicas": 1}, "storageType": "Durable",
+                     "storage": {"storageClassName": "fast", "resources": {"requests": {"storage": "1Gi"}}}},
+            "status": {"phase": "Ready"}}),
+        ),
+        (
+            "db",
+            json!({"apiVersion": "kubedb.com/v1", "kind": "Redis",
+            "metadata": {"name": "rd", "namespace": "other"}, "spec": {}}),
+        ),
+    ];
+    for (name, db) in [("old", "rd"), ("older", "rd"), ("unrelated", "xx")] {
+        objects.push((
+            "ops",
+            json!({"apiVersion": "ops.kubedb.com/v1alpha1", "kind": "RedisOpsRequest",
+            "metadata": {"name": name, "namespace": "demo", "creationTimestamp": "2026-01-01T00:00:00Z"},
+            "spec": {"type": "VolumeExpansion", "databaseRef": {"name": db},
+                     "volumeExpansion": {"mode": "Online", "redis": "2Gi"}},
+            "status": {"phase": "Pending"}}),
+        ));
+    }
+    for (i, db) in [(0, "rd"), (1, "rd"), (2, "other")] {
+        objects.push((
+            "pvc",
+            json!({"metadata": {"name": format!("data-{db}-{i}"), "namespace": "demo",
+                "labels": labels(db)},
+            "spec": {"storageClassName": "fast", "resources": {"requests": {"storage": "1Gi"}}},
+            "status": {"phase": "Bound", "capacity": {"storage": "1Gi"}}}),
+        ));
+    }
+    objects
+}
+
+/// Caches holding `cluster()`; with `live` the view indexes are fed too (as the reflectors do).
+fn caches(live: bool) -> Caches {
+    fn fill<K>(w: &mut reflector::store::Writer<K>, objs: Vec<K>, feed: impl Fn(&Event<K>))
+    where
+        K: kube::Resource + Clone + 'static,
+        K::DynamicType: Eq + std::hash::Hash + Clone,
+    {
+        let mut events = vec![Event::Init];
+        events.extend(objs.into_iter().map(Event::InitApply));
+        events.push(Event::InitDone);
+        for e in &events {
+            feed(e);
+            w.apply_watcher_event(e);
+        }
+    }
+    fn of<K: serde::de::DeserializeOwned>(all: &[(&str, Value)], what: &str) -> Vec<K> {
+        all.iter()
+            .filter(|(w, _)| *w == what)
+            .map(|(_, v)| serde_json::from_value(v.clone()).unwrap())
+            .collect()
+    }
+    let all = cluster();
+    let (caches, mut w) = Caches::new();
+    let v = caches.views.clone();
+    let on = |f: &dyn Fn()| {
+        if live {
+            f()
+        }
+    };
+    fill(&mut w.namespaces, of(&all, "ns"), |e| {
+        on(&|| v.apply_namespace(e))
+    });
+    fill(&mut w.classes, of(&all, "class"), |e| on(&|| v.apply_class(e)));
+    fill(&mut w.policies, of(&all, "policy"), |e| on(&|| v.apply_policy(e)));
+    fill(&mut w.quotas, of(&all, "quota"), |e| on(&|| v.apply_quota(e)));
+    fill(&mut w.pvcs, of(&all, "pvc"), |e| on(&|| v.apply_pvc(e)));
+    fill(&mut w.redis, of(&all, "db"), |e| {
+        on(&|| v.apply_database(DatabaseKind::Redis, e))
+    });
+    fill(&mut w.redis_ops, of(&all, "ops"), |e| {
+        on(&|| v.apply_ops(DatabaseKind::Redis, e))
+    });
+    fill(&mut w.zookeeper, vec![], |_| {});
+    fill(&mut w.zookeeper_ops, vec![], |_| {});
+    caches
+}
+
+#[test]
+fn facts_from_live_views_equal_facts_from_the_stores() {
+    let (live, scanned) = (caches(true), caches(false));
+    assert!(live.views.pvcs.namespace("demo").is_some());
+    assert!(scanned.views.pvcs.namespace("demo").is_none());
+    let request = |name: &str, db: &str, ns: Option<&str>| {
+        let mut meta = json!({"name": name});
+        if let Some(ns) = ns {
+            meta["namespace"] = json!(ns);
+        }
+        json!({"apiVersion": "ops.kubedb.com/v1alpha1", "kind": "RedisOpsRequest", "metadata": meta,
+               "spec": {"type": "VolumeExpansion", "databaseRef": {"name": db},
+                        "volumeExpansion": {"mode": "Online", "redis": "4Gi"}}})
+    };
+    let options = RuleOptions::default();
+    for (obj, ns) in [
+        (request("grow", "rd", Some("demo")), "demo"),
+        (request("old", "rd", None), "demo"),
+        (request("grow", "missing", None), "demo"),
+        (request("grow", "rd", None), "other"),
+        (request("grow", "rd", None), "nowhere"),
+    ] {
+        let a = live.facts(DatabaseKind::Redis, ns, &obj, &options);
+        let b = scanned.facts(DatabaseKind::Redis, ns, &obj, &options);
+        assert_eq!(a, b, "{obj}");
+    }
+    let f = live.facts(
+        DatabaseKind::Redis,
+        "demo",
+        &request("grow", "rd", None),
+        &options,
+    );
+    let db = f.database.as_ref().unwrap();
+    assert_eq!(
+        (db.name.as_str(), db.storage_request.as_deref()),
+        ("rd", Some("1Gi"))
+    );
+    assert_eq!(f.namespace_pvcs.len(), 3);
+    assert_eq!(f.database_pvcs().len(), 2);
+    assert_eq!(f.quotas[0].hard["requests.storage"], "100Gi");
+    assert_eq!(f.namespace_labels["tenant"], "a");
+    assert_eq!((f.storage_classes.len(), f.policies.len()), (1, 1));
+    // Only the other requests for the same database (all the rules read).
+    let others: Vec<&str> = f.other_requests.iter().map(|o| o.name.as_str()).collect();
+    assert_eq!(others, ["old", "older"]);
+    let v = volops_shared::validate_create(&f);
+    assert_eq!(v.warnings.len(), 2, "{v:?}");
+}
