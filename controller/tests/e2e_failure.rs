@@ -110,13 +110,18 @@ async fn deleting_a_request_mid_way_restores_the_workload_and_resumes() {
     )
     .await
     .expect("ops request created");
-    wait_for(&ops, "grow", "orphaned", |r| {
+    let orphaned = wait_for(&ops, "grow", "orphaned", |r| {
         has_condition(r, "OrphanStatefulSetPods")
     })
     .await;
+    let uid = orphaned.metadata.uid.clone().expect("a stored request has a uid");
     ops.delete("grow", &Default::default()).await.expect("delete");
-    let gone =
-        kube::runtime::wait::await_condition(ops.clone(), "grow", kube::runtime::conditions::is_deleted(""));
+    // With the uid: `is_deleted("")` holds for any object, so it would not wait at all.
+    let gone = kube::runtime::wait::await_condition(
+        ops.clone(),
+        "grow",
+        kube::runtime::conditions::is_deleted(&uid),
+    );
     tokio::time::timeout(WAIT, gone)
         .await
         .expect("request deleted in time")
