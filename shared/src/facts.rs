@@ -354,6 +354,10 @@ pub struct Facts {
     pub database: Option<DatabaseView>,
     /// Every PVC in the request's namespace (quota needs them all).
     pub namespace_pvcs: Shared<PvcView>,
+    /// Positions in `namespace_pvcs` of the PVCs labelled with the database's instance name,
+    /// when the caller keeps them indexed (a superset of the database's PVCs, so the rules pick
+    /// those among a few instead of the whole namespace); `None` looks at every one.
+    pub instance_pvcs: Option<Shared<u32>>,
     pub storage_classes: Shared<StorageClassView>,
     pub quotas: Vec<QuotaView>,
     pub namespace_labels: BTreeMap<String, String>,
@@ -373,6 +377,7 @@ impl Facts {
             request,
             database: None,
             namespace_pvcs: Shared::default(),
+            instance_pvcs: None,
             storage_classes: Shared::default(),
             quotas: Vec::new(),
             namespace_labels: BTreeMap::new(),
@@ -384,25 +389,20 @@ impl Facts {
 
     /// The database's PVCs: those labelled as its offshoots, by name.
     pub fn database_pvcs(&self) -> Vec<&PvcView> {
-        let mut pvcs: Vec<&PvcView> = self
-            .namespace_pvcs
-            .iter()
-            .zip(self.database_pvc_flags())
-            .filter_map(|(p, of_db)| of_db.then_some(p))
-            .collect();
+        let Some(db) = &self.request.database else {
+            return Vec::new();
+        };
+        let of_db = |p: &&PvcView| self.kind.selects(db, &p.labels);
+        let mut pvcs: Vec<&PvcView> = match &self.instance_pvcs {
+            Some(at) => at
+                .iter()
+                .filter_map(|&i| self.namespace_pvcs.get(i as usize))
+                .filter(of_db)
+                .collect(),
+            None => self.namespace_pvcs.iter().filter(of_db).collect(),
+        };
         pvcs.sort_by(|a, b| a.name.cmp(&b.name));
         pvcs
-    }
-
-    /// For each of `namespace_pvcs`, whether it is one of the database's PVCs.
-    pub(crate) fn database_pvc_flags(&self) -> Vec<bool> {
-        let Some(db) = &self.request.database else {
-            return vec![false; self.namespace_pvcs.len()];
-        };
-        self.namespace_pvcs
-            .iter()
-            .map(|p| self.kind.selects(db, &p.labels))
-            .collect()
     }
 
     pub fn storage_class(&self, name: &str) -> Option<&StorageClassView> {

@@ -213,7 +213,15 @@ impl Caches {
             .filter(|o| o.name != facts.request.name && o.database == facts.request.database)
             .cloned()
             .collect();
-        facts.namespace_pvcs = Self::list(&v.pvcs, &self.pvcs, ns, pvc_view);
+        // The database's PVCs carry its instance label: the index hands their positions over.
+        let instance = facts.request.database.as_deref().unwrap_or_default();
+        match v.pvcs.group_of(ns, instance) {
+            Some((list, at)) => {
+                facts.namespace_pvcs = list;
+                facts.instance_pvcs = Some(at);
+            }
+            None => facts.namespace_pvcs = Self::list(&v.pvcs, &self.pvcs, ns, pvc_view),
+        }
         facts.storage_classes = Self::list(&v.classes, &self.classes, "", class_view);
         facts.quotas = Self::list(&v.quotas, &self.quotas, ns, quota_view).to_vec();
         let namespaces = Self::list(&v.namespaces, &self.namespaces, "", namespace_view);

@@ -5,11 +5,11 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use volops_shared::facts::RuleOptions;
 
 use crate::admit::{Decision, Endpoint, decide};
@@ -27,36 +27,64 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
 }
 
-/// The admission router; `timeout` bounds each request, body read included.
+/// The admission router; `timeout` bounds reading each request's body (deciding is CPU-only
+/// and takes microseconds).
 pub fn router(state: Arc<AppState>, timeout: Duration) -> Router {
     Router::new()
         .route("/validate", post(validate))
         .route("/mutate", post(mutate))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(middleware::from_fn_with_state(timeout, bounded))
-        .with_state(state)
+        .with_state(Served { app: state, timeout })
 }
 
-/// Answers 503 when a request takes longer than the limit (kube-apiserver gives up at 10 s).
-async fn bounded(State(limit): State<Duration>, req: Request, next: Next) -> Response {
-    match tokio::time::timeout(limit, next.run(req)).await {
-        Ok(resp) => resp,
+/// The router's state: the handlers' state and the body-read limit. No middleware layer: each
+/// one costs a boxed future and a service clone per request.
+#[derive(Clone)]
+struct Served {
+    app: Arc<AppState>,
+    timeout: Duration,
+}
+
+async fn validate(State(s): State<Served>, req: Request) -> Response {
+    match read_body(req, s.timeout).await {
+        Ok(body) => handle(Endpoint::Validate, &s.app, &body),
+        Err(resp) => resp,
+    }
+}
+
+async fn mutate(State(s): State<Served>, req: Request) -> Response {
+    match read_body(req, s.timeout).await {
+        Ok(body) => handle(Endpoint::Mutate, &s.app, &body),
+        Err(resp) => resp,
+    }
+}
+
+/// The body, at most [`MAX_BODY`] bytes (413 above), read within `limit` (503 after it:
+/// kube-apiserver gives up at 10 s). A body already buffered never arms the timer.
+async fn read_body(req: Request, limit: Duration) -> Result<Bytes, Response> {
+    let too_large = || (StatusCode::PAYLOAD_TOO_LARGE, "admission review too large").into_response();
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(too_large());
+    }
+    let body = Limited::new(req.into_body(), MAX_BODY);
+    match tokio::time::timeout(limit, body.collect()).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
+        Ok(Err(e)) => {
+            Err((StatusCode::BAD_REQUEST, format!("reading admission review: {e}")).into_response())
+        }
         Err(_) => {
             tracing::warn!(
                 timeout_ms = limit.as_millis() as u64,
                 "admission request timed out"
             );
-            (StatusCode::SERVICE_UNAVAILABLE, "admission request timed out").into_response()
+            Err((StatusCode::SERVICE_UNAVAILABLE, "admission request timed out").into_response())
         }
     }
-}
-
-async fn validate(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
-    handle(Endpoint::Validate, &state, &body)
-}
-
-async fn mutate(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
-    handle(Endpoint::Mutate, &state, &body)
 }
 
 fn bad_request(reason: String) -> Response {

@@ -53,10 +53,18 @@ pub struct NamespaceView {
 
 type ByNamespace<V> = HashMap<String, Shared<V>>;
 
+/// Positions in a namespace's list by group key (e.g. a PVC's instance label).
+type Groups = HashMap<String, Shared<u32>>;
+
+/// The group key of a view, if it has one.
+pub type GroupKey<V> = fn(&V) -> Option<&str>;
+
 struct State<V> {
     /// Set once the first list is complete; until then the index is not used.
     live: bool,
     current: ByNamespace<V>,
+    /// For each namespace of `current`, its views' positions by group key (when grouped).
+    groups: HashMap<String, Groups>,
     /// The list under way after an Init (a relist replaces `current` at InitDone).
     listing: Option<ByNamespace<V>>,
 }
@@ -65,6 +73,7 @@ struct State<V> {
 pub struct ViewIndex<V> {
     state: Arc<RwLock<State<V>>>,
     cluster_scoped: bool,
+    group: Option<GroupKey<V>>,
 }
 
 impl<V> Clone for ViewIndex<V> {
@@ -72,8 +81,23 @@ impl<V> Clone for ViewIndex<V> {
         Self {
             state: self.state.clone(),
             cluster_scoped: self.cluster_scoped,
+            group: self.group,
         }
     }
+}
+
+/// The positions in `list` of the views of each group key.
+fn group<V>(list: &[V], key: GroupKey<V>) -> Groups {
+    let mut positions: HashMap<&str, Vec<u32>> = HashMap::new();
+    for (i, v) in list.iter().enumerate() {
+        if let (Some(k), Ok(i)) = (key(v), u32::try_from(i)) {
+            positions.entry(k).or_default().push(i);
+        }
+    }
+    positions
+        .into_iter()
+        .map(|(k, p)| (k.to_owned(), Shared::new(p)))
+        .collect()
 }
 
 /// Puts `view` into its namespace's list, in name order. The list is copied first only if a
@@ -110,14 +134,39 @@ impl<V: Named + Clone> ViewIndex<V> {
         Self::new(true)
     }
 
+    /// An index of a namespaced resource that also keeps, per namespace, the positions of the
+    /// views sharing a group key (see [`ViewIndex::group_of`]).
+    pub fn grouped(key: GroupKey<V>) -> Self {
+        Self {
+            group: Some(key),
+            ..Self::new(false)
+        }
+    }
+
     fn new(cluster_scoped: bool) -> Self {
         Self {
             state: Arc::new(RwLock::new(State {
                 live: false,
                 current: HashMap::new(),
+                groups: HashMap::new(),
                 listing: None,
             })),
             cluster_scoped,
+            group: None,
+        }
+    }
+
+    /// Recomputes the groups of `ns` (after its list changed).
+    fn regroup(&self, s: &mut State<V>, ns: &str) {
+        let Some(key) = self.group else { return };
+        match s.current.get(ns) {
+            Some(list) => {
+                let g = group(list, key);
+                s.groups.insert(ns.to_owned(), g);
+            }
+            None => {
+                s.groups.remove(ns);
+            }
         }
     }
 
@@ -137,10 +186,15 @@ impl<V: Named + Clone> ViewIndex<V> {
             Err(poisoned) => poisoned.into_inner(),
         };
         match event {
-            Event::Apply(obj) => insert(&mut s.current, self.key(obj).0, view(obj)),
+            Event::Apply(obj) => {
+                let ns = self.key(obj).0;
+                insert(&mut s.current, ns, view(obj));
+                self.regroup(&mut s, ns);
+            }
             Event::Delete(obj) => {
                 let (ns, name) = self.key(obj);
                 remove(&mut s.current, ns, name);
+                self.regroup(&mut s, ns);
             }
             Event::Init => s.listing = Some(ByNamespace::new()),
             Event::InitApply(obj) => insert(
@@ -150,6 +204,14 @@ impl<V: Named + Clone> ViewIndex<V> {
             ),
             Event::InitDone => {
                 s.current = s.listing.take().unwrap_or_default();
+                s.groups = match self.group {
+                    Some(key) => s
+                        .current
+                        .iter()
+                        .map(|(ns, list)| (ns.clone(), group(list, key)))
+                        .collect(),
+                    None => HashMap::new(),
+                };
                 s.live = true;
             }
         }
@@ -166,6 +228,26 @@ impl<V: Named + Clone> ViewIndex<V> {
             return None;
         }
         Some(s.current.get(namespace).cloned().unwrap_or_default())
+    }
+
+    /// The views of `namespace` with the positions among them of those whose group key is
+    /// `key` (read together, so they agree), or `None` while the index is not live.
+    pub fn group_of(&self, namespace: &str, key: &str) -> Option<(Shared<V>, Shared<u32>)> {
+        let s = match self.state.read() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if !s.live {
+            return None;
+        }
+        let list = s.current.get(namespace).cloned().unwrap_or_default();
+        let positions = s
+            .groups
+            .get(namespace)
+            .and_then(|g| g.get(key))
+            .cloned()
+            .unwrap_or_default();
+        Some((list, positions))
     }
 
     /// Views of `objects` (those in `namespace`) sorted by name, as a live index would list them.
@@ -185,6 +267,14 @@ impl<V: Named + Clone> ViewIndex<V> {
 
 fn to_json<T: serde::Serialize>(obj: &T) -> Value {
     serde_json::to_value(obj).unwrap_or(Value::Null)
+}
+
+/// The label KubeDB puts on every offshoot of a database with the database's name.
+pub const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
+
+/// A PVC's group in the index: its database instance.
+fn instance_of(pvc: &PvcView) -> Option<&str> {
+    pvc.labels.get(INSTANCE_LABEL).map(String::as_str)
 }
 
 /// How each object becomes its view (the reflectors and the store scan use the same ones).
@@ -234,7 +324,7 @@ pub struct Views {
 impl Default for Views {
     fn default() -> Self {
         Self {
-            pvcs: ViewIndex::namespaced(),
+            pvcs: ViewIndex::grouped(instance_of),
             quotas: ViewIndex::namespaced(),
             classes: ViewIndex::cluster_scoped(),
             policies: ViewIndex::cluster_scoped(),

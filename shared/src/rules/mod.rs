@@ -109,7 +109,7 @@ pub(crate) struct Ctx<'a> {
     pub(crate) facts: &'a Facts,
     /// The requested size, if present and valid.
     pub(crate) target: Option<Quantity>,
-    db_pvcs: OnceCell<(Vec<bool>, Vec<&'a PvcView>)>,
+    db_pvcs: OnceCell<Vec<&'a PvcView>>,
 }
 
 impl<'a> Ctx<'a> {
@@ -121,29 +121,9 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    fn selection(&self) -> &(Vec<bool>, Vec<&'a PvcView>) {
-        self.db_pvcs.get_or_init(|| {
-            let flags = self.facts.database_pvc_flags();
-            let mut pvcs: Vec<&PvcView> = self
-                .facts
-                .namespace_pvcs
-                .iter()
-                .zip(&flags)
-                .filter_map(|(p, of_db)| of_db.then_some(p))
-                .collect();
-            pvcs.sort_by(|a, b| a.name.cmp(&b.name));
-            (flags, pvcs)
-        })
-    }
-
     /// [`Facts::database_pvcs`], computed on first use.
     pub(crate) fn db_pvcs(&self) -> &[&'a PvcView] {
-        &self.selection().1
-    }
-
-    /// For each of `facts.namespace_pvcs`, whether it is one of the database's PVCs.
-    pub(crate) fn of_database(&self) -> &[bool] {
-        &self.selection().0
+        self.db_pvcs.get_or_init(|| self.facts.database_pvcs())
     }
 }
 
@@ -210,5 +190,7 @@ pub fn plan_warnings(facts: &Facts) -> Vec<String> {
 
 #[cfg(test)]
 pub(crate) mod fixtures;
+#[cfg(test)]
+mod instance_tests;
 #[cfg(test)]
 mod tests;

@@ -20,7 +20,7 @@ pub(crate) fn check_quotas(ctx: &Ctx<'_>) -> RuleResult {
     let Some(target) = ctx.target.as_ref().map(Quantity::nanos) else {
         return Ok(Vec::new());
     };
-    let of_database = ctx.of_database();
+    let db_pvcs = ctx.db_pvcs();
     let ns = &facts.request.namespace;
     for quota in &facts.quotas {
         for (resource, hard_text) in &quota.hard {
@@ -34,20 +34,18 @@ pub(crate) fn check_quotas(ctx: &Ctx<'_>) -> RuleResult {
             let Ok(hard) = Quantity::nanos_of(hard_text) else {
                 continue;
             };
-            // PVC names are unique in a namespace, so "is one of the database's PVCs" is
-            // decided by position, not by looking the name up.
-            let counted = facts
+            let counts = |p: &PvcView| class_filter.is_none_or(|c| p.storage_class.as_deref() == Some(c));
+            // The namespace's usage now, plus what growing the database's PVCs adds to it.
+            let used = facts
                 .namespace_pvcs
                 .iter()
-                .zip(of_database)
-                .filter(|(p, _)| class_filter.is_none_or(|c| p.storage_class.as_deref() == Some(c)));
-            let (mut used, mut grown) = (0i128, 0i128);
-            for (pvc, &grows) in counted {
-                let now = charged(pvc);
-                let after = if grows { now.max(target) } else { now };
-                used = Quantity::add_nanos(used, now);
-                grown = Quantity::add_nanos(grown, after);
-            }
+                .filter(|p| counts(p))
+                .fold(0i128, |sum, p| Quantity::add_nanos(sum, charged(p)));
+            let added = db_pvcs.iter().filter(|p| counts(p)).fold(0i128, |sum, p| {
+                let now = charged(p);
+                Quantity::add_nanos(sum, now.max(target) - now)
+            });
+            let grown = Quantity::add_nanos(used, added);
             if grown > used && grown > hard {
                 let (used, grown) = (Quantity::from_nanos(used), Quantity::from_nanos(grown));
                 return Err(Denial::new(

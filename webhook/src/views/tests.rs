@@ -51,6 +51,78 @@ fn follows_lists_and_watch_events_per_namespace() {
     assert_eq!(names(index.namespace("other")), ["c-2"]);
 }
 
+fn labelled(ns: &str, name: &str, instance: Option<&str>) -> PersistentVolumeClaim {
+    let mut p = pvc(ns, name, "1Gi");
+    if let Some(i) = instance {
+        p.metadata
+            .labels
+            .get_or_insert_default()
+            .insert(INSTANCE_LABEL.into(), i.into());
+    }
+    p
+}
+
+/// The names of the PVCs in `ns` grouped under `instance`, by the index and by a label scan of
+/// the same list.
+fn grouped_and_scanned(index: &ViewIndex<PvcView>, ns: &str, instance: &str) -> (Vec<String>, Vec<String>) {
+    let (list, at) = index.group_of(ns, instance).unwrap();
+    let by_index = at.iter().map(|&i| list[i as usize].name.clone()).collect();
+    let by_scan = list
+        .iter()
+        .filter(|p| p.labels.get(INSTANCE_LABEL).map(String::as_str) == Some(instance))
+        .map(|p| p.name.clone())
+        .collect();
+    (by_index, by_scan)
+}
+
+#[test]
+fn the_instance_groups_equal_a_label_scan_after_the_same_events() {
+    let index = ViewIndex::grouped(instance_of);
+    let apply = |e: Event<PersistentVolumeClaim>| index.apply(&e, pvc_view);
+    assert!(
+        index.group_of("a", "rd").is_none(),
+        "not live before the first list"
+    );
+    apply(Event::Init);
+    for (ns, name, inst) in [
+        ("a", "data-rd-1", Some("rd")),
+        ("a", "data-rd-0", Some("rd")),
+        ("a", "data-zk-0", Some("zk")),
+        ("a", "loose", None),
+        ("b", "data-rd-0", Some("rd")),
+    ] {
+        apply(Event::InitApply(labelled(ns, name, inst)));
+    }
+    apply(Event::InitDone);
+    let check = |ns: &str, inst: &str, want: &[&str]| {
+        let (by_index, by_scan) = grouped_and_scanned(&index, ns, inst);
+        assert_eq!(by_index, by_scan, "{ns}/{inst}");
+        assert_eq!(by_index, want, "{ns}/{inst}");
+    };
+    check("a", "rd", &["data-rd-0", "data-rd-1"]);
+    check("a", "zk", &["data-zk-0"]);
+    check("b", "rd", &["data-rd-0"]);
+    check("a", "none", &[]);
+    check("nowhere", "rd", &[]);
+    // An insert before the group shifts its positions; a relabel moves a PVC between groups.
+    apply(Event::Apply(labelled("a", "aaa", Some("zk"))));
+    apply(Event::Apply(labelled("a", "data-rd-1", Some("zk"))));
+    check("a", "rd", &["data-rd-0"]);
+    check("a", "zk", &["aaa", "data-rd-1", "data-zk-0"]);
+    apply(Event::Apply(labelled("a", "loose", Some("rd"))));
+    apply(Event::Delete(labelled("a", "data-rd-0", Some("rd"))));
+    check("a", "rd", &["loose"]);
+    apply(Event::Delete(labelled("b", "data-rd-0", Some("rd"))));
+    check("b", "rd", &[]);
+    // A relist replaces the groups with the list's at its end.
+    apply(Event::Init);
+    apply(Event::InitApply(labelled("c", "data-rd-0", Some("rd"))));
+    check("a", "rd", &["loose"]);
+    apply(Event::InitDone);
+    check("a", "rd", &[]);
+    check("c", "rd", &["data-rd-0"]);
+}
+
 #[test]
 fn a_review_shares_the_index_list_instead_of_copying_it() {
     let index = ViewIndex::namespaced();
@@ -274,8 +346,11 @@ fn facts_from_live_views_equal_facts_from_the_stores() {
         (request("grow", "rd", None), "other"),
         (request("grow", "rd", None), "nowhere"),
     ] {
-        let a = live.facts(DatabaseKind::Redis, ns, &obj, &options);
+        let mut a = live.facts(DatabaseKind::Redis, ns, &obj, &options);
         let b = scanned.facts(DatabaseKind::Redis, ns, &obj, &options);
+        assert!(a.instance_pvcs.is_some() && b.instance_pvcs.is_none());
+        assert_eq!(a.database_pvcs(), b.database_pvcs(), "{obj}");
+        a.instance_pvcs = None;
         assert_eq!(a, b, "{obj}");
     }
     let f = live.facts(

@@ -153,14 +153,19 @@ impl Conn {
         })
     }
 
-    async fn exchange<R: Requests>(&mut self, reqs: &R, i: usize) -> Result<Result<(), String>> {
+    /// Sends request `i`; returns when its answer was complete (judging it is the client's
+    /// work, kept out of the latency) and the verdict on it.
+    async fn exchange<R: Requests>(&mut self, reqs: &R, i: usize) -> Result<(Instant, Result<(), String>)> {
         let sender = match self.sender.as_mut() {
             Some(s) if !s.is_closed() => s,
             _ => self.sender.insert(connect(&self.target).await?),
         };
         let (path, body) = reqs.request(i);
         match send(sender, path, body).await {
-            Ok((status, body)) => Ok(reqs.check(i, status, &body)),
+            Ok((status, body)) => {
+                let answered = Instant::now();
+                Ok((answered, reqs.check(i, status, &body)))
+            }
             Err(e) => {
                 self.sender = None;
                 Err(e)
@@ -193,13 +198,13 @@ pub async fn closed_loop<R: Requests>(
             while Instant::now() < t1 {
                 let started = Instant::now();
                 let result = conn.exchange(reqs.as_ref(), i).await;
-                let ended = Instant::now();
+                let ended = result.as_ref().map_or_else(|_| Instant::now(), |(at, _)| *at);
                 i = (i + 1) % n;
                 if started < t0 || ended > t1 {
                     continue;
                 }
                 match result {
-                    Ok(verdict) => {
+                    Ok((_, verdict)) => {
                         out.completed += 1;
                         out.latencies_us.push((ended - started).as_micros() as u64);
                         if let Err(e) = verdict {
@@ -278,10 +283,10 @@ pub async fn open_loop<R: Requests>(
                 let due = start + pace::due_at(i, rate_per_s);
                 let result = conn.exchange(reqs.as_ref(), (i % n) as usize).await;
                 match result {
-                    Ok(verdict) => {
+                    Ok((answered, verdict)) => {
                         out.completed += 1;
                         out.latencies_us
-                            .push(Instant::now().saturating_duration_since(due).as_micros() as u64);
+                            .push(answered.saturating_duration_since(due).as_micros() as u64);
                         if let Err(e) = verdict {
                             out.error(e);
                         }
