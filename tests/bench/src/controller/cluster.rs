@@ -170,6 +170,31 @@ pub async fn create_databases(
     Ok(start.elapsed())
 }
 
+/// Waits (watch) until every database in `names` is Ready again, e.g. after an expansion
+/// recreated its workloads; an `apply: IfReady` request would otherwise wait in Admit.
+pub async fn wait_databases_ready(
+    client: &kube::Client,
+    ns: &str,
+    names: &[String],
+    within: Duration,
+) -> Result<()> {
+    let outcome = wait_all(
+        redises(client, ns),
+        names.iter().cloned().collect(),
+        |db| match db.data.pointer("/status/phase").and_then(Value::as_str) {
+            Some("Ready") => Final::Ok,
+            _ => Final::Not,
+        },
+        within,
+        None,
+    )
+    .await?;
+    if !outcome.failed.is_empty() {
+        bail!("databases not Ready: {:?}", outcome.failed);
+    }
+    Ok(())
+}
+
 /// Adds `count` PVCs unrelated to the databases, spread over `namespaces` namespaces. They
 /// carry `app.kubernetes.io/instance` (as Helm-installed apps' PVCs do), so they pass the
 /// controller's PVC watch selector; their class does not exist, so they stay Pending.

@@ -164,6 +164,8 @@ impl Bench<'_> {
         ]
         .map(String::from)
         .to_vec();
+        // Not measured: the previous run's databases settle first.
+        cluster::wait_databases_ready(&self.client, NAMESPACE, &self.databases, self.within).await?;
         let child = Child::spawn(&args, &self.kubeconfig, Duration::from_secs(60)).await?;
         let metrics_url = child.info_str("metrics_url")?.to_owned();
         let http = reqwest::Client::new();

@@ -27,6 +27,9 @@ const RESIZE_CONDITIONS: [&str; 4] = [
     "NodeResizeError",
 ];
 
+/// Concurrent resizer reconciles.
+const RESIZE_WORKERS: usize = 32;
+
 #[derive(Default)]
 struct Progress {
     /// pvc uid -> (allocatedResourceStatus we last saw, since when).
@@ -91,7 +94,9 @@ pub fn start(
         node_name: config.node_name.clone(),
         progress: Mutex::default(),
     });
-    spawn_workers(tasks, "resizer", queue, 4, pause, move |key| {
+    // A worker only holds a claim while it talks to the API (the delays are requeues), so many
+    // workers keep the class delay fixed with a thousand resizes at once (volops-bench controller).
+    spawn_workers(tasks, "resizer", queue, RESIZE_WORKERS, pause, move |key| {
         let ctx = ctx.clone();
         async move { reconcile(&ctx, &key).await }
     });
