@@ -149,6 +149,14 @@ pub(crate) fn admit(attrs: &AdmissionAttributes, lookup: &dyn ObjectLookup) -> R
             .and_then(Value::as_str)
             .map(str::to_string)
     });
+    // Like kube's quota admission, only quotas that limit a resource of this change count; with
+    // none, the namespace's usage is never summed (that sum is O(PVCs) per PVC write).
+    if !quotas
+        .iter()
+        .any(|q| hard(q).keys().any(|k| delta.contains_key(k)))
+    {
+        return Ok(());
+    }
     let used = quota_usage(ns, lookup);
     for q in &quotas {
         let hard = hard(q);
