@@ -8,9 +8,7 @@
 mod chaos;
 mod controller;
 mod load;
-#[allow(dead_code)] // TODO(bench): remove once every subcommand uses it
 mod proc;
-#[allow(dead_code)] // TODO(bench): remove once every subcommand uses it
 mod report;
 mod webhook;
 
