@@ -62,14 +62,8 @@ async fn mutate(State(s): State<Served>, req: Request) -> Response {
 /// kube-apiserver gives up at 10 s). A body already buffered never arms the timer.
 async fn read_body(req: Request, limit: Duration) -> Result<Bytes, Response> {
     let too_large = || (StatusCode::PAYLOAD_TOO_LARGE, "admission review too large").into_response();
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY as u64) {
-        return Err(too_large());
-    }
+    // Read up to the limit even when Content-Length already says too much: answering before
+    // the client has sent its body makes it see a broken pipe instead of the 413.
     let body = Limited::new(req.into_body(), MAX_BODY);
     match tokio::time::timeout(limit, body.collect()).await {
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
