@@ -13,7 +13,7 @@ use volops_shared::{
     Facts,
     api::{ApplyPolicy, VolumeExpansionPolicy},
     facts::{DatabaseView, OpsRequestView, PolicyView, PvcView, QuotaView, StorageClassView},
-    rules::{QueueDecision, decide_queue, validate_create},
+    rules::{QueueDecision, decide_queue, quotas_need_namespace_pvcs, validate_create},
 };
 
 use super::{Job, LATER, Outcome, to_json};
@@ -89,16 +89,6 @@ async fn other_requests(ctx: &Ctx, job: &Job) -> Result<Vec<OpsRequestView>> {
         .collect())
 }
 
-/// Pure: whether a quota limits storage requests. Only then do the rules need every PVC of
-/// the namespace; otherwise they look at the database's own PVCs alone.
-pub fn quotas_count_storage(quotas: &[QuotaView]) -> bool {
-    quotas.iter().any(|q| {
-        q.hard
-            .keys()
-            .any(|k| k == "requests.storage" || k.ends_with(".storageclass.storage.k8s.io/requests.storage"))
-    })
-}
-
 async fn facts(ctx: &Ctx, job: &Job, request: OpsRequestView, others: Vec<OpsRequestView>) -> Result<Facts> {
     let ns = job.namespace.as_str();
     let mut facts = Facts::new(job.kind, request);
@@ -115,7 +105,7 @@ async fn facts(ctx: &Ctx, job: &Job, request: OpsRequestView, others: Vec<OpsReq
         .during(|| "list ResourceQuotas".into())?;
     facts.quotas = quotas.items.iter().map(QuotaView::from_quota).collect();
     // Listing every PVC of a busy namespace per request is what bounds many requests at once.
-    let pvc_list = if quotas_count_storage(&facts.quotas) {
+    let pvc_list = if quotas_need_namespace_pvcs(&facts.quotas) {
         lp.clone()
     } else {
         ListParams::default().labels(&job.kind.selector(&job.database))
@@ -157,29 +147,6 @@ async fn facts(ctx: &Ctx, job: &Job, request: OpsRequestView, others: Vec<OpsReq
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_storage_quotas_need_every_pvc_of_the_namespace() {
-        let quota = |keys: &[&str]| QuotaView {
-            name: "q".into(),
-            hard: keys
-                .iter()
-                .map(|k| ((*k).to_owned(), "10Gi".to_owned()))
-                .collect(),
-        };
-        assert!(!quotas_count_storage(&[]));
-        assert!(!quotas_count_storage(&[quota(&["pods", "requests.cpu"])]));
-        assert!(quotas_count_storage(&[
-            quota(&["pods"]),
-            quota(&["requests.storage"])
-        ]));
-        assert!(quotas_count_storage(&[quota(&[
-            "fast.storageclass.storage.k8s.io/requests.storage"
-        ])]));
-        assert!(!quotas_count_storage(&[quota(&[
-            "fast.storageclass.storage.k8s.io/persistentvolumeclaims"
-        ])]));
-    }
 
     #[test]
     fn if_ready_waits_for_a_ready_database_and_always_does_not() {

@@ -13,6 +13,7 @@ mod storage;
 pub use database::validate_database_update;
 pub use immutable::validate_spec_unchanged;
 pub use queue::{QueueDecision, decide_queue};
+pub use quota::quotas_need_namespace_pvcs;
 pub use size::{current_size, target_size};
 
 use std::cell::OnceCell;

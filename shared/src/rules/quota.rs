@@ -1,10 +1,31 @@
 //! Rule 7: the namespace's ResourceQuotas hold the grown total.
 
 use super::{Ctx, Denial, Rule, RuleResult};
-use crate::{facts::PvcView, quantity::Quantity};
+use crate::{
+    facts::{PvcView, QuotaView},
+    quantity::Quantity,
+};
 
 const REQUESTS_STORAGE: &str = "requests.storage";
 const CLASS_SUFFIX: &str = ".storageclass.storage.k8s.io/requests.storage";
+
+/// For a quota resource that limits storage requests: `Some(None)` for the namespace total,
+/// `Some(Some(class))` for one StorageClass; `None` for any other resource.
+fn storage_limit(resource: &str) -> Option<Option<&str>> {
+    if resource == REQUESTS_STORAGE {
+        Some(None)
+    } else {
+        resource.strip_suffix(CLASS_SUFFIX).map(Some)
+    }
+}
+
+/// Whether rule 7 reads the namespace's other PVCs: only when a quota limits storage requests.
+/// Otherwise the database's own PVCs are all the rules need (callers may list just those).
+pub fn quotas_need_namespace_pvcs(quotas: &[QuotaView]) -> bool {
+    quotas
+        .iter()
+        .any(|q| q.hard.keys().any(|k| storage_limit(k).is_some()))
+}
 
 /// What a PVC counts against quota, in nano-units: max(spec request, status.allocatedResources).
 fn charged(pvc: &PvcView) -> i128 {
@@ -24,11 +45,7 @@ pub(crate) fn check_quotas(ctx: &Ctx<'_>) -> RuleResult {
     let ns = &facts.request.namespace;
     for quota in &facts.quotas {
         for (resource, hard_text) in &quota.hard {
-            let class_filter: Option<&str> = if resource == REQUESTS_STORAGE {
-                None
-            } else if let Some(class) = resource.strip_suffix(CLASS_SUFFIX) {
-                Some(class)
-            } else {
+            let Some(class_filter) = storage_limit(resource) else {
                 continue;
             };
             let Ok(hard) = Quantity::nanos_of(hard_text) else {
@@ -60,4 +77,32 @@ pub(crate) fn check_quotas(ctx: &Ctx<'_>) -> RuleResult {
         }
     }
     Ok(Vec::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_storage_quotas_need_the_namespace_pvcs() {
+        let quota = |keys: &[&str]| QuotaView {
+            name: "q".into(),
+            hard: keys
+                .iter()
+                .map(|k| ((*k).to_owned(), "10Gi".to_owned()))
+                .collect(),
+        };
+        assert!(!quotas_need_namespace_pvcs(&[]));
+        assert!(!quotas_need_namespace_pvcs(&[quota(&["pods", "requests.cpu"])]));
+        assert!(quotas_need_namespace_pvcs(&[
+            quota(&["pods"]),
+            quota(&["requests.storage"])
+        ]));
+        assert!(quotas_need_namespace_pvcs(&[quota(&[
+            "fast.storageclass.storage.k8s.io/requests.storage"
+        ])]));
+        assert!(!quotas_need_namespace_pvcs(&[quota(&[
+            "fast.storageclass.storage.k8s.io/persistentvolumeclaims"
+        ])]));
+    }
 }
