@@ -100,9 +100,11 @@ pub fn counting_client(client: Client, metrics: Arc<Metrics>) -> Client {
     let service = tower::service_fn(move |req: http::Request<kube::client::Body>| {
         metrics
             .api_requests
-            .get_or_create(&crate::metrics::MethodLabels {
-                method: req.method().to_string(),
-            })
+            .get_or_create(&crate::metrics::RequestLabels::of(
+                req.method().as_str(),
+                req.uri().path(),
+                req.uri().query(),
+            ))
             .inc();
         let client = client.clone();
         async move { client.send(req).await }

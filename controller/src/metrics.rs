@@ -33,9 +33,50 @@ pub struct ErrorLabels {
     pub error: String,
 }
 
+/// An API request as the API server's own metrics name it: verb (get, list, watch, create,
+/// patch, update, delete) and resource (with `/subresource`).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct MethodLabels {
-    pub method: String,
+pub struct RequestLabels {
+    pub verb: String,
+    pub resource: String,
+}
+
+impl RequestLabels {
+    /// Classifies a request by method, path and query (pure; kube's request-info rules).
+    pub fn of(method: &str, path: &str, query: Option<&str>) -> Self {
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        // /api/v1/... or /apis/group/version/...
+        let rest: &[&str] = match segments.as_slice() {
+            ["api", _, rest @ ..] => rest,
+            ["apis", _, _, rest @ ..] => rest,
+            _ => &[],
+        };
+        let rest = match rest {
+            ["namespaces", _, tail @ ..] if !tail.is_empty() => tail,
+            other => other,
+        };
+        let (resource, named) = match rest {
+            [] => (String::new(), false),
+            [r] => ((*r).to_owned(), false),
+            [r, _] => ((*r).to_owned(), true),
+            [r, _, sub, ..] => (format!("{r}/{sub}"), true),
+        };
+        let watch = query.is_some_and(|q| q.split('&').any(|kv| kv == "watch=true" || kv == "watch=1"));
+        let verb = match (method, named) {
+            ("GET", _) if watch => "watch",
+            ("GET", true) => "get",
+            ("GET", false) => "list",
+            ("POST", _) => "create",
+            ("PUT", _) => "update",
+            ("PATCH", _) => "patch",
+            ("DELETE", _) => "delete",
+            (other, _) => other,
+        };
+        Self {
+            verb: verb.to_ascii_lowercase(),
+            resource,
+        }
+    }
 }
 
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
@@ -55,7 +96,7 @@ pub struct Metrics {
     pub pvc_expansions: Family<KindLabels, Counter>,
     pub reconcile_errors: Family<ErrorLabels, Counter>,
     /// Requests the controller sent to the API server.
-    pub api_requests: Family<MethodLabels, Counter>,
+    pub api_requests: Family<RequestLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -65,7 +106,7 @@ impl Default for Metrics {
         let step_duration: HistogramFamily<StepLabels> = Family::new_with_constructor(step_histogram);
         let pvc_expansions = Family::<KindLabels, Counter>::default();
         let reconcile_errors = Family::<ErrorLabels, Counter>::default();
-        let api_requests = Family::<MethodLabels, Counter>::default();
+        let api_requests = Family::<RequestLabels, Counter>::default();
         registry.register(
             "ops_phase",
             "Ops requests that entered a phase",
@@ -113,15 +154,10 @@ impl Metrics {
 
     /// Total API requests sent so far.
     pub fn api_requests_total(&self) -> u64 {
-        ["GET", "POST", "PUT", "PATCH", "DELETE"]
-            .iter()
-            .map(|m| {
-                self.api_requests
-                    .get_or_create(&MethodLabels {
-                        method: (*m).to_owned(),
-                    })
-                    .get()
-            })
+        let text = self.encode();
+        text.lines()
+            .filter(|l| l.starts_with("volops_controller_api_requests_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
             .sum()
     }
 }
@@ -140,12 +176,14 @@ mod tests {
             })
             .inc();
         m.api_requests
-            .get_or_create(&MethodLabels {
-                method: "PATCH".into(),
-            })
+            .get_or_create(&RequestLabels::of(
+                "PATCH",
+                "/api/v1/namespaces/db/persistentvolumeclaims/data-rd-0",
+                None,
+            ))
             .inc_by(3);
         m.api_requests
-            .get_or_create(&MethodLabels { method: "GET".into() })
+            .get_or_create(&RequestLabels::of("GET", "/api/v1/pods", Some("watch=true")))
             .inc();
         let text = m.encode();
         assert!(
@@ -153,9 +191,83 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("volops_controller_api_requests_total{method=\"PATCH\"} 3"),
+            text.contains(
+                "volops_controller_api_requests_total{verb=\"patch\",resource=\"persistentvolumeclaims\"} 3"
+            ),
             "{text}"
         );
         assert_eq!(m.api_requests_total(), 4);
+    }
+
+    #[test]
+    fn classifies_requests_like_the_api_server() {
+        let cases = [
+            (
+                "GET",
+                "/api/v1/namespaces/db/persistentvolumeclaims",
+                None,
+                "list",
+                "persistentvolumeclaims",
+            ),
+            (
+                "GET",
+                "/api/v1/namespaces/db/persistentvolumeclaims",
+                Some("labelSelector=a&watch=true"),
+                "watch",
+                "persistentvolumeclaims",
+            ),
+            (
+                "GET",
+                "/api/v1/persistentvolumeclaims",
+                Some("limit=500"),
+                "list",
+                "persistentvolumeclaims",
+            ),
+            (
+                "GET",
+                "/apis/kubedb.com/v1/namespaces/db/redises/rd",
+                None,
+                "get",
+                "redises",
+            ),
+            (
+                "PATCH",
+                "/apis/ops.kubedb.com/v1alpha1/namespaces/db/redisopsrequests/x/status",
+                None,
+                "patch",
+                "redisopsrequests/status",
+            ),
+            (
+                "POST",
+                "/apis/events.k8s.io/v1/namespaces/db/events",
+                None,
+                "create",
+                "events",
+            ),
+            (
+                "DELETE",
+                "/apis/apps/v1/namespaces/db/statefulsets/rd-shard0",
+                None,
+                "delete",
+                "statefulsets",
+            ),
+            (
+                "PUT",
+                "/apis/coordination.k8s.io/v1/namespaces/x/leases/volops",
+                None,
+                "update",
+                "leases",
+            ),
+            ("GET", "/api/v1/namespaces/db", None, "get", "namespaces"),
+            ("GET", "/api/v1/namespaces", None, "list", "namespaces"),
+        ];
+        for (method, path, query, verb, resource) in cases {
+            let got = RequestLabels::of(method, path, query);
+            assert_eq!(
+                (got.verb.as_str(), got.resource.as_str()),
+                (verb, resource),
+                "{method} {path}"
+            );
+        }
     }
 }

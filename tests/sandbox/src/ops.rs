@@ -751,14 +751,7 @@ fn finish_delete(
 
 /// Removes ownerReferences to `owner_uid` from every object (what kube's GC does for Orphan).
 fn orphan_dependents(store: &Store, owner_uid: &str) {
-    let (_, all) = store.dump();
-    for (key, obj) in all {
-        let refs = obj["metadata"]["ownerReferences"].as_array();
-        if !refs.is_some_and(|r| r.iter().any(|o| o["uid"] == owner_uid)) {
-            continue;
-        }
-        let ns = meta_str(&obj, "namespace").to_string();
-        let name = meta_str(&obj, "name").to_string();
+    for (key, (ns, name)) in store.dependents(owner_uid) {
         let _ = store.write(&key, &ns, &name, |cur, _| {
             let Some(cur) = cur else {
                 return Err(ApiError::internal("gone"));

@@ -1,7 +1,7 @@
 //! The one in-memory object store: objects by (group, resource) -> (namespace, name), a global
 //! resourceVersion, and a bounded per-resource watch history with broadcast fan-out.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::Value;
@@ -57,6 +57,39 @@ const BROADCAST_CAPACITY: usize = 8192;
 struct Inner {
     rv: u64,
     buckets: HashMap<BucketKey, Bucket>,
+    /// Owner uid -> the objects whose ownerReferences name it (kube's GC keeps such a graph).
+    dependents: HashMap<String, BTreeSet<(BucketKey, ObjKey)>>,
+}
+
+impl Inner {
+    /// Moves `key`'s entries in the owner index from `old`'s references to `new`'s.
+    fn index_owners(&mut self, key: &BucketKey, okey: &ObjKey, old: Option<&Value>, new: Option<&Value>) {
+        let (before, after) = (owner_uids(old), owner_uids(new));
+        if before == after {
+            return;
+        }
+        for uid in before.difference(&after) {
+            if let Some(set) = self.dependents.get_mut(*uid) {
+                set.remove(&(key.clone(), okey.clone()));
+                if set.is_empty() {
+                    self.dependents.remove(*uid);
+                }
+            }
+        }
+        for uid in after.difference(&before) {
+            self.dependents
+                .entry((*uid).to_owned())
+                .or_default()
+                .insert((key.clone(), okey.clone()));
+        }
+    }
+}
+
+/// The uids an object's ownerReferences name.
+fn owner_uids(obj: Option<&Value>) -> BTreeSet<&str> {
+    obj.and_then(|o| o.get("metadata")?.get("ownerReferences")?.as_array())
+        .map(|refs| refs.iter().filter_map(|r| r.get("uid")?.as_str()).collect())
+        .unwrap_or_default()
 }
 
 /// What a write closure decides.
@@ -87,6 +120,7 @@ impl Store {
             inner: Mutex::new(Inner {
                 rv: 1,
                 buckets: HashMap::new(),
+                dependents: HashMap::new(),
             }),
             history_limit: history_limit.max(1),
         }
@@ -148,17 +182,17 @@ impl Store {
         let bucket = inner.buckets.entry(key.clone()).or_insert_with(Bucket::new);
         let old = bucket.objects.get(&okey).cloned();
         let action = f(old.as_ref(), next_rv)?;
-        let (kind, object) = match action {
+        let (kind, object, stored) = match action {
             WriteAction::Put(mut obj) => {
                 obj["metadata"]["resourceVersion"] = Value::String(next_rv.to_string());
                 let obj = Arc::new(obj);
-                bucket.objects.insert(okey, obj.clone());
+                bucket.objects.insert(okey.clone(), obj.clone());
                 let kind = if old.is_some() {
                     EventType::Modified
                 } else {
                     EventType::Added
                 };
-                (kind, obj)
+                (kind, obj.clone(), Some(obj))
             }
             WriteAction::Delete | WriteAction::DeleteAs(_) => {
                 let Some(prev) = bucket.objects.remove(&okey) else {
@@ -169,9 +203,11 @@ impl Store {
                     _ => (*prev).clone(),
                 };
                 obj["metadata"]["resourceVersion"] = Value::String(next_rv.to_string());
-                (EventType::Deleted, Arc::new(obj))
+                (EventType::Deleted, Arc::new(obj), None)
             }
         };
+        inner.index_owners(key, &okey, old.as_deref(), stored.as_deref());
+        let bucket = inner.buckets.entry(key.clone()).or_insert_with(Bucket::new);
         let ev = Arc::new(Event {
             kind,
             rv: next_rv,
@@ -244,6 +280,15 @@ impl Store {
         rx.is_empty().then_some(inner.rv)
     }
 
+    /// The objects whose ownerReferences name `owner_uid`.
+    pub fn dependents(&self, owner_uid: &str) -> Vec<(BucketKey, ObjKey)> {
+        self.lock()
+            .dependents
+            .get(owner_uid)
+            .map(|set| set.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// All objects of all buckets (snapshot).
     pub fn dump(&self) -> (u64, Vec<(BucketKey, Arc<Value>)>) {
         let inner = self.lock();
@@ -263,17 +308,63 @@ impl Store {
         for (k, o) in objects {
             let ns = o["metadata"]["namespace"].as_str().unwrap_or("").to_string();
             let name = o["metadata"]["name"].as_str().unwrap_or("").to_string();
-            inner
+            let okey = (ns, name);
+            let old = inner
                 .buckets
-                .entry(k)
+                .entry(k.clone())
                 .or_insert_with(Bucket::new)
                 .objects
-                .insert((ns, name), Arc::new(o));
+                .insert(okey.clone(), Arc::new(o));
+            let new = inner.buckets.get(&k).and_then(|b| b.objects.get(&okey)).cloned();
+            inner.index_owners(&k, &okey, old.as_deref(), new.as_deref());
         }
         // Watches from before the restart cannot be resumed.
         let rv = inner.rv;
         for b in inner.buckets.values_mut() {
             b.floor = rv;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn put(store: &Store, name: &str, owners: &[&str]) {
+        let refs: Vec<Value> = owners.iter().map(|u| json!({"uid": u})).collect();
+        let obj = json!({"metadata": {"name": name, "namespace": "ns", "ownerReferences": refs}});
+        store
+            .write(&("".into(), "pods".into()), "ns", name, |_, _| {
+                Ok(WriteAction::Put(obj))
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn owner_index_follows_writes_and_deletes() {
+        let store = Store::new(10);
+        let pods = ("".to_owned(), "pods".to_owned());
+        let key = |n: &str| (pods.clone(), ("ns".to_owned(), n.to_owned()));
+        put(&store, "a", &["u1"]);
+        put(&store, "b", &["u1", "u2"]);
+        assert_eq!(store.dependents("u1"), vec![key("a"), key("b")]);
+        assert_eq!(store.dependents("u2"), vec![key("b")]);
+        put(&store, "b", &["u2"]);
+        assert_eq!(store.dependents("u1"), vec![key("a")]);
+        store
+            .write(&pods, "ns", "a", |_, _| Ok(WriteAction::Delete))
+            .unwrap();
+        assert!(store.dependents("u1").is_empty());
+        store.load(
+            50,
+            vec![(
+                pods.clone(),
+                json!({"metadata": {"name": "c", "namespace": "ns",
+            "ownerReferences": [{"uid": "u3"}]}}),
+            )],
+        );
+        assert_eq!(store.dependents("u3"), vec![key("c")]);
+        assert_eq!(store.dependents("u2"), vec![key("b")]);
     }
 }

@@ -11,7 +11,7 @@ mod cluster;
 mod plan;
 mod serve;
 
-use std::time::Duration;
+use std::{collections::BTreeMap, time::Duration};
 
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::json;
@@ -69,6 +69,8 @@ struct Run {
     wall: Duration,
     critical: Duration,
     api_requests: u64,
+    /// Requests by `verb=..,resource=..`, largest first.
+    api_requests_by: Vec<(String, u64)>,
     idle_rss_mib: f64,
     peak_rss_mib: f64,
     failed: Vec<String>,
@@ -193,7 +195,11 @@ impl Bench<'_> {
                 per_request,
                 (parallelism > 0).then_some(parallelism),
             ),
-            api_requests: after.saturating_sub(before),
+            api_requests: plan::requests_between(&before, &after)
+                .iter()
+                .map(|(_, n)| n)
+                .sum(),
+            api_requests_by: plan::requests_between(&before, &after),
             idle_rss_mib: idle.rss_mib,
             peak_rss_mib: memory.peak_rss_mib,
             failed: expansion.failed,
@@ -217,6 +223,9 @@ impl Bench<'_> {
                    "wall_over_critical_path": ratio(run.wall, run.critical),
                    "api_requests": run.api_requests,
                    "api_requests_per_pvc": run.api_requests as f64 / pvcs.max(1.0),
+                   "api_requests_per_pvc_by": run.api_requests_by.iter()
+                       .map(|(k, n)| (k.clone(), json!(*n as f64 / pvcs.max(1.0))))
+                       .collect::<serde_json::Map<_, _>>(),
                    "idle_rss_mib": run.idle_rss_mib, "peak_rss_mib": run.peak_rss_mib,
                    "controller_cpu_s": controller_cpu, "sandbox_cpu_s": sandbox_cpu,
                    "condition_true_at": milestones, "failed": run.failed}),
@@ -287,8 +296,8 @@ fn summarize(args: &Args, all: &Run, one: &Run, big: Option<&Run>) {
     emit(BENCH, "summary", fields);
 }
 
-/// The controller's request counter.
-async fn api_requests(http: &reqwest::Client, url: &str) -> Result<u64> {
+/// The controller's request counter, by label set.
+async fn api_requests(http: &reqwest::Client, url: &str) -> Result<BTreeMap<String, u64>> {
     let text = http
         .get(url)
         .send()
@@ -296,16 +305,17 @@ async fn api_requests(http: &reqwest::Client, url: &str) -> Result<u64> {
         .with_context(|| format!("scraping {url}"))?
         .text()
         .await?;
-    plan::api_requests_total(&text).ok_or_else(|| anyhow!("no volops_controller_api_requests_total at {url}"))
+    plan::api_requests_by_labels(&text)
+        .ok_or_else(|| anyhow!("no volops_controller_api_requests_total at {url}"))
 }
 
 /// The request counter once it stops moving (the controller's start-up lists are done).
-async fn settled_requests(http: &reqwest::Client, url: &str) -> Result<u64> {
+async fn settled_requests(http: &reqwest::Client, url: &str) -> Result<BTreeMap<String, u64>> {
     let mut last = api_requests(http, url).await?;
     for _ in 0..100 {
         tokio::time::sleep(Duration::from_millis(300)).await;
         let now = api_requests(http, url).await?;
-        if now == last && now > 0 {
+        if now == last && !now.is_empty() {
             return Ok(now);
         }
         last = now;

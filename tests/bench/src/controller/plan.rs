@@ -1,7 +1,7 @@
 //! Pure parts of the controller bench: the critical path implied by the simulated latencies,
 //! the targets, and reading the controller's request counter from its /metrics text.
 
-use std::time::Duration;
+use std::{collections::BTreeMap, time::Duration};
 
 /// Delayed steps of one Online resize in the simulated resizer (tests/sandbox/cluster
 /// `storage::resize::next`): the controller-side resize finishes one class delay after it
@@ -25,10 +25,11 @@ pub fn critical_path(resize_delay: Duration, pvcs: u32, parallelism: Option<u32>
     resize_delay * DELAYED_RESIZE_STEPS * waves
 }
 
-/// Sum of `volops_controller_api_requests_total` over its labels in a /metrics text.
-pub fn api_requests_total(metrics: &str) -> Option<u64> {
+/// `volops_controller_api_requests_total` by label set (`verb=..,resource=..`) in a /metrics
+/// text; None when the counter is not there.
+pub fn api_requests_by_labels(metrics: &str) -> Option<BTreeMap<String, u64>> {
     let mut found = false;
-    let mut sum = 0u64;
+    let mut by = BTreeMap::new();
     for line in metrics.lines() {
         let Some(rest) = line.strip_prefix("volops_controller_api_requests_total") else {
             continue;
@@ -37,11 +38,26 @@ pub fn api_requests_total(metrics: &str) -> Option<u64> {
         if !(rest.starts_with('{') || rest.starts_with(' ')) {
             continue;
         }
-        let value = rest.rsplit(' ').next()?;
-        sum += value.parse::<f64>().ok()? as u64;
+        let (labels, value) = rest.rsplit_once(' ')?;
+        let labels = labels
+            .trim_start_matches('{')
+            .trim_end_matches('}')
+            .replace('"', "");
+        *by.entry(labels).or_insert(0) += value.parse::<f64>().ok()? as u64;
         found = true;
     }
-    found.then_some(sum)
+    found.then_some(by)
+}
+
+/// What was sent between two readings of the counter, by label set, largest first.
+pub fn requests_between(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> Vec<(String, u64)> {
+    let mut out: Vec<(String, u64)> = after
+        .iter()
+        .map(|(k, v)| (k.clone(), v.saturating_sub(before.get(k).copied().unwrap_or(0))))
+        .filter(|(_, v)| *v > 0)
+        .collect();
+    out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    out
 }
 
 /// Whether a measured figure meets its target.
@@ -73,15 +89,25 @@ mod tests {
     }
 
     #[test]
-    fn api_request_counter_sums_its_labels() {
+    fn api_request_counter_by_labels() {
         let text = "# HELP volops_controller_api_requests Requests\n\
                     # TYPE volops_controller_api_requests counter\n\
-                    volops_controller_api_requests_total{method=\"GET\"} 120\n\
-                    volops_controller_api_requests_total{method=\"PATCH\"} 30\n\
-                    volops_controller_api_requests_total_created{method=\"GET\"} 1.7e9\n\
+                    volops_controller_api_requests_total{verb=\"get\",resource=\"pods\"} 120\n\
+                    volops_controller_api_requests_total{verb=\"patch\",resource=\"pods\"} 30\n\
+                    volops_controller_api_requests_total_created{verb=\"get\",resource=\"pods\"} 1.7e9\n\
                     volops_controller_pvc_expansions_total{kind=\"Redis\"} 6\n# EOF\n";
-        assert_eq!(api_requests_total(text), Some(150));
-        assert_eq!(api_requests_total("# EOF\n"), None);
+        let by = api_requests_by_labels(text).unwrap();
+        assert_eq!(by.get("verb=get,resource=pods"), Some(&120));
+        assert_eq!(by.values().sum::<u64>(), 150);
+        assert_eq!(api_requests_by_labels("# EOF\n"), None);
+        let before: BTreeMap<String, u64> = [("verb=get,resource=pods".to_owned(), 100)].into();
+        assert_eq!(
+            requests_between(&before, &by),
+            vec![
+                ("verb=patch,resource=pods".to_owned(), 30),
+                ("verb=get,resource=pods".to_owned(), 20)
+            ]
+        );
     }
 
     #[test]
