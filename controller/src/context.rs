@@ -12,7 +12,11 @@ use kube::{
 };
 use volops_shared::{DatabaseKind, WorkloadKind};
 
-use crate::{Config, metrics::Metrics};
+use crate::{
+    Config,
+    caches::{KindCaches, RequestVersions},
+    metrics::Metrics,
+};
 
 /// The ops requests (as JSON) of database `db` in namespace `ns` from a controller's cache;
 /// None while the cache is not filled yet.
@@ -26,6 +30,10 @@ pub struct Ctx {
     pub recorder: Recorder,
     /// Per ops-request kind: its controller's cache of requests.
     requests: RwLock<BTreeMap<&'static str, RequestLister>>,
+    /// Per database kind: its controller's PVC and database caches.
+    caches: RwLock<BTreeMap<&'static str, KindCaches>>,
+    /// The newest known resourceVersion of each request (when the cached copy will do).
+    pub request_versions: RequestVersions,
 }
 
 impl Ctx {
@@ -41,7 +49,27 @@ impl Ctx {
             metrics,
             recorder,
             requests: RwLock::default(),
+            caches: RwLock::default(),
+            request_versions: RequestVersions::default(),
         }
+    }
+
+    /// Registers a kind's caches (called by its controller).
+    pub fn set_caches(&self, caches: KindCaches) {
+        let mut map = self
+            .caches
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.insert(caches.kind.ops_kind(), caches);
+    }
+
+    /// A kind's caches, if its controller runs.
+    pub fn caches(&self, kind: DatabaseKind) -> Option<KindCaches> {
+        let map = self
+            .caches
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.get(kind.ops_kind()).cloned()
     }
 
     /// Registers the cache of `kind`'s requests (called by its controller).

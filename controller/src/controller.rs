@@ -11,11 +11,16 @@ use k8s_openapi::api::{
 use kube::{
     Api, Resource, ResourceExt,
     api::{DynamicObject, ListParams},
-    runtime::{Controller, reflector::ObjectRef, reflector::Store, watcher},
+    runtime::{
+        Controller, WatchStreamExt,
+        reflector::{self, ObjectRef, Store, reflector},
+        watcher,
+    },
 };
 use volops_shared::{DatabaseKind, WorkloadKind, api::OpsRequestPhase};
 
 use crate::{
+    caches::KindCaches,
     context::{Ctx, database_resource, workload_resource},
     ops::OpsRequest,
     reconcile::{error_policy, reconcile},
@@ -64,7 +69,8 @@ pub async fn run_kind<R: OpsRequest>(
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let client = ctx.client.clone();
-    let offshoots = watcher::Config::default().labels(INSTANCE);
+    // Only this kind's offshoots: KubeDB puts its selector labels on every one of them.
+    let offshoots = watcher::Config::default().labels(&R::KIND.offshoot_selector());
     let controller = Controller::new(Api::<R>::all(client.clone()), watcher::Config::default());
     let store = controller.store();
     let s = store.clone();
@@ -82,11 +88,44 @@ pub async fn run_kind<R: OpsRequest>(
             )
         }),
     );
+    // PVCs and databases feed caches as well as triggers: a step that waits for them reads
+    // the caches (see `caches`).
+    let (pvcs, pvc_writer) = reflector::store();
+    let pvc_events = reflector(
+        pvc_writer,
+        // managedFields are never read; dropping them keeps the cache small.
+        watcher(
+            Api::<PersistentVolumeClaim>::all(client.clone()),
+            offshoots.clone(),
+        )
+        .modify(|pvc| pvc.managed_fields_mut().clear()),
+    )
+    .touched_objects();
+    let kind: DatabaseKind = R::KIND;
+    let ar = database_resource(kind);
+    let db_writer = reflector::store::Writer::new(ar.clone());
+    let databases = db_writer.as_reader();
+    let db_events = reflector(
+        db_writer,
+        watcher(
+            Api::<DynamicObject>::all_with(client.clone(), &ar),
+            watcher::Config::default(),
+        )
+        .modify(|db| db.managed_fields_mut().clear()),
+    )
+    .touched_objects();
+    ctx.set_caches(KindCaches {
+        kind,
+        pvcs,
+        databases,
+    });
     let s = store.clone();
-    let mut controller = controller.watches(
-        Api::<PersistentVolumeClaim>::all(client.clone()),
-        offshoots.clone(),
-        move |o| offshoot_requests(&s, &o),
+    let mut controller = controller.watches_stream(pvc_events, move |o| offshoot_requests(&s, &o));
+    let s = store.clone();
+    controller = controller.watches_stream_with(
+        db_events,
+        move |db| requests_of(&s, db.namespace(), Some(db.name_any().as_str())),
+        ar,
     );
     let s = store.clone();
     controller = controller.watches(Api::<Pod>::all(client.clone()), offshoots.clone(), move |o| {
@@ -119,15 +158,6 @@ pub async fn run_kind<R: OpsRequest>(
                 .filter(|o| o.name != r.name_any())
                 .collect::<Vec<_>>()
         },
-    );
-    let kind: DatabaseKind = R::KIND;
-    let ar = database_resource(kind);
-    let s = store.clone();
-    controller = controller.watches_with(
-        Api::<DynamicObject>::all_with(client.clone(), &ar),
-        ar,
-        watcher::Config::default(),
-        move |db| requests_of(&s, db.namespace(), Some(db.name_any().as_str())),
     );
     let shutdown = shutdown.shared();
     let run = controller

@@ -1,6 +1,7 @@
 //! volops-controller: carries out VolumeExpansion RedisOpsRequests and ZooKeeperOpsRequests
 //! (DESIGN.md §5). Entry point for the binary and for in-process tests: [`run`].
 
+pub mod caches;
 pub mod context;
 pub mod controller;
 pub mod decide;

@@ -41,15 +41,22 @@ pub async fn reconcile<R: OpsRequest>(obj: Arc<R>, ctx: Arc<Ctx>) -> Result<Acti
         return Ok(Action::await_change());
     }
     let ns = obj.namespace().unwrap_or_default();
-    let api: Api<R> = Api::namespaced(ctx.client.clone(), &ns);
-    let Some(fresh) = api
-        .get_opt(&obj.name_any())
-        .await
-        .during(|| format!("get {}", obj.name_any()))?
-    else {
-        return Ok(Action::await_change());
+    let name = obj.name_any();
+    let versions = &ctx.request_versions;
+    // The cached copy will do unless this process wrote or read a newer one (its own status
+    // write usually lands here before the watch event does).
+    let fresh = if versions.is_behind(R::KIND, &ns, &name, obj.resource_version().as_deref()) {
+        let api: Api<R> = Api::namespaced(ctx.client.clone(), &ns);
+        let Some(fresh) = api.get_opt(&name).await.during(|| format!("get {name}"))? else {
+            versions.forget(R::KIND, &ns, &name);
+            return Ok(Action::await_change());
+        };
+        versions.saw(R::KIND, &ns, &name, fresh.resource_version());
+        Arc::new(fresh)
+    } else {
+        obj
     };
-    let mut job = Job::from_request(&fresh)?;
+    let mut job = Job::from_request(fresh.as_ref())?;
     if job.deleting {
         return on_delete(&ctx, &mut job).await;
     }
@@ -58,6 +65,7 @@ pub async fn reconcile<R: OpsRequest>(obj: Arc<R>, ctx: Arc<Ctx>) -> Result<Acti
         if job.finalizers.iter().any(|f| f == FINALIZER) {
             set_finalizer(&ctx, &mut job, false).await?;
         }
+        versions.forget(R::KIND, &ns, &name);
         return Ok(Action::await_change());
     }
     if !job.finalizers.iter().any(|f| f == FINALIZER) {
@@ -309,6 +317,7 @@ async fn on_delete(ctx: &Ctx, job: &mut Job) -> Result<Action> {
         return Ok(Action::requeue(steps::SOON));
     }
     set_finalizer(ctx, job, false).await?;
+    ctx.request_versions.forget(job.kind, &job.namespace, &job.name);
     Ok(Action::await_change())
 }
 
@@ -328,7 +337,7 @@ async fn set_finalizer(ctx: &Ctx, job: &mut Job, present: bool) -> Result<()> {
         .patch(&job.name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .during(|| format!("update finalizers of {}", job.describe()))?;
-    job.resource_version = obj.resource_version();
+    job.saw_version(ctx, obj.resource_version());
     job.finalizers = finalizers;
     Ok(())
 }

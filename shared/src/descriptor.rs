@@ -161,6 +161,15 @@ impl DatabaseKind {
         });
         is("app.kubernetes.io/instance", db) && is("app.kubernetes.io/managed-by", "kubedb.com") && name_ok
     }
+    /// The selector of every offshoot of every database of this kind (for watches): the
+    /// kind's selector labels with the instance label present, whatever its value.
+    pub fn offshoot_selector(self) -> String {
+        format!(
+            "app.kubernetes.io/name={}.{},app.kubernetes.io/managed-by=kubedb.com,app.kubernetes.io/instance",
+            self.plural(),
+            self.group()
+        )
+    }
     /// The same selector as a label-selector string for list calls.
     pub fn selector(self, db: &str) -> String {
         self.selector_labels(db)
@@ -282,6 +291,28 @@ mod tests {
                 assert_eq!(kind.selects("rd", labels), by_map(labels), "{kind:?} {labels:?}");
             }
             assert!(kind.selects("rd", &want));
+        }
+    }
+
+    #[test]
+    fn offshoot_selector_is_the_selector_with_any_instance() {
+        for kind in [DatabaseKind::Redis, DatabaseKind::ZooKeeper] {
+            let terms: Vec<String> = kind.offshoot_selector().split(',').map(str::to_owned).collect();
+            let mut want: Vec<String> = kind
+                .selector_labels("rd")
+                .into_iter()
+                .map(|(k, v)| {
+                    if k == "app.kubernetes.io/instance" {
+                        k
+                    } else {
+                        format!("{k}={v}")
+                    }
+                })
+                .collect();
+            want.sort();
+            let mut got = terms.clone();
+            got.sort();
+            assert_eq!(got, want, "{kind:?}");
         }
     }
 

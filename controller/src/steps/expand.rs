@@ -1,7 +1,7 @@
 //! Expand: Online patches every PVC to the target at once and waits for the capacity; Offline
 //! goes pod by pod (KUBEDB.md §3.3 step 5) so at most one pod of the database is missing.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
 use futures::future::try_join_all;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
@@ -53,24 +53,33 @@ fn pvc_api(ctx: &Ctx, job: &Job) -> Api<PersistentVolumeClaim> {
     Api::namespaced(ctx.client.clone(), &job.namespace)
 }
 
-/// Every PVC of the database by name: one labelled list, then a get for any the list missed.
+/// Every PVC of the database by name: from the cache (a PVC seen behind is looked at again on
+/// its next event) or one labelled list, then a get for any they missed.
 async fn load_pvcs(
     ctx: &Ctx,
     job: &Job,
     names: &[String],
-) -> Result<BTreeMap<String, PersistentVolumeClaim>> {
+) -> Result<BTreeMap<String, Arc<PersistentVolumeClaim>>> {
     let api = pvc_api(ctx, job);
-    let lp = ListParams::default().labels(&job.kind.selector(&job.database));
-    let mut by_name: BTreeMap<String, PersistentVolumeClaim> = BTreeMap::new();
-    for pvc in api.list(&lp).await.during(|| "list PVCs".into())?.items {
-        by_name.insert(pvc.name_any(), pvc);
-    }
+    let cached = ctx
+        .caches(job.kind)
+        .and_then(|c| c.pvcs_of(&job.namespace, &job.database, names));
+    let listed = match cached {
+        Some(pvcs) => pvcs,
+        None => {
+            let lp = ListParams::default().labels(&job.kind.selector(&job.database));
+            let list = api.list(&lp).await.during(|| "list PVCs".into())?;
+            list.items.into_iter().map(Arc::new).collect()
+        }
+    };
+    let mut by_name: BTreeMap<String, Arc<PersistentVolumeClaim>> =
+        listed.into_iter().map(|p| (p.name_any(), p)).collect();
     let missing: Vec<&String> = names.iter().filter(|n| !by_name.contains_key(*n)).collect();
     for name in missing {
         let pvc = api.get_opt(name).await.during(|| format!("get PVC {name}"))?;
         let pvc =
             pvc.ok_or_else(|| Error::Invalid(format!("PVC {}/{name} does not exist", job.namespace)))?;
-        by_name.insert(name.clone(), pvc);
+        by_name.insert(name.clone(), Arc::new(pvc));
     }
     Ok(by_name)
 }

@@ -8,7 +8,7 @@ pub mod expand;
 pub mod pause;
 pub mod workloads;
 
-use std::{collections::BTreeMap, time::Duration};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use kube::{
     Api, ResourceExt,
@@ -130,6 +130,13 @@ impl Job {
         Api::namespaced_with(ctx.client.clone(), &self.namespace, &ar)
     }
 
+    /// Keeps the resourceVersion a write returned, here and in the process's record.
+    pub fn saw_version(&mut self, ctx: &Ctx, rv: Option<String>) {
+        ctx.request_versions
+            .saw(self.kind, &self.namespace, &self.name, rv.clone());
+        self.resource_version = rv;
+    }
+
     /// Sets (Some) or removes (None) annotations on the ops request, guarded by the
     /// resourceVersion this reconcile read, and keeps the local copy current.
     pub async fn annotate(&mut self, ctx: &Ctx, changes: &[(String, Option<String>)]) -> Result<()> {
@@ -146,7 +153,7 @@ impl Job {
             .patch(&self.name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
             .during(|| format!("annotate {}", self.describe()))?;
-        self.resource_version = obj.resource_version();
+        self.saw_version(ctx, obj.resource_version());
         for (k, v) in changes {
             match v {
                 Some(v) => self.annotations.insert(k.clone(), v.clone()),
@@ -173,7 +180,7 @@ impl Job {
             .patch_status(&self.name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
             .during(|| format!("update status of {}", self.describe()))?;
-        self.resource_version = obj.resource_version();
+        self.saw_version(ctx, obj.resource_version());
         self.status = status;
         Ok(())
     }
@@ -210,16 +217,23 @@ pub fn to_json<T: serde::Serialize>(what: &str, obj: &T) -> Result<Value> {
     })
 }
 
-/// The database's workloads as KubeDB names them (needs the database for its topology).
+/// The database's workloads as KubeDB names them (needs the database for its topology, which
+/// a paused database keeps: the cached copy will do).
 pub async fn database_workloads(ctx: &Ctx, job: &Job) -> Result<Vec<Workload>> {
-    let db = get_database(ctx, job).await?.ok_or_else(|| {
-        Error::Invalid(format!(
-            "{} {}/{} does not exist",
-            job.kind.kind(),
-            job.namespace,
-            job.database
-        ))
-    })?;
-    let view = DatabaseView::from_json(job.kind, &to_json("database", &db)?);
+    let cached = ctx
+        .caches(job.kind)
+        .and_then(|c| c.database(&job.namespace, &job.database));
+    let db = match cached {
+        Some(db) => db,
+        None => get_database(ctx, job).await?.map(Arc::new).ok_or_else(|| {
+            Error::Invalid(format!(
+                "{} {}/{} does not exist",
+                job.kind.kind(),
+                job.namespace,
+                job.database
+            ))
+        })?,
+    };
+    let view = DatabaseView::from_json(job.kind, &to_json("database", db.as_ref())?);
     Ok(workloads(job.kind, &job.database, &view.topology))
 }

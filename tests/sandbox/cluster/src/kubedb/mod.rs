@@ -24,6 +24,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinSet;
 
+/// Concurrent provisioner reconciles: a pause of many databases at once is acknowledged
+/// without a queue in front of it (volops-bench controller pauses 200 at once).
+const PROVISIONER_WORKERS: usize = 16;
+
 /// Per-kind wiring made before the informers start (so no event is missed).
 pub struct Pending {
     kind: DbKind,
@@ -129,10 +133,17 @@ fn run(client: kube::Client, p: Pending, gc: Collector, pause: PauseSwitch, task
         services: p.services,
     });
     dbs.spawn(tasks);
-    spawn_workers(tasks, "kubedb-provisioner", p.queue, 4, pause, move |key| {
-        let ctx = ctx.clone();
-        async move { reconcile(&ctx, &key).await }
-    });
+    spawn_workers(
+        tasks,
+        "kubedb-provisioner",
+        p.queue,
+        PROVISIONER_WORKERS,
+        pause,
+        move |key| {
+            let ctx = ctx.clone();
+            async move { reconcile(&ctx, &key).await }
+        },
+    );
 }
 
 fn malformed(what: &str, e: serde_json::Error) -> Error {
