@@ -19,7 +19,7 @@ use serde_json::json;
 use volops_sandbox::{Sandbox, SandboxOptions};
 
 use crate::load::{self, Outcome, Requests, Target};
-use crate::proc::{Child, Memory};
+use crate::proc::{self, Child, Memory};
 use crate::report::{Percentiles, emit, say};
 pub use serve::{ServeArgs, serve};
 
@@ -101,6 +101,17 @@ struct Under {
     name: &'static str,
     target: Target,
     mix: Arc<Mix>,
+    /// The server process (its CPU time per request is reported).
+    pid: u32,
+}
+
+/// CPU microseconds per request of the server and of this process (load client; the sandbox
+/// is idle meanwhile) over one load run, warm-up included (at the measured rate).
+fn cpu_per_request(server: (f64, f64), client: (f64, f64), out: &Outcome, warmup: f64) -> (f64, f64) {
+    let window = out.window.as_secs_f64().max(1e-9);
+    let requests = out.completed as f64 * (window + warmup) / window;
+    let per = |(before, after): (f64, f64)| (after - before) * 1e6 / requests.max(1.0);
+    (per(server), per(client))
 }
 
 fn secs(s: f64) -> Duration {
@@ -168,6 +179,7 @@ pub async fn run(mut args: Args) -> Result<()> {
                 reviews: reviews.clone(),
                 strict: true,
             }),
+            pid: webhook.pid(),
         },
         Under {
             name: "noop",
@@ -176,6 +188,7 @@ pub async fn run(mut args: Args) -> Result<()> {
                 reviews: reviews.clone(),
                 strict: false,
             }),
+            pid: noop.pid(),
         },
     ];
 
@@ -187,6 +200,7 @@ pub async fn run(mut args: Args) -> Result<()> {
         let order: [usize; 2] = if level % 2 == 0 { [0, 1] } else { [1, 0] };
         for s in order {
             let under = &servers[s];
+            let cpu_before = (proc::cpu_seconds(under.pid)?, proc::cpu_seconds(std::process::id())?);
             let out = load::closed_loop(
                 &under.target,
                 under.mix.clone(),
@@ -200,7 +214,13 @@ pub async fn run(mut args: Args) -> Result<()> {
             if rate > peaks[s].0 {
                 peaks[s] = (rate, conns);
             }
-            load_line("closed_loop", under.name, conns, None, &out);
+            let cpu = cpu_per_request(
+                (cpu_before.0, proc::cpu_seconds(under.pid)?),
+                (cpu_before.1, proc::cpu_seconds(std::process::id())?),
+                &out,
+                args.warmup_seconds,
+            );
+            load_line("closed_loop", under.name, conns, None, &out, Some(cpu));
             errors += out.errors;
             first_errors.extend(out.first_errors.iter().map(|e| format!("{}: {e}", under.name)));
         }
@@ -232,7 +252,7 @@ pub async fn run(mut args: Args) -> Result<()> {
         )
         .await
         .with_context(|| format!("paced load on {}", under.name))?;
-        let p = load_line("open_loop", under.name, paced_conns, Some(rate), &out);
+        let p = load_line("open_loop", under.name, paced_conns, Some(rate), &out, None);
         paced_p99[s] = p.p99_ms;
         errors += out.errors;
         first_errors.extend(out.first_errors.iter().map(|e| format!("{}: {e}", under.name)));
@@ -321,12 +341,23 @@ fn in_process(args: &Args) -> Result<()> {
     Ok(())
 }
 
-fn load_line(result: &str, target: &str, conns: usize, rate: Option<f64>, out: &Outcome) -> Percentiles {
+fn load_line(
+    result: &str,
+    target: &str,
+    conns: usize,
+    rate: Option<f64>,
+    out: &Outcome,
+    cpu_us: Option<(f64, f64)>,
+) -> Percentiles {
     let mut lat = out.latencies_us.clone();
     let p = Percentiles::of(&mut lat);
     let mut fields = json!({"target": target, "concurrency": conns, "requests_per_s": out.rate(),
                             "completed": out.completed, "errors": out.errors,
                             "seconds": out.window.as_secs_f64()});
+    if let Some((server, client)) = cpu_us {
+        fields["server_cpu_us_per_request"] = json!(server);
+        fields["client_cpu_us_per_request"] = json!(client);
+    }
     if let (Some(map), Some(pj)) = (fields.as_object_mut(), p.to_json().as_object()) {
         map.extend(pj.clone());
     }
