@@ -200,7 +200,10 @@ pub async fn run(mut args: Args) -> Result<()> {
         let order: [usize; 2] = if level % 2 == 0 { [0, 1] } else { [1, 0] };
         for s in order {
             let under = &servers[s];
-            let cpu_before = (proc::cpu_seconds(under.pid)?, proc::cpu_seconds(std::process::id())?);
+            let cpu_before = (
+                proc::cpu_seconds(under.pid)?,
+                proc::cpu_seconds(std::process::id())?,
+            );
             let out = load::closed_loop(
                 &under.target,
                 under.mix.clone(),
