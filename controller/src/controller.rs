@@ -27,7 +27,6 @@ use crate::{
 };
 
 const INSTANCE: &str = "app.kubernetes.io/instance";
-const NAME: &str = "app.kubernetes.io/name";
 
 /// Requests in the store for database `db` in `ns` that are not final.
 fn requests_of<R: OpsRequest>(store: &Store<R>, ns: Option<String>, db: Option<&str>) -> Vec<ObjectRef<R>> {
@@ -47,14 +46,14 @@ fn requests_of<R: OpsRequest>(store: &Store<R>, ns: Option<String>, db: Option<&
         .collect()
 }
 
-/// Offshoots carry the database name in `app.kubernetes.io/instance` and its kind in `name`.
+/// Offshoots carry the database name in `app.kubernetes.io/instance` (the watches select only
+/// the kind's offshoots, see [`DatabaseKind::offshoot_selector`]).
 fn offshoot_requests<R: OpsRequest, O: Resource>(store: &Store<R>, obj: &O) -> Vec<ObjectRef<R>> {
-    let labels = obj.labels();
-    let kind_label = format!("{}.{}", R::KIND.plural(), R::KIND.group());
-    if labels.get(NAME).is_some_and(|n| *n != kind_label) {
-        return Vec::new();
-    }
-    requests_of(store, obj.namespace(), labels.get(INSTANCE).map(String::as_str))
+    requests_of(
+        store,
+        obj.namespace(),
+        obj.labels().get(INSTANCE).map(String::as_str),
+    )
 }
 
 /// Whether the cluster serves the PetSet API (the CRD is optional).

@@ -11,7 +11,7 @@ use kube::{
 };
 use serde_json::{Value, json};
 use support::*;
-use volops_controller::Metrics;
+use volops_controller::{Metrics, metrics::RequestLabels};
 use volops_shared::api::RedisOpsRequest;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -53,6 +53,16 @@ async fn online_redis_cluster_expansion_succeeds_without_pod_restarts() {
     // Let the controller's initial lists and watches settle before counting.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let requests_at_start = metrics.api_requests_total();
+    let pvc_lists = || {
+        metrics
+            .api_requests
+            .get_or_create(&RequestLabels {
+                verb: "list".into(),
+                resource: "persistentvolumeclaims".into(),
+            })
+            .get()
+    };
+    let pvc_lists_at_start = pvc_lists();
     let req = serde_json::from_value(json!({
         "apiVersion": "ops.kubedb.com/v1alpha1", "kind": "RedisOpsRequest",
         "metadata": {"name": "grow", "namespace": "db"},
@@ -127,6 +137,10 @@ async fn online_redis_cluster_expansion_succeeds_without_pod_restarts() {
         "saved manifests dropped: {:?}",
         done.annotations()
     );
+    // Admit lists the database's PVCs once; Expand reads them from the controller's cache however
+    // many PVC events wake it (one more for a watch that had to relist).
+    let lists = pvc_lists() - pvc_lists_at_start;
+    assert!(lists <= 2, "{lists} PVC lists for one request");
     let for_request = api_requests - requests_at_start;
     eprintln!(
         "API requests: {api_requests} in all, {for_request} for the request = {:.1} per PVC (6 PVCs)",

@@ -309,14 +309,14 @@ impl Store {
             let ns = o["metadata"]["namespace"].as_str().unwrap_or("").to_string();
             let name = o["metadata"]["name"].as_str().unwrap_or("").to_string();
             let okey = (ns, name);
+            let new = Arc::new(o);
             let old = inner
                 .buckets
                 .entry(k.clone())
                 .or_insert_with(Bucket::new)
                 .objects
-                .insert(okey.clone(), Arc::new(o));
-            let new = inner.buckets.get(&k).and_then(|b| b.objects.get(&okey)).cloned();
-            inner.index_owners(&k, &okey, old.as_deref(), new.as_deref());
+                .insert(okey.clone(), new.clone());
+            inner.index_owners(&k, &okey, old.as_deref(), Some(&new));
         }
         // Watches from before the restart cannot be resumed.
         let rv = inner.rv;
