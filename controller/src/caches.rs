@@ -1,6 +1,7 @@
 //! What a controller keeps from its watches so that a reconcile which only waits for the
-//! cluster reads memory instead of the API server: the kind's PVCs and database objects, and
-//! the last resourceVersion of each ops request this process wrote or read.
+//! cluster reads memory instead of the API server: the kind's PVCs, database objects and
+//! workloads (StatefulSets, and PetSets where served), and the last resourceVersion of each ops
+//! request this process wrote or read.
 //!
 //! Every read here may lag the API server by a watch event. The steps only use them where a
 //! lag is harmless: a PVC seen still growing is looked at again on its next event, and every
@@ -18,16 +19,29 @@ use kube::{
     api::DynamicObject,
     runtime::reflector::{ObjectRef, Store},
 };
-use volops_shared::DatabaseKind;
+use volops_shared::{DatabaseKind, WorkloadKind};
 
-use crate::context::database_resource;
+use crate::context::{database_resource, workload_resource};
 
-/// One database kind's PVC and database caches (filled by its controller's watches).
+/// One database kind's PVC, database and workload caches (filled by its controller's watches).
 #[derive(Clone)]
 pub struct KindCaches {
     pub kind: DatabaseKind,
     pub pvcs: Store<PersistentVolumeClaim>,
     pub databases: Store<DynamicObject>,
+    /// The kind's offshoot workloads by workload kind; a kind the cluster does not serve has none.
+    pub workloads: Vec<(WorkloadKind, Store<DynamicObject>)>,
+}
+
+/// What a workload cache knows of one workload.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cached<T> {
+    /// The cache holds it.
+    Present(T),
+    /// The synced cache does not hold it (it may lag a creation by a watch event).
+    Absent,
+    /// No synced cache for this kind: ask the API server.
+    Unknown,
 }
 
 fn synced<K: kube::Resource + Clone + 'static>(store: &Store<K>) -> bool
@@ -60,6 +74,18 @@ impl KindCaches {
         }
         let key = ObjectRef::new_with(name, database_resource(self.kind)).within(ns);
         self.databases.get(&key)
+    }
+
+    /// The workload `ns/name` of `kind` as the cache knows it.
+    pub fn workload(&self, kind: WorkloadKind, ns: &str, name: &str) -> Cached<Arc<DynamicObject>> {
+        let Some((_, store)) = self.workloads.iter().find(|(k, _)| *k == kind) else {
+            return Cached::Unknown;
+        };
+        if !synced(store) {
+            return Cached::Unknown;
+        }
+        let key = ObjectRef::new_with(name, workload_resource(kind)).within(ns);
+        store.get(&key).map_or(Cached::Absent, Cached::Present)
     }
 }
 

@@ -4,10 +4,7 @@
 use std::{future::Future, sync::Arc};
 
 use futures::{FutureExt, StreamExt};
-use k8s_openapi::api::{
-    apps::v1::StatefulSet,
-    core::v1::{PersistentVolumeClaim, Pod},
-};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::{
     Api, Resource, ResourceExt,
     api::{DynamicObject, ListParams},
@@ -113,10 +110,33 @@ pub async fn run_kind<R: OpsRequest>(
         .modify(|db| db.managed_fields_mut().clear()),
     )
     .touched_objects();
+    // Workloads feed caches as well: the orphan and recreate steps read them (the PetSet CRD
+    // is optional, so its kind is watched only where served).
+    let mut workloads = Vec::new();
+    let mut workload_events = Vec::new();
+    for wk in [WorkloadKind::StatefulSet, WorkloadKind::PetSet] {
+        if wk == WorkloadKind::PetSet && !serves(&ctx, wk).await {
+            continue;
+        }
+        let ar = workload_resource(wk);
+        let writer = reflector::store::Writer::new(ar.clone());
+        workloads.push((wk, writer.as_reader()));
+        let events = reflector(
+            writer,
+            watcher(
+                Api::<DynamicObject>::all_with(client.clone(), &ar),
+                offshoots.clone(),
+            )
+            .modify(|w| w.managed_fields_mut().clear()),
+        )
+        .touched_objects();
+        workload_events.push((events, ar));
+    }
     ctx.set_caches(KindCaches {
         kind,
         pvcs,
         databases,
+        workloads,
     });
     let s = store.clone();
     let mut controller = controller.watches_stream(pvc_events, move |o| offshoot_requests(&s, &o));
@@ -130,21 +150,9 @@ pub async fn run_kind<R: OpsRequest>(
     controller = controller.watches(Api::<Pod>::all(client.clone()), offshoots.clone(), move |o| {
         offshoot_requests(&s, &o)
     });
-    let s = store.clone();
-    controller = controller.watches(
-        Api::<StatefulSet>::all(client.clone()),
-        offshoots.clone(),
-        move |o| offshoot_requests(&s, &o),
-    );
-    if serves(&ctx, WorkloadKind::PetSet).await {
+    for (events, ar) in workload_events {
         let s = store.clone();
-        let ar = workload_resource(WorkloadKind::PetSet);
-        controller = controller.watches_with(
-            Api::<DynamicObject>::all_with(client.clone(), &ar),
-            ar,
-            offshoots.clone(),
-            move |o| offshoot_requests(&s, &o),
-        );
+        controller = controller.watches_stream_with(events, move |o| offshoot_requests(&s, &o), ar);
     }
     // A request that ends or starts wakes the others of its database (the queue).
     let s = store.clone();

@@ -172,8 +172,7 @@ async fn apply(
                 EventType::Normal,
                 step.label(),
                 note.unwrap_or_else(|| format!("{} done", step.label())),
-            )
-            .await;
+            );
             info!(request = %job.describe(), step = step.label(), "step finished");
             Ok(Action::requeue(NEXT_STEP))
         }
@@ -211,7 +210,7 @@ async fn apply(
             if job.finalizers.iter().any(|f| f == FINALIZER) {
                 set_finalizer(ctx, job, false).await?;
             }
-            publish(ctx, job, EventType::Normal, c::SKIPPED, message).await;
+            publish(ctx, job, EventType::Normal, c::SKIPPED, message);
             Ok(Action::await_change())
         }
     }
@@ -239,8 +238,7 @@ async fn fail(ctx: &Ctx, job: &mut Job, step: Step, reason: String) -> Result<Ac
         EventType::Warning,
         c::FAILED,
         format!("{}: {reason}", step.label()),
-    )
-    .await;
+    );
     Ok(Action::requeue(Duration::from_millis(100)))
 }
 
@@ -255,8 +253,7 @@ async fn finish_failed(ctx: &Ctx, job: &mut Job) -> Result<Outcome> {
         EventType::Normal,
         "Cleanup",
         "workloads and pods restored, database resumed".into(),
-    )
-    .await;
+    );
     Ok(Outcome::wait("failed", Duration::from_millis(100)))
 }
 
@@ -283,8 +280,7 @@ async fn succeed(ctx: &Ctx, job: &mut Job) -> Result<Outcome> {
         EventType::Normal,
         c::SUCCESSFUL,
         "volume expansion finished".into(),
-    )
-    .await;
+    );
     Ok(Outcome::wait("successful", Duration::from_millis(100)))
 }
 
@@ -353,7 +349,9 @@ fn count_phase(ctx: &Ctx, job: &Job) {
         .inc();
 }
 
-async fn publish(ctx: &Ctx, job: &Job, type_: EventType, reason: &str, note: String) {
+/// Publishes an Event in the background. Like client-go's recorder, a step does not wait for
+/// its event: the round trip would otherwise sit between every step of every request.
+fn publish(ctx: &Ctx, job: &Job, type_: EventType, reason: &str, note: String) {
     let event = Event {
         type_,
         reason: reason.into(),
@@ -361,9 +359,12 @@ async fn publish(ctx: &Ctx, job: &Job, type_: EventType, reason: &str, note: Str
         action: reason.into(),
         secondary: None,
     };
-    if let Err(e) = ctx.recorder.publish(&event, &job.reference()).await {
-        debug!(request = %job.describe(), error = %e, "event not published");
-    }
+    let (recorder, reference, request) = (ctx.recorder.clone(), job.reference(), job.describe());
+    tokio::spawn(async move {
+        if let Err(e) = recorder.publish(&event, &reference).await {
+            debug!(%request, error = %e, "event not published");
+        }
+    });
 }
 
 /// Requeue after an error, counting it.

@@ -141,6 +141,43 @@ async fn online_redis_cluster_expansion_succeeds_without_pod_restarts() {
     // many PVC events wake it (one more for a watch that had to relist).
     let lists = pvc_lists() - pvc_lists_at_start;
     assert!(lists <= 2, "{lists} PVC lists for one request");
+    // Events are published in the background; every step's still arrives, on the request.
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), "db");
+    let steps = [
+        "Admit",
+        "PauseDatabase",
+        "OrphanWorkloads",
+        "Expand",
+        "RecreateWorkloads",
+        "UpdateDatabase",
+        "ResumeDatabase",
+        "Successful",
+    ];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let reasons: Vec<String> = events
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("grow"))
+            .filter_map(|e| e.reason)
+            .collect();
+        let missing: Vec<&str> = steps
+            .iter()
+            .copied()
+            .filter(|s| !reasons.iter().any(|r| r == s))
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no event for steps {missing:?}; got {reasons:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let for_request = api_requests - requests_at_start;
     eprintln!(
         "API requests: {api_requests} in all, {for_request} for the request = {:.1} per PVC (6 PVCs)",

@@ -1,6 +1,8 @@
 //! Orphan-delete the workloads (manifest saved on the request first) and recreate them from
 //! the saved manifests with the new claim size; the new workload adopts the pods and PVCs.
 
+use std::sync::Arc;
+
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::{
     Api,
@@ -14,17 +16,39 @@ use volops_shared::{
 
 use super::{Job, Outcome, SOON, database_workloads, to_json};
 use crate::{
+    caches::Cached,
     context::Ctx,
     decide::time,
     error::{Error, KubeContext, Result},
     manifest::{claim_size, parse_workload_key, with_claim_size, workload_key},
 };
 
+/// One workload as a step sees it: its kind and object, or None when it does not exist.
+type Live = Option<(WorkloadKind, Arc<DynamicObject>)>;
+
 /// The workload of this name, looking at the descriptor's kind first and then the other one.
-async fn find(ctx: &Ctx, job: &Job, w: &Workload) -> Result<Option<(WorkloadKind, DynamicObject)>> {
+/// The caches answer where they can; the API server is asked when a cache is not synced, or
+/// when `confirm_absence` (the caller would fail on a missing workload that the cache may
+/// only not have seen yet).
+async fn find(ctx: &Ctx, job: &Job, w: &Workload, confirm_absence: bool) -> Result<Live> {
+    let caches = ctx.caches(job.kind);
+    let mut unknown = false;
+    for kind in [w.kind, w.kind.other()] {
+        match caches
+            .as_ref()
+            .map_or(Cached::Unknown, |c| c.workload(kind, &job.namespace, &w.name))
+        {
+            Cached::Present(obj) => return Ok(Some((kind, obj))),
+            Cached::Absent => {}
+            Cached::Unknown => unknown = true,
+        }
+    }
+    if !unknown && !confirm_absence {
+        return Ok(None);
+    }
     for kind in [w.kind, w.kind.other()] {
         match ctx.workload_api(kind, &job.namespace).get_opt(&w.name).await {
-            Ok(Some(obj)) => return Ok(Some((kind, obj))),
+            Ok(Some(obj)) => return Ok(Some((kind, Arc::new(obj)))),
             Ok(None) => {}
             // The PetSet CRD may not be installed.
             Err(kube::Error::Api(s)) if s.code == 404 => {}
@@ -41,22 +65,47 @@ fn saved<'a>(job: &'a Job, w: &Workload) -> Option<(WorkloadKind, &'a String)> {
         .find_map(|k| job.annotations.get(&workload_key(k, &w.name)).map(|s| (k, s)))
 }
 
+/// The annotation saving a live workload's manifest.
+fn manifest_annotation(
+    kind: WorkloadKind,
+    name: &str,
+    obj: &DynamicObject,
+) -> Result<(String, Option<String>)> {
+    let manifest = crate::manifest::strip_workload(&to_json("workload", obj)?);
+    let text = serde_json::to_string(&manifest).map_err(|source| Error::Json {
+        what: "workload manifest".into(),
+        source,
+    })?;
+    Ok((workload_key(kind, name), Some(text)))
+}
+
+async fn orphan_delete(ctx: &Ctx, job: &Job, kind: WorkloadKind, name: &str) -> Result<()> {
+    let dp = DeleteParams {
+        propagation_policy: Some(PropagationPolicy::Orphan),
+        ..Default::default()
+    };
+    match ctx.workload_api(kind, &job.namespace).delete(name, &dp).await {
+        Ok(_) => Ok(()),
+        Err(e) if matches!(crate::error::code_of(&e), Some(404)) => Ok(()),
+        Err(e) => Err(e).during(|| format!("orphan-delete {} {name}", kind.kind())),
+    }
+}
+
+/// Saves every workload's manifest on the request (one write, before any delete), then
+/// orphan-deletes them all at once; done when none is left.
 pub async fn orphan(ctx: &Ctx, job: &mut Job) -> Result<Outcome> {
     let workloads = database_workloads(ctx, job).await?;
-    let mut gone = 0;
-    let mut used_kind = workloads.first().map_or(job.kind.workload_kind(), |w| w.kind);
+    let mut live = Vec::with_capacity(workloads.len());
     for w in &workloads {
-        let live = find(ctx, job, w).await?;
-        let kind = match (saved(job, w), &live) {
+        live.push(find(ctx, job, w, saved(job, w).is_none()).await?);
+    }
+    let mut to_save = Vec::new();
+    let mut used_kind = workloads.first().map_or(job.kind.workload_kind(), |w| w.kind);
+    for (w, l) in workloads.iter().zip(&live) {
+        used_kind = match (saved(job, w), l) {
             (Some((kind, _)), _) => kind,
             (None, Some((kind, obj))) => {
-                let manifest = crate::manifest::strip_workload(&to_json("workload", obj)?);
-                let text = serde_json::to_string(&manifest).map_err(|source| Error::Json {
-                    what: "workload manifest".into(),
-                    source,
-                })?;
-                job.annotate(ctx, &[(workload_key(*kind, &w.name), Some(text))])
-                    .await?;
+                to_save.push(manifest_annotation(*kind, &w.name, obj)?);
                 *kind
             }
             (None, None) => {
@@ -70,32 +119,19 @@ pub async fn orphan(ctx: &Ctx, job: &mut Job) -> Result<Outcome> {
                 )));
             }
         };
-        used_kind = kind;
-        match live {
-            None => gone += 1,
-            Some((live_kind, obj)) if obj.metadata.deletion_timestamp.is_none() => {
-                let dp = DeleteParams {
-                    propagation_policy: Some(PropagationPolicy::Orphan),
-                    ..Default::default()
-                };
-                match ctx
-                    .workload_api(live_kind, &job.namespace)
-                    .delete(&w.name, &dp)
-                    .await
-                {
-                    Ok(_) => {}
-                    Err(e) if matches!(crate::error::code_of(&e), Some(404)) => {}
-                    Err(e) => {
-                        return Err(e).during(|| format!("orphan-delete {} {}", live_kind.kind(), w.name));
-                    }
-                }
-            }
-            Some(_) => {}
-        }
     }
-    if gone < workloads.len() {
+    job.annotate(ctx, &to_save).await?;
+    let deletes = workloads.iter().zip(&live).filter_map(|(w, l)| match l {
+        Some((kind, obj)) if obj.metadata.deletion_timestamp.is_none() => {
+            Some(orphan_delete(ctx, job, *kind, &w.name))
+        }
+        _ => None,
+    });
+    futures::future::try_join_all(deletes).await?;
+    let left = live.iter().filter(|l| l.is_some()).count();
+    if left > 0 {
         return Ok(Outcome::wait(
-            format!("waiting for {} workloads to be deleted", workloads.len() - gone),
+            format!("waiting for {left} workloads to be deleted"),
             SOON,
         ));
     }
@@ -112,53 +148,83 @@ pub async fn orphan(ctx: &Ctx, job: &mut Job) -> Result<Outcome> {
     )]))
 }
 
-/// Creates every saved workload that does not exist, with the claim size `size_of` gives.
-/// Returns the kind of the workloads seen (for the condition name).
+/// Whether the workload exists: the cache answers when synced, else the API server.
+async fn exists(ctx: &Ctx, job: &Job, kind: WorkloadKind, name: &str) -> Result<bool> {
+    let cached = ctx
+        .caches(job.kind)
+        .map_or(Cached::Unknown, |c| c.workload(kind, &job.namespace, name));
+    match cached {
+        Cached::Present(_) => Ok(true),
+        // A creation the cache has not seen yet answers 409 below, which is success.
+        Cached::Absent => Ok(false),
+        Cached::Unknown => Ok(ctx
+            .workload_api(kind, &job.namespace)
+            .get_opt(name)
+            .await
+            .during(|| format!("get {} {name}", kind.kind()))?
+            .is_some()),
+    }
+}
+
+/// Creates one saved workload unless it exists, with the claim size `size_of` gives.
+async fn recreate_one(
+    ctx: &Ctx,
+    job: &Job,
+    workloads: &[Workload],
+    (key, kind, name, text): (&str, WorkloadKind, &str, &str),
+    size_of: &impl AsyncSize,
+) -> Result<()> {
+    if exists(ctx, job, kind, name).await? {
+        return Ok(());
+    }
+    let saved: Value = serde_json::from_str(text).map_err(|source| Error::Json {
+        what: format!("saved manifest {key}"),
+        source,
+    })?;
+    let template = workloads
+        .iter()
+        .find(|w| w.name == name)
+        .map(|w| w.claim_template.clone())
+        .or_else(|| workloads.first().map(|w| w.claim_template.clone()))
+        .unwrap_or_else(|| "data".to_owned());
+    let size = size_of.size(ctx, job, name, &template, &saved).await?;
+    let manifest =
+        with_claim_size(&saved, &template, &size).map_err(|e| Error::Invalid(format!("{key}: {e}")))?;
+    let obj: DynamicObject = serde_json::from_value(manifest).map_err(|source| Error::Json {
+        what: format!("manifest {key}"),
+        source,
+    })?;
+    match ctx
+        .workload_api(kind, &job.namespace)
+        .create(&PostParams::default(), &obj)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if matches!(crate::error::code_of(&e), Some(409)) => Ok(()),
+        Err(e) => Err(e).during(|| format!("recreate {} {}/{name}", kind.kind(), job.namespace)),
+    }
+}
+
+/// Creates every saved workload that does not exist (all at once), with the claim size
+/// `size_of` gives. Returns the kind of the workloads seen (for the condition name).
 async fn recreate_saved(
     ctx: &Ctx,
     job: &Job,
     workloads: &[Workload],
     size_of: impl AsyncSize,
 ) -> Result<Option<WorkloadKind>> {
-    let mut seen = None;
-    for (key, text) in &job.annotations {
-        let Some((kind, name)) = parse_workload_key(key) else {
-            continue;
-        };
-        seen = Some(kind);
-        let api = ctx.workload_api(kind, &job.namespace);
-        if api
-            .get_opt(name)
-            .await
-            .during(|| format!("get {} {name}", kind.kind()))?
-            .is_some()
-        {
-            continue;
-        }
-        let saved: Value = serde_json::from_str(text).map_err(|source| Error::Json {
-            what: format!("saved manifest {key}"),
-            source,
-        })?;
-        let template = workloads
-            .iter()
-            .find(|w| w.name == name)
-            .map(|w| w.claim_template.clone())
-            .or_else(|| workloads.first().map(|w| w.claim_template.clone()))
-            .unwrap_or_else(|| "data".to_owned());
-        let size = size_of.size(ctx, job, name, &template, &saved).await?;
-        let manifest =
-            with_claim_size(&saved, &template, &size).map_err(|e| Error::Invalid(format!("{key}: {e}")))?;
-        let obj: DynamicObject = serde_json::from_value(manifest).map_err(|source| Error::Json {
-            what: format!("manifest {key}"),
-            source,
-        })?;
-        match api.create(&PostParams::default(), &obj).await {
-            Ok(_) => {}
-            Err(e) if matches!(crate::error::code_of(&e), Some(409)) => {}
-            Err(e) => return Err(e).during(|| format!("recreate {} {}/{name}", kind.kind(), job.namespace)),
-        }
-    }
-    Ok(seen)
+    let saved: Vec<(&str, WorkloadKind, &str, &str)> = job
+        .annotations
+        .iter()
+        .filter_map(|(key, text)| {
+            parse_workload_key(key).map(|(kind, name)| (key.as_str(), kind, name, text.as_str()))
+        })
+        .collect();
+    let creates = saved
+        .iter()
+        .map(|&one| recreate_one(ctx, job, workloads, one, &size_of));
+    futures::future::try_join_all(creates).await?;
+    Ok(saved.last().map(|&(_, kind, _, _)| kind))
 }
 
 /// Where a recreated workload's claim size comes from.
