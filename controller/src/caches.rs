@@ -89,27 +89,79 @@ impl KindCaches {
     }
 }
 
-/// The newest resourceVersion this process knows of each ops request (by kind/ns/name): what
-/// its last write returned or its last fresh read showed.
+/// What this process knows of one ops request beyond its watch cache.
 #[derive(Default)]
-pub struct RequestVersions(Mutex<HashMap<String, String>>);
+struct Known {
+    /// resourceVersions it read or wrote, oldest first (a few), the newest last.
+    versions: Vec<String>,
+    /// The object its newest write returned, if the newest version came from a write.
+    written: Option<Arc<DynamicObject>>,
+}
+
+/// How many versions of a request are remembered (a step writes at most a few times).
+const KEPT_VERSIONS: usize = 8;
+
+/// Where a reconcile should take the ops request from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Freshest {
+    /// The watch cache's copy is the newest known.
+    Cache,
+    /// The cache still shows a version this process has moved past; this is what its last
+    /// write returned.
+    Written(Arc<DynamicObject>),
+    /// The cache shows a version this process never saw, or the newest is not kept: read it.
+    Read,
+}
+
+/// The resourceVersions of each ops request (by kind/ns/name) this process wrote or read, and
+/// what its last write returned: after its own status write a reconcile goes on from that
+/// object instead of reading the request again, while the watch event is still on its way.
+#[derive(Default)]
+pub struct RequestVersions(Mutex<HashMap<String, Known>>);
 
 impl RequestVersions {
     fn key(kind: DatabaseKind, ns: &str, name: &str) -> String {
         format!("{}/{ns}/{name}", kind.ops_kind())
     }
 
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Known>> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Records `rv` as the newest known version.
+    fn push(known: &mut Known, rv: String) {
+        known.versions.retain(|v| *v != rv);
+        known.versions.push(rv);
+        if known.versions.len() > KEPT_VERSIONS {
+            known.versions.remove(0);
+        }
+    }
+
+    /// Records `rv` as the newest known version (read from the API server).
     pub fn saw(&self, kind: DatabaseKind, ns: &str, name: &str, rv: Option<String>) {
         let key = Self::key(kind, ns, name);
+        let mut map = self.map();
         match rv {
-            Some(rv) => self.map().insert(key, rv),
-            None => self.map().remove(&key),
+            Some(rv) => {
+                let known = map.entry(key).or_default();
+                known.written = None;
+                Self::push(known, rv);
+            }
+            None => {
+                map.remove(&key);
+            }
+        }
+    }
+
+    /// Records what a write of this process returned as the newest version.
+    pub fn wrote(&self, kind: DatabaseKind, ns: &str, name: &str, obj: DynamicObject) {
+        let Some(rv) = obj.resource_version() else {
+            self.forget(kind, ns, name);
+            return;
         };
+        let mut map = self.map();
+        let known = map.entry(Self::key(kind, ns, name)).or_default();
+        Self::push(known, rv);
+        known.written = Some(Arc::new(obj));
     }
 
     /// Forgets a request (it is finished or gone).
@@ -122,7 +174,63 @@ impl RequestVersions {
     pub fn is_behind(&self, kind: DatabaseKind, ns: &str, name: &str, rv: Option<&str>) -> bool {
         self.map()
             .get(&Self::key(kind, ns, name))
+            .and_then(|k| k.versions.last())
             .is_some_and(|known| Some(known.as_str()) != rv)
+    }
+
+    /// Where to take the request from when the cache holds it at `rv`. A version this process
+    /// saw before its newest is older than the newest; one it never saw came from another
+    /// writer (every write here is guarded by the version it read) and must be read.
+    pub fn freshest(&self, kind: DatabaseKind, ns: &str, name: &str, rv: Option<&str>) -> Freshest {
+        let map = self.map();
+        let Some(known) = map.get(&Self::key(kind, ns, name)) else {
+            return Freshest::Cache;
+        };
+        let Some(newest) = known.versions.last() else {
+            return Freshest::Cache;
+        };
+        if Some(newest.as_str()) == rv {
+            return Freshest::Cache;
+        }
+        let older = rv.is_some_and(|rv| known.versions.iter().any(|v| v == rv));
+        match (&known.written, older) {
+            (Some(obj), true) => Freshest::Written(obj.clone()),
+            _ => Freshest::Read,
+        }
+    }
+}
+
+/// PVCs this process patched to a target, with the resourceVersion the cache showed when it
+/// did: while the cache still shows that version, the patch is in flight, not missing (each
+/// PVC event of a request wakes it, usually before the events of its other PVCs arrive).
+#[derive(Default)]
+pub struct PvcPatches(Mutex<HashMap<String, (String, String)>>);
+
+impl PvcPatches {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, String)>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records a patch of `ns/name` to `target`, sent while the cache showed version `rv`.
+    pub fn patched(&self, ns: &str, name: &str, target: &str, rv: Option<String>) {
+        if let Some(rv) = rv {
+            self.map().insert(format!("{ns}/{name}"), (target.to_owned(), rv));
+        }
+    }
+
+    /// Whether the cached PVC at `rv` predates this process's patch to `target`; a PVC seen
+    /// at any other version is forgotten (the cache has moved on, it tells the truth now).
+    pub fn in_flight(&self, ns: &str, name: &str, target: &str, rv: Option<&str>) -> bool {
+        let key = format!("{ns}/{name}");
+        let mut map = self.map();
+        match map.get(&key) {
+            Some((t, v)) if t == target && Some(v.as_str()) == rv => true,
+            Some(_) => {
+                map.remove(&key);
+                false
+            }
+            None => false,
+        }
     }
 }
 
@@ -146,5 +254,71 @@ mod tests {
         assert!(!v.is_behind(k, "other", "x", Some("5")));
         v.forget(k, "db", "x");
         assert!(!v.is_behind(k, "db", "x", Some("5")));
+    }
+
+    #[test]
+    fn a_patch_is_in_flight_until_the_cache_shows_another_version() {
+        let p = PvcPatches::default();
+        assert!(!p.in_flight("db", "data-0", "2Gi", Some("7")), "never patched");
+        p.patched("db", "data-0", "2Gi", Some("7".into()));
+        assert!(p.in_flight("db", "data-0", "2Gi", Some("7")));
+        assert!(!p.in_flight("db", "data-0", "3Gi", Some("7")), "another target");
+        p.patched("db", "data-0", "2Gi", Some("7".into()));
+        assert!(!p.in_flight("db", "data-1", "2Gi", Some("7")), "another PVC");
+        assert!(
+            !p.in_flight("db", "data-0", "2Gi", Some("8")),
+            "the cache moved on"
+        );
+        assert!(
+            !p.in_flight("db", "data-0", "2Gi", Some("7")),
+            "and the record is gone with it"
+        );
+    }
+
+    fn written(rv: &str) -> DynamicObject {
+        let mut obj = DynamicObject::new("x", &crate::context::database_resource(DatabaseKind::Redis));
+        obj.metadata.resource_version = Some(rv.into());
+        obj
+    }
+
+    #[test]
+    fn a_cache_behind_this_process_own_write_yields_what_the_write_returned() {
+        let v = RequestVersions::default();
+        let k = DatabaseKind::Redis;
+        assert_eq!(
+            v.freshest(k, "db", "x", Some("3")),
+            Freshest::Cache,
+            "nothing known"
+        );
+        v.saw(k, "db", "x", Some("3".into()));
+        v.wrote(k, "db", "x", written("4"));
+        v.wrote(k, "db", "x", written("5"));
+        match v.freshest(k, "db", "x", Some("3")) {
+            Freshest::Written(obj) => assert_eq!(obj.resource_version().as_deref(), Some("5")),
+            other => panic!("a version read before the writes is behind them: {other:?}"),
+        }
+        assert!(matches!(
+            v.freshest(k, "db", "x", Some("4")),
+            Freshest::Written(_)
+        ));
+        assert_eq!(
+            v.freshest(k, "db", "x", Some("5")),
+            Freshest::Cache,
+            "the cache caught up"
+        );
+        assert_eq!(
+            v.freshest(k, "db", "x", Some("9")),
+            Freshest::Read,
+            "another writer's version is read, never guessed"
+        );
+        assert_eq!(v.freshest(k, "db", "x", None), Freshest::Read);
+        v.saw(k, "db", "x", Some("9".into()));
+        assert_eq!(
+            v.freshest(k, "db", "x", Some("5")),
+            Freshest::Read,
+            "a read keeps no object: an older cache means a read"
+        );
+        v.forget(k, "db", "x");
+        assert_eq!(v.freshest(k, "db", "x", Some("5")), Freshest::Cache);
     }
 }

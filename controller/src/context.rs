@@ -14,7 +14,7 @@ use volops_shared::{DatabaseKind, WorkloadKind};
 
 use crate::{
     Config,
-    caches::{KindCaches, RequestVersions},
+    caches::{KindCaches, PvcPatches, RequestVersions},
     metrics::Metrics,
 };
 
@@ -34,6 +34,8 @@ pub struct Ctx {
     caches: RwLock<BTreeMap<&'static str, KindCaches>>,
     /// The newest known resourceVersion of each request (when the cached copy will do).
     pub request_versions: RequestVersions,
+    /// PVCs this process patched whose new request the cache does not show yet.
+    pub pvc_patches: PvcPatches,
 }
 
 impl Ctx {
@@ -51,6 +53,7 @@ impl Ctx {
             requests: RwLock::default(),
             caches: RwLock::default(),
             request_versions: RequestVersions::default(),
+            pvc_patches: PvcPatches::default(),
         }
     }
 

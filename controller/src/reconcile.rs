@@ -20,6 +20,7 @@ use volops_shared::{
 };
 
 use crate::{
+    caches::Freshest,
     context::Ctx,
     decide::{Step, next_step, step_started, step_timed_out, time},
     error::{Error, KubeContext, Result},
@@ -36,6 +37,27 @@ const NEXT_STEP: Duration = Duration::ZERO;
 /// Annotation counting a step's non-transient errors against `maxRetries`.
 pub const RETRIES_KEY: &str = "volops.dev/retries";
 
+/// The ops request read from the API server (None when it is gone).
+async fn read_request<R: OpsRequest>(ctx: &Ctx, ns: &str, name: &str) -> Result<Option<Arc<R>>> {
+    let api: Api<R> = Api::namespaced(ctx.client.clone(), ns);
+    let versions = &ctx.request_versions;
+    match api.get_opt(name).await.during(|| format!("get {name}"))? {
+        Some(fresh) => {
+            versions.saw(R::KIND, ns, name, fresh.resource_version());
+            Ok(Some(Arc::new(fresh)))
+        }
+        None => {
+            versions.forget(R::KIND, ns, name);
+            Ok(None)
+        }
+    }
+}
+
+/// A written ops request as its typed self (None if it does not convert: then it is read).
+fn as_request<R: OpsRequest>(obj: &kube::api::DynamicObject) -> Option<R> {
+    serde_json::to_value(obj).and_then(serde_json::from_value).ok()
+}
+
 pub async fn reconcile<R: OpsRequest>(obj: Arc<R>, ctx: Arc<Ctx>) -> Result<Action> {
     if !obj.is_volume_expansion() {
         return Ok(Action::await_change());
@@ -43,18 +65,20 @@ pub async fn reconcile<R: OpsRequest>(obj: Arc<R>, ctx: Arc<Ctx>) -> Result<Acti
     let ns = obj.namespace().unwrap_or_default();
     let name = obj.name_any();
     let versions = &ctx.request_versions;
-    // The cached copy will do unless this process wrote or read a newer one (its own status
-    // write usually lands here before the watch event does).
-    let fresh = if versions.is_behind(R::KIND, &ns, &name, obj.resource_version().as_deref()) {
-        let api: Api<R> = Api::namespaced(ctx.client.clone(), &ns);
-        let Some(fresh) = api.get_opt(&name).await.during(|| format!("get {name}"))? else {
-            versions.forget(R::KIND, &ns, &name);
-            return Ok(Action::await_change());
-        };
-        versions.saw(R::KIND, &ns, &name, fresh.resource_version());
-        Arc::new(fresh)
-    } else {
-        obj
+    // The cached copy will do unless this process wrote or read a newer one; after its own
+    // write (the usual case: the watch event is still on its way) it goes on from what that
+    // write returned.
+    let rv = obj.resource_version();
+    let fresh = match versions.freshest(R::KIND, &ns, &name, rv.as_deref()) {
+        Freshest::Cache => Some(obj),
+        Freshest::Written(written) => match as_request::<R>(&written) {
+            Some(r) => Some(Arc::new(r)),
+            None => read_request(&ctx, &ns, &name).await?,
+        },
+        Freshest::Read => read_request(&ctx, &ns, &name).await?,
+    };
+    let Some(fresh) = fresh else {
+        return Ok(Action::await_change());
     };
     let mut job = Job::from_request(fresh.as_ref())?;
     if job.deleting {
@@ -333,7 +357,7 @@ async fn set_finalizer(ctx: &Ctx, job: &mut Job, present: bool) -> Result<()> {
         .patch(&job.name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .during(|| format!("update finalizers of {}", job.describe()))?;
-    job.saw_version(ctx, obj.resource_version());
+    job.wrote(ctx, obj);
     job.finalizers = finalizers;
     Ok(())
 }

@@ -1,14 +1,13 @@
 //! Admit: queue behind other requests for the same database, re-check the shared rules (the
 //! webhook may have been bypassed) and, with `apply: IfReady`, wait for the database.
 
+use std::sync::Arc;
+
 use k8s_openapi::api::{
     core::v1::{Namespace, PersistentVolumeClaim, ResourceQuota},
     storage::v1::StorageClass,
 };
-use kube::{
-    Api,
-    api::{DynamicObject, ListParams},
-};
+use kube::{Api, api::ListParams};
 use volops_shared::{
     Facts,
     api::{ApplyPolicy, VolumeExpansionPolicy},
@@ -93,54 +92,71 @@ async fn facts(ctx: &Ctx, job: &Job, request: OpsRequestView, others: Vec<OpsReq
     let ns = job.namespace.as_str();
     let mut facts = Facts::new(job.kind, request);
     facts.other_requests = others;
-    let db: Option<DynamicObject> = super::get_database(ctx, job).await?;
+    // The cached database will do (the webhook decides on its cache too); a database the
+    // cache lacks is read, as it may only be new.
+    let cached = ctx
+        .caches(job.kind)
+        .and_then(|caches| caches.database(&job.namespace, &job.database));
+    let db = match cached {
+        Some(db) => Some(db),
+        None => super::get_database(ctx, job).await?.map(Arc::new),
+    };
     facts.database = db
-        .map(|d| to_json("database", &d))
+        .map(|d| to_json("database", d.as_ref()))
         .transpose()?
         .map(|v| DatabaseView::from_json(job.kind, &v));
     let lp = ListParams::default();
-    let quotas = Api::<ResourceQuota>::namespaced(ctx.client.clone(), ns)
-        .list(&lp)
-        .await
-        .during(|| "list ResourceQuotas".into())?;
+    let client = ctx.client.clone();
+    // Independent reads at once (the PVC list below depends on the quotas).
+    let quotas = async {
+        Api::<ResourceQuota>::namespaced(client.clone(), ns)
+            .list(&lp)
+            .await
+            .during(|| "list ResourceQuotas".into())
+    };
+    let classes = async {
+        Api::<StorageClass>::all(client.clone())
+            .list(&lp)
+            .await
+            .during(|| "list StorageClasses".into())
+    };
+    let namespace = async {
+        Api::<Namespace>::all(client.clone())
+            .get_opt(ns)
+            .await
+            .during(|| format!("get namespace {ns}"))
+    };
+    // The policy CRD is optional: a cluster without it has no policies.
+    let policies = async {
+        match Api::<VolumeExpansionPolicy>::all(client.clone()).list(&lp).await {
+            Ok(list) => Ok(list
+                .items
+                .into_iter()
+                .map(|p| PolicyView {
+                    name: p.metadata.name.unwrap_or_default(),
+                    spec: p.spec,
+                })
+                .collect()),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(Vec::new()),
+            Err(e) => Err(e).during(|| "list VolumeExpansionPolicies".into()),
+        }
+    };
+    let (quotas, classes, namespace, policies) = futures::try_join!(quotas, classes, namespace, policies)?;
     facts.quotas = quotas.items.iter().map(QuotaView::from_quota).collect();
+    facts.storage_classes = classes.items.iter().map(StorageClassView::from_class).collect();
+    facts.namespace_labels = namespace.and_then(|n| n.metadata.labels).unwrap_or_default();
+    facts.policies = policies;
     // Listing every PVC of a busy namespace per request is what bounds many requests at once.
     let pvc_list = if quotas_need_namespace_pvcs(&facts.quotas) {
         lp.clone()
     } else {
         ListParams::default().labels(&job.kind.selector(&job.database))
     };
-    let pvcs = Api::<PersistentVolumeClaim>::namespaced(ctx.client.clone(), ns)
+    let pvcs = Api::<PersistentVolumeClaim>::namespaced(client, ns)
         .list(&pvc_list)
         .await
         .during(|| "list PVCs".into())?;
     facts.namespace_pvcs = pvcs.items.iter().map(PvcView::from_pvc).collect();
-    let classes = Api::<StorageClass>::all(ctx.client.clone())
-        .list(&lp)
-        .await
-        .during(|| "list StorageClasses".into())?;
-    facts.storage_classes = classes.items.iter().map(StorageClassView::from_class).collect();
-    let namespace = Api::<Namespace>::all(ctx.client.clone())
-        .get_opt(ns)
-        .await
-        .during(|| format!("get namespace {ns}"))?;
-    facts.namespace_labels = namespace.and_then(|n| n.metadata.labels).unwrap_or_default();
-    // The policy CRD is optional: a cluster without it has no policies.
-    facts.policies = match Api::<VolumeExpansionPolicy>::all(ctx.client.clone())
-        .list(&lp)
-        .await
-    {
-        Ok(list) => list
-            .items
-            .into_iter()
-            .map(|p| PolicyView {
-                name: p.metadata.name.unwrap_or_default(),
-                spec: p.spec,
-            })
-            .collect(),
-        Err(kube::Error::Api(s)) if s.code == 404 => Vec::new(),
-        Err(e) => return Err(e).during(|| "list VolumeExpansionPolicies".into()),
-    };
     Ok(facts)
 }
 

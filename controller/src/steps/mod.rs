@@ -130,11 +130,12 @@ impl Job {
         Api::namespaced_with(ctx.client.clone(), &self.namespace, &ar)
     }
 
-    /// Keeps the resourceVersion a write returned, here and in the process's record.
-    pub fn saw_version(&mut self, ctx: &Ctx, rv: Option<String>) {
+    /// Keeps the resourceVersion a write returned, here and (with the object) in the
+    /// process's record.
+    pub fn wrote(&mut self, ctx: &Ctx, obj: DynamicObject) {
+        self.resource_version = obj.resource_version();
         ctx.request_versions
-            .saw(self.kind, &self.namespace, &self.name, rv.clone());
-        self.resource_version = rv;
+            .wrote(self.kind, &self.namespace, &self.name, obj);
     }
 
     /// Sets (Some) or removes (None) annotations on the ops request, guarded by the
@@ -153,7 +154,7 @@ impl Job {
             .patch(&self.name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
             .during(|| format!("annotate {}", self.describe()))?;
-        self.saw_version(ctx, obj.resource_version());
+        self.wrote(ctx, obj);
         for (k, v) in changes {
             match v {
                 Some(v) => self.annotations.insert(k.clone(), v.clone()),
@@ -180,7 +181,7 @@ impl Job {
             .patch_status(&self.name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
             .during(|| format!("update status of {}", self.describe()))?;
-        self.saw_version(ctx, obj.resource_version());
+        self.wrote(ctx, obj);
         self.status = status;
         Ok(())
     }

@@ -73,7 +73,27 @@ async fn write_conditions(ctx: &Ctx, job: &Job, db: &DynamicObject, conditions: 
     Ok(())
 }
 
-pub async fn pause(ctx: &Ctx, job: &Job) -> Result<Outcome> {
+/// Whether the cached database shows this request's pause still waiting for the provisioner:
+/// waiting needs no fresh read, as the database's watch wakes the request when it changes.
+fn cached_wait(ctx: &Ctx, job: &Job) -> bool {
+    c::find(&job.status.conditions, c::PAUSE_DATABASE).is_some()
+        && ctx
+            .caches(job.kind)
+            .and_then(|caches| caches.database(&job.namespace, &job.database))
+            .is_some_and(|db| {
+                pause_action(&database_conditions(&db), ctx.config.pause_handshake)
+                    == PauseAction::WaitForProvisioner
+            })
+}
+
+pub async fn pause(ctx: &Ctx, job: &mut Job) -> Result<Outcome> {
+    if cached_wait(ctx, job) {
+        return Ok(Outcome::wait(
+            "waiting for the pause request to be approved by the provisioner",
+            SOON,
+        ));
+    }
+    // Anything else is decided on a fresh copy: a cached Paused=True may be an older request's.
     let Some(db) = get_database(ctx, job).await? else {
         return Ok(Outcome::Fail(format!(
             "{} {}/{} does not exist",
@@ -94,14 +114,20 @@ pub async fn pause(ctx: &Ctx, job: &Job) -> Result<Outcome> {
             job.database
         );
         let now = time(jiff::Timestamp::now());
-        return Ok(Outcome::Record(vec![condition(
-            c::PAUSE_DATABASE,
-            c::UNKNOWN,
-            c::PAUSE_DATABASE,
-            &message,
-            job.generation,
-            now,
-        )]));
+        let mut status = job.status.clone();
+        c::set(
+            &mut status.conditions,
+            condition(
+                c::PAUSE_DATABASE,
+                c::UNKNOWN,
+                c::PAUSE_DATABASE,
+                &message,
+                job.generation,
+                now,
+            ),
+        );
+        // Written before the database is touched, in this same pass.
+        job.write_status(ctx, status).await?;
     }
     match action {
         PauseAction::Done => {
