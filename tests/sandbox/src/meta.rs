@@ -28,6 +28,17 @@ pub fn for_output(info: &ResourceInfo, obj: &Value) -> Value {
     o
 }
 
+/// [`for_output`] without a copy when the stored object already carries the served type.
+pub fn output_ref<'a>(info: &ResourceInfo, obj: &'a Value) -> std::borrow::Cow<'a, Value> {
+    let typed = obj["apiVersion"].as_str() == Some(info.api_version().as_str())
+        && obj["kind"].as_str() == Some(info.kind.as_str());
+    if typed {
+        std::borrow::Cow::Borrowed(obj)
+    } else {
+        std::borrow::Cow::Owned(for_output(info, obj))
+    }
+}
+
 pub fn set_type(info: &ResourceInfo, obj: &mut Value) {
     if let Some(m) = obj.as_object_mut() {
         m.insert("apiVersion".into(), Value::String(info.api_version()));
@@ -58,15 +69,41 @@ pub fn finalizers(obj: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The object without metadata and status: what a spec change means for `generation`.
-pub fn spec_part(obj: &Value) -> Value {
-    let mut o = obj.clone();
-    if let Some(m) = o.as_object_mut() {
-        for k in ["metadata", "status", "apiVersion", "kind"] {
-            m.remove(k);
-        }
+/// Whether two objects agree on everything but metadata and status: a spec change is what
+/// bumps `generation`.
+pub fn same_spec(a: &Value, b: &Value) -> bool {
+    same_except(a, b, &["metadata", "status", "apiVersion", "kind"], &[])
+}
+
+/// Whether `a` and `b` are equal apart from the top-level keys `skip` and the metadata keys
+/// `skip_meta` (compared in place: objects here are large and written often).
+pub fn same_except(a: &Value, b: &Value, skip: &[&str], skip_meta: &[&str]) -> bool {
+    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
+        return a == b;
+    };
+    let split_meta = !skip_meta.is_empty() && !skip.contains(&"metadata");
+    if !maps_equal(a, b, |k| skip.contains(&k) || (split_meta && k == "metadata")) {
+        return false;
     }
-    o
+    if !split_meta {
+        return true;
+    }
+    match (a.get("metadata"), b.get("metadata")) {
+        (Some(Value::Object(ma)), Some(Value::Object(mb))) => maps_equal(ma, mb, |k| skip_meta.contains(&k)),
+        (ma, mb) => ma == mb,
+    }
+}
+
+fn maps_equal(
+    a: &serde_json::Map<String, Value>,
+    b: &serde_json::Map<String, Value>,
+    skip: impl Fn(&str) -> bool,
+) -> bool {
+    let kept = |m: &serde_json::Map<String, Value>| m.keys().filter(|k| !skip(k)).count();
+    kept(a) == kept(b)
+        && a.iter()
+            .filter(|(k, _)| !skip(k))
+            .all(|(k, v)| b.get(k) == Some(v))
 }
 
 /// Defaults kube sets on create for the built-ins volops looks at.
@@ -103,5 +140,35 @@ pub fn builtin_create_defaults(info: &ResourceInfo, obj: &mut Value) {
             obj["status"] = json!({"loadBalancer": {}});
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn same_except_skips_only_what_it_is_told() {
+        use super::{same_except, same_spec};
+        use serde_json::json;
+        let a = json!({"metadata": {"name": "x", "resourceVersion": "1", "labels": {"a": "1"}},
+                       "spec": {"n": 1}, "status": {"s": 1}});
+        let mut b = a.clone();
+        b["metadata"]["resourceVersion"] = json!("2");
+        b["status"]["s"] = json!(2);
+        assert!(same_spec(&a, &b));
+        assert!(same_except(&a, &b, &["status"], &["resourceVersion"]));
+        assert!(!same_except(&a, &b, &["status"], &[]), "resourceVersion differs");
+        assert!(!same_except(&a, &b, &[], &["resourceVersion"]), "status differs");
+        b["metadata"]["labels"]["a"] = json!("2");
+        assert!(
+            !same_except(&a, &b, &["status"], &["resourceVersion"]),
+            "a label differs"
+        );
+        assert!(same_spec(&a, &b));
+        b["spec"]["extra"] = json!(true);
+        assert!(!same_spec(&a, &b), "a key only one side has");
+        let mut c = a.clone();
+        c.as_object_mut().map(|m| m.remove("status"));
+        assert!(!same_except(&a, &c, &[], &["resourceVersion"]));
+        assert!(same_except(&a, &c, &["status"], &[]));
     }
 }

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::admit::{Attrs, Op};
 use crate::api::{Api, Reply, Req};
 use crate::machinery::{self, ApiError};
-use crate::meta::{self, finalizers, for_output, meta_mut, meta_str, now, spec_part};
+use crate::meta::{self, finalizers, for_output, meta_mut, meta_str, now, same_except, same_spec};
 use crate::registry::{ResourceInfo, crd_status};
 use crate::route::Target;
 use crate::selectors::{FieldSelector, LabelSelector, Selectors};
@@ -293,7 +293,7 @@ fn prepare_update(info: &ResourceInfo, sub: Option<&str>, old: &Value, new: Valu
         "deletionGracePeriodSeconds",
         "generation",
     ];
-    let old_meta = old["metadata"].clone();
+    let old_meta = &old["metadata"];
     let m = meta_mut(&mut out);
     for k in keep {
         match old_meta.get(k) {
@@ -306,7 +306,7 @@ fn prepare_update(info: &ResourceInfo, sub: Option<&str>, old: &Value, new: Valu
         m.insert("namespace".into(), ns.clone());
     }
     // A deleting object may only lose finalizers, not gain new ones (kube rule).
-    if info.has_generation && spec_part(old) != spec_part(&out) {
+    if info.has_generation && !same_spec(old, &out) {
         let g = old_meta["generation"].as_i64().unwrap_or(0) + 1;
         meta_mut(&mut out).insert("generation".into(), json!(g));
     }
@@ -333,7 +333,7 @@ async fn update_object(
     {
         return Err(stale(&gr, &name));
     }
-    let mut new = prepare_update(info, t.sub.as_deref(), &old, new);
+    let prepared = prepare_update(info, t.sub.as_deref(), &old, new);
     let (admitted, warnings) = api
         .admission
         .run(
@@ -344,17 +344,19 @@ async fn update_object(
                 sub: t.sub.as_deref(),
                 ns: t.ns_str(),
                 name: &name,
-                object: Some(new.clone()),
+                object: Some(prepared),
                 old: Some((*old).clone()),
                 dry_run: req.dry_run(),
                 options: Some(json!({"kind": "UpdateOptions", "apiVersion": "meta.k8s.io/v1"})),
             },
         )
         .await?;
-    if let Some(a) = admitted {
-        // Webhooks may not change what the subresource does not own.
-        new = prepare_update(info, t.sub.as_deref(), &old, a);
-    }
+    // Admission hands the object back (mutated or not); webhooks may not change what the
+    // subresource does not own.
+    let Some(admitted) = admitted else {
+        return Err(ApiError::internal("admission returned no object"));
+    };
+    let mut new = prepare_update(info, t.sub.as_deref(), &old, admitted);
     machinery::record_update_manager(&mut new, Some(&old), &req.field_manager(), &now());
     let deleting = !new["metadata"]["deletionTimestamp"].is_null();
     let remove = deleting && finalizers(&new).is_empty();
@@ -366,14 +368,7 @@ async fn update_object(
         }));
     }
     // Unchanged objects are not written (kube skips no-op updates; rv stays).
-    let mut old_cmp = (*old).clone();
-    let mut new_cmp = new.clone();
-    for o in [&mut old_cmp, &mut new_cmp] {
-        let m = meta_mut(o);
-        m.remove("resourceVersion");
-        m.remove("managedFields");
-    }
-    if old_cmp == new_cmp && !remove {
+    if same_except(&old, &new, &[], &["resourceVersion", "managedFields"]) && !remove {
         return Ok(Ok(Reply {
             status: StatusCode::OK,
             body: for_output(info, &old),

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc};
 
 use crate::api::{Api, Req, error_response, stream_response};
-use crate::meta::for_output;
+use crate::meta::output_ref;
 use crate::ops::selectors;
 use crate::route::Target;
 use crate::selectors::Selectors;
@@ -109,6 +109,14 @@ fn visible(p: &WatchParams, ev: &Event) -> Option<&'static str> {
     }
 }
 
+/// One watch event on the wire, serialised straight from the stored object.
+#[derive(serde::Serialize)]
+struct WatchLine<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    object: std::borrow::Cow<'a, Value>,
+}
+
 fn render(p: &WatchParams, t: &Target, kind: &str, ev: &Event) -> Bytes {
     if p.table {
         let obj = &ev.object;
@@ -126,7 +134,13 @@ fn render(p: &WatchParams, t: &Target, kind: &str, ev: &Event) -> Bytes {
     if let Some((_, b)) = cache.iter().find(|(k, _)| *k == key) {
         return b.clone();
     }
-    let b = line_bytes(&json!({"type": kind, "object": for_output(&t.info, &ev.object)}));
+    let line = WatchLine {
+        kind,
+        object: output_ref(&t.info, &ev.object),
+    };
+    let mut b = serde_json::to_vec(&line).unwrap_or_default();
+    b.push(b'\n');
+    let b = Bytes::from(b);
     cache.push((key, b.clone()));
     b
 }

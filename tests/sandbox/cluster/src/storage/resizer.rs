@@ -320,6 +320,7 @@ async fn reconcile(ctx: &Ctx, key: &Key) -> Result<Option<Duration>, Error> {
         &[404],
     )
     .ctx(|| format!("updating resize status of {}", key.name))?;
+    tracing::debug!(pvc = %key.name, ?step, "resize step written");
     // The driver's delay runs from this write, not from when the watch brings it back: the
     // resize latency stays what the class says however busy the cluster is.
     ctx.progress().since.insert(uid, (new_status, Instant::now()));
