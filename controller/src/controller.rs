@@ -33,7 +33,8 @@ fn requests_of<R: OpsRequest>(store: &Store<R>, ns: Option<String>, db: Option<&
     store
         .state()
         .iter()
-        .filter(|r| r.namespace().as_deref() == Some(ns.as_str()) && r.database() == db)
+        // Runs for every PVC, pod and workload event: compare in place, allocate nothing.
+        .filter(|r| r.meta().namespace.as_deref() == Some(ns.as_str()) && r.database() == db)
         .filter(|r| {
             r.status()
                 .and_then(|s| s.phase)

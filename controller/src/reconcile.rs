@@ -85,6 +85,9 @@ pub async fn reconcile<R: OpsRequest>(obj: Arc<R>, ctx: Arc<Ctx>) -> Result<Acti
         return on_delete(&ctx, &mut job).await;
     }
     let step = next_step(Some(&job.status));
+    if step == Step::Admit {
+        job.with_raw(fresh.as_ref())?;
+    }
     if step == Step::Done {
         if job.finalizers.iter().any(|f| f == FINALIZER) {
             set_finalizer(&ctx, &mut job, false).await?;

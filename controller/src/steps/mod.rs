@@ -73,18 +73,17 @@ pub struct Job {
     pub max_retries: i32,
     pub annotations: BTreeMap<String, String>,
     pub status: OpsRequestStatus,
-    /// The request as JSON, for the shared rules' views.
+    /// The request as JSON, for the shared rules' views (see [`Job::with_raw`]).
     pub raw: Value,
+    pub uid: Option<String>,
     pub deleting: bool,
     pub finalizers: Vec<String>,
 }
 
 impl Job {
+    /// The job of a request; `raw` stays null until [`Job::with_raw`] (only Admit reads it, and
+    /// the request is large once it holds saved manifests).
     pub fn from_request<R: OpsRequest>(req: &R) -> Result<Self> {
-        let raw = serde_json::to_value(req).map_err(|source| Error::Json {
-            what: "ops request".into(),
-            source,
-        })?;
         Ok(Self {
             kind: R::KIND,
             namespace: req.namespace().unwrap_or_default(),
@@ -99,10 +98,17 @@ impl Job {
             max_retries: req.max_retries(),
             annotations: req.annotations().clone(),
             status: req.status().cloned().unwrap_or_default(),
-            raw,
+            raw: Value::Null,
+            uid: req.uid(),
             deleting: req.meta().deletion_timestamp.is_some(),
             finalizers: req.finalizers().to_vec(),
         })
+    }
+
+    /// Fills `raw` from the request.
+    pub fn with_raw<R: OpsRequest>(&mut self, req: &R) -> Result<()> {
+        self.raw = to_json("ops request", req)?;
+        Ok(())
     }
 
     pub fn describe(&self) -> String {
@@ -193,11 +199,7 @@ impl Job {
             kind: Some(self.kind.ops_kind().into()),
             name: Some(self.name.clone()),
             namespace: Some(self.namespace.clone()),
-            uid: self
-                .raw
-                .pointer("/metadata/uid")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
+            uid: self.uid.clone(),
             ..Default::default()
         }
     }
