@@ -200,33 +200,34 @@ impl RequestVersions {
     }
 }
 
-/// PVCs this process patched to a target, with the resourceVersion the cache showed when it
-/// did: while the cache still shows that version, the patch is in flight, not missing (each
-/// PVC event of a request wakes it, usually before the events of its other PVCs arrive).
+/// Writes this process sent whose effect its caches may not show yet: an object (by key), what
+/// was asked of it (a PVC's target size, an orphan delete), and the resourceVersion the cache
+/// showed when it was sent. While the cache still shows that version, the write is in flight,
+/// not missing: each event of a request wakes it, often before the events of its own writes
+/// arrive, and sending again only loads the API server.
 #[derive(Default)]
-pub struct PvcPatches(Mutex<HashMap<String, (String, String)>>);
+pub struct InFlight(Mutex<HashMap<String, (String, String)>>);
 
-impl PvcPatches {
+impl InFlight {
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, String)>> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Records a patch of `ns/name` to `target`, sent while the cache showed version `rv`.
-    pub fn patched(&self, ns: &str, name: &str, target: &str, rv: Option<String>) {
+    /// Records that `what` was sent for `key` while the cache showed version `rv`.
+    pub fn sent(&self, key: &str, what: &str, rv: Option<String>) {
         if let Some(rv) = rv {
-            self.map().insert(format!("{ns}/{name}"), (target.to_owned(), rv));
+            self.map().insert(key.to_owned(), (what.to_owned(), rv));
         }
     }
 
-    /// Whether the cached PVC at `rv` predates this process's patch to `target`; a PVC seen
-    /// at any other version is forgotten (the cache has moved on, it tells the truth now).
-    pub fn in_flight(&self, ns: &str, name: &str, target: &str, rv: Option<&str>) -> bool {
-        let key = format!("{ns}/{name}");
+    /// Whether the cached object at `rv` predates this process's `what` for `key`; an object
+    /// seen at any other version is forgotten (the cache has moved on, it tells the truth now).
+    pub fn pending(&self, key: &str, what: &str, rv: Option<&str>) -> bool {
         let mut map = self.map();
-        match map.get(&key) {
-            Some((t, v)) if t == target && Some(v.as_str()) == rv => true,
+        match map.get(key) {
+            Some((w, v)) if w == what && Some(v.as_str()) == rv => true,
             Some(_) => {
-                map.remove(&key);
+                map.remove(key);
                 false
             }
             None => false,
@@ -257,20 +258,20 @@ mod tests {
     }
 
     #[test]
-    fn a_patch_is_in_flight_until_the_cache_shows_another_version() {
-        let p = PvcPatches::default();
-        assert!(!p.in_flight("db", "data-0", "2Gi", Some("7")), "never patched");
-        p.patched("db", "data-0", "2Gi", Some("7".into()));
-        assert!(p.in_flight("db", "data-0", "2Gi", Some("7")));
-        assert!(!p.in_flight("db", "data-0", "3Gi", Some("7")), "another target");
-        p.patched("db", "data-0", "2Gi", Some("7".into()));
-        assert!(!p.in_flight("db", "data-1", "2Gi", Some("7")), "another PVC");
+    fn a_write_is_in_flight_until_the_cache_shows_another_version() {
+        let p = InFlight::default();
+        assert!(!p.pending("pvc/db/data-0", "2Gi", Some("7")), "never sent");
+        p.sent("pvc/db/data-0", "2Gi", Some("7".into()));
+        assert!(p.pending("pvc/db/data-0", "2Gi", Some("7")));
+        assert!(!p.pending("pvc/db/data-0", "3Gi", Some("7")), "another target");
+        p.sent("pvc/db/data-0", "2Gi", Some("7".into()));
+        assert!(!p.pending("pvc/db/data-1", "2Gi", Some("7")), "another PVC");
         assert!(
-            !p.in_flight("db", "data-0", "2Gi", Some("8")),
+            !p.pending("pvc/db/data-0", "2Gi", Some("8")),
             "the cache moved on"
         );
         assert!(
-            !p.in_flight("db", "data-0", "2Gi", Some("7")),
+            !p.pending("pvc/db/data-0", "2Gi", Some("7")),
             "and the record is gone with it"
         );
     }

@@ -14,7 +14,7 @@ use volops_shared::{DatabaseKind, WorkloadKind};
 
 use crate::{
     Config,
-    caches::{KindCaches, PvcPatches, RequestVersions},
+    caches::{InFlight, KindCaches, RequestVersions},
     metrics::Metrics,
 };
 
@@ -34,8 +34,8 @@ pub struct Ctx {
     caches: RwLock<BTreeMap<&'static str, KindCaches>>,
     /// The newest known resourceVersion of each request (when the cached copy will do).
     pub request_versions: RequestVersions,
-    /// PVCs this process patched whose new request the cache does not show yet.
-    pub pvc_patches: PvcPatches,
+    /// Writes this process sent that its caches do not show yet.
+    pub in_flight: InFlight,
 }
 
 impl Ctx {
@@ -53,7 +53,7 @@ impl Ctx {
             requests: RwLock::default(),
             caches: RwLock::default(),
             request_versions: RequestVersions::default(),
-            pvc_patches: PvcPatches::default(),
+            in_flight: InFlight::default(),
         }
     }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::{
-    Api,
+    Api, ResourceExt,
     api::{DeleteParams, DynamicObject, PostParams, PropagationPolicy},
 };
 use serde_json::Value;
@@ -22,6 +22,9 @@ use crate::{
     error::{Error, KubeContext, Result},
     manifest::{claim_size, parse_workload_key, with_claim_size, workload_key},
 };
+
+/// What [`InFlight`](crate::caches::InFlight) records for an orphan delete.
+const ORPHAN: &str = "orphan-delete";
 
 /// One workload as a step sees it: its kind and object, or None when it does not exist.
 type Live = Option<(WorkloadKind, Arc<DynamicObject>)>;
@@ -121,13 +124,35 @@ pub async fn orphan(ctx: &Ctx, job: &mut Job) -> Result<Outcome> {
         };
     }
     job.annotate(ctx, &to_save).await?;
-    let deletes = workloads.iter().zip(&live).filter_map(|(w, l)| match l {
-        Some((kind, obj)) if obj.metadata.deletion_timestamp.is_none() => {
-            Some(orphan_delete(ctx, job, *kind, &w.name))
-        }
-        _ => None,
-    });
-    futures::future::try_join_all(deletes).await?;
+    let in_flight = &ctx.in_flight;
+    let key = |kind: WorkloadKind, name: &str| format!("{}/{}/{name}", kind.plural(), job.namespace);
+    // A delete already sent whose mark the cache does not show yet is not sent again.
+    let to_delete: Vec<(WorkloadKind, &str, Option<String>)> = workloads
+        .iter()
+        .zip(&live)
+        .filter_map(|(w, l)| match l {
+            Some((kind, obj))
+                if obj.metadata.deletion_timestamp.is_none()
+                    && !in_flight.pending(
+                        &key(*kind, &w.name),
+                        ORPHAN,
+                        obj.resource_version().as_deref(),
+                    ) =>
+            {
+                Some((*kind, w.name.as_str(), obj.resource_version()))
+            }
+            _ => None,
+        })
+        .collect();
+    futures::future::try_join_all(
+        to_delete
+            .iter()
+            .map(|(kind, name, _)| orphan_delete(ctx, job, *kind, name)),
+    )
+    .await?;
+    for (kind, name, rv) in to_delete {
+        in_flight.sent(&key(kind, name), ORPHAN, rv);
+    }
     let left = live.iter().filter(|l| l.is_some()).count();
     if left > 0 {
         return Ok(Outcome::wait(
