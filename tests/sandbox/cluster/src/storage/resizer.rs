@@ -151,18 +151,38 @@ fn condition(type_: &str, message: &str) -> Value {
     json!({"type": type_, "status": "True", "lastProbeTime": null, "lastTransitionTime": now_string(), "message": message})
 }
 
+/// What one step leaves to do.
+enum Next {
+    /// Look again after this long (None: on the next change).
+    Requeue(Option<Duration>),
+    /// Go on at once with the claim as the last write returned it.
+    Continue(Arc<PersistentVolumeClaim>),
+}
+
 async fn reconcile(ctx: &Ctx, key: &Key) -> Result<Option<Duration>, Error> {
-    let Some(pvc) = ctx.pvcs.get(&ObjectRef::new(&key.name).within(&key.ns)) else {
+    let Some(mut pvc) = ctx.pvcs.get(&ObjectRef::new(&key.name).within(&key.ns)) else {
         return Ok(None);
     };
+    loop {
+        match advance(ctx, key, &pvc).await? {
+            Next::Requeue(after) => return Ok(after),
+            Next::Continue(next) => pvc = next,
+        }
+    }
+}
+
+/// Takes the next step of one claim. Node expansion runs as kubelet's operation does: it
+/// marks the claim `NodeResizeInProgress`, expands, and records the new capacity in one go,
+/// without waiting for its own write to come back through the watch.
+async fn advance(ctx: &Ctx, key: &Key, pvc: &PersistentVolumeClaim) -> Result<Next, Error> {
     let Some(pv_name) = pvc.spec.as_ref().and_then(|s| s.volume_name.clone()) else {
-        return Ok(None);
+        return Ok(Next::Requeue(None));
     };
-    let (Some(req), Some(cap), Some(uid)) = (request(&pvc), capacity(&pvc), pvc.uid()) else {
-        return Ok(None);
+    let (Some(req), Some(cap), Some(uid)) = (request(pvc), capacity(pvc), pvc.uid()) else {
+        return Ok(Next::Requeue(None));
     };
-    let Some(class) = class_of(&pvc, &ctx.classes) else {
-        return Ok(None);
+    let Some(class) = class_of(pvc, &ctx.classes) else {
+        return Ok(Next::Requeue(None));
     };
     let behaviour = resize::behaviour(class.parameters.as_ref(), ctx.default_delay);
     let status = pvc
@@ -173,7 +193,7 @@ async fn reconcile(ctx: &Ctx, key: &Key) -> Result<Option<Duration>, Error> {
     let claim = Claim {
         request: req,
         capacity: cap,
-        allocated: allocated(&pvc),
+        allocated: allocated(pvc),
         status: status.clone(),
     };
     let new_mount = behaviour.mode == Mode::Offline && {
@@ -189,16 +209,16 @@ async fn reconcile(ctx: &Ctx, key: &Key) -> Result<Option<Duration>, Error> {
     };
     let (step, delayed) = resize::next(&claim, behaviour.mode, new_mount);
     if step == Step::None {
-        return Ok(None);
+        return Ok(Next::Requeue(None));
     }
     if delayed {
         let waited = ctx.in_state_for(&uid, status.as_deref());
         if waited < behaviour.delay {
-            return Ok(Some(behaviour.delay - waited));
+            return Ok(Next::Requeue(Some(behaviour.delay - waited)));
         }
     }
     let api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &key.ns);
-    let req_str = request_str(&pvc).unwrap_or_default();
+    let req_str = request_str(pvc).unwrap_or_default();
     let alloc_str = pvc
         .status
         .as_ref()
@@ -206,7 +226,7 @@ async fn reconcile(ctx: &Ctx, key: &Key) -> Result<Option<Duration>, Error> {
         .and_then(|m| m.get("storage"))
         .map(|q| q.0.clone())
         .unwrap_or_else(|| req_str.clone());
-    let mut conds = conditions_without_resize(&pvc);
+    let mut conds = conditions_without_resize(pvc);
     let about = Involved {
         api_version: "v1",
         kind: "PersistentVolumeClaim",
@@ -217,7 +237,7 @@ async fn reconcile(ctx: &Ctx, key: &Key) -> Result<Option<Duration>, Error> {
     };
     let resizer = format!("external-resizer {}", resize::RESIZER_NAME);
     let (status_patch, event): (Value, Option<(bool, &str, String, String)>) = match step {
-        Step::None => return Ok(None),
+        Step::None => return Ok(Next::Requeue(None)),
         Step::StartController => {
             conds.push(condition("Resizing", ""));
             (
@@ -310,7 +330,7 @@ async fn reconcile(ctx: &Ctx, key: &Key) -> Result<Option<Duration>, Error> {
         .pointer("/allocatedResourceStatuses/storage")
         .and_then(Value::as_str)
         .map(str::to_owned);
-    ignore_codes(
+    let written = ignore_codes(
         api.patch_status(
             &key.name,
             &PatchParams::default(),
@@ -324,5 +344,8 @@ async fn reconcile(ctx: &Ctx, key: &Key) -> Result<Option<Duration>, Error> {
     // The driver's delay runs from this write, not from when the watch brings it back: the
     // resize latency stays what the class says however busy the cluster is.
     ctx.progress().since.insert(uid, (new_status, Instant::now()));
-    Ok(None)
+    match written {
+        Some(claim) if step == Step::StartNode => Ok(Next::Continue(Arc::new(claim))),
+        _ => Ok(Next::Requeue(None)),
+    }
 }
