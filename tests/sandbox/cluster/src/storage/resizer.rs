@@ -28,7 +28,7 @@ const RESIZE_CONDITIONS: [&str; 4] = [
 ];
 
 /// Concurrent resizer reconciles.
-const RESIZE_WORKERS: usize = 32;
+const RESIZE_WORKERS: usize = 128;
 
 #[derive(Default)]
 struct Progress {
