@@ -169,15 +169,6 @@ impl RequestVersions {
         self.map().remove(&Self::key(kind, ns, name));
     }
 
-    /// Whether a cached copy at `rv` may be older than what this process wrote or read: true
-    /// when a newer version is known and `rv` is not it.
-    pub fn is_behind(&self, kind: DatabaseKind, ns: &str, name: &str, rv: Option<&str>) -> bool {
-        self.map()
-            .get(&Self::key(kind, ns, name))
-            .and_then(|k| k.versions.last())
-            .is_some_and(|known| Some(known.as_str()) != rv)
-    }
-
     /// Where to take the request from when the cache holds it at `rv`. A version this process
     /// saw before its newest is older than the newest; one it never saw came from another
     /// writer (every write here is guarded by the version it read) and must be read.
@@ -200,34 +191,40 @@ impl RequestVersions {
     }
 }
 
-/// Writes this process sent whose effect its caches may not show yet: an object (by key), what
-/// was asked of it (a PVC's target size, an orphan delete), and the resourceVersion the cache
-/// showed when it was sent. While the cache still shows that version, the write is in flight,
-/// not missing: each event of a request wakes it, often before the events of its own writes
-/// arrive, and sending again only loads the API server.
+/// Writes this process sent whose effect its caches may not show yet: an object (resource,
+/// namespace, name), what was asked of it (a PVC's target size, an orphan delete), and the
+/// resourceVersion the cache showed when it was sent. While the cache still shows that version,
+/// the write is in flight, not missing: each event of a request wakes it, often before the
+/// events of its own writes arrive, and sending again only loads the API server.
 #[derive(Default)]
 pub struct InFlight(Mutex<HashMap<String, (String, String)>>);
 
 impl InFlight {
+    fn key(resource: &str, ns: &str, name: &str) -> String {
+        format!("{resource}/{ns}/{name}")
+    }
+
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, String)>> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Records that `what` was sent for `key` while the cache showed version `rv`.
-    pub fn sent(&self, key: &str, what: &str, rv: Option<String>) {
+    /// Records that `what` was sent for the object while the cache showed version `rv`.
+    pub fn sent(&self, (resource, ns, name): (&str, &str, &str), what: &str, rv: Option<String>) {
         if let Some(rv) = rv {
-            self.map().insert(key.to_owned(), (what.to_owned(), rv));
+            self.map()
+                .insert(Self::key(resource, ns, name), (what.to_owned(), rv));
         }
     }
 
-    /// Whether the cached object at `rv` predates this process's `what` for `key`; an object
-    /// seen at any other version is forgotten (the cache has moved on, it tells the truth now).
-    pub fn pending(&self, key: &str, what: &str, rv: Option<&str>) -> bool {
+    /// Whether the cached object at `rv` predates this process's `what` for it; an object seen
+    /// at any other version is forgotten (the cache has moved on, it tells the truth now).
+    pub fn pending(&self, (resource, ns, name): (&str, &str, &str), what: &str, rv: Option<&str>) -> bool {
+        let key = Self::key(resource, ns, name);
         let mut map = self.map();
-        match map.get(key) {
+        match map.get(&key) {
             Some((w, v)) if w == what && Some(v.as_str()) == rv => true,
             Some(_) => {
-                map.remove(key);
+                map.remove(&key);
                 false
             }
             None => false,
@@ -240,38 +237,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_cached_copy_is_behind_only_when_another_version_is_known() {
-        let v = RequestVersions::default();
-        let k = DatabaseKind::Redis;
-        assert!(
-            !v.is_behind(k, "db", "x", Some("5")),
-            "nothing known: the cache is all there is"
-        );
-        v.saw(k, "db", "x", Some("7".into()));
-        assert!(v.is_behind(k, "db", "x", Some("5")));
-        assert!(v.is_behind(k, "db", "x", None));
-        assert!(!v.is_behind(k, "db", "x", Some("7")));
-        assert!(!v.is_behind(DatabaseKind::ZooKeeper, "db", "x", Some("5")));
-        assert!(!v.is_behind(k, "other", "x", Some("5")));
-        v.forget(k, "db", "x");
-        assert!(!v.is_behind(k, "db", "x", Some("5")));
-    }
-
-    #[test]
     fn a_write_is_in_flight_until_the_cache_shows_another_version() {
         let p = InFlight::default();
-        assert!(!p.pending("pvc/db/data-0", "2Gi", Some("7")), "never sent");
-        p.sent("pvc/db/data-0", "2Gi", Some("7".into()));
-        assert!(p.pending("pvc/db/data-0", "2Gi", Some("7")));
-        assert!(!p.pending("pvc/db/data-0", "3Gi", Some("7")), "another target");
-        p.sent("pvc/db/data-0", "2Gi", Some("7".into()));
-        assert!(!p.pending("pvc/db/data-1", "2Gi", Some("7")), "another PVC");
+        let pvc = ("persistentvolumeclaims", "db", "data-0");
+        assert!(!p.pending(pvc, "2Gi", Some("7")), "never sent");
+        p.sent(pvc, "2Gi", Some("7".into()));
+        assert!(p.pending(pvc, "2Gi", Some("7")));
+        assert!(!p.pending(pvc, "3Gi", Some("7")), "another target");
+        p.sent(pvc, "2Gi", Some("7".into()));
+        let other = ("persistentvolumeclaims", "db", "data-1");
+        assert!(!p.pending(other, "2Gi", Some("7")), "another PVC");
         assert!(
-            !p.pending("pvc/db/data-0", "2Gi", Some("8")),
-            "the cache moved on"
+            !p.pending(("statefulsets", "db", "data-0"), "2Gi", Some("7")),
+            "another resource"
         );
+        assert!(!p.pending(pvc, "2Gi", Some("8")), "the cache moved on");
         assert!(
-            !p.pending("pvc/db/data-0", "2Gi", Some("7")),
+            !p.pending(pvc, "2Gi", Some("7")),
             "and the record is gone with it"
         );
     }
@@ -313,6 +295,16 @@ mod tests {
             "another writer's version is read, never guessed"
         );
         assert_eq!(v.freshest(k, "db", "x", None), Freshest::Read);
+        assert_eq!(
+            v.freshest(DatabaseKind::ZooKeeper, "db", "x", Some("3")),
+            Freshest::Cache,
+            "another kind's request of the same name"
+        );
+        assert_eq!(
+            v.freshest(k, "other", "x", Some("3")),
+            Freshest::Cache,
+            "another namespace"
+        );
         v.saw(k, "db", "x", Some("9".into()));
         assert_eq!(
             v.freshest(k, "db", "x", Some("5")),

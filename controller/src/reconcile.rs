@@ -210,14 +210,6 @@ async fn apply(
             Ok(Action::requeue(after))
         }
         Outcome::Fail(reason) => fail(ctx, job, step, reason).await,
-        Outcome::Record(conditions) => {
-            let mut status = job.status.clone();
-            for cond in conditions {
-                c::set(&mut status.conditions, cond);
-            }
-            job.write_status(ctx, status).await?;
-            Ok(Action::requeue(NEXT_STEP))
-        }
         Outcome::Skip(message) => {
             let mut status = job.status.clone();
             status.phase = Some(OpsRequestPhase::Skipped);

@@ -105,13 +105,17 @@ async fn online(ctx: &Ctx, job: &Job, workloads: &[Workload], target: &Quantity)
     let mut known = Vec::new();
     let mut states = Vec::new();
     let in_flight = &ctx.in_flight;
-    let key = |name: &str| format!("persistentvolumeclaims/{}/{name}", job.namespace);
+    const PVCS: &str = "persistentvolumeclaims";
     for name in &names {
         let Some(pvc) = pvcs.get(name) else { continue };
         match progress(pvc, target) {
             PvcProgress::Infeasible(message) => return Ok(Outcome::Fail(message)),
             PvcProgress::NeedsPatch
-                if in_flight.pending(&key(name), target.as_str(), pvc.resource_version().as_deref()) =>
+                if in_flight.pending(
+                    (PVCS, &job.namespace, name),
+                    target.as_str(),
+                    pvc.resource_version().as_deref(),
+                ) =>
             {
                 known.push(name.as_str());
                 states.push(PvcProgress::Resizing);
@@ -131,7 +135,7 @@ async fn online(ctx: &Ctx, job: &Job, workloads: &[Workload], target: &Quantity)
     try_join_all(to_patch.iter().map(|n| patch_pvc(ctx, job, n, target))).await?;
     for name in &to_patch {
         let rv = pvcs.get(*name).and_then(|p| p.resource_version());
-        in_flight.sent(&key(name), target.as_str(), rv);
+        in_flight.sent((PVCS, &job.namespace, name), target.as_str(), rv);
     }
     let unfinished = states.iter().filter(|p| **p != PvcProgress::Reached).count();
     if unfinished == 0 {

@@ -40,8 +40,6 @@ pub enum Outcome {
     Fail(String),
     /// Superseded by a newer request (Admit only).
     Skip(String),
-    /// Record these conditions (an intent, not yet done) before acting, then come back.
-    Record(Vec<Condition>),
 }
 
 impl Outcome {
@@ -190,6 +188,16 @@ impl Job {
         self.wrote(ctx, obj);
         self.status = status;
         Ok(())
+    }
+
+    /// Sets these conditions on the status (an intent, not yet done): written before the step
+    /// acts, so a crash or failure from there on knows what the step may have touched.
+    pub async fn record(&mut self, ctx: &Ctx, conditions: Vec<Condition>) -> Result<()> {
+        let mut status = self.status.clone();
+        for cond in conditions {
+            volops_shared::conditions::set(&mut status.conditions, cond);
+        }
+        self.write_status(ctx, status).await
     }
 
     /// The request's object reference for events.

@@ -104,8 +104,8 @@ pub async fn pause(ctx: &Ctx, job: &mut Job) -> Result<Outcome> {
     };
     let mut conditions = database_conditions(&db);
     let action = pause_action(&conditions, ctx.config.pause_handshake);
-    // Record the intent before touching the database, so a failure or a crash from here on
-    // knows this request holds the pause and the cleanup resumes it.
+    // Record the intent before touching the database (in this same pass), so a failure or a
+    // crash from here on knows this request holds the pause and the cleanup resumes it.
     if action != PauseAction::Done && c::find(&job.status.conditions, c::PAUSE_DATABASE).is_none() {
         let message = format!(
             "Pausing {} database: {}/{}",
@@ -114,20 +114,18 @@ pub async fn pause(ctx: &Ctx, job: &mut Job) -> Result<Outcome> {
             job.database
         );
         let now = time(jiff::Timestamp::now());
-        let mut status = job.status.clone();
-        c::set(
-            &mut status.conditions,
-            condition(
+        job.record(
+            ctx,
+            vec![condition(
                 c::PAUSE_DATABASE,
                 c::UNKNOWN,
                 c::PAUSE_DATABASE,
                 &message,
                 job.generation,
                 now,
-            ),
-        );
-        // Written before the database is touched, in this same pass.
-        job.write_status(ctx, status).await?;
+            )],
+        )
+        .await?;
     }
     match action {
         PauseAction::Done => {

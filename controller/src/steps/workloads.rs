@@ -125,7 +125,6 @@ pub async fn orphan(ctx: &Ctx, job: &mut Job) -> Result<Outcome> {
     }
     job.annotate(ctx, &to_save).await?;
     let in_flight = &ctx.in_flight;
-    let key = |kind: WorkloadKind, name: &str| format!("{}/{}/{name}", kind.plural(), job.namespace);
     // A delete already sent whose mark the cache does not show yet is not sent again.
     let to_delete: Vec<(WorkloadKind, &str, Option<String>)> = workloads
         .iter()
@@ -134,7 +133,7 @@ pub async fn orphan(ctx: &Ctx, job: &mut Job) -> Result<Outcome> {
             Some((kind, obj))
                 if obj.metadata.deletion_timestamp.is_none()
                     && !in_flight.pending(
-                        &key(*kind, &w.name),
+                        (kind.plural(), &job.namespace, &w.name),
                         ORPHAN,
                         obj.resource_version().as_deref(),
                     ) =>
@@ -151,7 +150,7 @@ pub async fn orphan(ctx: &Ctx, job: &mut Job) -> Result<Outcome> {
     )
     .await?;
     for (kind, name, rv) in to_delete {
-        in_flight.sent(&key(kind, name), ORPHAN, rv);
+        in_flight.sent((kind.plural(), &job.namespace, name), ORPHAN, rv);
     }
     let left = live.iter().filter(|l| l.is_some()).count();
     if left > 0 {
