@@ -119,6 +119,22 @@ pub fn step_timed_out(conditions: &[Condition], timeout: Option<Duration>, now: 
     now.duration_since(start) > limit
 }
 
+/// How long the cleanup keeps a saved pod away from a claim whose controller-side resize is
+/// still running; past it the database's pod comes first.
+pub const RESIZE_GRACE: Duration = Duration::from_secs(60);
+
+/// Whether the cleanup may still wait for a resize: within [`RESIZE_GRACE`] of the failure
+/// (or, for a deletion mid-way, of the start of the step it stopped).
+pub fn cleanup_may_wait(conditions: &[Condition], now: jiff::Timestamp) -> bool {
+    let since = c::find(conditions, c::FAILED)
+        .map(|f| f.last_transition_time.0)
+        .or_else(|| step_started(conditions));
+    let Ok(grace) = jiff::SignedDuration::try_from(RESIZE_GRACE) else {
+        return false;
+    };
+    since.is_some_and(|s| now.duration_since(s) <= grace)
+}
+
 /// Whether this request asked the database to pause and has not resumed it yet, so the
 /// cleanup must resume it.
 pub fn holds_pause(conditions: &[Condition]) -> bool {
@@ -268,6 +284,19 @@ mod tests {
         assert!(!holds_pause(
             &status(None, &[c::PAUSE_DATABASE, c::RESUME_DATABASE]).conditions
         ));
+    }
+
+    #[test]
+    fn cleanup_waits_for_a_resize_only_within_the_grace_of_the_failure() {
+        let grace = RESIZE_GRACE.as_secs() as i64;
+        let mut cs = vec![condition(c::PAUSE_DATABASE, c::TRUE, "", "", None, at(100))];
+        // A deletion mid-way: counted from the start of the step it stopped.
+        assert!(cleanup_may_wait(&cs, at(100 + grace).0));
+        assert!(!cleanup_may_wait(&cs, at(101 + grace).0));
+        cs.push(condition(c::FAILED, c::TRUE, "", "", None, at(500)));
+        assert!(cleanup_may_wait(&cs, at(500 + grace).0));
+        assert!(!cleanup_may_wait(&cs, at(501 + grace).0));
+        assert!(!cleanup_may_wait(&[], at(0).0), "nothing to count from");
     }
 
     #[test]

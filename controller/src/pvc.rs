@@ -53,6 +53,22 @@ impl PvcProgress {
     }
 }
 
+/// Whether the controller side of a resize the claim asks for is still under way (not yet at
+/// `FileSystemResizePending`, not refused). An offline-only driver grows the file system when
+/// a pod that started after that point mounts the volume, so a pod put back earlier leaves the
+/// claim waiting for yet another restart.
+pub fn controller_resize_pending(pvc: &PersistentVolumeClaim) -> bool {
+    let view = PvcView::from_pvc(pvc);
+    let Some(request) = parse(view.request.as_deref()) else {
+        return false;
+    };
+    progress(pvc, &request) == PvcProgress::Resizing
+        && !view
+            .resize_status
+            .as_deref()
+            .is_some_and(|s| s.starts_with("Node"))
+}
+
 /// Online: the positions (in `progress` order) of the PVCs to patch now. With a `limit`, the
 /// PVCs already in flight use up part of it, so at most `limit` are ever in flight at once.
 pub fn patch_now(progress: &[PvcProgress], limit: Option<NonZeroUsize>) -> Vec<usize> {
@@ -163,6 +179,32 @@ mod tests {
         ];
         for (p, want) in cases {
             assert_eq!(progress(&p, &target), want, "{p:?}");
+        }
+    }
+
+    #[test]
+    fn controller_resize_pending_only_before_the_file_system_step() {
+        let cases = [
+            (pvc("1Gi", "1Gi", None, &[]), false),
+            (pvc("2Gi", "2Gi", None, &[]), false),
+            // Patched; the resizer has not answered yet.
+            (pvc("2Gi", "1Gi", None, &[]), true),
+            (pvc("2Gi", "1Gi", Some("ControllerResizeInProgress"), &[]), true),
+            (
+                pvc(
+                    "2Gi",
+                    "1Gi",
+                    Some("NodeResizePending"),
+                    &[("FileSystemResizePending", "")],
+                ),
+                false,
+            ),
+            (pvc("2Gi", "1Gi", Some("NodeResizeInProgress"), &[]), false),
+            (pvc("2Gi", "1Gi", Some("ControllerResizeInfeasible"), &[]), false),
+            (pvc("2Gi", "1Gi", None, &[("ControllerResizeError", "no")]), false),
+        ];
+        for (p, want) in cases {
+            assert_eq!(controller_resize_pending(&p), want, "{p:?}");
         }
     }
 

@@ -137,7 +137,10 @@ async fn run_step(ctx: &Ctx, job: &mut Job, step: Step) -> Result<Outcome> {
             if steps::cleanup::run(ctx, job).await? {
                 finish_failed(ctx, job).await
             } else {
-                Ok(Outcome::wait("cleanup waits for a pod to go away", steps::SOON))
+                Ok(Outcome::wait(
+                    "cleanup waits for a pod to go away or a claim to finish its controller-side resize",
+                    steps::SOON,
+                ))
             }
         }
         Step::Done => Ok(Outcome::Done(Vec::new())),

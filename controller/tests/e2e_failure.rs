@@ -4,7 +4,10 @@ mod support;
 
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::{
+    core::v1::{PersistentVolumeClaim, Pod},
+    storage::v1::StorageClass,
+};
 use kube::{
     Api,
     api::{ListParams, PostParams},
@@ -132,6 +135,61 @@ async fn deleting_a_request_mid_way_restores_the_workload_and_resumes() {
     sts.get("rd")
         .await
         .expect("workload recreated by the finalizer's cleanup");
+    let db = redis.get("rd").await.unwrap();
+    assert!(paused_conditions(&db).is_empty(), "database resumed");
+    sb.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offline_request_failing_mid_resize_brings_the_pod_back_after_the_controller_side_resize() {
+    let (sb, client) = sandbox().await;
+    setup(&client, "db", "standard", "offline").await;
+    // An offline-only driver whose every resize step takes 4 s: the 2 s timeout strikes while
+    // the controller side of the resize is still running.
+    let scs: Api<StorageClass> = Api::all(client.clone());
+    let slow: StorageClass = serde_json::from_value(json!({
+        "metadata": {"name": "slow"}, "provisioner": "sandbox.volops.dev/csi",
+        "allowVolumeExpansion": true, "volumeBindingMode": "Immediate",
+        "parameters": {"sandbox.volops.dev/resize-mode": "offline",
+                       "sandbox.volops.dev/resize-delay-ms": "4000"}
+    }))
+    .unwrap();
+    scs.create(&PostParams::default(), &slow)
+        .await
+        .expect("storage class");
+    let redis = database(&client, "db", "Standalone", "rd", "slow").await;
+    let (stop, task) = start_controller(client.clone(), Arc::new(Metrics::default()));
+    let ops = ops_api(&client, "db", "RedisOpsRequest");
+    let req = ops_request(
+        "RedisOpsRequest",
+        "grow",
+        "rd",
+        "Offline",
+        "2Gi",
+        json!({"timeout": "2s"}),
+    );
+    ops.create(&PostParams::default(), &req)
+        .await
+        .expect("ops request created");
+    let done = wait_final(&ops, "grow").await;
+    let text = done.data["status"]["conditions"].to_string();
+    assert_eq!(at(&done, "/status/phase"), Some("Failed"), "{text}");
+    assert!(text.contains("did not finish within spec.timeout 2s"), "{text}");
+    // Put back only after the controller side finished, the pod's new mount lets the node
+    // finish: the claim is not left asking for 2Gi with 1Gi of capacity.
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "db");
+    wait_for(&pvcs, "data-rd-0", "claim grown to 2Gi", |p| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.capacity.as_ref())
+            .and_then(|c| c.get("storage"))
+            .is_some_and(|q| q.0 == "2Gi")
+    })
+    .await;
+    let _ = stop.send(());
+    task.await.unwrap();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "db");
+    pods.get("rd-0").await.expect("pod back");
     let db = redis.get("rd").await.unwrap();
     assert!(paused_conditions(&db).is_empty(), "database resumed");
     sb.shutdown().await.unwrap();

@@ -1,11 +1,15 @@
-//! The cleanup that always follows a failure (and a deletion mid-way): recreate any workload
-//! still missing, recreate any saved pod that is missing, resume the database. Idempotent;
-//! true once everything is back.
+//! The cleanup that always follows a failure (and a deletion mid-way): wait while a claim of a
+//! pod taken down is in its controller-side resize, recreate any workload still missing,
+//! recreate any saved pod that is missing, resume the database. Idempotent; true once
+//! everything is back.
 
 use super::{Job, expand, pause, workloads};
 use crate::{context::Ctx, decide::holds_pause, error::Result};
 
 pub async fn run(ctx: &Ctx, job: &mut Job) -> Result<bool> {
+    if expand::claims_resizing(ctx, job).await? {
+        return Ok(false);
+    }
     workloads::restore(ctx, job).await?;
     if !expand::restore_pods(ctx, job).await? {
         return Ok(false);

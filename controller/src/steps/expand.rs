@@ -10,6 +10,7 @@ use kube::{
     api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions},
 };
 use serde_json::{Value, json};
+use tracing::info;
 use volops_shared::{
     Quantity, Workload,
     api::VolumeExpansionMode,
@@ -19,11 +20,11 @@ use volops_shared::{
 use super::{Job, Outcome, SOON, database_workloads, to_json};
 use crate::{
     context::Ctx,
-    decide::time,
+    decide::{cleanup_may_wait, time},
     error::{Error, KubeContext, Result},
     manifest::{pod_uid_key, strip_pod},
     metrics::KindLabels,
-    pvc::{PvcProgress, patch_now, progress},
+    pvc::{PvcProgress, controller_resize_pending, patch_now, progress},
 };
 
 pub async fn run(ctx: &Ctx, job: &mut Job) -> Result<Outcome> {
@@ -288,14 +289,8 @@ async fn create_saved_pod(ctx: &Ctx, job: &Job, pod_name: &str) -> Result<()> {
 /// their annotations are gone.
 pub async fn restore_pods(ctx: &Ctx, job: &mut Job) -> Result<bool> {
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &job.namespace);
-    let pods: Vec<String> = job
-        .annotations
-        .keys()
-        .filter_map(|k| k.strip_prefix("volumeexpansion.ops.kubedb.com/"))
-        .map(str::to_owned)
-        .collect();
     let mut done = Vec::new();
-    for name in pods {
+    for name in saved_pods(job) {
         let saved_uid = job.annotations.get(&pod_uid_key(&name)).cloned();
         match api.get_opt(&name).await.during(|| format!("get pod {name}"))? {
             // The old pod is still going away; recreate it once it is gone.
@@ -313,4 +308,64 @@ pub async fn restore_pods(ctx: &Ctx, job: &mut Job) -> Result<bool> {
         .collect();
     job.annotate(ctx, &changes).await?;
     Ok(true)
+}
+
+/// The pods an Offline expansion took down and saved.
+fn saved_pods(job: &Job) -> Vec<String> {
+    job.annotations
+        .keys()
+        .filter_map(|k| k.strip_prefix("volumeexpansion.ops.kubedb.com/"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Cleanup: whether a claim of a pod this request took down is still in its controller-side
+/// resize, so neither the pod nor its workload (whose controller would create the pod) may
+/// come back yet. Put back now, an offline-only driver needs yet another restart to grow the
+/// file system, and the claim stays half expanded. Bounded by [`crate::decide::RESIZE_GRACE`].
+pub async fn claims_resizing(ctx: &Ctx, job: &Job) -> Result<bool> {
+    if !cleanup_may_wait(&job.status.conditions, jiff::Timestamp::now()) {
+        return Ok(false);
+    }
+    for pod_name in saved_pods(job) {
+        if claim_resizing(ctx, job, &pod_name).await? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Whether a claim of the saved pod `pod_name` is in its controller-side resize.
+async fn claim_resizing(ctx: &Ctx, job: &Job, pod_name: &str) -> Result<bool> {
+    for claim in saved_claims(job, pod_name) {
+        let pvc = pvc_api(ctx, job)
+            .get_opt(&claim)
+            .await
+            .during(|| format!("get PVC {claim}"))?;
+        if pvc.as_ref().is_some_and(controller_resize_pending) {
+            info!(request = %job.describe(), pod = pod_name, pvc = %claim,
+                "cleanup keeps the pod away until the controller-side resize is done");
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// The claims the saved pod mounts (none if its JSON cannot be read).
+fn saved_claims(job: &Job, pod_name: &str) -> Vec<String> {
+    let Some(saved) = job
+        .annotations
+        .get(&pod_annotation(pod_name))
+        .and_then(|t| serde_json::from_str::<Value>(t).ok())
+    else {
+        return Vec::new();
+    };
+    saved
+        .pointer("/spec/volumes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.pointer("/persistentVolumeClaim/claimName")?.as_str())
+        .map(str::to_owned)
+        .collect()
 }
