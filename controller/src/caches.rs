@@ -67,6 +67,21 @@ impl KindCaches {
         )
     }
 
+    /// Every cached PVC of database `db` in `ns` (what a list by its selector returns); None
+    /// until the first list is in.
+    pub fn pvcs_selected(&self, ns: &str, db: &str) -> Option<Vec<Arc<PersistentVolumeClaim>>> {
+        if !synced(&self.pvcs) {
+            return None;
+        }
+        Some(
+            self.pvcs
+                .state()
+                .into_iter()
+                .filter(|p| p.metadata.namespace.as_deref() == Some(ns) && self.kind.selects(db, p.labels()))
+                .collect(),
+        )
+    }
+
     /// The database `ns/name` if the cache holds it; None when it does not (yet).
     pub fn database(&self, ns: &str, name: &str) -> Option<Arc<DynamicObject>> {
         if !synced(&self.databases) {

@@ -15,6 +15,7 @@ use volops_shared::{DatabaseKind, WorkloadKind};
 use crate::{
     Config,
     caches::{InFlight, KindCaches, RequestVersions},
+    cluster_caches::ClusterCaches,
     metrics::Metrics,
 };
 
@@ -36,6 +37,8 @@ pub struct Ctx {
     pub request_versions: RequestVersions,
     /// Writes this process sent that its caches do not show yet.
     pub in_flight: InFlight,
+    /// The cluster-wide facts Admit re-checks, once the controllers run.
+    cluster: RwLock<Option<ClusterCaches>>,
 }
 
 impl Ctx {
@@ -54,7 +57,24 @@ impl Ctx {
             caches: RwLock::default(),
             request_versions: RequestVersions::default(),
             in_flight: InFlight::default(),
+            cluster: RwLock::default(),
         }
+    }
+
+    /// Registers the cluster-wide caches (called when the controllers start).
+    pub fn set_cluster_caches(&self, caches: ClusterCaches) {
+        *self
+            .cluster
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(caches);
+    }
+
+    /// The cluster-wide caches, if the controllers run.
+    pub fn cluster_caches(&self) -> Option<ClusterCaches> {
+        self.cluster
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Registers a kind's caches (called by its controller).

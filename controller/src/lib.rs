@@ -2,6 +2,7 @@
 //! (DESIGN.md §5). Entry point for the binary and for in-process tests: [`run`].
 
 pub mod caches;
+pub mod cluster_caches;
 pub mod context;
 pub mod controller;
 pub mod decide;
@@ -142,11 +143,20 @@ pub async fn stopped(mut rx: watch::Receiver<bool>) {
 /// Both controllers until `stop`.
 async fn run_controllers(ctx: Arc<context::Ctx>, stop: impl Future<Output = ()> + Send + Sync + 'static) {
     let (tx, rx) = watch::channel(false);
+    let (cluster, fill) = cluster_caches::ClusterCaches::start(&ctx.client).await;
+    ctx.set_cluster_caches(cluster);
+    let cluster_stop = stopped(rx.clone());
+    let caches = async move {
+        tokio::select! {
+            () = fill => {}
+            () = cluster_stop => {}
+        }
+    };
     let redis = controller::run_kind::<RedisOpsRequest>(ctx.clone(), stopped(rx.clone()));
     let zookeeper = controller::run_kind::<ZooKeeperOpsRequest>(ctx, stopped(rx));
     let trigger = async move {
         stop.await;
         let _ = tx.send(true);
     };
-    futures::join!(redis, zookeeper, trigger);
+    futures::join!(redis, zookeeper, trigger, caches);
 }

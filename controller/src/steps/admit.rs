@@ -17,6 +17,7 @@ use volops_shared::{
 
 use super::{Job, LATER, Outcome, to_json};
 use crate::{
+    cluster_caches::ClusterCaches,
     context::Ctx,
     error::{KubeContext, Result},
 };
@@ -107,27 +108,44 @@ async fn facts(ctx: &Ctx, job: &Job, request: OpsRequestView, others: Vec<OpsReq
         .map(|v| DatabaseView::from_json(job.kind, &v));
     let lp = ListParams::default();
     let client = ctx.client.clone();
-    // Independent reads at once (the PVC list below depends on the quotas).
+    // The cached facts will do (the webhook decides on its caches too); each one the caches
+    // cannot answer yet is read, the independent reads at once (the PVCs depend on the quotas).
+    let cluster = ctx.cluster_caches();
     let quotas = async {
+        if let Some(q) = cluster.as_ref().and_then(|c| c.quotas(ns)) {
+            return Ok(q);
+        }
         Api::<ResourceQuota>::namespaced(client.clone(), ns)
             .list(&lp)
             .await
             .during(|| "list ResourceQuotas".into())
+            .map(|l| l.items.iter().map(QuotaView::from_quota).collect())
     };
     let classes = async {
+        if let Some(c) = cluster.as_ref().and_then(ClusterCaches::storage_classes) {
+            return Ok(c);
+        }
         Api::<StorageClass>::all(client.clone())
             .list(&lp)
             .await
             .during(|| "list StorageClasses".into())
+            .map(|l| l.items.iter().map(StorageClassView::from_class).collect())
     };
     let namespace = async {
+        if let Some(labels) = cluster.as_ref().and_then(|c| c.namespace_labels(ns)) {
+            return Ok(labels);
+        }
         Api::<Namespace>::all(client.clone())
             .get_opt(ns)
             .await
             .during(|| format!("get namespace {ns}"))
+            .map(|n| n.and_then(|n| n.metadata.labels).unwrap_or_default())
     };
     // The policy CRD is optional: a cluster without it has no policies.
     let policies = async {
+        if let Some(p) = cluster.as_ref().and_then(ClusterCaches::policies) {
+            return Ok(p);
+        }
         match Api::<VolumeExpansionPolicy>::all(client.clone()).list(&lp).await {
             Ok(list) => Ok(list
                 .items
@@ -142,21 +160,34 @@ async fn facts(ctx: &Ctx, job: &Job, request: OpsRequestView, others: Vec<OpsReq
         }
     };
     let (quotas, classes, namespace, policies) = futures::try_join!(quotas, classes, namespace, policies)?;
-    facts.quotas = quotas.items.iter().map(QuotaView::from_quota).collect();
-    facts.storage_classes = classes.items.iter().map(StorageClassView::from_class).collect();
-    facts.namespace_labels = namespace.and_then(|n| n.metadata.labels).unwrap_or_default();
+    facts.quotas = quotas;
+    facts.storage_classes = volops_shared::facts::Shared::new(classes);
+    facts.namespace_labels = namespace;
     facts.policies = policies;
-    // Listing every PVC of a busy namespace per request is what bounds many requests at once.
-    let pvc_list = if quotas_need_namespace_pvcs(&facts.quotas) {
-        lp.clone()
-    } else {
-        ListParams::default().labels(&job.kind.selector(&job.database))
+    // Quotas count every PVC of the namespace, which only a list shows (the PVC cache holds
+    // the kind's offshoots); otherwise the cached PVCs of the database will do.
+    if quotas_need_namespace_pvcs(&facts.quotas) {
+        let pvcs = Api::<PersistentVolumeClaim>::namespaced(client, ns)
+            .list(&lp)
+            .await
+            .during(|| "list PVCs".into())?;
+        facts.namespace_pvcs = pvcs.items.iter().map(PvcView::from_pvc).collect();
+        return Ok(facts);
+    }
+    let cached = ctx
+        .caches(job.kind)
+        .and_then(|caches| caches.pvcs_selected(ns, &job.database));
+    facts.namespace_pvcs = match cached {
+        Some(pvcs) => pvcs.iter().map(|p| PvcView::from_pvc(p)).collect(),
+        None => Api::<PersistentVolumeClaim>::namespaced(client, ns)
+            .list(&ListParams::default().labels(&job.kind.selector(&job.database)))
+            .await
+            .during(|| "list PVCs".into())?
+            .items
+            .iter()
+            .map(PvcView::from_pvc)
+            .collect(),
     };
-    let pvcs = Api::<PersistentVolumeClaim>::namespaced(client, ns)
-        .list(&pvc_list)
-        .await
-        .during(|| "list PVCs".into())?;
-    facts.namespace_pvcs = pvcs.items.iter().map(PvcView::from_pvc).collect();
     Ok(facts)
 }
 
