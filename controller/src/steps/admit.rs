@@ -42,9 +42,13 @@ pub async fn run(ctx: &Ctx, job: &Job) -> Result<Outcome> {
             )));
         }
     }
-    let facts = facts(ctx, job, request, others).await?;
-    let verdict = validate_create(&facts);
-    if let Some(message) = verdict.message() {
+    let mut facts = facts(ctx, job, request.clone(), others.clone(), Source::Caches).await?;
+    if validate_create(&facts).message().is_some() {
+        // A cache may lag by a watch event, and a denial fails the request for good: confirm
+        // it on facts read from the API server.
+        facts = self::facts(ctx, job, request, others, Source::Api).await?;
+    }
+    if let Some(message) = validate_create(&facts).message() {
         return Ok(Outcome::Fail(message.to_owned()));
     }
     let phase = facts.database.as_ref().and_then(|d| d.phase.clone());
@@ -89,14 +93,34 @@ async fn other_requests(ctx: &Ctx, job: &Job) -> Result<Vec<OpsRequestView>> {
         .collect())
 }
 
-async fn facts(ctx: &Ctx, job: &Job, request: OpsRequestView, others: Vec<OpsRequestView>) -> Result<Facts> {
+/// Where [`facts`] reads from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// The watch-fed caches, and the API server for what they cannot answer yet.
+    Caches,
+    /// The API server only.
+    Api,
+}
+
+async fn facts(
+    ctx: &Ctx,
+    job: &Job,
+    request: OpsRequestView,
+    others: Vec<OpsRequestView>,
+    source: Source,
+) -> Result<Facts> {
     let ns = job.namespace.as_str();
     let mut facts = Facts::new(job.kind, request);
     facts.other_requests = others;
+    let caches = if source == Source::Caches {
+        ctx.caches(job.kind)
+    } else {
+        None
+    };
     // The cached database will do (the webhook decides on its cache too); a database the
     // cache lacks is read, as it may only be new.
-    let cached = ctx
-        .caches(job.kind)
+    let cached = caches
+        .as_ref()
         .and_then(|caches| caches.database(&job.namespace, &job.database));
     let db = match cached {
         Some(db) => Some(db),
@@ -110,7 +134,11 @@ async fn facts(ctx: &Ctx, job: &Job, request: OpsRequestView, others: Vec<OpsReq
     let client = ctx.client.clone();
     // The cached facts will do (the webhook decides on its caches too); each one the caches
     // cannot answer yet is read, the independent reads at once (the PVCs depend on the quotas).
-    let cluster = ctx.cluster_caches();
+    let cluster = if source == Source::Caches {
+        ctx.cluster_caches()
+    } else {
+        None
+    };
     let quotas = async {
         if let Some(q) = cluster.as_ref().and_then(|c| c.quotas(ns)) {
             return Ok(q);
@@ -174,9 +202,7 @@ async fn facts(ctx: &Ctx, job: &Job, request: OpsRequestView, others: Vec<OpsReq
         facts.namespace_pvcs = pvcs.items.iter().map(PvcView::from_pvc).collect();
         return Ok(facts);
     }
-    let cached = ctx
-        .caches(job.kind)
-        .and_then(|caches| caches.pvcs_selected(ns, &job.database));
+    let cached = caches.and_then(|caches| caches.pvcs_selected(ns, &job.database));
     facts.namespace_pvcs = match cached {
         Some(pvcs) => pvcs.iter().map(|p| PvcView::from_pvc(p)).collect(),
         None => Api::<PersistentVolumeClaim>::namespaced(client, ns)
