@@ -16,6 +16,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+// The allocator of the volops-controller and volops-webhook binaries, so that the processes
+// under test (children of this binary) allocate as those do.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(name = "volops-bench", about = "volops benchmarks (docs/PERFORMANCE.md)")]
 struct Cli {

@@ -195,6 +195,28 @@ pub async fn wait_databases_ready(
     Ok(())
 }
 
+/// Waits until every PVC in `ns` is Bound: a database can be Ready while the provisioner
+/// still binds some of its claims, and a run must not start while it does.
+pub async fn wait_pvcs_bound(client: &kube::Client, ns: &str, within: Duration) -> Result<()> {
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
+    let deadline = Instant::now() + within;
+    loop {
+        let pvcs = api.list(&Default::default()).await.context("list PVCs")?;
+        let unbound = pvcs
+            .items
+            .iter()
+            .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Bound"))
+            .count();
+        if unbound == 0 {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bail!("{unbound} PVC(s) in {ns} still not Bound");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Adds `count` PVCs unrelated to the databases, spread over `namespaces` namespaces. They
 /// carry `app.kubernetes.io/instance` (as Helm-installed apps' PVCs do), so they pass the
 /// controller's PVC watch selector; their class does not exist, so they stay Pending.
