@@ -88,7 +88,8 @@ pub async fn drive(client: Client, db: Db, quota: Quota) -> Result<Vec<Outcome>,
                 Err(e) => Err(e.to_string()),
             }
         })
-        .await?;
+        .await
+        .map_err(|e| format!("{e}; this database's earlier outcomes: {out:?}"))?;
         let done = retry(&format!("waiting for {name} to finish"), deadline, || async {
             match api.get(&name).await {
                 Ok(o) if is_final(&o) => Ok(o),
@@ -96,7 +97,8 @@ pub async fn drive(client: Client, db: Db, quota: Quota) -> Result<Vec<Outcome>,
                 Err(e) => Err(e.to_string()),
             }
         })
-        .await?;
+        .await
+        .map_err(|e| format!("{e}; this database's earlier outcomes: {out:?}"))?;
         let outcome = Outcome {
             db: db.name.clone(),
             request: name.clone(),
