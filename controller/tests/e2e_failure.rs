@@ -4,10 +4,7 @@ mod support;
 
 use std::sync::Arc;
 
-use k8s_openapi::api::{
-    core::v1::{PersistentVolumeClaim, Pod},
-    storage::v1::StorageClass,
-};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::{
     Api,
     api::{ListParams, PostParams},
@@ -146,17 +143,7 @@ async fn an_offline_request_failing_mid_resize_brings_the_pod_back_after_the_con
     setup(&client, "db", "standard", "offline").await;
     // An offline-only driver whose every resize step takes 4 s: the 2 s timeout strikes while
     // the controller side of the resize is still running.
-    let scs: Api<StorageClass> = Api::all(client.clone());
-    let slow: StorageClass = serde_json::from_value(json!({
-        "metadata": {"name": "slow"}, "provisioner": "sandbox.volops.dev/csi",
-        "allowVolumeExpansion": true, "volumeBindingMode": "Immediate",
-        "parameters": {"sandbox.volops.dev/resize-mode": "offline",
-                       "sandbox.volops.dev/resize-delay-ms": "4000"}
-    }))
-    .unwrap();
-    scs.create(&PostParams::default(), &slow)
-        .await
-        .expect("storage class");
+    storage_class(&client, "slow", "offline", 4000).await;
     let redis = database(&client, "db", "Standalone", "rd", "slow").await;
     let (stop, task) = start_controller(client.clone(), Arc::new(Metrics::default()));
     let ops = ops_api(&client, "db", "RedisOpsRequest");

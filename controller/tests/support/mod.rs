@@ -42,24 +42,31 @@ pub async fn setup(client: &kube::Client, ns: &str, class: &str, mode: &str) {
             &serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap(),
         )
         .await;
-    let scs: Api<StorageClass> = Api::all(client.clone());
-    let sc: StorageClass = serde_json::from_value(json!({
-        "metadata": {"name": class},
-        "provisioner": "sandbox.volops.dev/csi",
-        "allowVolumeExpansion": true,
-        "volumeBindingMode": "Immediate",
-        "parameters": {"sandbox.volops.dev/resize-mode": mode, "sandbox.volops.dev/resize-delay-ms": "20"}
-    }))
-    .unwrap();
-    scs.create(&PostParams::default(), &sc)
-        .await
-        .expect("storage class");
+    storage_class(client, class, mode, 20).await;
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     for crd in volops_shared::crd::all().expect("crds") {
         crds.create(&PostParams::default(), &crd)
             .await
             .expect("crd created");
     }
+}
+
+/// An expandable StorageClass whose simulated driver resizes in `mode`, each step taking
+/// `delay_ms`.
+pub async fn storage_class(client: &kube::Client, name: &str, mode: &str, delay_ms: u64) {
+    let scs: Api<StorageClass> = Api::all(client.clone());
+    let sc: StorageClass = serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "provisioner": "sandbox.volops.dev/csi",
+        "allowVolumeExpansion": true,
+        "volumeBindingMode": "Immediate",
+        "parameters": {"sandbox.volops.dev/resize-mode": mode,
+                       "sandbox.volops.dev/resize-delay-ms": delay_ms.to_string()}
+    }))
+    .unwrap();
+    scs.create(&PostParams::default(), &sc)
+        .await
+        .expect("storage class");
 }
 
 pub fn dynamic(
