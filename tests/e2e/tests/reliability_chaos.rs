@@ -11,6 +11,13 @@ fn env_u64(name: &str) -> Option<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expansions_survive_controller_kills_and_api_faults() {
+    // RUST_LOG=volops_controller=debug shows the controller's steps when a seed needs a look.
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
     let config = ChaosConfig {
         seed: env_u64("VOLOPS_CHAOS_SEED").unwrap_or_else(rand::random),
         min_kills: env_u64("VOLOPS_CHAOS_KILLS").unwrap_or(30) as usize,

@@ -6,8 +6,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::Client;
-use kube::api::{Api, DynamicObject, PostParams};
+use kube::ResourceExt;
+use kube::api::{Api, DynamicObject, ListParams, PostParams};
 use serde_json::json;
 use volops_shared::DatabaseKind;
 
@@ -67,6 +69,41 @@ where
     }
 }
 
+/// The error for a database the driver gave up on, with what explains it: the earlier
+/// outcomes and each claim's request, capacity and conditions as they are now.
+async fn gave_up(client: &Client, db: &Db, error: String, out: &[Outcome]) -> String {
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), NS);
+    let claims = match pvcs.list(&ListParams::default().labels(&db.selector())).await {
+        Ok(list) => list
+            .items
+            .iter()
+            .map(|p| {
+                let spec = p
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.resources.as_ref())
+                    .and_then(|r| r.requests.as_ref());
+                let status = p.status.as_ref();
+                format!(
+                    "{} request={:?} capacity={:?} conditions={:?}",
+                    p.name_any(),
+                    spec.and_then(|r| r.get("storage")).map(|q| &q.0),
+                    status
+                        .and_then(|s| s.capacity.as_ref())
+                        .and_then(|c| c.get("storage"))
+                        .map(|q| &q.0),
+                    status
+                        .and_then(|s| s.conditions.as_ref())
+                        .map(|cs| cs.iter().map(|c| c.type_.as_str()).collect::<Vec<_>>())
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+        Err(e) => format!("(listing the claims failed: {e})"),
+    };
+    format!("{error}; earlier outcomes: {out:?}; claims now: {claims}")
+}
+
 /// Runs rounds until at least `min_rounds` are done and the kill loop has reached its quota
 /// (or the database's own limit). An `Err` is an invariant violation.
 pub async fn drive(client: Client, db: Db, quota: Quota) -> Result<Vec<Outcome>, String> {
@@ -81,15 +118,17 @@ pub async fn drive(client: Client, db: Db, quota: Quota) -> Result<Vec<Outcome>,
         let (name, size) = (format!("{}-r{round}", db.name), format!("{}Gi", round + 1));
         let deadline = Instant::now() + REQUEST_DEADLINE;
         let req = ops_request(&db, &name, &size)?;
-        retry(&format!("creating {name}"), deadline, || async {
+        let created = retry(&format!("creating {name}"), deadline, || async {
             match api.create(&PostParams::default(), &req).await {
                 Ok(_) => Ok(()),
                 Err(kube::Error::Api(e)) if e.reason == "AlreadyExists" => Ok(()),
                 Err(e) => Err(e.to_string()),
             }
         })
-        .await
-        .map_err(|e| format!("{e}; this database's earlier outcomes: {out:?}"))?;
+        .await;
+        if let Err(e) = created {
+            return Err(gave_up(&client, &db, e, &out).await);
+        }
         let done = retry(&format!("waiting for {name} to finish"), deadline, || async {
             match api.get(&name).await {
                 Ok(o) if is_final(&o) => Ok(o),
@@ -97,8 +136,11 @@ pub async fn drive(client: Client, db: Db, quota: Quota) -> Result<Vec<Outcome>,
                 Err(e) => Err(e.to_string()),
             }
         })
-        .await
-        .map_err(|e| format!("{e}; this database's earlier outcomes: {out:?}"))?;
+        .await;
+        let done = match done {
+            Ok(d) => d,
+            Err(e) => return Err(gave_up(&client, &db, e, &out).await),
+        };
         let outcome = Outcome {
             db: db.name.clone(),
             request: name.clone(),

@@ -151,6 +151,11 @@ fn condition(type_: &str, message: &str) -> Value {
     json!({"type": type_, "status": "True", "lastProbeTime": null, "lastTransitionTime": now_string(), "message": message})
 }
 
+/// The merge patch of a resize step: the new status, guarded by the claim's resourceVersion.
+fn status_write(pvc: &PersistentVolumeClaim, status: Value) -> Value {
+    json!({"metadata": {"resourceVersion": pvc.resource_version()}, "status": status})
+}
+
 /// What one step leaves to do.
 enum Next {
     /// Look again after this long (None: on the next change).
@@ -236,6 +241,7 @@ async fn advance(ctx: &Ctx, key: &Key, pvc: &PersistentVolumeClaim) -> Result<Ne
         resource_version: None,
     };
     let resizer = format!("external-resizer {}", resize::RESIZER_NAME);
+    let mut mounted = None;
     let (status_patch, event): (Value, Option<(bool, &str, String, String)>) = match step {
         Step::None => return Ok(Next::Requeue(None)),
         Step::StartController => {
@@ -260,10 +266,9 @@ async fn advance(ctx: &Ctx, key: &Key, pvc: &PersistentVolumeClaim) -> Result<Ne
             )
             .await
             .ctx(|| format!("growing PV {pv_name}"))?;
-            // Only the offline mode waits for a new mount.
+            // Only the offline mode waits for a new mount: the pods running now are not new.
             if behaviour.mode == Mode::Offline {
-                let mounted = ctx.running_mounts(&key.ns, &key.name);
-                ctx.progress().mounted_before.insert(uid.clone(), mounted);
+                mounted = Some(ctx.running_mounts(&key.ns, &key.name));
             }
             conds.push(condition(
                 "FileSystemResizePending",
@@ -330,16 +335,22 @@ async fn advance(ctx: &Ctx, key: &Key, pvc: &PersistentVolumeClaim) -> Result<Ne
         .pointer("/allocatedResourceStatuses/storage")
         .and_then(Value::as_str)
         .map(str::to_owned);
+    // Guarded by the resourceVersion this step read, as external-resizer's patches are: a step
+    // taken on a claim the informer had not caught up with yet fails and is looked at again,
+    // instead of taking the claim back to an earlier state.
     let written = ignore_codes(
         api.patch_status(
             &key.name,
             &PatchParams::default(),
-            &Patch::Merge(json!({"status": status_patch})),
+            &Patch::Merge(status_write(pvc, status_patch)),
         )
         .await,
         &[404],
     )
     .ctx(|| format!("updating resize status of {}", key.name))?;
+    if let Some(mounted) = mounted {
+        ctx.progress().mounted_before.insert(uid.clone(), mounted);
+    }
     tracing::debug!(pvc = %key.name, ?step, "resize step written");
     // The driver's delay runs from this write, not from when the watch brings it back: the
     // resize latency stays what the class says however busy the cluster is.
@@ -347,5 +358,32 @@ async fn advance(ctx: &Ctx, key: &Key, pvc: &PersistentVolumeClaim) -> Result<Ne
     match written {
         Some(claim) if step == Step::StartNode => Ok(Next::Continue(Arc::new(claim))),
         _ => Ok(Next::Requeue(None)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::api::ObjectMeta;
+
+    #[test]
+    fn a_resize_step_is_written_only_over_the_claim_it_read() {
+        let pvc = PersistentVolumeClaim {
+            metadata: ObjectMeta {
+                name: Some("data-0".into()),
+                resource_version: Some("41".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let patch = status_write(
+            &pvc,
+            json!({"allocatedResourceStatuses": {"storage": resize::NODE_PENDING}}),
+        );
+        assert_eq!(patch["metadata"]["resourceVersion"], "41");
+        assert_eq!(
+            patch["status"]["allocatedResourceStatuses"]["storage"],
+            resize::NODE_PENDING
+        );
     }
 }
