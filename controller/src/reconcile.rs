@@ -14,7 +14,7 @@ use kube::{
 use serde_json::json;
 use tracing::{debug, info, warn};
 use volops_shared::{
-    api::{OpsRequestPhase, OpsRequestStatus},
+    api::{Condition, OpsRequestPhase},
     conditions::{self as c, condition},
     duration,
 };
@@ -89,9 +89,7 @@ pub async fn reconcile<R: OpsRequest>(obj: Arc<R>, ctx: Arc<Ctx>) -> Result<Acti
         job.with_raw(fresh.as_ref())?;
     }
     if step == Step::Done {
-        if job.finalizers.iter().any(|f| f == FINALIZER) {
-            set_finalizer(&ctx, &mut job, false).await?;
-        }
+        finish(&ctx, &mut job).await?;
         versions.forget(R::KIND, &ns, &name);
         return Ok(Action::await_change());
     }
@@ -131,8 +129,16 @@ async fn run_step(ctx: &Ctx, job: &mut Job, step: Step) -> Result<Outcome> {
         Step::Expand => steps::expand::run(ctx, job).await,
         Step::RecreateWorkloads => steps::workloads::recreate(ctx, job).await,
         Step::UpdateDatabase => steps::database::update(ctx, job).await,
-        Step::ResumeDatabase => steps::pause::resume_step(ctx, job).await,
-        Step::Succeed => succeed(ctx, job).await,
+        // Resuming is the last act: its status write also records the final phase.
+        Step::ResumeDatabase => Ok(match steps::pause::resume_step(ctx, job).await? {
+            Outcome::Done(mut conditions) => {
+                conditions.push(successful(job));
+                Outcome::Done(conditions)
+            }
+            other => other,
+        }),
+        // A request resumed by an earlier version, which wrote the phase on its own.
+        Step::Succeed => Ok(Outcome::Done(vec![successful(job)])),
         Step::Cleanup => {
             if steps::cleanup::run(ctx, job).await? {
                 finish_failed(ctx, job).await
@@ -188,6 +194,9 @@ async fn apply(
                 ctx.metrics.step_duration.get_or_create(&labels).observe(secs);
             }
             let note = conditions.first().and_then(|c| c.message.clone());
+            if conditions.iter().any(|cond| cond.type_ == c::SUCCESSFUL) {
+                status.phase = Some(OpsRequestPhase::Successful);
+            }
             for cond in conditions {
                 c::set(&mut status.conditions, cond);
             }
@@ -204,6 +213,15 @@ async fn apply(
                 note.unwrap_or_else(|| format!("{} done", step.label())),
             );
             info!(request = %job.describe(), step = step.label(), "step finished");
+            if job.status.phase == Some(OpsRequestPhase::Successful) && step != Step::Succeed {
+                publish(
+                    ctx,
+                    job,
+                    EventType::Normal,
+                    c::SUCCESSFUL,
+                    "volume expansion finished".into(),
+                );
+            }
             Ok(Action::requeue(NEXT_STEP))
         }
         Outcome::Wait { reason, after } => {
@@ -279,31 +297,16 @@ async fn finish_failed(ctx: &Ctx, job: &mut Job) -> Result<Outcome> {
     Ok(Outcome::wait("failed", Duration::from_millis(100)))
 }
 
-async fn succeed(ctx: &Ctx, job: &mut Job) -> Result<Outcome> {
-    steps::cleanup::forget_workloads(ctx, job).await?;
-    let mut status: OpsRequestStatus = job.status.clone();
-    status.phase = Some(OpsRequestPhase::Successful);
-    c::set(
-        &mut status.conditions,
-        condition(
-            c::SUCCESSFUL,
-            c::TRUE,
-            c::SUCCESSFUL,
-            &format!("Successfully completed volumeExpansion for {}", job.kind.kind()),
-            job.generation,
-            time(jiff::Timestamp::now()),
-        ),
-    );
-    job.write_status(ctx, status).await?;
-    count_phase(ctx, job);
-    publish(
-        ctx,
-        job,
-        EventType::Normal,
+/// The condition of a finished expansion.
+fn successful(job: &Job) -> Condition {
+    condition(
         c::SUCCESSFUL,
-        "volume expansion finished".into(),
-    );
-    Ok(Outcome::wait("successful", Duration::from_millis(100)))
+        c::TRUE,
+        c::SUCCESSFUL,
+        &format!("Successfully completed volumeExpansion for {}", job.kind.kind()),
+        job.generation,
+        time(jiff::Timestamp::now()),
+    )
 }
 
 /// A non-transient error counts against `maxRetries`; past it the request fails.
@@ -337,6 +340,44 @@ async fn on_delete(ctx: &Ctx, job: &mut Job) -> Result<Action> {
     set_finalizer(ctx, job, false).await?;
     ctx.request_versions.forget(job.kind, &job.namespace, &job.name);
     Ok(Action::await_change())
+}
+
+/// A finished request keeps nothing of ours: the finalizer, the saved workload manifests and
+/// the retry count go in one write (none when they are gone already).
+async fn finish(ctx: &Ctx, job: &mut Job) -> Result<()> {
+    let mut dropped = steps::workloads::saved_keys(job);
+    dropped.extend(
+        job.annotations
+            .contains_key(RETRIES_KEY)
+            .then(|| RETRIES_KEY.to_owned()),
+    );
+    let ours = job.finalizers.iter().any(|f| f == FINALIZER);
+    if dropped.is_empty() && !ours {
+        return Ok(());
+    }
+    let finalizers: Vec<String> = job
+        .finalizers
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .cloned()
+        .collect();
+    let annotations: serde_json::Map<String, serde_json::Value> = dropped
+        .iter()
+        .map(|k| (k.clone(), serde_json::Value::Null))
+        .collect();
+    let patch = json!({"metadata": {"resourceVersion": job.resource_version,
+        "finalizers": finalizers, "annotations": annotations}});
+    let obj = job
+        .api(ctx)
+        .patch(&job.name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .during(|| format!("finish {}", job.describe()))?;
+    job.wrote(ctx, obj);
+    job.finalizers = finalizers;
+    for k in &dropped {
+        job.annotations.remove(k);
+    }
+    Ok(())
 }
 
 async fn set_finalizer(ctx: &Ctx, job: &mut Job, present: bool) -> Result<()> {
