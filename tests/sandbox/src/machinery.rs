@@ -6,6 +6,7 @@ pub use volops_sandbox_machinery::admission::webhook::Dispatcher;
 pub use volops_sandbox_machinery::{
     AdmissionAttributes, ApiError, FieldCause, ObjectLookup, Operation, UserInfo, apply_json_patch,
     apply_merge_patch, apply_strategic_merge_patch, record_update_manager, server_side_apply,
+    validate_labels_and_annotations,
 };
 
 use crate::store::Store;

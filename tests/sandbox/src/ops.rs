@@ -224,6 +224,7 @@ async fn create_object(
         )
         .await?;
     let mut obj = admitted.unwrap_or_else(|| obj.clone());
+    check_meta(info, &name, &obj)?;
     if is_crd(info) {
         obj["status"] = crd_status(&obj, &ts);
     }
@@ -255,6 +256,15 @@ async fn create_object(
         body: for_output(info, &stored),
         warnings,
     })
+}
+
+/// Labels and annotations as kube-apiserver validates them on every write (422 Invalid).
+fn check_meta(info: &ResourceInfo, name: &str, obj: &Value) -> Result<(), ApiError> {
+    let causes = machinery::validate_labels_and_annotations(obj);
+    if causes.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::invalid(&info.kind, &info.group, name, causes))
 }
 
 fn is_crd(info: &ResourceInfo) -> bool {
@@ -357,6 +367,7 @@ async fn update_object(
         return Err(ApiError::internal("admission returned no object"));
     };
     let mut new = prepare_update(info, t.sub.as_deref(), &old, admitted);
+    check_meta(info, &name, &new)?;
     machinery::record_update_manager(&mut new, Some(&old), &req.field_manager(), &now());
     let deleting = !new["metadata"]["deletionTimestamp"].is_null();
     let remove = deleting && finalizers(&new).is_empty();

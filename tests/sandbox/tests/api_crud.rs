@@ -407,3 +407,38 @@ async fn last_finalizer_removal_is_seen_as_deleted_with_final_state() {
     }
     assert_eq!(saw, vec![("MODIFIED", 1), ("DELETED", 0)]);
 }
+
+#[tokio::test]
+async fn label_and_annotation_keys_are_validated_on_create_and_patch() {
+    let (sb, client) = start().await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let long_key = format!("volops.dev/{}", "k".repeat(64));
+    let mut bad = cm("keys");
+    bad.metadata.annotations = Some([(long_key.clone(), "v".to_string())].into());
+    let (code, reason, msg) = status(cms.create(&PostParams::default(), &bad).await);
+    assert_eq!((code, reason.as_str()), (422, "Invalid"));
+    assert_eq!(
+        msg,
+        format!(
+            "ConfigMap \"keys\" is invalid: metadata.annotations: Invalid value: \"{long_key}\": name part must be no more than 63 characters"
+        )
+    );
+    cms.create(&PostParams::default(), &cm("keys")).await.unwrap();
+    let patch = json!({"metadata": {"labels": {"ok": "-bad"}}});
+    let (code, _, msg) = status(
+        cms.patch("keys", &PatchParams::default(), &Patch::Merge(&patch))
+            .await,
+    );
+    assert_eq!(code, 422);
+    assert!(
+        msg.starts_with(
+            "ConfigMap \"keys\" is invalid: metadata.labels: Invalid value: \"-bad\": a valid label"
+        ),
+        "{msg}"
+    );
+    let fits = json!({"metadata": {"annotations": {format!("volops.dev/{}", "k".repeat(63)): "v"}}});
+    cms.patch("keys", &PatchParams::default(), &Patch::Merge(&fits))
+        .await
+        .expect("a 63-character name part is accepted");
+    sb.shutdown().await.unwrap();
+}

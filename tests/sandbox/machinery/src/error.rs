@@ -48,6 +48,15 @@ impl FieldCause {
         Self::new("FieldValueInvalid", field, with_detail(&body, detail))
     }
 
+    /// `field.TooLong` (kube 1.32 wording).
+    pub fn too_long(field: &str, max_bytes: usize) -> Self {
+        Self::new(
+            "FieldValueTooLong",
+            field,
+            format!("Too long: must have at most {max_bytes} bytes"),
+        )
+    }
+
     /// `field.TypeInvalid` (same text as Invalid, other cause type).
     pub fn type_invalid(field: &str, value: &Value, detail: &str) -> Self {
         let body = format!("Invalid value: {}", go_value(value));

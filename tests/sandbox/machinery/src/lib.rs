@@ -14,6 +14,7 @@
 pub mod admission;
 mod error;
 pub mod fieldset;
+pub mod objectmeta;
 pub mod patch;
 pub mod quantity;
 pub mod schema;
@@ -24,6 +25,7 @@ pub use admission::builtin::{quota_usage, quota_used, validate};
 pub use admission::webhook::Dispatcher;
 pub use admission::{AdmissionAttributes, ObjectLookup, Operation, UserInfo};
 pub use error::{ApiError, FieldCause};
+pub use objectmeta::validate_labels_and_annotations;
 pub use patch::{
     apply_json_patch, apply_merge_patch, apply_strategic_merge_patch, record_update_manager,
     server_side_apply,
