@@ -131,10 +131,8 @@ async fn online_redis_cluster_expansion_succeeds_without_pod_restarts() {
     let done = ops.get("grow").await.unwrap();
     assert!(done.finalizers().is_empty(), "finalizer removed at the end");
     assert!(
-        done.annotations()
-            .keys()
-            .all(|k| !k.starts_with("volops.dev/workload.")),
-        "saved manifests dropped: {:?}",
+        done.annotations().keys().all(|k| !k.starts_with("volops.dev/")),
+        "saved manifests and counters dropped: {:?}",
         done.annotations()
     );
     // Admit lists the database's PVCs once; Expand reads them from the controller's cache however

@@ -20,7 +20,7 @@ use crate::{
     context::Ctx,
     decide::time,
     error::{Error, KubeContext, Result},
-    manifest::{claim_size, parse_workload_key, with_claim_size, workload_key},
+    manifest::{claim_size, saved_workload_kind, with_claim_size, workload_key},
 };
 
 /// What [`InFlight`](crate::caches::InFlight) records for an orphan delete.
@@ -195,16 +195,20 @@ async fn recreate_one(
     ctx: &Ctx,
     job: &Job,
     workloads: &[Workload],
-    (key, kind, name, text): (&str, WorkloadKind, &str, &str),
+    (key, kind, text): (&str, WorkloadKind, &str),
     size_of: &impl AsyncSize,
 ) -> Result<()> {
-    if exists(ctx, job, kind, name).await? {
-        return Ok(());
-    }
     let saved: Value = serde_json::from_str(text).map_err(|source| Error::Json {
         what: format!("saved manifest {key}"),
         source,
     })?;
+    let name = saved
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .ok_or_else(|| Error::Invalid(format!("saved manifest {key} has no metadata.name")))?;
+    if exists(ctx, job, kind, name).await? {
+        return Ok(());
+    }
     let template = workloads
         .iter()
         .find(|w| w.name == name)
@@ -237,18 +241,16 @@ async fn recreate_saved(
     workloads: &[Workload],
     size_of: impl AsyncSize,
 ) -> Result<Option<WorkloadKind>> {
-    let saved: Vec<(&str, WorkloadKind, &str, &str)> = job
+    let saved: Vec<(&str, WorkloadKind, &str)> = job
         .annotations
         .iter()
-        .filter_map(|(key, text)| {
-            parse_workload_key(key).map(|(kind, name)| (key.as_str(), kind, name, text.as_str()))
-        })
+        .filter_map(|(key, text)| saved_workload_kind(key).map(|kind| (key.as_str(), kind, text.as_str())))
         .collect();
     let creates = saved
         .iter()
         .map(|&one| recreate_one(ctx, job, workloads, one, &size_of));
     futures::future::try_join_all(creates).await?;
-    Ok(saved.last().map(|&(_, kind, _, _)| kind))
+    Ok(saved.last().map(|&(_, kind, _)| kind))
 }
 
 /// Where a recreated workload's claim size comes from.
@@ -339,7 +341,7 @@ pub async fn restore(ctx: &Ctx, job: &Job) -> Result<()> {
 pub fn saved_keys(job: &Job) -> Vec<String> {
     job.annotations
         .keys()
-        .filter(|k| parse_workload_key(k).is_some())
+        .filter(|k| saved_workload_kind(k).is_some())
         .cloned()
         .collect()
 }
