@@ -148,6 +148,19 @@ fn workload(
         }],
         "terminationGracePeriodSeconds": 30
     });
+    // As KubeDB does, the settings of the database's container in `spec.podTemplate` (env,
+    // resources) go into the workload's pod template.
+    if let Some(settings) = spec
+        .pointer("/podTemplate/spec/containers")
+        .and_then(Value::as_array)
+        .and_then(|cs| cs.iter().find(|c| c["name"] == container))
+    {
+        for field in ["env", "resources"] {
+            if let Some(v) = settings.get(field) {
+                pod_spec["containers"][0][field] = v.clone();
+            }
+        }
+    }
     let mut set_spec = json!({
         "replicas": replicas,
         "serviceName": format!("{db_name}-pods"),
@@ -283,6 +296,22 @@ mod tests {
         );
         assert_eq!(o["metadata"]["ownerReferences"][0]["kind"], "Redis");
         assert_eq!(o["metadata"]["ownerReferences"][0]["blockOwnerDeletion"], true);
+    }
+
+    #[test]
+    fn the_pod_template_settings_of_the_database_container_are_kept() {
+        let d = db(
+            DbKind::Redis,
+            json!({"version": "7", "podTemplate": {"spec": {"containers": [
+                {"name": "sidecar", "env": [{"name": "NO", "value": "x"}]},
+                {"name": "redis", "env": [{"name": "A", "value": "1"}],
+                 "resources": {"limits": {"memory": "1Gi"}}}]}}}),
+        );
+        let ws = workloads(DbKind::Redis, &d);
+        let c = &ws[0].object["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(c["name"], "redis");
+        assert_eq!(c["env"], json!([{"name": "A", "value": "1"}]));
+        assert_eq!(c["resources"]["limits"]["memory"], "1Gi");
     }
 
     #[test]
