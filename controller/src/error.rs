@@ -17,6 +17,12 @@ pub enum Error {
     },
     #[error("{0}")]
     Invalid(String),
+    #[error("saved manifest {key}: {source}")]
+    Saved {
+        key: String,
+        #[source]
+        source: crate::saved::SavedError,
+    },
     #[error("leader election: {0}")]
     Lease(#[from] kube_lease_manager::LeaseManagerError),
     #[error("probe server on {addr}: {source}")]
@@ -36,6 +42,7 @@ impl Error {
             Self::Kube { .. } => "kube",
             Self::Json { .. } => "json",
             Self::Invalid(_) => "invalid",
+            Self::Saved { .. } => "saved",
             Self::Lease(_) => "lease",
             Self::Probe { .. } => "probe",
         }

@@ -14,6 +14,7 @@ pub mod ops;
 pub mod probes;
 pub mod pvc;
 pub mod reconcile;
+pub mod saved;
 pub mod steps;
 
 use std::{

@@ -1,6 +1,7 @@
-//! A database whose name is as long as a StatefulSet's may be (52 characters): the keys of the
-//! annotations that save its workload and pod stay within Kubernetes' 63-character limit (the
-//! sandbox rejects longer ones as kube-apiserver does), and the expansion goes through.
+//! Kubernetes' limits on annotations, which the sandbox enforces as kube-apiserver does: a
+//! database name as long as a StatefulSet's may be (52 characters) keeps the keys of the saved
+//! workload and pod within 63 characters, and a Redis cluster whose manifests would pass the
+//! 256 KiB of annotations an object may hold is saved compressed. Both expansions go through.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -9,7 +10,10 @@ mod support;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
-use kube::{Api, api::PostParams};
+use kube::{
+    Api,
+    api::{DynamicObject, PostParams},
+};
 use serde_json::{Value, json};
 use support::*;
 use volops_controller::Metrics;
@@ -57,5 +61,74 @@ async fn an_offline_expansion_of_a_database_with_a_52_character_name_succeeds() 
     let db = redis.get(name).await.unwrap();
     assert_eq!(at(&db, "/spec/storage/resources/requests/storage"), Some("2Gi"));
     assert!(paused_conditions(&db).is_empty());
+    sb.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_whose_saved_manifests_pass_256_kib_is_expanded() {
+    let (sb, client) = sandbox().await;
+    setup(&client, "db", "slow", "online").await;
+    // ~105 KB of env per shard's StatefulSet, three shards: ~310 KB of manifests in plain JSON.
+    // Few long values: the sandbox's managed-fields bookkeeping is slow with thousands of items.
+    let env: Vec<Value> = (0..150)
+        .map(|i| json!({"name": format!("REDIS_SETTING_{i:03}"), "value": format!("{i:03}-").repeat(170)}))
+        .collect();
+    let redis = dynamic(&client, "db", "kubedb.com", "v1", "Redis", "redises");
+    let obj: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "kubedb.com/v1", "kind": "Redis", "metadata": {"name": "big", "namespace": "db"},
+        "spec": {"version": "7.2.4", "mode": "Cluster", "cluster": {"shards": 3, "replicas": 2},
+                 "podTemplate": {"spec": {"containers": [{"name": "redis", "env": env}]}},
+                 "storage": {"storageClassName": "slow", "accessModes": ["ReadWriteOnce"],
+                             "resources": {"requests": {"storage": "1Gi"}}}}
+    }))
+    .unwrap();
+    redis
+        .create(&PostParams::default(), &obj)
+        .await
+        .expect("database created");
+    wait_for(&redis, "big", "database Ready", |o| {
+        at(o, "/status/phase") == Some("Ready")
+    })
+    .await;
+    let sts = dynamic(&client, "db", "apps", "v1", "StatefulSet", "statefulsets");
+    let mut plain = 0;
+    for shard in ["big-shard0", "big-shard1", "big-shard2"] {
+        plain += serde_json::to_string(&sts.get(shard).await.unwrap().data["spec"])
+            .unwrap()
+            .len();
+    }
+    assert!(plain > 256 * 1024, "the manifests hold {plain} bytes");
+
+    let (stop, task) = start_controller(client.clone(), Arc::new(Metrics::default()));
+    let ops = ops_api(&client, "db", "RedisOpsRequest");
+    ops.create(
+        &PostParams::default(),
+        &ops_request("RedisOpsRequest", "grow", "big", "Online", "2Gi", json!({})),
+    )
+    .await
+    .expect("ops request created");
+    let done = wait_final(&ops, "grow").await;
+    let _ = stop.send(());
+    task.await.unwrap();
+    assert_eq!(
+        at(&done, "/status/phase"),
+        Some("Successful"),
+        "{:#?}",
+        done.data.pointer("/status/conditions")
+    );
+    for shard in ["big-shard0", "big-shard1", "big-shard2"] {
+        let set = sts.get(shard).await.expect("statefulset recreated");
+        assert_eq!(
+            set.data
+                .pointer("/spec/volumeClaimTemplates/0/spec/resources/requests/storage"),
+            Some(&Value::from("2Gi"))
+        );
+        let env = set
+            .data
+            .pointer("/spec/template/spec/containers/0/env")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
+        assert_eq!(env, 150, "{shard} recreated with its whole pod template");
+    }
     sb.shutdown().await.unwrap();
 }

@@ -75,11 +75,12 @@ fn manifest_annotation(
     obj: &DynamicObject,
 ) -> Result<(String, Option<String>)> {
     let manifest = crate::manifest::strip_workload(&to_json("workload", obj)?);
-    let text = serde_json::to_string(&manifest).map_err(|source| Error::Json {
-        what: "workload manifest".into(),
+    let key = workload_key(kind, name);
+    let text = crate::saved::encode(&manifest).map_err(|source| Error::Saved {
+        key: key.clone(),
         source,
     })?;
-    Ok((workload_key(kind, name), Some(text)))
+    Ok((key, Some(text)))
 }
 
 async fn orphan_delete(ctx: &Ctx, job: &Job, kind: WorkloadKind, name: &str) -> Result<()> {
@@ -198,8 +199,8 @@ async fn recreate_one(
     (key, kind, text): (&str, WorkloadKind, &str),
     size_of: &impl AsyncSize,
 ) -> Result<()> {
-    let saved: Value = serde_json::from_str(text).map_err(|source| Error::Json {
-        what: format!("saved manifest {key}"),
+    let saved: Value = crate::saved::decode(text).map_err(|source| Error::Saved {
+        key: key.to_owned(),
         source,
     })?;
     let name = saved
