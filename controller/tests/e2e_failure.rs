@@ -181,3 +181,64 @@ async fn an_offline_request_failing_mid_resize_brings_the_pod_back_after_the_con
     assert!(paused_conditions(&db).is_empty(), "database resumed");
     sb.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_write_counts_a_retry_and_a_finished_request_keeps_no_count() {
+    let (sb, client) = sandbox().await;
+    setup(&client, "db", "standard", "online").await;
+    database(&client, "db", "Standalone", "rd", "standard").await;
+    // Every database write is refused (403, not worth a quick retry) until the count shows.
+    sb.faults().set(volops_sandbox::FaultConfig {
+        seed: 1,
+        rules: vec![volops_sandbox::FaultRule {
+            verb: "patch".into(),
+            resource: "redises".into(),
+            rate: 1.0,
+            code: 403,
+            retry_after_seconds: 1,
+        }],
+        latency_ms: 0,
+        watch_cut_seconds: 0,
+    });
+    let (stop, task) = start_controller(client.clone(), Arc::new(Metrics::default()));
+    let ops = ops_api(&client, "db", "RedisOpsRequest");
+    ops.create(
+        &PostParams::default(),
+        &ops_request(
+            "RedisOpsRequest",
+            "grow",
+            "rd",
+            "Online",
+            "2Gi",
+            json!({"maxRetries": 3}),
+        ),
+    )
+    .await
+    .expect("ops request created");
+    let counted = wait_for(&ops, "grow", "a retry counted", |r| {
+        r.metadata
+            .annotations
+            .as_ref()
+            .is_some_and(|a| a.contains_key("volops.dev/retries"))
+    })
+    .await;
+    assert_eq!(
+        counted.metadata.annotations.as_ref().unwrap()["volops.dev/retries"],
+        "PauseDatabase:1"
+    );
+    sb.faults().clear();
+    let done = wait_final(&ops, "grow").await;
+    let _ = stop.send(());
+    task.await.unwrap();
+    assert_eq!(at(&done, "/status/phase"), Some("Successful"));
+    let ours: Vec<&String> = done
+        .metadata
+        .annotations
+        .iter()
+        .flatten()
+        .map(|(k, _)| k)
+        .filter(|k| k.starts_with("volops.dev/"))
+        .collect();
+    assert!(ours.is_empty(), "left on a finished request: {ours:?}");
+    sb.shutdown().await.unwrap();
+}

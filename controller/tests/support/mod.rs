@@ -23,6 +23,13 @@ pub const WAIT: Duration = Duration::from_secs(60);
 
 pub async fn sandbox() -> (Sandbox, kube::Client) {
     let _ = rustls::crypto::ring::default_provider().install_default();
+    // RUST_LOG=volops_controller=debug shows the controller's steps when a test needs a look.
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
     let sb = Sandbox::start(SandboxOptions {
         cluster: Some(ClusterConfig::fast()),
         ..SandboxOptions::default()

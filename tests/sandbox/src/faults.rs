@@ -27,7 +27,7 @@ pub struct FaultRule {
     pub resource: String,
     /// Probability in [0, 1] that a matching request fails.
     pub rate: f64,
-    /// 500, 409 or 429.
+    /// 500, 409, 429 or 403 (a non-transient refusal).
     pub code: u16,
     /// Retry-After seconds sent with 429.
     #[serde(default = "one")]
@@ -131,6 +131,7 @@ impl Faults {
                 "the server has received too many requests and has asked us to try again later (injected)",
                 rule.retry_after_seconds,
             ),
+            403 => ApiError::forbidden(resource, name, "injected fault"),
             _ => ApiError::internal("injected fault"),
         })
     }
