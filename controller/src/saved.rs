@@ -1,7 +1,8 @@
-//! How a saved workload manifest is written into its annotation. Kubernetes allows 256 KiB of
-//! annotations per object and a Redis cluster saves one manifest per shard, so a manifest past
-//! a few KiB is stored gzip-compressed and base64-encoded (prefixed, so either form reads back);
-//! a small one stays plain JSON for people reading the request.
+//! How a saved manifest is written into its annotation. Kubernetes allows 256 KiB of annotations
+//! per object and a Redis cluster saves one workload manifest per shard, so a manifest past its
+//! kind's limit is stored gzip-compressed and base64-encoded (prefixed, so either form reads
+//! back); a small one stays plain JSON for people reading the request. A saved pod stays plain
+//! JSON as KubeDB writes it unless it is very large.
 
 use std::io::{Read, Write};
 
@@ -9,8 +10,10 @@ use base64::Engine;
 use flate2::{Compression, read::GzDecoder, write::GzEncoder};
 use serde_json::Value;
 
-/// Manifests up to this many bytes of JSON are stored as they are.
-pub const PLAIN_MAX: usize = 4 * 1024;
+/// Workload manifests up to this many bytes of JSON are stored as they are.
+pub const WORKLOAD_PLAIN_MAX: usize = 4 * 1024;
+/// Saved pods up to this many bytes of JSON are stored as they are (KubeDB's format).
+pub const POD_PLAIN_MAX: usize = 64 * 1024;
 const GZIP_PREFIX: &str = "gzip+base64:";
 
 /// Why a saved manifest cannot be written or read back.
@@ -24,10 +27,10 @@ pub enum SavedError {
     Base64(#[from] base64::DecodeError),
 }
 
-/// The annotation value for `manifest`.
-pub fn encode(manifest: &Value) -> Result<String, SavedError> {
+/// The annotation value for `manifest`: plain JSON up to `plain_max` bytes, compressed past it.
+pub fn encode(manifest: &Value, plain_max: usize) -> Result<String, SavedError> {
     let json = serde_json::to_vec(manifest)?;
-    if json.len() <= PLAIN_MAX {
+    if json.len() <= plain_max {
         // serde_json writes valid UTF-8.
         return Ok(String::from_utf8_lossy(&json).into_owned());
     }
@@ -67,7 +70,7 @@ mod tests {
     #[test]
     fn a_small_manifest_stays_plain_json() {
         let m = manifest(2);
-        let text = encode(&m).unwrap();
+        let text = encode(&m, WORKLOAD_PLAIN_MAX).unwrap();
         assert!(text.starts_with('{'), "{text}");
         assert_eq!(decode(&text).unwrap(), m);
     }
@@ -76,8 +79,9 @@ mod tests {
     fn a_large_manifest_is_compressed_and_reads_back() {
         let m = manifest(200);
         let plain = serde_json::to_string(&m).unwrap();
-        assert!(plain.len() > PLAIN_MAX);
-        let text = encode(&m).unwrap();
+        assert!(plain.len() > WORKLOAD_PLAIN_MAX);
+        assert!(encode(&m, POD_PLAIN_MAX).unwrap().starts_with('{'));
+        let text = encode(&m, WORKLOAD_PLAIN_MAX).unwrap();
         assert!(text.starts_with(GZIP_PREFIX), "{}", &text[..40]);
         assert!(text.len() * 5 < plain.len(), "{} of {}", text.len(), plain.len());
         assert_eq!(decode(&text).unwrap(), m);

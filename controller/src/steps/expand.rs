@@ -184,13 +184,13 @@ async fn offline(ctx: &Ctx, job: &mut Job, workloads: &[Workload], target: &Quan
                     None => return Ok(Outcome::Fail(format!("pod: {pod_name} doesn't exist"))),
                     Some(pod) => {
                         // Save first: a restarted controller can always put the pod back.
-                        let text =
-                            serde_json::to_string(&strip_pod(&to_json("pod", &pod)?)).map_err(|source| {
-                                Error::Json {
-                                    what: "pod".into(),
-                                    source,
-                                }
-                            })?;
+                        let stripped = strip_pod(&to_json("pod", &pod)?);
+                        let text = crate::saved::encode(&stripped, crate::saved::POD_PLAIN_MAX).map_err(
+                            |source| Error::Saved {
+                                key: saved_key.clone(),
+                                source,
+                            },
+                        )?;
                         let uid = pod.uid().unwrap_or_default();
                         job.annotate(ctx, &[(saved_key, Some(text)), (uid_key, Some(uid.clone()))])
                             .await?;
@@ -268,8 +268,8 @@ async fn create_saved_pod(ctx: &Ctx, job: &Job, pod_name: &str) -> Result<()> {
     let Some(text) = job.annotations.get(&key) else {
         return Ok(());
     };
-    let mut saved: Value = serde_json::from_str(text).map_err(|source| Error::Json {
-        what: format!("saved pod {key}"),
+    let mut saved: Value = crate::saved::decode(text).map_err(|source| Error::Saved {
+        key: key.clone(),
         source,
     })?;
     let saved = strip_pod(&std::mem::take(&mut saved));
@@ -356,7 +356,7 @@ fn saved_claims(job: &Job, pod_name: &str) -> Vec<String> {
     let Some(saved) = job
         .annotations
         .get(&pod_annotation(pod_name))
-        .and_then(|t| serde_json::from_str::<Value>(t).ok())
+        .and_then(|t| crate::saved::decode(t).ok())
     else {
         return Vec::new();
     };

@@ -76,10 +76,11 @@ fn manifest_annotation(
 ) -> Result<(String, Option<String>)> {
     let manifest = crate::manifest::strip_workload(&to_json("workload", obj)?);
     let key = workload_key(kind, name);
-    let text = crate::saved::encode(&manifest).map_err(|source| Error::Saved {
-        key: key.clone(),
-        source,
-    })?;
+    let text =
+        crate::saved::encode(&manifest, crate::saved::WORKLOAD_PLAIN_MAX).map_err(|source| Error::Saved {
+            key: key.clone(),
+            source,
+        })?;
     Ok((key, Some(text)))
 }
 
