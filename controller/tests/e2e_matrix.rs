@@ -185,13 +185,7 @@ async fn expand(client: &kube::Client, ns: &str, db_kind: &str, mode: &str) {
 async fn every_database_shape_in_both_modes() {
     let (sb, client) = sandbox().await;
     setup(&client, "default", "standard", "online").await;
-    let scs: Api<k8s_openapi::api::storage::v1::StorageClass> = Api::all(client.clone());
-    let slow = serde_json::from_value(json!({
-        "metadata": {"name": "slow"}, "provisioner": "sandbox.volops.dev/csi", "allowVolumeExpansion": true,
-        "parameters": {"sandbox.volops.dev/resize-mode": "offline", "sandbox.volops.dev/resize-delay-ms": "20"}
-    }))
-    .unwrap();
-    scs.create(&PostParams::default(), &slow).await.unwrap();
+    storage_class(&client, "slow", "offline", 20).await;
     for (i, (kind, mode)) in [
         ("Standalone", "Online"),
         ("Standalone", "Offline"),

@@ -14,7 +14,7 @@ use std::{
 };
 
 use futures::StreamExt;
-use k8s_openapi::api::{core::v1::PersistentVolumeClaim, storage::v1::StorageClass};
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::{
     Api, ResourceExt,
     api::{ListParams, PostParams},
@@ -128,16 +128,7 @@ async fn pvc_parallelism_one_resizes_one_pvc_at_a_time() {
     let (sb, client) = sandbox().await;
     setup(&client, "db", "standard", "online").await;
     // Slow enough resizes that concurrent ones overlap in the watch.
-    let sc: StorageClass = serde_json::from_value(json!({
-        "metadata": {"name": "par"}, "provisioner": "sandbox.volops.dev/csi",
-        "allowVolumeExpansion": true, "volumeBindingMode": "Immediate",
-        "parameters": {"sandbox.volops.dev/resize-mode": "online", "sandbox.volops.dev/resize-delay-ms": "100"}
-    }))
-    .unwrap();
-    Api::<StorageClass>::all(client.clone())
-        .create(&PostParams::default(), &sc)
-        .await
-        .unwrap();
+    storage_class(&client, "par", "online", 100).await;
     database(&client, "db", "Cluster", "one", "par").await;
     database(&client, "db", "Cluster", "all", "par").await;
 

@@ -75,13 +75,7 @@ async fn wait_ready(probe: SocketAddr) {
 async fn expansions_succeed_with_the_webhook_in_the_path() {
     let (sb, client) = sandbox().await;
     setup(&client, "db", "standard", "online").await;
-    let scs: Api<k8s_openapi::api::storage::v1::StorageClass> = Api::all(client.clone());
-    let slow = serde_json::from_value(json!({
-        "metadata": {"name": "slow"}, "provisioner": "sandbox.volops.dev/csi", "allowVolumeExpansion": true,
-        "parameters": {"sandbox.volops.dev/resize-mode": "offline", "sandbox.volops.dev/resize-delay-ms": "20"}
-    }))
-    .unwrap();
-    scs.create(&PostParams::default(), &slow).await.unwrap();
+    storage_class(&client, "slow", "offline", 20).await;
     let redis = database(&client, "db", "Cluster", "rd", "standard").await;
     let zk = database(&client, "db", "ZooKeeper", "zk", "slow").await;
 
