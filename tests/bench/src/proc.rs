@@ -27,13 +27,19 @@ pub struct Child {
 }
 
 impl Child {
-    /// Runs this binary with `args` (a hidden `serve-*` subcommand) using `kubeconfig`, and
-    /// waits up to `ready_within` for its readiness line.
-    pub async fn spawn(args: &[String], kubeconfig: &Path, ready_within: Duration) -> Result<Child> {
+    /// Runs this binary with `args` (a hidden `serve-*` subcommand) using `kubeconfig` and the
+    /// extra environment `env`, and waits up to `ready_within` for its readiness line.
+    pub async fn spawn(
+        args: &[String],
+        kubeconfig: &Path,
+        env: &[(&str, String)],
+        ready_within: Duration,
+    ) -> Result<Child> {
         let exe = std::env::current_exe().context("cannot find the volops-bench executable")?;
         let mut inner = Command::new(exe)
             .args(args)
             .env("KUBECONFIG", kubeconfig)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

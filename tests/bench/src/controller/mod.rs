@@ -169,7 +169,7 @@ impl Bench<'_> {
         // Not measured: the previous run's databases settle first.
         cluster::wait_databases_ready(&self.client, NAMESPACE, &self.databases, self.within).await?;
         cluster::wait_pvcs_bound(&self.client, NAMESPACE, self.within).await?;
-        let child = Child::spawn(&args, &self.kubeconfig, Duration::from_secs(60)).await?;
+        let child = Child::spawn(&args, &self.kubeconfig, &[], Duration::from_secs(60)).await?;
         let metrics_url = child.info_str("metrics_url")?.to_owned();
         let http = reqwest::Client::new();
         // The start-up lists and watches are not part of the request's cost.

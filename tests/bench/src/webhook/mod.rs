@@ -54,6 +54,10 @@ pub struct Args {
     reviews: usize,
     #[arg(long, default_value_t = 9)]
     seed: u64,
+    /// Runtime worker threads of the webhook and of the no-op handler, as a pod with that many
+    /// CPUs as its limit gets (0: one per core of the machine).
+    #[arg(long, default_value_t = 0)]
+    server_threads: usize,
     /// CI smoke size: 20 databases, 2 concurrencies, 0.3 s a level.
     #[arg(long)]
     tiny: bool,
@@ -134,6 +138,7 @@ pub async fn run(mut args: Args) -> Result<()> {
     let mut counts = populate::namespaces(&client, 0..namespaces).await?;
     let mut fields = counts.to_json();
     fields["seconds"] = json!(setup.elapsed().as_secs_f64());
+    fields["server_threads"] = json!(args.server_threads);
     emit(BENCH, "setup", fields);
 
     let certs = tempfile::tempdir()?;
@@ -153,8 +158,13 @@ pub async fn run(mut args: Args) -> Result<()> {
             .collect()
     };
     let kubeconfig = sandbox.kubeconfig_path().to_owned();
-    let webhook = Child::spawn(&child_args("webhook"), &kubeconfig, Duration::from_secs(60)).await?;
-    let noop = Child::spawn(&child_args("noop"), &kubeconfig, Duration::from_secs(60)).await?;
+    // tokio's default runtime reads its worker count from TOKIO_WORKER_THREADS.
+    let env: Vec<(&str, String)> = match args.server_threads {
+        0 => Vec::new(),
+        n => vec![("TOKIO_WORKER_THREADS", n.to_string())],
+    };
+    let webhook = Child::spawn(&child_args("webhook"), &kubeconfig, &env, Duration::from_secs(60)).await?;
+    let noop = Child::spawn(&child_args("noop"), &kubeconfig, &env, Duration::from_secs(60)).await?;
     let probe_addr: SocketAddr = webhook.info_str("probe_addr")?.parse()?;
     let synced = Instant::now();
     probe::wait_synced(probe_addr, &counts, Duration::from_secs(300)).await?;
