@@ -94,7 +94,7 @@ pub async fn reconcile<R: OpsRequest>(obj: Arc<R>, ctx: Arc<Ctx>) -> Result<Acti
         return Ok(Action::await_change());
     }
     if !job.finalizers.iter().any(|f| f == FINALIZER) {
-        set_finalizer(&ctx, &mut job, true).await?;
+        add_finalizer(&ctx, &mut job).await?;
     }
     let timeout = match job.timeout.as_deref().map(duration::parse).transpose() {
         Ok(t) => t,
@@ -247,9 +247,7 @@ async fn apply(
             );
             job.write_status(ctx, status).await?;
             count_phase(ctx, job);
-            if job.finalizers.iter().any(|f| f == FINALIZER) {
-                set_finalizer(ctx, job, false).await?;
-            }
+            finish(ctx, job).await?;
             publish(ctx, job, EventType::Normal, c::SKIPPED, message);
             Ok(Action::await_change())
         }
@@ -337,13 +335,14 @@ async fn on_delete(ctx: &Ctx, job: &mut Job) -> Result<Action> {
     if mid_way && !steps::cleanup::run(ctx, job).await? {
         return Ok(Action::requeue(steps::SOON));
     }
-    set_finalizer(ctx, job, false).await?;
+    finish(ctx, job).await?;
     ctx.request_versions.forget(job.kind, &job.namespace, &job.name);
     Ok(Action::await_change())
 }
 
-/// A finished request keeps nothing of ours: the finalizer, the saved workload manifests and
-/// the retry count go in one write (none when they are gone already).
+/// A request that is over (final, Skipped, or deleted after its cleanup) keeps nothing of ours:
+/// the finalizer, the saved workload manifests and the retry count go in one write (none when
+/// they are gone already).
 async fn finish(ctx: &Ctx, job: &mut Job) -> Result<()> {
     let mut dropped = steps::workloads::saved_keys(job);
     dropped.extend(
@@ -380,22 +379,15 @@ async fn finish(ctx: &Ctx, job: &mut Job) -> Result<()> {
     Ok(())
 }
 
-async fn set_finalizer(ctx: &Ctx, job: &mut Job, present: bool) -> Result<()> {
-    let mut finalizers: Vec<String> = job
-        .finalizers
-        .iter()
-        .filter(|f| *f != FINALIZER)
-        .cloned()
-        .collect();
-    if present {
-        finalizers.push(FINALIZER.to_owned());
-    }
+async fn add_finalizer(ctx: &Ctx, job: &mut Job) -> Result<()> {
+    let mut finalizers = job.finalizers.clone();
+    finalizers.push(FINALIZER.to_owned());
     let patch = json!({"metadata": {"resourceVersion": job.resource_version, "finalizers": finalizers}});
     let obj = job
         .api(ctx)
         .patch(&job.name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
-        .during(|| format!("update finalizers of {}", job.describe()))?;
+        .during(|| format!("add the finalizer of {}", job.describe()))?;
     job.wrote(ctx, obj);
     job.finalizers = finalizers;
     Ok(())

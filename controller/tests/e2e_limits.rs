@@ -8,8 +8,6 @@
 
 mod support;
 
-use std::sync::Arc;
-
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::{
     Api,
@@ -17,7 +15,6 @@ use kube::{
 };
 use serde_json::{Value, json};
 use support::*;
-use volops_controller::Metrics;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_offline_expansion_of_a_database_with_a_52_character_name_succeeds() {
@@ -27,17 +24,7 @@ async fn an_offline_expansion_of_a_database_with_a_52_character_name_succeeds() 
     setup(&client, "db", "slow", "offline").await;
     let redis = database(&client, "db", "Standalone", name, "slow").await;
 
-    let (stop, task) = start_controller(client.clone(), Arc::new(Metrics::default()));
-    let ops = ops_api(&client, "db", "RedisOpsRequest");
-    ops.create(
-        &PostParams::default(),
-        &ops_request("RedisOpsRequest", "grow", name, "Offline", "2Gi", json!({})),
-    )
-    .await
-    .expect("ops request created");
-    let done = wait_final(&ops, "grow").await;
-    let _ = stop.send(());
-    task.await.unwrap();
+    let done = grow_redis(&client, name, "Offline", "2Gi").await;
     assert_eq!(
         at(&done, "/status/phase"),
         Some("Successful"),
@@ -85,17 +72,7 @@ async fn a_cluster_whose_saved_manifests_pass_256_kib_is_expanded() {
     }
     assert!(plain > 256 * 1024, "the manifests hold {plain} bytes");
 
-    let (stop, task) = start_controller(client.clone(), Arc::new(Metrics::default()));
-    let ops = ops_api(&client, "db", "RedisOpsRequest");
-    ops.create(
-        &PostParams::default(),
-        &ops_request("RedisOpsRequest", "grow", "big", "Online", "2Gi", json!({})),
-    )
-    .await
-    .expect("ops request created");
-    let done = wait_final(&ops, "grow").await;
-    let _ = stop.send(());
-    task.await.unwrap();
+    let done = grow_redis(&client, "big", "Online", "2Gi").await;
     assert_eq!(
         at(&done, "/status/phase"),
         Some("Successful"),
@@ -156,17 +133,7 @@ async fn an_offline_expansion_saves_a_pod_past_256_kib_compressed() {
     // ~270 KB of env: the pod alone would pass 256 KiB of annotations in plain JSON.
     big_redis(&client, json!({"mode": "Standalone"}), 1800).await;
 
-    let (stop, task) = start_controller(client.clone(), Arc::new(Metrics::default()));
-    let ops = ops_api(&client, "db", "RedisOpsRequest");
-    ops.create(
-        &PostParams::default(),
-        &ops_request("RedisOpsRequest", "grow", "big", "Offline", "2Gi", json!({})),
-    )
-    .await
-    .expect("ops request created");
-    let done = wait_final(&ops, "grow").await;
-    let _ = stop.send(());
-    task.await.unwrap();
+    let done = grow_redis(&client, "big", "Offline", "2Gi").await;
     assert_eq!(
         at(&done, "/status/phase"),
         Some("Successful"),

@@ -17,15 +17,6 @@ pub async fn run(ctx: &Ctx, job: &mut Job) -> Result<bool> {
     if holds_pause(&job.status.conditions) {
         pause::resume(ctx, job).await?;
     }
-    forget_workloads(ctx, job).await?;
+    // The saved manifests go with the finalizer once the request is final (reconcile::finish).
     Ok(true)
-}
-
-/// Drops the saved workload manifests once the workloads exist again.
-pub async fn forget_workloads(ctx: &Ctx, job: &mut Job) -> Result<()> {
-    let changes: Vec<(String, Option<String>)> = workloads::saved_keys(job)
-        .into_iter()
-        .map(|k| (k, None))
-        .collect();
-    job.annotate(ctx, &changes).await
 }

@@ -215,6 +215,23 @@ pub fn ops_api(client: &kube::Client, ns: &str, kind: &str) -> Api<DynamicObject
     dynamic(client, ns, "ops.kubedb.com", "v1alpha1", kind, plural)
 }
 
+/// Runs a controller while one RedisOpsRequest `grow` expands `db` in namespace `db` to `size`;
+/// returns the request once it is final, with the controller stopped.
+pub async fn grow_redis(client: &kube::Client, db: &str, mode: &str, size: &str) -> DynamicObject {
+    let (stop, task) = start_controller(client.clone(), Arc::new(Metrics::default()));
+    let ops = ops_api(client, "db", "RedisOpsRequest");
+    ops.create(
+        &PostParams::default(),
+        &ops_request("RedisOpsRequest", "grow", db, mode, size, json!({})),
+    )
+    .await
+    .expect("ops request created");
+    let done = wait_final(&ops, "grow").await;
+    let _ = stop.send(());
+    task.await.expect("controller task");
+    done
+}
+
 /// Waits until the request is in a final phase with its finalizer gone; returns it.
 pub async fn wait_final(api: &Api<DynamicObject>, name: &str) -> DynamicObject {
     wait_for(api, name, "request finished", |r| {
