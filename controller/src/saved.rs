@@ -29,13 +29,12 @@ pub enum SavedError {
 
 /// The annotation value for `manifest`: plain JSON up to `plain_max` bytes, compressed past it.
 pub fn encode(manifest: &Value, plain_max: usize) -> Result<String, SavedError> {
-    let json = serde_json::to_vec(manifest)?;
+    let json = serde_json::to_string(manifest)?;
     if json.len() <= plain_max {
-        // serde_json writes valid UTF-8.
-        return Ok(String::from_utf8_lossy(&json).into_owned());
+        return Ok(json);
     }
     let mut gz = GzEncoder::new(Vec::new(), Compression::default());
-    gz.write_all(&json)?;
+    gz.write_all(json.as_bytes())?;
     let packed = gz.finish()?;
     Ok(format!(
         "{GZIP_PREFIX}{}",
