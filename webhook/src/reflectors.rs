@@ -12,8 +12,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use volops_shared::DatabaseKind;
 
-use crate::caches::{Writers, database_resource, ops_resource};
-use crate::views::{self, Views};
+use crate::caches::{PvcWriter, Writers, database_resource, ops_resource};
+use crate::views::Views;
 
 /// Drops what no rule reads but every object carries, to keep the caches small.
 fn slim<K: Resource>(obj: &mut K) {
@@ -44,45 +44,6 @@ where
     });
 }
 
-/// PVCs are most of what the webhook caches (thousands of them): keep only what
-/// [`volops_shared::facts::PvcView`] reads (name, namespace, labels, class, requested size,
-/// phase, capacity, allocated size and resize state).
-fn slim_pvc(pvc: &mut PersistentVolumeClaim) {
-    slim(pvc);
-    let meta = &mut pvc.metadata;
-    meta.annotations = None;
-    meta.finalizers = None;
-    meta.owner_references = None;
-    meta.generation = None;
-    if let Some(spec) = pvc.spec.as_mut() {
-        spec.access_modes = None;
-        spec.data_source = None;
-        spec.data_source_ref = None;
-        spec.selector = None;
-        spec.volume_attributes_class_name = None;
-        spec.volume_mode = None;
-        spec.volume_name = None;
-        if let Some(r) = spec.resources.as_mut() {
-            r.limits = None;
-        }
-    }
-    if let Some(status) = pvc.status.as_mut() {
-        status.access_modes = None;
-        status.current_volume_attributes_class_name = None;
-        status.modify_volume_status = None;
-        if let Some(conditions) = status.conditions.as_mut() {
-            // The rules look only at the types of conditions that are True.
-            conditions.retain(|c| c.status == "True");
-            for c in conditions {
-                c.message = None;
-                c.reason = None;
-                c.last_probe_time = None;
-                c.last_transition_time = None;
-            }
-        }
-    }
-}
-
 /// One reflector: `feed` sees every (slimmed) event before the store does.
 fn spawn_typed<K>(
     set: &mut JoinSet<()>,
@@ -107,23 +68,13 @@ fn spawn_typed<K>(
     drive(set, reflector(writer, events), name, stop);
 }
 
-/// PVCs feed the namespace index with their views, then the store keeps a bare copy.
-fn spawn_pvcs(
-    set: &mut JoinSet<()>,
-    client: &Client,
-    writer: Writer<PersistentVolumeClaim>,
-    views: Views,
-    stop: CancellationToken,
-) {
+/// PVCs go to the view index alone (see [`PvcWriter`]): views copy only what the rules read.
+fn spawn_pvcs(set: &mut JoinSet<()>, client: &Client, mut writer: PvcWriter, stop: CancellationToken) {
     let api = Api::<PersistentVolumeClaim>::all(client.clone());
     let events = watcher(api, watcher::Config::default())
         .default_backoff()
-        .map_ok(move |event| {
-            let event = event.modify(slim_pvc);
-            views.apply_pvc(&event);
-            event.modify(views::bare)
-        });
-    drive(set, reflector(writer, events), "persistentvolumeclaims", stop);
+        .map_ok(move |event| writer.apply_watcher_event(&event));
+    drive(set, events, "persistentvolumeclaims", stop);
 }
 
 fn spawn_dynamic(
@@ -174,7 +125,7 @@ pub fn spawn_all(client: &Client, w: Writers, views: Views, stop: &CancellationT
             s(),
         );
     }
-    spawn_pvcs(&mut set, client, w.pvcs, views.clone(), s());
+    spawn_pvcs(&mut set, client, w.pvcs, s());
     let v = views.clone();
     spawn_typed(
         &mut set,
@@ -229,37 +180,5 @@ fn ops_cache(kind: DatabaseKind) -> &'static str {
     match kind {
         DatabaseKind::Redis => "redisopsrequests",
         DatabaseKind::ZooKeeper => "zookeeperopsrequests",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use volops_shared::facts::PvcView;
-
-    #[test]
-    fn slimming_a_pvc_keeps_everything_the_rules_read() {
-        let mut pvc: PersistentVolumeClaim = serde_json::from_value(serde_json::json!({
-            "metadata": {"name": "data-rd-0", "namespace": "demo",
-                         "labels": {"app.kubernetes.io/instance": "rd"},
-                         "annotations": {"pv.kubernetes.io/bind-completed": "yes"},
-                         "finalizers": ["kubernetes.io/pvc-protection"],
-                         "managedFields": [{"manager": "kcm"}]},
-            "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "fast",
-                     "resources": {"requests": {"storage": "2Gi"}}, "volumeName": "pv-1"},
-            "status": {"phase": "Bound", "capacity": {"storage": "1Gi"},
-                       "allocatedResources": {"storage": "2Gi"},
-                       "allocatedResourceStatuses": {"storage": "ControllerResizeInProgress"},
-                       "conditions": [{"type": "Resizing", "status": "True", "message": "m"},
-                                      {"type": "FileSystemResizePending", "status": "False"}]}
-        }))
-        .unwrap();
-        let before = PvcView::from_pvc(&pvc);
-        slim_pvc(&mut pvc);
-        assert_eq!(PvcView::from_pvc(&pvc), before);
-        assert_eq!(before.true_conditions, vec!["Resizing".to_owned()]);
-        assert!(pvc.metadata.annotations.is_none() && pvc.metadata.finalizers.is_none());
-        assert!(pvc.metadata.managed_fields.is_none_or(|m| m.is_empty()));
-        assert!(pvc.spec.as_ref().is_some_and(|s| s.volume_name.is_none()));
     }
 }

@@ -4,7 +4,8 @@
 //!
 //! The reflectors feed these indexes before the stores see the events. Caches filled directly
 //! through their writers (tests) leave an index detached ("not live"); `Caches::facts` then
-//! builds the same lists from the store on each review.
+//! builds the same lists from the store on each review. PVCs, by far the most numerous, have
+//! no store: they live only here, whoever feeds them (see `caches::PvcWriter`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
@@ -217,6 +218,28 @@ impl<V: Named + Clone> ViewIndex<V> {
         }
     }
 
+    /// Whether the first complete list has arrived.
+    pub fn is_live(&self) -> bool {
+        match self.state.read() {
+            Ok(g) => g.live,
+            Err(poisoned) => poisoned.into_inner().live,
+        }
+    }
+
+    /// How many views the index holds.
+    pub fn len(&self) -> usize {
+        let s = match self.state.read() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        s.current.values().map(|l| l.len()).sum()
+    }
+
+    /// Whether the index holds no views.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// The views of `namespace` ("" for cluster-scoped ones) by name, or `None` while the index
     /// is not live.
     pub fn namespace(&self, namespace: &str) -> Option<Shared<V>> {
@@ -371,16 +394,6 @@ impl Views {
     pub fn apply_ops(&self, kind: DatabaseKind, e: &Event<DynamicObject>) {
         self.ops(kind).apply(e, ops_view(kind));
     }
-}
-
-/// What the PVC store keeps once the index holds the views: enough for its key and size.
-pub fn bare(pvc: &mut PersistentVolumeClaim) {
-    let meta = std::mem::take(&mut pvc.metadata);
-    pvc.metadata.name = meta.name;
-    pvc.metadata.namespace = meta.namespace;
-    pvc.metadata.resource_version = meta.resource_version;
-    pvc.spec = None;
-    pvc.status = None;
 }
 
 #[cfg(test)]

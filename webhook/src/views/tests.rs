@@ -3,7 +3,7 @@ use serde_json::json;
 use volops_shared::facts::RuleOptions;
 
 use super::*;
-use crate::caches::Caches;
+use crate::caches::{ApplyEvent, Caches};
 
 fn pvc(ns: &str, name: &str, size: &str) -> PersistentVolumeClaim {
     serde_json::from_value(json!({
@@ -208,15 +208,6 @@ fn cluster_scoped_objects_are_listed_under_the_empty_namespace() {
     );
 }
 
-#[test]
-fn the_bare_copy_keeps_only_the_key() {
-    let mut p = pvc("a", "x", "1Gi");
-    bare(&mut p);
-    assert_eq!(p.metadata.name.as_deref(), Some("x"));
-    assert_eq!(p.metadata.namespace.as_deref(), Some("a"));
-    assert!(p.metadata.labels.is_none() && p.spec.is_none() && p.status.is_none());
-}
-
 /// A small cluster: namespace `demo` (labelled) with a Redis cluster `rd`, its PVCs, a quota,
 /// two ops requests for `rd` and one for another database; a class and a policy.
 fn cluster() -> Vec<(&'static str, Value)> {
@@ -279,17 +270,13 @@ fn cluster() -> Vec<(&'static str, Value)> {
 
 /// Caches holding `cluster()`; with `live` the view indexes are fed too (as the reflectors do).
 fn caches(live: bool) -> Caches {
-    fn fill<K>(w: &mut reflector::store::Writer<K>, objs: Vec<K>, feed: impl Fn(&Event<K>))
-    where
-        K: kube::Resource + Clone + 'static,
-        K::DynamicType: Eq + std::hash::Hash + Clone,
-    {
+    fn fill<K>(w: &mut impl ApplyEvent<K>, objs: Vec<K>, feed: impl Fn(&Event<K>)) {
         let mut events = vec![Event::Init];
         events.extend(objs.into_iter().map(Event::InitApply));
         events.push(Event::InitDone);
         for e in &events {
             feed(e);
-            w.apply_watcher_event(e);
+            w.apply_event(e);
         }
     }
     fn of<K: serde::de::DeserializeOwned>(all: &[(&str, Value)], what: &str) -> Vec<K> {
@@ -312,7 +299,8 @@ fn caches(live: bool) -> Caches {
     fill(&mut w.classes, of(&all, "class"), |e| on(&|| v.apply_class(e)));
     fill(&mut w.policies, of(&all, "policy"), |e| on(&|| v.apply_policy(e)));
     fill(&mut w.quotas, of(&all, "quota"), |e| on(&|| v.apply_quota(e)));
-    fill(&mut w.pvcs, of(&all, "pvc"), |e| on(&|| v.apply_pvc(e)));
+    // PVCs have no store: their writer feeds the view index, live or not.
+    fill(&mut w.pvcs, of(&all, "pvc"), |_| {});
     fill(&mut w.redis, of(&all, "db"), |e| {
         on(&|| v.apply_database(DatabaseKind::Redis, e))
     });
@@ -327,8 +315,9 @@ fn caches(live: bool) -> Caches {
 #[test]
 fn facts_from_live_views_equal_facts_from_the_stores() {
     let (live, scanned) = (caches(true), caches(false));
-    assert!(live.views.pvcs.namespace("demo").is_some());
-    assert!(scanned.views.pvcs.namespace("demo").is_none());
+    assert!(live.views.quotas.namespace("demo").is_some());
+    assert!(scanned.views.quotas.namespace("demo").is_none());
+    assert!(scanned.views.pvcs.namespace("demo").is_some());
     let request = |name: &str, db: &str, ns: Option<&str>| {
         let mut meta = json!({"name": name});
         if let Some(ns) = ns {
@@ -346,11 +335,11 @@ fn facts_from_live_views_equal_facts_from_the_stores() {
         (request("grow", "rd", None), "other"),
         (request("grow", "rd", None), "nowhere"),
     ] {
-        let mut a = live.facts(DatabaseKind::Redis, ns, &obj, &options);
+        let a = live.facts(DatabaseKind::Redis, ns, &obj, &options);
         let b = scanned.facts(DatabaseKind::Redis, ns, &obj, &options);
-        assert!(a.instance_pvcs.is_some() && b.instance_pvcs.is_none());
+        // PVCs come from their index in both (they have no store to scan).
+        assert!(a.instance_pvcs.is_some() && b.instance_pvcs.is_some());
         assert_eq!(a.database_pvcs(), b.database_pvcs(), "{obj}");
-        a.instance_pvcs = None;
         assert_eq!(a, b, "{obj}");
     }
     let f = live.facts(
@@ -374,4 +363,34 @@ fn facts_from_live_views_equal_facts_from_the_stores() {
     assert_eq!(others, ["old", "older"]);
     let v = volops_shared::validate_create(&f);
     assert_eq!(v.warnings.len(), 2, "{v:?}");
+}
+
+#[test]
+fn pvcs_live_only_in_their_view_index_which_answers_readiness_and_size() {
+    let (caches, mut w) = Caches::new();
+    let pvc = |name: &str| -> PersistentVolumeClaim {
+        serde_json::from_value(json!({"metadata": {"name": name, "namespace": "demo",
+            "labels": {"app.kubernetes.io/instance": "rd"}},
+            "spec": {"resources": {"requests": {"storage": "1Gi"}}}}))
+        .unwrap()
+    };
+    assert!(caches.unsynced().contains(&"persistentvolumeclaims"));
+    w.pvcs.apply_watcher_event(&Event::Init);
+    w.pvcs.apply_watcher_event(&Event::InitApply(pvc("data-rd-0")));
+    assert!(caches.unsynced().contains(&"persistentvolumeclaims"));
+    w.pvcs.apply_watcher_event(&Event::InitDone);
+    assert!(!caches.unsynced().contains(&"persistentvolumeclaims"));
+    w.pvcs.apply_watcher_event(&Event::Apply(pvc("data-rd-1")));
+    let size = |c: &Caches| {
+        c.sizes()
+            .into_iter()
+            .find(|(n, _)| *n == "persistentvolumeclaims")
+            .map(|(_, n)| n)
+    };
+    assert_eq!(size(&caches), Some(2));
+    let (list, at) = caches.views.pvcs.group_of("demo", "rd").unwrap();
+    assert_eq!(at.len(), 2);
+    assert_eq!(list[at[1] as usize].name, "data-rd-1");
+    w.pvcs.apply_watcher_event(&Event::Delete(pvc("data-rd-0")));
+    assert_eq!(size(&caches), Some(1));
 }

@@ -9,12 +9,12 @@ use axum::Router;
 use axum::body::Body;
 use http::Request;
 use http_body_util::BodyExt;
-use kube::runtime::reflector::store::Writer;
 use kube::runtime::watcher::Event;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 use volops_shared::facts::RuleOptions;
+use volops_webhook::caches::ApplyEvent;
 use volops_webhook::metrics::Metrics;
 use volops_webhook::routes::{AppState, router};
 use volops_webhook::{Caches, Writers};
@@ -138,17 +138,16 @@ impl World {
 }
 
 /// Applies a full initial list to a store, as a reflector does after its first list.
-pub fn fill<K>(writer: &mut Writer<K>, objects: &[Value])
+pub fn fill<K>(writer: &mut impl ApplyEvent<K>, objects: &[Value])
 where
-    K: kube::Resource + Clone + DeserializeOwned + 'static,
-    K::DynamicType: Eq + std::hash::Hash + Clone,
+    K: DeserializeOwned,
 {
-    writer.apply_watcher_event(&Event::Init);
+    writer.apply_event(&Event::Init);
     for o in objects {
         let obj: K = serde_json::from_value(o.clone()).unwrap_or_else(|e| panic!("fixture {o}: {e}"));
-        writer.apply_watcher_event(&Event::InitApply(obj));
+        writer.apply_event(&Event::InitApply(obj));
     }
-    writer.apply_watcher_event(&Event::InitDone);
+    writer.apply_event(&Event::InitDone);
 }
 
 /// A RedisOpsRequest `grow` in `demo` for database `db` growing to `size`, as mutated (mode set).

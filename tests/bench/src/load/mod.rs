@@ -70,6 +70,10 @@ pub struct Outcome {
     /// Wrong answers, HTTP errors and transport failures.
     pub errors: u64,
     pub latencies_us: Vec<u64>,
+    /// Open loop only: how late the client itself started each request (from its scheduled
+    /// time to the moment its connection began the exchange). It is part of every latency
+    /// above; a large lag is the client's own scheduling on shared cores, not the server.
+    pub send_lag_us: Vec<u64>,
     pub window: Duration,
     pub first_errors: Vec<String>,
 }
@@ -93,6 +97,7 @@ impl Outcome {
     fn merge(&mut self, other: Outcome) {
         self.completed += other.completed;
         self.latencies_us.extend(other.latencies_us);
+        self.send_lag_us.extend(other.send_lag_us);
         for e in other.first_errors {
             if self.first_errors.len() < KEEP_ERRORS {
                 self.first_errors.push(e);
@@ -281,12 +286,14 @@ pub async fn open_loop<R: Requests>(
                     break;
                 }
                 let due = start + pace::due_at(i, rate_per_s);
+                let lag = Instant::now().saturating_duration_since(due);
                 let result = conn.exchange(reqs.as_ref(), (i % n) as usize).await;
                 match result {
                     Ok((answered, verdict)) => {
                         out.completed += 1;
                         out.latencies_us
                             .push(answered.saturating_duration_since(due).as_micros() as u64);
+                        out.send_lag_us.push(lag.as_micros() as u64);
                         if let Err(e) = verdict {
                             out.error(e);
                         }

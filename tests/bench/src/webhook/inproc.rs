@@ -17,6 +17,7 @@ use volops_shared::api::VolumeExpansionPolicy;
 use volops_shared::facts::RuleOptions;
 use volops_webhook::Caches;
 use volops_webhook::admit::Endpoint;
+use volops_webhook::caches::ApplyEvent;
 use volops_webhook::metrics::Metrics;
 use volops_webhook::routes::{AppState, handle};
 
@@ -32,17 +33,13 @@ fn with_status(mut obj: Value, status: Value) -> Value {
 }
 
 /// Feeds one complete list (Init, InitApply..., InitDone) to a store and its view index.
-fn list<K>(writer: &mut kube::runtime::reflector::store::Writer<K>, objects: Vec<K>, feed: impl Fn(&Event<K>))
-where
-    K: kube::Resource + Clone + 'static,
-    K::DynamicType: Eq + std::hash::Hash + Clone,
-{
+fn list<K>(writer: &mut impl ApplyEvent<K>, objects: Vec<K>, feed: impl Fn(&Event<K>)) {
     let mut events = vec![Event::Init];
     events.extend(objects.into_iter().map(Event::InitApply));
     events.push(Event::InitDone);
     for e in &events {
         feed(e);
-        writer.apply_watcher_event(e);
+        writer.apply_event(e);
     }
 }
 
@@ -90,7 +87,8 @@ pub fn caches(namespaces: usize) -> Result<Caches> {
     list(&mut w.zookeeper, zookeeper, |e| v.apply_database(ZooKeeper, e));
     list(&mut w.redis_ops, redis_ops, |e| v.apply_ops(Redis, e));
     list(&mut w.zookeeper_ops, zookeeper_ops, |e| v.apply_ops(ZooKeeper, e));
-    list(&mut w.pvcs, pvcs, |e| v.apply_pvc(e));
+    // The PVC writer feeds the view index itself.
+    list(&mut w.pvcs, pvcs, |_| {});
     Ok(caches)
 }
 
@@ -131,6 +129,51 @@ pub fn time_decisions(
     while n < rounds as u32 || started.elapsed() < min {
         for r in reviews {
             std::hint::black_box(handle(endpoint(r), state, &r.body));
+        }
+        n += 1;
+    }
+    let total = u32::try_from(reviews.len())
+        .unwrap_or(u32::MAX)
+        .saturating_mul(n)
+        .max(1);
+    Ok(started.elapsed() / total)
+}
+
+/// [`time_decisions`] on `threads` threads at once over the same state: the mean time of one
+/// review on one thread while the others run too.
+pub fn time_parallel(
+    state: &AppState,
+    reviews: &[mix::Review],
+    threads: usize,
+    min: Duration,
+) -> Result<Duration> {
+    let times: Vec<Result<Duration>> = std::thread::scope(|s| {
+        let running: Vec<_> = (0..threads)
+            .map(|_| s.spawn(|| time_decisions(state, reviews, 3, min)))
+            .collect();
+        running
+            .into_iter()
+            .map(|t| {
+                t.join()
+                    .unwrap_or_else(|_| Err(anyhow!("timing thread panicked")))
+            })
+            .collect()
+    });
+    let mut total = Duration::ZERO;
+    for t in times {
+        total += t?;
+    }
+    Ok(total / u32::try_from(threads).unwrap_or(1).max(1))
+}
+
+/// Mean time of one review through the no-op handler's work (find `request.uid`, encode an
+/// allow): the part of [`time_decisions`] any webhook pays.
+pub fn time_noop(reviews: &[mix::Review], min: Duration) -> Result<Duration> {
+    let started = Instant::now();
+    let mut n = 0u32;
+    while n < 3 || started.elapsed() < min {
+        for r in reviews {
+            std::hint::black_box(super::serve::noop_answer(&r.body));
         }
         n += 1;
     }

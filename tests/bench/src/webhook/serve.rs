@@ -108,7 +108,12 @@ struct UidRequest {
 }
 
 async fn noop(body: Bytes) -> Response {
-    let uid = match serde_json::from_slice::<UidOnly>(&body) {
+    noop_answer(&body)
+}
+
+/// The no-op's answer to one review body.
+pub fn noop_answer(body: &[u8]) -> Response {
+    let uid = match serde_json::from_slice::<UidOnly>(body) {
         Ok(UidOnly { request: Some(r) }) => r.uid,
         _ => return (StatusCode::BAD_REQUEST, "no AdmissionReview request").into_response(),
     };

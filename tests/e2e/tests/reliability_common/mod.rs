@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use kube::runtime::reflector::store::Writer;
 use kube::runtime::watcher::Event;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -17,6 +16,7 @@ use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
+use volops_webhook::caches::ApplyEvent;
 use volops_webhook::{Caches, Config, Running, Writers, start_with_caches};
 
 pub fn install_provider() {
@@ -259,17 +259,13 @@ fn pvc(name: &str, labels: Value, size: &str) -> Value {
            "status": {"phase": "Bound", "capacity": {"storage": size}}})
 }
 
-fn fill<K>(writer: &mut Writer<K>, objects: &[Value])
-where
-    K: kube::Resource + Clone + DeserializeOwned + 'static,
-    K::DynamicType: Eq + std::hash::Hash + Clone,
-{
-    writer.apply_watcher_event(&Event::Init);
+fn fill<K: DeserializeOwned>(writer: &mut impl ApplyEvent<K>, objects: &[Value]) {
+    writer.apply_event(&Event::Init);
     for o in objects {
         let obj: K = serde_json::from_value(o.clone()).unwrap();
-        writer.apply_watcher_event(&Event::InitApply(obj));
+        writer.apply_event(&Event::InitApply(obj));
     }
-    writer.apply_watcher_event(&Event::InitDone);
+    writer.apply_event(&Event::InitDone);
 }
 
 /// Synced caches: namespace `demo`; Redis cluster `rd` (2 shards x 2, 1Gi on the expandable
