@@ -56,12 +56,6 @@ pub struct PvcWriter {
     views: Views,
 }
 
-impl PvcWriter {
-    pub fn apply_watcher_event(&mut self, event: &Event<PersistentVolumeClaim>) {
-        self.views.apply_pvc(event);
-    }
-}
-
 /// Applying a watch event to a cache's write side: kube's store writers and [`PvcWriter`]
 /// alike (tests and benchmarks fill every cache the same way).
 pub trait ApplyEvent<K> {
@@ -80,7 +74,7 @@ where
 
 impl ApplyEvent<PersistentVolumeClaim> for PvcWriter {
     fn apply_event(&mut self, event: &Event<PersistentVolumeClaim>) {
-        self.apply_watcher_event(event);
+        self.views.apply_pvc(event);
     }
 }
 

@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use volops_shared::DatabaseKind;
 
-use crate::caches::{PvcWriter, Writers, database_resource, ops_resource};
+use crate::caches::{ApplyEvent, PvcWriter, Writers, database_resource, ops_resource};
 use crate::views::Views;
 
 /// Drops what no rule reads but every object carries, to keep the caches small.
@@ -73,7 +73,7 @@ fn spawn_pvcs(set: &mut JoinSet<()>, client: &Client, mut writer: PvcWriter, sto
     let api = Api::<PersistentVolumeClaim>::all(client.clone());
     let events = watcher(api, watcher::Config::default())
         .default_backoff()
-        .map_ok(move |event| writer.apply_watcher_event(&event));
+        .map_ok(move |event| writer.apply_event(&event));
     drive(set, events, "persistentvolumeclaims", stop);
 }
 

@@ -375,12 +375,12 @@ fn pvcs_live_only_in_their_view_index_which_answers_readiness_and_size() {
         .unwrap()
     };
     assert!(caches.unsynced().contains(&"persistentvolumeclaims"));
-    w.pvcs.apply_watcher_event(&Event::Init);
-    w.pvcs.apply_watcher_event(&Event::InitApply(pvc("data-rd-0")));
+    w.pvcs.apply_event(&Event::Init);
+    w.pvcs.apply_event(&Event::InitApply(pvc("data-rd-0")));
     assert!(caches.unsynced().contains(&"persistentvolumeclaims"));
-    w.pvcs.apply_watcher_event(&Event::InitDone);
+    w.pvcs.apply_event(&Event::InitDone);
     assert!(!caches.unsynced().contains(&"persistentvolumeclaims"));
-    w.pvcs.apply_watcher_event(&Event::Apply(pvc("data-rd-1")));
+    w.pvcs.apply_event(&Event::Apply(pvc("data-rd-1")));
     let size = |c: &Caches| {
         c.sizes()
             .into_iter()
@@ -391,6 +391,6 @@ fn pvcs_live_only_in_their_view_index_which_answers_readiness_and_size() {
     let (list, at) = caches.views.pvcs.group_of("demo", "rd").unwrap();
     assert_eq!(at.len(), 2);
     assert_eq!(list[at[1] as usize].name, "data-rd-1");
-    w.pvcs.apply_watcher_event(&Event::Delete(pvc("data-rd-0")));
+    w.pvcs.apply_event(&Event::Delete(pvc("data-rd-0")));
     assert_eq!(size(&caches), Some(1));
 }

@@ -124,19 +124,29 @@ pub fn time_decisions(
             .map_err(|e| anyhow!("reading the answer: {e}"))?;
         mix::check(r, status, &body, true).map_err(|e| anyhow!(e))?;
     }
+    Ok(mean_per_review(reviews, rounds, min, |r| {
+        std::hint::black_box(handle(endpoint(r), state, &r.body));
+    }))
+}
+
+/// Mean time of `each` over the reviews, over at least `rounds` passes and `min` of wall time.
+fn mean_per_review(
+    reviews: &[mix::Review],
+    rounds: usize,
+    min: Duration,
+    each: impl Fn(&mix::Review),
+) -> Duration {
     let started = Instant::now();
     let mut n = 0u32;
     while n < rounds as u32 || started.elapsed() < min {
-        for r in reviews {
-            std::hint::black_box(handle(endpoint(r), state, &r.body));
-        }
+        reviews.iter().for_each(&each);
         n += 1;
     }
     let total = u32::try_from(reviews.len())
         .unwrap_or(u32::MAX)
         .saturating_mul(n)
         .max(1);
-    Ok(started.elapsed() / total)
+    started.elapsed() / total
 }
 
 /// [`time_decisions`] on `threads` threads at once over the same state: the mean time of one
@@ -168,18 +178,8 @@ pub fn time_parallel(
 
 /// Mean time of one review through the no-op handler's work (find `request.uid`, encode an
 /// allow): the part of [`time_decisions`] any webhook pays.
-pub fn time_noop(reviews: &[mix::Review], min: Duration) -> Result<Duration> {
-    let started = Instant::now();
-    let mut n = 0u32;
-    while n < 3 || started.elapsed() < min {
-        for r in reviews {
-            std::hint::black_box(super::serve::noop_answer(&r.body));
-        }
-        n += 1;
-    }
-    let total = u32::try_from(reviews.len())
-        .unwrap_or(u32::MAX)
-        .saturating_mul(n)
-        .max(1);
-    Ok(started.elapsed() / total)
+pub fn time_noop(reviews: &[mix::Review], min: Duration) -> Duration {
+    mean_per_review(reviews, 3, min, |r| {
+        std::hint::black_box(super::serve::noop_answer(&r.body));
+    })
 }

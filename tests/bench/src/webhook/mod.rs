@@ -347,7 +347,7 @@ fn in_process(args: &Args) -> Result<()> {
         Ok(us)
     };
     let all = line("mix".into(), &reviews)?;
-    let noop = inproc::time_noop(&reviews, min)?.as_secs_f64() * 1e6;
+    let noop = inproc::time_noop(&reviews, min).as_secs_f64() * 1e6;
     emit(
         BENCH,
         "in_process",
