@@ -25,6 +25,8 @@ pub struct Attrs<'a> {
     pub old: Option<Value>,
     pub dry_run: bool,
     pub options: Option<Value>,
+    /// The user the request acts as (`userInfo` of the AdmissionReview).
+    pub user: machinery::UserInfo,
 }
 
 /// The admission machinery (webhook dispatcher and built-in plugins).
@@ -66,7 +68,7 @@ impl Admission {
             object: a.object,
             old_object: a.old,
             dry_run: a.dry_run,
-            user: machinery::sandbox_user(),
+            user: a.user,
             options: a.options,
         };
         let mutating = configs(store, "mutatingwebhookconfigurations");

@@ -128,6 +128,7 @@ impl Sandbox {
             registry: RwLock::new(registry::Registry::builtin()),
             faults: Faults::default(),
             admission: admit::Admission::default(),
+            authorizer: Arc::new(machinery::AllowAll),
             bookmark_interval: opts.bookmark_interval,
             server_address: addr.to_string(),
             shutdown: shutdown_rx.clone(),
@@ -177,6 +178,19 @@ impl Sandbox {
         let cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
             .await
             .map_err(|e| SandboxError::Client(e.to_string()))?;
+        kube::Client::try_from(cfg).map_err(|e| SandboxError::Client(e.to_string()))
+    }
+
+    /// A kube::Client that acts as `username` in `groups` through kube's impersonation headers
+    /// (what `kubectl --as --as-group` sends): tenants and ServiceAccounts in tests.
+    pub async fn client_as(&self, username: &str, groups: &[&str]) -> Result<kube::Client, SandboxError> {
+        let kc = kube::config::Kubeconfig::read_from(&self.kubeconfig_path)
+            .map_err(|e| SandboxError::Client(e.to_string()))?;
+        let mut cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+            .await
+            .map_err(|e| SandboxError::Client(e.to_string()))?;
+        cfg.auth_info.impersonate = Some(username.to_owned());
+        cfg.auth_info.impersonate_groups = Some(groups.iter().map(|g| (*g).to_owned()).collect());
         kube::Client::try_from(cfg).map_err(|e| SandboxError::Client(e.to_string()))
     }
 

@@ -4,9 +4,9 @@ use serde_json::Value;
 
 pub use volops_sandbox_machinery::admission::webhook::Dispatcher;
 pub use volops_sandbox_machinery::{
-    AdmissionAttributes, ApiError, FieldCause, ObjectLookup, Operation, UserInfo, apply_json_patch,
-    apply_merge_patch, apply_strategic_merge_patch, record_update_manager, server_side_apply,
-    validate_labels_and_annotations,
+    AdmissionAttributes, AllowAll, ApiError, Authorizer, AuthzRequest, Decision, FieldCause, ObjectLookup,
+    Operation, UserInfo, apply_json_patch, apply_merge_patch, apply_strategic_merge_patch,
+    record_update_manager, server_side_apply, validate_labels_and_annotations,
 };
 
 use crate::store::Store;

@@ -220,6 +220,7 @@ async fn create_object(
                 old: None,
                 dry_run: req.dry_run(),
                 options: Some(json!({"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1"})),
+                user: req.user.clone(),
             },
         )
         .await?;
@@ -358,6 +359,7 @@ async fn update_object(
                 old: Some((*old).clone()),
                 dry_run: req.dry_run(),
                 options: Some(json!({"kind": "UpdateOptions", "apiVersion": "meta.k8s.io/v1"})),
+                user: req.user.clone(),
             },
         )
         .await?;
@@ -560,7 +562,7 @@ pub async fn delete(api: &Api, t: &Target, req: &Req) -> Result<Reply, ApiError>
         || opts["dryRun"]
             .as_array()
             .is_some_and(|a| a.iter().any(|v| v == "All"));
-    delete_one(api, &t.info, t.ns_str(), &name, &opts, dry_run).await
+    delete_one(api, &t.info, t.ns_str(), &name, &opts, dry_run, &req.user).await
 }
 
 /// Deletes one object honouring preconditions, finalizers and propagation.
@@ -571,6 +573,7 @@ pub async fn delete_one(
     name: &str,
     opts: &Value,
     dry_run: bool,
+    user: &machinery::UserInfo,
 ) -> Result<Reply, ApiError> {
     let gr = info.group_resource();
     let key = info.store_key();
@@ -617,6 +620,7 @@ pub async fn delete_one(
                 old: Some((*old).clone()),
                 dry_run,
                 options: Some(opts.clone()),
+                user: user.clone(),
             },
         )
         .await?;
@@ -778,6 +782,19 @@ fn orphan_dependents(store: &Store, owner_uid: &str) {
     }
 }
 
+/// The user kube's namespace controller deletes a namespace's contents as.
+fn namespace_controller() -> machinery::UserInfo {
+    machinery::UserInfo {
+        username: "system:serviceaccount:kube-system:namespace-controller".into(),
+        groups: vec![
+            "system:serviceaccounts".into(),
+            "system:serviceaccounts:kube-system".into(),
+            "system:authenticated".into(),
+        ],
+        ..Default::default()
+    }
+}
+
 /// kube's namespace controller, done at once: delete everything in the namespace.
 async fn delete_namespace_contents(api: &Api, ns: &str) {
     let (_, all) = api.store.dump();
@@ -788,7 +805,16 @@ async fn delete_namespace_contents(api: &Api, ns: &str) {
         }
         let info = api.registry().any_version(&key.0, &key.1).cloned();
         if let Some(info) = info {
-            let _ = Box::pin(delete_one(api, &info, ns, meta_str(&obj, "name"), &opts, false)).await;
+            let _ = Box::pin(delete_one(
+                api,
+                &info,
+                ns,
+                meta_str(&obj, "name"),
+                &opts,
+                false,
+                &namespace_controller(),
+            ))
+            .await;
         }
     }
 }
@@ -832,6 +858,7 @@ pub async fn delete_collection(api: &Api, t: &Target, req: &Req) -> Result<Reply
             meta_str(o, "name"),
             &opts,
             req.dry_run(),
+            &req.user,
         )
         .await
         {

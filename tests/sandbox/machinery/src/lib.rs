@@ -12,6 +12,7 @@
 //! "spec is immutable" message.
 
 pub mod admission;
+pub mod authz;
 mod error;
 pub mod fieldset;
 pub mod objectmeta;
@@ -24,6 +25,7 @@ mod ssa;
 pub use admission::builtin::{quota_usage, quota_used, validate};
 pub use admission::webhook::Dispatcher;
 pub use admission::{AdmissionAttributes, ObjectLookup, Operation, UserInfo};
+pub use authz::{AllowAll, Authorizer, AuthzRequest, Decision};
 pub use error::{ApiError, FieldCause};
 pub use objectmeta::validate_labels_and_annotations;
 pub use patch::{
