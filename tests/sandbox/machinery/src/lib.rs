@@ -13,6 +13,7 @@
 
 pub mod admission;
 pub mod authz;
+pub mod cel;
 mod error;
 pub mod fieldset;
 pub mod objectmeta;
