@@ -28,7 +28,7 @@ fn is_name_part(s: &str) -> bool {
 }
 
 /// `IsDNS1123Subdomain`.
-fn subdomain_errors(s: &str) -> Vec<String> {
+pub(crate) fn subdomain_errors(s: &str) -> Vec<String> {
     let mut errs = Vec::new();
     if s.len() > SUBDOMAIN_MAX {
         errs.push(format!("must be no more than {SUBDOMAIN_MAX} characters"));
@@ -87,7 +87,7 @@ pub fn qualified_name_errors(key: &str) -> Vec<String> {
     errs
 }
 
-fn label_value_errors(v: &str) -> Vec<String> {
+pub(crate) fn label_value_errors(v: &str) -> Vec<String> {
     let mut errs = Vec::new();
     if v.len() > NAME_MAX {
         errs.push(format!("must be no more than {NAME_MAX} characters"));

@@ -9,6 +9,7 @@ mod matching;
 mod quota;
 pub mod selector;
 pub mod webhook;
+pub mod webhook_config;
 
 pub use quota::{quota_usage, quota_used};
 
