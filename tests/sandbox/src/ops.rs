@@ -209,7 +209,7 @@ async fn create_object(
     let (admitted, warnings) = api
         .admission
         .run(
-            &api.store,
+            api,
             Attrs {
                 op: Op::Create,
                 info,
@@ -219,7 +219,7 @@ async fn create_object(
                 object: Some(obj.clone()),
                 old: None,
                 dry_run: req.dry_run(),
-                options: Some(json!({"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1"})),
+                options: Some(crate::admit::write_options("CreateOptions", req)),
                 user: req.user.clone(),
             },
         )
@@ -348,7 +348,7 @@ async fn update_object(
     let (admitted, warnings) = api
         .admission
         .run(
-            &api.store,
+            api,
             Attrs {
                 op: Op::Update,
                 info,
@@ -358,7 +358,7 @@ async fn update_object(
                 object: Some(prepared),
                 old: Some((*old).clone()),
                 dry_run: req.dry_run(),
-                options: Some(json!({"kind": "UpdateOptions", "apiVersion": "meta.k8s.io/v1"})),
+                options: Some(crate::admit::write_options("UpdateOptions", req)),
                 user: req.user.clone(),
             },
         )
@@ -609,7 +609,7 @@ pub async fn delete_one(
     let (_, warnings) = api
         .admission
         .run(
-            &api.store,
+            api,
             Attrs {
                 op: Op::Delete,
                 info,

@@ -13,7 +13,8 @@ use hyper_util::rt::TokioIo;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use serde_json::{Value, json};
 use volops_sandbox_machinery::{
-    AdmissionAttributes, ApiError, Dispatcher, ObjectLookup, Operation, UserInfo,
+    AdmissionAttributes, AllowAll, ApiError, Authorizer, Dispatcher, ObjectLookup, Operation,
+    UserInfo,
 };
 
 type Seen = Arc<Mutex<Vec<(String, Value)>>>;
@@ -146,6 +147,10 @@ impl ObjectLookup for Store {
     }
 }
 
+fn allow() -> Arc<dyn Authorizer> {
+    Arc::new(AllowAll)
+}
+
 fn store() -> Store {
     Store(vec![
         json!({"metadata": {"name": "db", "labels": {"volops.io/enabled": "true"}}}),
@@ -204,7 +209,7 @@ fn config(name: &str, hooks: Vec<Value>) -> Value {
 }
 
 async fn validate(configs: &[Value], attrs: &AdmissionAttributes) -> Result<Vec<String>, ApiError> {
-    Dispatcher::new().validate(configs, attrs, &store()).await
+    Dispatcher::new().validate(configs, attrs, &store(), &allow()).await
 }
 
 #[tokio::test]
@@ -303,7 +308,7 @@ async fn mutating_hooks_run_in_name_order_and_see_earlier_patches() {
         ),
     ];
     let (obj, warnings) = Dispatcher::new()
-        .mutate(&configs, &pvc_attrs(Operation::Create, "db"), &store())
+        .mutate(&configs, &pvc_attrs(Operation::Create, "db"), &store(), &allow())
         .await
         .unwrap_or_else(|e| panic!("{}", e.message));
     assert_eq!(
@@ -506,7 +511,7 @@ async fn invalid_responses_are_call_errors() {
         "Internal error occurred: failed calling webhook \"h.volops.io\": received invalid webhook response: validating webhook may not return response.patch"
     );
     let e = Dispatcher::new()
-        .mutate(&one("/patch-no-type"), &attrs, &store())
+        .mutate(&one("/patch-no-type"), &attrs, &store(), &allow())
         .await
         .err()
         .map(|e| e.message)
@@ -569,7 +574,7 @@ async fn service_references_use_the_resolver_and_svc_name() {
     let attrs = pvc_attrs(Operation::Create, "db");
     let d = Dispatcher::new();
     let e = d
-        .validate(&cfg, &attrs, &store())
+        .validate(&cfg, &attrs, &store(), &allow())
         .await
         .err()
         .map(|e| e.message)
@@ -584,7 +589,7 @@ async fn service_references_use_the_resolver_and_svc_name() {
         }
         (ns == "volops" && name == "volops-webhook").then_some(addr)
     }));
-    assert_eq!(d.validate(&cfg, &attrs, &store()).await.map(|w| w.len()), Ok(2));
+    assert_eq!(d.validate(&cfg, &attrs, &store(), &allow()).await.map(|w| w.len()), Ok(2));
     assert_eq!(
         asked.lock().map(|a| a.clone()).unwrap_or_default(),
         vec!["volops/volops-webhook:8443"]
@@ -639,6 +644,7 @@ fn dispatcher_futures_are_send() {
         pvc_attrs(Operation::Create, "db"),
         Vec::<Value>::new(),
     );
-    assert_send(&d.validate(&configs, &a, &s));
-    assert_send(&d.mutate(&configs, &a, &s));
+    let az = allow();
+    assert_send(&d.validate(&configs, &a, &s, &az));
+    assert_send(&d.mutate(&configs, &a, &s, &az));
 }

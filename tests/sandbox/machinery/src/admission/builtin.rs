@@ -1,10 +1,11 @@
 //! kube-apiserver's own checks that volops meets when it grows volumes: PVC update
-//! validation, the PersistentVolumeClaimResize plugin, ResourceQuota, and StatefulSet spec
-//! immutability. Messages are kube-apiserver's.
+//! validation, the PersistentVolumeClaimResize plugin, ResourceQuota, StatefulSet spec
+//! immutability, and webhook configurations on write. Messages are kube-apiserver's.
 
 use serde_json::{Map, Value};
 
 use super::quota::{self, pvc_class};
+use super::webhook_config::validate_webhook_configuration;
 use super::{AdmissionAttributes, ObjectLookup, Operation};
 use crate::error::{ApiError, FieldCause};
 use crate::quantity::Quantity;
@@ -12,16 +13,35 @@ use crate::quantity::Quantity;
 pub use super::quota::{quota_usage, quota_used};
 
 /// All built-in checks in kube-apiserver's order: object validation (422), then the
-/// PersistentVolumeClaimResize plugin (403), then ResourceQuota (403).
+/// PersistentVolumeClaimResize plugin (403), then ResourceQuota (403). In kube-apiserver
+/// validating webhooks run between the resize plugin and ResourceQuota.
 pub fn validate(attrs: &AdmissionAttributes, lookup: &dyn ObjectLookup) -> Result<(), ApiError> {
     validate_object(attrs)?;
     admit_pvc_resize(attrs, lookup)?;
     quota::admit(attrs, lookup)
 }
 
-/// Strategy validation of updates (what the registry rejects with 422 Invalid).
+/// Strategy validation (what the registry rejects with 422 Invalid before validating
+/// admission runs).
 pub fn validate_object(attrs: &AdmissionAttributes) -> Result<(), ApiError> {
-    if attrs.operation != Operation::Update || !attrs.subresource.is_empty() {
+    if !attrs.subresource.is_empty() {
+        return Ok(());
+    }
+    if attrs.group == "admissionregistration.k8s.io"
+        && let Some(new) = &attrs.object
+    {
+        let mutating = match attrs.resource.as_str() {
+            "mutatingwebhookconfigurations" => true,
+            "validatingwebhookconfigurations" => false,
+            _ => return Ok(()),
+        };
+        let causes = validate_webhook_configuration(new, attrs.old_object.as_ref(), mutating);
+        if causes.is_empty() {
+            return Ok(());
+        }
+        return Err(ApiError::invalid(&attrs.kind, &attrs.group, &attrs.name, causes));
+    }
+    if attrs.operation != Operation::Update {
         return Ok(());
     }
     let (Some(new), Some(old)) = (&attrs.object, &attrs.old_object) else {

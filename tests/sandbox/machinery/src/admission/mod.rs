@@ -5,6 +5,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub mod builtin;
+mod match_conditions;
 mod matching;
 mod quota;
 pub mod selector;

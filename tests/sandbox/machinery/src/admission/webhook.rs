@@ -1,8 +1,9 @@
-//! Calls admission webhooks the way kube-apiserver does: matching by rules and selectors,
-//! AdmissionReview v1 over HTTPS/1.1 trusting only `caBundle`, response verification,
-//! JSON patches from mutating hooks, `failurePolicy`, and kube's error texts.
+//! Calls admission webhooks the way kube-apiserver does: matching by rules, selectors and
+//! `matchConditions`, AdmissionReview v1 over HTTPS/1.1 trusting only `caBundle`, response
+//! verification, JSON patches from mutating hooks with `reinvocationPolicy: IfNeeded`,
+//! `failurePolicy`, `sideEffects` under dry-run, and kube's error texts.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -10,15 +11,23 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
 
-use super::matching::webhook_matches;
+use super::matching::should_call;
 use super::{AdmissionAttributes, ObjectLookup};
+use crate::authz::Authorizer;
 use crate::error::ApiError;
 
 /// Maps a webhook `service` reference (namespace, name, port) to the address to dial.
 pub type ServiceResolver = Arc<dyn Fn(&str, &str, u16) -> Option<SocketAddr> + Send + Sync>;
 
-/// Resources admission webhooks are never called for.
-const NEVER_INTERCEPTED: [&str; 2] = ["validatingwebhookconfigurations", "mutatingwebhookconfigurations"];
+/// Resources admission webhooks are never called for (`IsExemptAdmissionConfigurationResource`).
+const NEVER_INTERCEPTED: [&str; 6] = [
+    "validatingwebhookconfigurations",
+    "mutatingwebhookconfigurations",
+    "validatingadmissionpolicies",
+    "validatingadmissionpolicybindings",
+    "mutatingadmissionpolicies",
+    "mutatingadmissionpolicybindings",
+];
 
 /// Calls the webhooks of Mutating/ValidatingWebhookConfiguration objects.
 #[derive(Default)]
@@ -33,7 +42,7 @@ struct CallError(String);
 /// What one webhook call produced.
 enum Outcome {
     Allowed {
-        patch: Option<Vec<u8>>,
+        patch: Option<json_patch::Patch>,
         warnings: Vec<String>,
     },
     Denied(ApiError),
@@ -53,33 +62,46 @@ impl Dispatcher {
 
     /// Runs the mutating webhooks of `configs` (MutatingWebhookConfiguration objects) in
     /// kube's order and returns the patched object (Null when the request has none) and the
-    /// warnings the hooks returned.
+    /// warnings the hooks returned. A hook with `reinvocationPolicy: IfNeeded` runs once more
+    /// when a hook after it changed the object (kube's reinvocation: one extra round).
     pub async fn mutate(
         &self,
         configs: &[Value],
         attrs: &AdmissionAttributes,
         lookup: &dyn ObjectLookup,
+        authorizer: &Arc<dyn Authorizer>,
     ) -> Result<(Value, Vec<String>), ApiError> {
+        let hooks = ordered_hooks(configs, attrs);
         let mut current = attrs.clone();
         let mut warnings = Vec::new();
-        for hook in ordered_hooks(configs, attrs) {
-            if !webhook_matches(hook, &current, lookup)? {
-                continue;
+        // IfNeeded hooks invoked since the object last changed, and those to call again.
+        let mut invoked: Vec<usize> = Vec::new();
+        let mut reinvoke: HashSet<usize> = HashSet::new();
+        for round in 0..2 {
+            if round == 1 && reinvoke.is_empty() {
+                break;
             }
-            let Some(outcome) = self.call_with_policy(hook, &current, true).await? else {
-                continue;
-            };
-            match outcome {
-                Outcome::Denied(e) => return Err(e),
-                Outcome::Allowed { patch, warnings: w } => {
-                    warnings.extend(w);
-                    if let (Some(patch), Some(obj)) = (patch, current.object.as_ref()) {
-                        let ops: json_patch::Patch =
-                            serde_json::from_slice(&patch).map_err(|e| ApiError::internal(&e.to_string()))?;
-                        let mut next = obj.clone();
-                        json_patch::patch(&mut next, &ops).map_err(|e| ApiError::internal(&e.to_string()))?;
-                        current.object = Some(next);
+            for (i, hook) in hooks.iter().enumerate() {
+                // A hook is never called for the first time during reinvocation.
+                if round == 1 && !reinvoke.contains(&i) {
+                    continue;
+                }
+                if !should_call(hook, &current, lookup, authorizer)? {
+                    continue;
+                }
+                let changed = match self.call_with_policy(hook, &current, true).await? {
+                    None => false,
+                    Some(Outcome::Denied(e)) => return Err(e),
+                    Some(Outcome::Allowed { patch, warnings: w }) => {
+                        warnings.extend(w);
+                        apply_patch(hook, &mut current, patch)?
                     }
+                };
+                if changed {
+                    reinvoke.extend(invoked.drain(..));
+                }
+                if str_at(hook, "reinvocationPolicy") == "IfNeeded" {
+                    invoked.push(i);
                 }
             }
         }
@@ -93,10 +115,11 @@ impl Dispatcher {
         configs: &[Value],
         attrs: &AdmissionAttributes,
         lookup: &dyn ObjectLookup,
+        authorizer: &Arc<dyn Authorizer>,
     ) -> Result<Vec<String>, ApiError> {
         let mut matched = Vec::new();
         for hook in ordered_hooks(configs, attrs) {
-            if webhook_matches(hook, attrs, lookup)? {
+            if should_call(hook, attrs, lookup, authorizer)? {
                 matched.push(hook);
             }
         }
@@ -123,16 +146,19 @@ impl Dispatcher {
         mutating: bool,
     ) -> Result<Option<Outcome>, ApiError> {
         let name = str_at(hook, "name");
-        if attrs.dry_run {
-            let effects = str_at(hook, "sideEffects");
-            if !matches!(effects, "None" | "NoneOnDryRun") {
+        let effects = hook.get("sideEffects").and_then(Value::as_str);
+        let call = match effects {
+            _ if !attrs.dry_run => self.call(hook, attrs, mutating).await,
+            Some("None" | "NoneOnDryRun") => self.call(hook, attrs, mutating).await,
+            None => Err(CallError("Webhook SideEffects is nil".into())),
+            Some(_) => {
                 return Err(ApiError::bad_request(&format!(
                     "admission webhook {} does not support dry run",
                     crate::error::go_quote(name)
                 )));
             }
-        }
-        match self.call(hook, attrs, mutating).await {
+        };
+        match call {
             Ok(o) => Ok(Some(o)),
             Err(CallError(reason)) => {
                 let msg = format!(
@@ -227,8 +253,18 @@ impl Dispatcher {
         }
         let parsed: Value = serde_json::from_slice(&body)
             .map_err(|e| CallError(format!("received invalid webhook response: {e}")))?;
-        verify_response(&parsed, &uid, mutating, str_at(hook, "name"))
-            .map_err(|e| CallError(format!("received invalid webhook response: {e}")))
+        let verified = verify_response(&parsed, &uid, mutating, str_at(hook, "name"))
+            .map_err(|e| CallError(format!("received invalid webhook response: {e}")))?;
+        Ok(match verified {
+            Verified::Denied(e) => Outcome::Denied(e),
+            Verified::Allowed { patch, warnings } => {
+                let patch = patch
+                    .map(|bytes| serde_json::from_slice::<json_patch::Patch>(&bytes))
+                    .transpose()
+                    .map_err(|e| CallError(format!("received undecodable patch in webhook response: {e}")))?;
+                Outcome::Allowed { patch, warnings }
+            }
+        })
     }
 }
 
@@ -253,18 +289,28 @@ fn ordered_hooks<'a>(configs: &'a [Value], attrs: &AdmissionAttributes) -> Vec<&
         .collect()
 }
 
-/// Go-like text of a reqwest error chain; a timeout reads as Go's deadline error.
+/// Go-like text of a reqwest error chain: a timeout, a refused connection and an unknown CA
+/// read as Go's errors do.
 fn describe(e: &reqwest::Error) -> String {
     if e.is_timeout() {
-        return "context deadline exceeded (Client.Timeout exceeded while awaiting headers)".into();
+        return "context deadline exceeded".into();
     }
     let mut parts = vec![e.to_string()];
     let mut src = std::error::Error::source(e);
     while let Some(s) = src {
+        if let Some(io) = s.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            return "dial tcp: connect: connection refused".into();
+        }
         parts.push(s.to_string());
         src = s.source();
     }
-    parts.join(": ")
+    let text = parts.join(": ");
+    if text.contains("UnknownIssuer") {
+        return "tls: failed to verify certificate: x509: certificate signed by unknown authority".into();
+    }
+    text
 }
 
 fn tls_config(ca_bundle_b64: &str) -> Result<rustls::ClientConfig, String> {
@@ -329,7 +375,7 @@ pub fn review_request(uid: &str, attrs: &AdmissionAttributes) -> Value {
 }
 
 /// VerifyAdmissionResponse, then the outcome (denials as kube's ToStatusErr builds them).
-fn verify_response(review: &Value, uid: &str, mutating: bool, name: &str) -> Result<Outcome, String> {
+fn verify_response(review: &Value, uid: &str, mutating: bool, name: &str) -> Result<Verified, String> {
     let (api, kind) = (str_at(review, "apiVersion"), str_at(review, "kind"));
     if api != "admission.k8s.io/v1" || kind != "AdmissionReview" {
         let (g, v) = api.rsplit_once('/').unwrap_or(("", api));
@@ -368,18 +414,48 @@ fn verify_response(review: &Value, uid: &str, mutating: bool, name: &str) -> Res
         .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
         .unwrap_or_default();
     if resp.get("allowed").and_then(Value::as_bool) != Some(true) {
-        return Ok(Outcome::Denied(denial(name, resp.get("status"))));
+        return Ok(Verified::Denied(denial(name, resp.get("status"))));
     }
     let patch = if patch.is_empty() {
         None
     } else {
-        Some(
-            base64::engine::general_purpose::STANDARD
-                .decode(patch)
-                .map_err(|e| format!("illegal base64 data in response.patch: {e}"))?,
-        )
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(patch)
+            .map_err(|e| format!("illegal base64 data in response.patch: {e}"))?;
+        Some(bytes)
     };
-    Ok(Outcome::Allowed { patch, warnings })
+    Ok(Verified::Allowed { patch, warnings })
+}
+
+/// A response that passed `VerifyAdmissionResponse`; the patch is still raw bytes.
+enum Verified {
+    Allowed {
+        patch: Option<Vec<u8>>,
+        warnings: Vec<String>,
+    },
+    Denied(ApiError),
+}
+
+/// Applies a mutating hook's patch to the request's object; true when the object changed.
+fn apply_patch(
+    hook: &Value,
+    attrs: &mut AdmissionAttributes,
+    patch: Option<json_patch::Patch>,
+) -> Result<bool, ApiError> {
+    let Some(patch) = patch.filter(|p| !p.0.is_empty()) else {
+        return Ok(false);
+    };
+    let Some(obj) = attrs.object.as_ref() else {
+        return Err(ApiError::internal(&format!(
+            "admission webhook {} attempted to modify the object, which is not supported for this operation",
+            crate::error::go_quote(str_at(hook, "name"))
+        )));
+    };
+    let mut next = obj.clone();
+    json_patch::patch(&mut next, &patch).map_err(|e| ApiError::internal(&e.to_string()))?;
+    let changed = next != *obj;
+    attrs.object = Some(next);
+    Ok(changed)
 }
 
 /// kube's webhook `ToStatusErr`.
