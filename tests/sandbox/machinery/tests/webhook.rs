@@ -61,6 +61,8 @@ fn answer(path: &str, review: &Value) -> Value {
         "/label-b" => json!({"uid": uid, "allowed": false, "status": {"message": "label a missing"}}),
         "/bad-uid" => json!({"uid": "not-the-uid", "allowed": true}),
         "/patch-no-type" => json!({"uid": uid, "allowed": true, "patch": patch(json!([]))}),
+        "/bad-patch" => json!({"uid": uid, "allowed": true, "patchType": "JSONPatch",
+            "patch": b64(b"not a patch")}),
         _ => json!({"uid": uid, "allowed": true}),
     };
     json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": resp})
@@ -647,4 +649,205 @@ fn dispatcher_futures_are_send() {
     let az = allow();
     assert_send(&d.validate(&configs, &a, &s, &az));
     assert_send(&d.mutate(&configs, &a, &s, &az));
+}
+
+fn labels_seen(hook: &Hook) -> Vec<(String, Value)> {
+    hook.calls()
+        .into_iter()
+        .map(|(p, r)| (p, r["request"]["object"]["metadata"]["labels"].clone()))
+        .collect()
+}
+
+#[tokio::test]
+async fn if_needed_hooks_run_again_after_a_later_change() {
+    let hook = start_hook(&["localhost"]).await;
+    let configs = |policy: &str| {
+        vec![config(
+            "m",
+            vec![
+                url_hook(&hook, "a.volops.io", "/label-a", json!({"reinvocationPolicy": policy})),
+                // Matches only once b is set: never called for the first time on reinvocation.
+                url_hook(
+                    &hook,
+                    "c.volops.io",
+                    "/allow",
+                    json!({"reinvocationPolicy": "IfNeeded", "objectSelector": {"matchLabels": {"b": "2"}}}),
+                ),
+                url_hook(&hook, "b.volops.io", "/label-b", json!({"reinvocationPolicy": "IfNeeded"})),
+            ],
+        )]
+    };
+    let attrs = pvc_attrs(Operation::Create, "db");
+    let (obj, _) = Dispatcher::new()
+        .mutate(&configs("IfNeeded"), &attrs, &store(), &allow())
+        .await
+        .unwrap_or_else(|e| panic!("{}", e.message));
+    assert_eq!(obj["metadata"]["labels"], json!({"app": "redis", "a": "1", "b": "2"}));
+    // a changed the object before b ran, so only a is asked again, and sees b's label;
+    // b changed nothing after it ran, so it is not asked again.
+    assert_eq!(
+        labels_seen(&hook),
+        vec![
+            ("/label-a?timeout=10s".to_string(), json!({"app": "redis"})),
+            ("/label-b?timeout=10s".to_string(), json!({"app": "redis", "a": "1"})),
+            ("/label-a?timeout=10s".to_string(), json!({"app": "redis", "a": "1", "b": "2"})),
+        ]
+    );
+    let hook2 = start_hook(&["localhost"]).await;
+    let never = vec![config(
+        "m",
+        vec![
+            url_hook(&hook2, "a.volops.io", "/label-a", json!({"reinvocationPolicy": "Never"})),
+            url_hook(&hook2, "b.volops.io", "/label-b", json!({})),
+        ],
+    )];
+    Dispatcher::new()
+        .mutate(&never, &attrs, &store(), &allow())
+        .await
+        .unwrap_or_else(|e| panic!("{}", e.message));
+    assert_eq!(hook2.calls().len(), 2);
+}
+
+#[tokio::test]
+async fn patches_on_delete_and_undecodable_patches_fail_like_kube() {
+    let hook = start_hook(&["localhost"]).await;
+    let mut delete = pvc_attrs(Operation::Update, "db");
+    delete.operation = Operation::Delete;
+    delete.object = None;
+    let rules = json!({"rules": [{"operations": ["DELETE", "CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["persistentvolumeclaims"]}]});
+    let one = |path: &str, extra: Value| {
+        let mut e = rules.clone();
+        if let (Some(e), Some(x)) = (e.as_object_mut(), extra.as_object()) {
+            e.extend(x.clone());
+        }
+        vec![config("m", vec![url_hook(&hook, "p.volops.io", path, e)])]
+    };
+    let e = Dispatcher::new()
+        .mutate(&one("/label-a", json!({"failurePolicy": "Ignore"})), &delete, &store(), &allow())
+        .await
+        .err()
+        .unwrap_or_else(|| ApiError::bad_request("allowed"));
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (500, "Internal error occurred: admission webhook \"p.volops.io\" attempted to modify the object, which is not supported for this operation")
+    );
+    let create = pvc_attrs(Operation::Create, "db");
+    let e = Dispatcher::new()
+        .mutate(&one("/bad-patch", json!({})), &create, &store(), &allow())
+        .await
+        .err()
+        .map(|e| e.message)
+        .unwrap_or_default();
+    assert!(
+        e.starts_with("Internal error occurred: failed calling webhook \"p.volops.io\": received undecodable patch in webhook response: "),
+        "{e}"
+    );
+    let ignored = Dispatcher::new()
+        .mutate(&one("/bad-patch", json!({"failurePolicy": "Ignore"})), &create, &store(), &allow())
+        .await
+        .map(|(o, _)| o["metadata"]["labels"].clone());
+    assert_eq!(ignored, Ok(json!({"app": "redis"})));
+}
+
+#[tokio::test]
+async fn match_conditions_decide_after_rules_and_errors_follow_failure_policy() {
+    let hook = start_hook(&["localhost"]).await;
+    const NOT_CONTROLLER: &str =
+        "request.userInfo.username != 'system:serviceaccount:volops-system:volops-controller'";
+    let with = |conditions: Value, extra: Value| {
+        let mut e = json!({"matchConditions": conditions});
+        if let (Some(e), Some(x)) = (e.as_object_mut(), extra.as_object()) {
+            e.extend(x.clone());
+        }
+        vec![config("v", vec![url_hook(&hook, "c.volops.io", "/deny403", e)])]
+    };
+    let alice = pvc_attrs(Operation::Create, "db");
+    let mut controller = alice.clone();
+    controller.user.username = "system:serviceaccount:volops-system:volops-controller".into();
+    let not_ctrl = with(json!([{"name": "not-controller", "expression": NOT_CONTROLLER}]), json!({}));
+    assert_eq!(validate(&not_ctrl, &alice).await.map_err(|e| e.code), Err(403));
+    assert_eq!(validate(&not_ctrl, &controller).await, Ok(vec![]));
+    assert_eq!(hook.calls().len(), 1);
+
+    // An evaluation error: Fail rejects with kube's Forbidden, Ignore skips the hook.
+    let broken = json!([{"name": "ok", "expression": "true"},
+        {"name": "tier", "expression": "object.metadata.labels.tier == 'db'"}]);
+    let e = validate(&with(broken.clone(), json!({"failurePolicy": "Fail"})), &alice)
+        .await
+        .err()
+        .unwrap_or_else(|| ApiError::bad_request("allowed"));
+    assert_eq!(
+        (e.code, e.reason.as_str(), e.message.as_str()),
+        (
+            403,
+            "Forbidden",
+            "persistentvolumeclaims \"data-0\" is forbidden: expression 'object.metadata.labels.tier == 'db'' resulted in error: no such key: tier"
+        )
+    );
+    assert_eq!(
+        validate(&with(broken, json!({"failurePolicy": "Ignore"})), &alice).await,
+        Ok(vec![])
+    );
+    // Two errors are aggregated in brackets.
+    let two = json!([{"name": "a", "expression": "object.x == 1"}, {"name": "b", "expression": "object.y == 1"}]);
+    let e = validate(&with(two, json!({})), &alice).await.err().map(|e| e.message).unwrap_or_default();
+    assert_eq!(
+        e,
+        "persistentvolumeclaims \"data-0\" is forbidden: [expression 'object.x == 1' resulted in error: no such key: x, expression 'object.y == 1' resulted in error: no such key: y]"
+    );
+    // Any false condition skips the hook even when another errs.
+    let mixed = json!([{"name": "err", "expression": "object.x == 1"}, {"name": "no", "expression": "false"}]);
+    assert_eq!(validate(&with(mixed, json!({})), &alice).await, Ok(vec![]));
+    // Conditions are not evaluated when the rules do not match.
+    let mut other = alice.clone();
+    other.resource = "configmaps".into();
+    let erring = with(json!([{"name": "err", "expression": "object.x == 1"}]), json!({}));
+    assert_eq!(validate(&erring, &other).await, Ok(vec![]));
+    assert_eq!(hook.calls().len(), 1);
+    // The mutating side evaluates them too.
+    let (obj, _) = Dispatcher::new()
+        .mutate(
+            &[config("m", vec![url_hook(&hook, "m.volops.io", "/label-a",
+                json!({"matchConditions": [{"name": "n", "expression": NOT_CONTROLLER}]}))])],
+            &controller,
+            &store(),
+            &allow(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{}", e.message));
+    assert_eq!(obj["metadata"]["labels"], json!({"app": "redis"}));
+}
+
+#[tokio::test]
+async fn selector_errors_only_count_when_the_rules_match() {
+    let hook = start_hook(&["localhost"]).await;
+    // The namespace "gone" does not exist: 404 when the hook applies, nothing otherwise.
+    let cfg = vec![config(
+        "v",
+        vec![url_hook(
+            &hook,
+            "ns.volops.io",
+            "/allow",
+            json!({"namespaceSelector": {"matchLabels": {"x": "y"}}}),
+        )],
+    )];
+    let e = validate(&cfg, &pvc_attrs(Operation::Create, "gone")).await.map_err(|e| (e.code, e.message));
+    assert_eq!(e, Err((404, "namespaces \"gone\" not found".to_string())));
+    let mut other = pvc_attrs(Operation::Create, "gone");
+    other.resource = "configmaps".into();
+    assert_eq!(validate(&cfg, &other).await, Ok(vec![]));
+    // Cluster-scoped objects are never exempted by a namespaceSelector.
+    let mut cluster = pvc_attrs(Operation::Create, "db");
+    cluster.namespace = None;
+    let any = vec![config(
+        "v",
+        vec![url_hook(
+            &hook,
+            "ns.volops.io",
+            "/deny403",
+            json!({"namespaceSelector": {"matchLabels": {"x": "y"}},
+                   "rules": [{"operations": ["*"], "apiGroups": ["*"], "apiVersions": ["*"], "resources": ["*"]}]}),
+        )],
+    )];
+    assert_eq!(validate(&any, &cluster).await.map_err(|e| e.code), Err(403));
 }
