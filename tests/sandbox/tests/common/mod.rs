@@ -1,6 +1,7 @@
 //! Shared helpers for the sandbox API tests.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod recorder;
 pub mod webhook;
 
 use std::time::Duration;
@@ -66,4 +67,22 @@ pub fn kubectl() -> Option<std::path::PathBuf> {
         eprintln!("SKIPPED: kubectl not found on PATH");
     }
     found
+}
+
+/// The volops controller's identity (docs/ and the chart: release namespace volops-system).
+pub const CONTROLLER: &str = "system:serviceaccount:volops-system:volops-controller";
+
+/// A client acting as the tenant `alice`; the one place tenants' rights get set up.
+pub async fn tenant_client(sb: &Sandbox) -> kube::Client {
+    sb.client_as("alice", &["tenants", "system:authenticated"]).await.unwrap()
+}
+
+/// A client acting as the volops controller's ServiceAccount.
+pub async fn controller_client(sb: &Sandbox) -> kube::Client {
+    sb.client_as(
+        CONTROLLER,
+        &["system:serviceaccounts", "system:serviceaccounts:volops-system", "system:authenticated"],
+    )
+    .await
+    .unwrap()
 }
