@@ -31,7 +31,11 @@ fn hook(name: &str, client: Value, extra: Value) -> Value {
     h
 }
 
-async fn validating(client: &kube::Client, name: &str, hooks: Vec<Value>) -> Result<ValidatingWebhookConfiguration, kube::Error> {
+async fn validating(
+    client: &kube::Client,
+    name: &str,
+    hooks: Vec<Value>,
+) -> Result<ValidatingWebhookConfiguration, kube::Error> {
     let cfg = json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
         "metadata": {"name": name}, "webhooks": hooks});
     Api::<ValidatingWebhookConfiguration>::all(client.clone())
@@ -66,7 +70,11 @@ async fn match_conditions_keep_the_controller_off_the_webhook() {
     validating(
         &admin,
         "volops",
-        vec![hook("cm.validate.volops.dev", rec.client_config("allow"), json!({"matchConditions": condition}))],
+        vec![hook(
+            "cm.validate.volops.dev",
+            rec.client_config("allow"),
+            json!({"matchConditions": condition}),
+        )],
     )
     .await
     .unwrap();
@@ -98,7 +106,11 @@ async fn match_conditions_keep_the_controller_off_the_webhook() {
     .unwrap();
     cfg["webhooks"][0]["clientConfig"] = down;
     Api::<ValidatingWebhookConfiguration>::all(admin.clone())
-        .replace("volops", &PostParams::default(), &serde_json::from_value(cfg).unwrap())
+        .replace(
+            "volops",
+            &PostParams::default(),
+            &serde_json::from_value(cfg).unwrap(),
+        )
         .await
         .unwrap();
     let (code, reason, msg) = status(
@@ -111,7 +123,10 @@ async fn match_conditions_keep_the_controller_off_the_webhook() {
         msg.starts_with("Internal error occurred: failed calling webhook \"cm.validate.volops.dev\": failed to call webhook: Post \"https://127.0.0.1:"),
         "{msg}"
     );
-    assert!(msg.ends_with("/validate?timeout=10s\": dial tcp: connect: connection refused"), "{msg}");
+    assert!(
+        msg.ends_with("/validate?timeout=10s\": dial tcp: connect: connection refused"),
+        "{msg}"
+    );
     Api::<ConfigMap>::namespaced(controller, "default")
         .create(&PostParams::default(), &cm("still-works"))
         .await
@@ -126,16 +141,24 @@ async fn cel_errors_follow_failure_policy() {
     validating(
         &admin,
         "fail",
-        vec![hook("fail.volops.dev", rec.client_config("allow"), json!({"matchConditions": erring, "failurePolicy": "Fail",
-            "objectSelector": {"matchLabels": {"policy": "fail"}}}))],
+        vec![hook(
+            "fail.volops.dev",
+            rec.client_config("allow"),
+            json!({"matchConditions": erring, "failurePolicy": "Fail",
+            "objectSelector": {"matchLabels": {"policy": "fail"}}}),
+        )],
     )
     .await
     .unwrap();
     validating(
         &admin,
         "ignore",
-        vec![hook("ignore.volops.dev", rec.client_config("allow"), json!({"matchConditions": erring, "failurePolicy": "Ignore",
-            "objectSelector": {"matchLabels": {"policy": "ignore"}}}))],
+        vec![hook(
+            "ignore.volops.dev",
+            rec.client_config("allow"),
+            json!({"matchConditions": erring, "failurePolicy": "Ignore",
+            "objectSelector": {"matchLabels": {"policy": "ignore"}}}),
+        )],
     )
     .await
     .unwrap();
@@ -183,20 +206,40 @@ async fn webhook_configurations_are_validated_and_defaulted_on_write() {
         msg,
         "ValidatingWebhookConfiguration.admissionregistration.k8s.io \"bad\" is invalid: [webhooks[0].timeoutSeconds: Invalid value: 31: the timeout value must be between 1 and 30 seconds, webhooks[0].matchConditions[0].expression: Invalid value: \"request.userInfo.usrname == 'x'\": compilation failed: ERROR: <input>:1:17: undefined field 'usrname'\n | request.userInfo.usrname == 'x'\n | ................^]"
     );
-    let effects = hook("fx.volops.dev", rec.client_config("allow"), json!({"sideEffects": "Some"}));
+    let effects = hook(
+        "fx.volops.dev",
+        rec.client_config("allow"),
+        json!({"sideEffects": "Some"}),
+    );
     let (code, _, msg) = status(validating(&admin, "fx", vec![effects]).await);
     assert_eq!(code, 422);
     assert!(
         msg.ends_with("webhooks[0].sideEffects: Unsupported value: \"Some\": supported values: \"None\", \"NoneOnDryRun\""),
         "{msg}"
     );
-    let created = validating(&admin, "ok", vec![hook("ok.volops.dev", rec.client_config("allow"), json!({}))])
-        .await
-        .unwrap();
+    let created = validating(
+        &admin,
+        "ok",
+        vec![hook("ok.volops.dev", rec.client_config("allow"), json!({}))],
+    )
+    .await
+    .unwrap();
     let h: Value = serde_json::to_value(&created.webhooks.unwrap()[0]).unwrap();
     assert_eq!(
-        (&h["failurePolicy"], &h["matchPolicy"], &h["timeoutSeconds"], &h["namespaceSelector"], &h["rules"][0]["scope"]),
-        (&json!("Fail"), &json!("Equivalent"), &json!(10), &json!({}), &json!("*"))
+        (
+            &h["failurePolicy"],
+            &h["matchPolicy"],
+            &h["timeoutSeconds"],
+            &h["namespaceSelector"],
+            &h["rules"][0]["scope"]
+        ),
+        (
+            &json!("Fail"),
+            &json!("Equivalent"),
+            &json!(10),
+            &json!({}),
+            &json!("*")
+        )
     );
 }
 
@@ -208,7 +251,11 @@ async fn if_needed_hooks_are_reinvoked_after_later_mutations() {
         &admin,
         "volops",
         vec![
-            hook("a.mutate.volops.dev", rec.client_config("label-a"), json!({"reinvocationPolicy": "IfNeeded"})),
+            hook(
+                "a.mutate.volops.dev",
+                rec.client_config("label-a"),
+                json!({"reinvocationPolicy": "IfNeeded"}),
+            ),
             hook("b.mutate.volops.dev", rec.client_config("label-b"), json!({})),
         ],
     )
@@ -220,7 +267,10 @@ async fn if_needed_hooks_are_reinvoked_after_later_mutations() {
     let labels = c.metadata.labels.unwrap();
     assert_eq!((labels["a"].as_str(), labels["b"].as_str()), ("1", "2"));
     assert_eq!(rec.paths(), vec!["label-a", "label-b", "label-a"]);
-    assert_eq!(rec.requests("label-a")[1]["object"]["metadata"]["labels"]["b"], "2");
+    assert_eq!(
+        rec.requests("label-a")[1]["object"]["metadata"]["labels"]["b"],
+        "2"
+    );
 }
 
 #[tokio::test]
@@ -247,7 +297,9 @@ async fn reviews_carry_user_options_old_object_and_dry_run() {
     cms.patch(
         "r",
         &PatchParams::apply("volops-apply").force(),
-        &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "r"}, "data": {"k": "w"}})),
+        &Patch::Apply(
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "r"}, "data": {"k": "w"}}),
+        ),
     )
     .await
     .unwrap();
@@ -268,7 +320,10 @@ async fn reviews_carry_user_options_old_object_and_dry_run() {
     assert_eq!(seen[1]["options"]["fieldManager"], "volops-apply");
     assert_eq!(seen[1]["oldObject"]["data"]["k"], "v");
     assert_eq!(seen[1]["object"]["data"]["k"], "w");
-    assert_eq!((&seen[2]["dryRun"], &seen[2]["options"]["dryRun"]), (&json!(true), &json!(["All"])));
+    assert_eq!(
+        (&seen[2]["dryRun"], &seen[2]["options"]["dryRun"]),
+        (&json!(true), &json!(["All"]))
+    );
     assert_eq!(seen[3]["options"]["kind"], "DeleteOptions");
     assert_eq!(seen[3]["oldObject"]["metadata"]["name"], "r");
     assert!(seen[3].get("object").is_none(), "{}", seen[3]);
@@ -287,26 +342,44 @@ async fn selectors_see_the_namespace_itself_and_the_old_object() {
         &admin,
         "sel",
         vec![
-            hook("ns.volops.dev", rec.client_config("allow"), json!({"rules": ns_rules,
-                "namespaceSelector": {"matchLabels": {"team": "a"}}})),
-            hook("obj.volops.dev", rec.client_config("deny"), json!({"rules": configmap_rules(json!(["UPDATE"])),
-                "objectSelector": {"matchLabels": {"guard": "on"}}})),
+            hook(
+                "ns.volops.dev",
+                rec.client_config("allow"),
+                json!({"rules": ns_rules,
+                "namespaceSelector": {"matchLabels": {"team": "a"}}}),
+            ),
+            hook(
+                "obj.volops.dev",
+                rec.client_config("deny"),
+                json!({"rules": configmap_rules(json!(["UPDATE"])),
+                "objectSelector": {"matchLabels": {"guard": "on"}}}),
+            ),
         ],
     )
     .await
     .unwrap();
     let nss = Api::<Namespace>::all(admin.clone());
-    nss.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "t1"}})).unwrap())
+    nss.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "t1"}})).unwrap(),
+    )
+    .await
+    .unwrap();
+    let label = |v: &str| Patch::Merge(json!({"metadata": {"labels": {"team": v}}}));
+    nss.patch("t1", &PatchParams::default(), &label("b"))
         .await
         .unwrap();
-    let label = |v: &str| Patch::Merge(json!({"metadata": {"labels": {"team": v}}}));
-    nss.patch("t1", &PatchParams::default(), &label("b")).await.unwrap();
     assert!(rec.paths().is_empty());
     // The Namespace's new labels decide; its requests carry its name as namespace.
-    nss.patch("t1", &PatchParams::default(), &label("a")).await.unwrap();
+    nss.patch("t1", &PatchParams::default(), &label("a"))
+        .await
+        .unwrap();
     let seen = rec.requests("allow");
     assert_eq!(seen.len(), 1);
-    assert_eq!((&seen[0]["name"], &seen[0]["namespace"]), (&json!("t1"), &json!("t1")));
+    assert_eq!(
+        (&seen[0]["name"], &seen[0]["namespace"]),
+        (&json!("t1"), &json!("t1"))
+    );
 
     // Removing the guarded label is still judged: the old object matches.
     let cms = Api::<ConfigMap>::namespaced(admin, "default");
@@ -314,8 +387,18 @@ async fn selectors_see_the_namespace_itself_and_the_old_object() {
     guarded.metadata.labels = Some([("guard".to_string(), "on".to_string())].into());
     cms.create(&PostParams::default(), &guarded).await.unwrap();
     let (code, _, msg) = status(
-        cms.patch("g", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"guard": null}}})))
-            .await,
+        cms.patch(
+            "g",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"guard": null}}})),
+        )
+        .await,
     );
-    assert_eq!((code, msg.as_str()), (403, "admission webhook \"obj.volops.dev\" denied the request: denied by the recorder"));
+    assert_eq!(
+        (code, msg.as_str()),
+        (
+            403,
+            "admission webhook \"obj.volops.dev\" denied the request: denied by the recorder"
+        )
+    );
 }

@@ -1,13 +1,14 @@
 //! Pure API machinery of the volops sandbox API server: kube-apiserver compatible errors,
 //! CRD structural schemas, patches (JSON, merge, strategic merge, server-side apply) and
-//! admission (built-in plugins volops must cope with, and HTTPS admission webhooks).
+//! admission (built-in plugins volops must cope with, HTTPS admission webhooks with CEL
+//! `matchConditions` and reinvocation, and webhook configurations validated on write).
 //!
 //! Nothing here knows about HTTP serving or storage; the `volops-sandbox` package calls it.
 //!
-//! Left out on purpose (volops does not meet them): CEL (`x-kubernetes-validations`,
-//! webhook `matchConditions` - a hook with conditions is treated as matching), `allOf`/
-//! `anyOf`/`oneOf`/`not` in CRD schemas, list-type uniqueness, webhook `reinvocationPolicy`
-//! (hooks run once), request conversion under `matchPolicy: Equivalent` (one version is
+//! Left out on purpose (volops does not meet them): CEL in CRDs (`x-kubernetes-validations`),
+//! CEL timestamps/durations, optional values and kube's CEL extension libraries other than
+//! strings and the authorizer (see `cel`), `allOf`/`anyOf`/`oneOf`/`not` in CRD schemas,
+//! list-type uniqueness, request conversion under `matchPolicy: Equivalent` (one version is
 //! served per resource), quota scopes, and the object diff kube appends to the PVC
 //! "spec is immutable" message.
 

@@ -13,8 +13,7 @@ use hyper_util::rt::TokioIo;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use serde_json::{Value, json};
 use volops_sandbox_machinery::{
-    AdmissionAttributes, AllowAll, ApiError, Authorizer, Dispatcher, ObjectLookup, Operation,
-    UserInfo,
+    AdmissionAttributes, AllowAll, ApiError, Authorizer, Dispatcher, ObjectLookup, Operation, UserInfo,
 };
 
 type Seen = Arc<Mutex<Vec<(String, Value)>>>;
@@ -211,7 +210,9 @@ fn config(name: &str, hooks: Vec<Value>) -> Value {
 }
 
 async fn validate(configs: &[Value], attrs: &AdmissionAttributes) -> Result<Vec<String>, ApiError> {
-    Dispatcher::new().validate(configs, attrs, &store(), &allow()).await
+    Dispatcher::new()
+        .validate(configs, attrs, &store(), &allow())
+        .await
 }
 
 #[tokio::test]
@@ -591,7 +592,12 @@ async fn service_references_use_the_resolver_and_svc_name() {
         }
         (ns == "volops" && name == "volops-webhook").then_some(addr)
     }));
-    assert_eq!(d.validate(&cfg, &attrs, &store(), &allow()).await.map(|w| w.len()), Ok(2));
+    assert_eq!(
+        d.validate(&cfg, &attrs, &store(), &allow())
+            .await
+            .map(|w| w.len()),
+        Ok(2)
+    );
     assert_eq!(
         asked.lock().map(|a| a.clone()).unwrap_or_default(),
         vec!["volops/volops-webhook:8443"]
@@ -634,6 +640,26 @@ async fn dry_run_needs_side_effect_free_hooks() {
         hook.calls().first().map(|(_, r)| r["request"]["dryRun"].clone()),
         Some(json!(true))
     );
+    // A hook stored without sideEffects fails the call, subject to failurePolicy.
+    let unset = |policy: &str| {
+        let mut h = url_hook(&hook, "fx.volops.io", "/allow", json!({"failurePolicy": policy}));
+        h.as_object_mut().map(|m| m.remove("sideEffects"));
+        vec![config("v", vec![h])]
+    };
+    let e = validate(&unset("Fail"), &attrs)
+        .await
+        .err()
+        .map(|e| (e.code, e.message));
+    assert_eq!(
+        e,
+        Some((
+            500,
+            "Internal error occurred: failed calling webhook \"fx.volops.io\": Webhook SideEffects is nil"
+                .to_string()
+        ))
+    );
+    assert_eq!(validate(&unset("Ignore"), &attrs).await, Ok(vec![]));
+    assert_eq!(hook.calls().len(), 1);
 }
 
 /// The server awaits these inside axum handlers, which need `Send` futures (a compile check).
@@ -665,7 +691,12 @@ async fn if_needed_hooks_run_again_after_a_later_change() {
         vec![config(
             "m",
             vec![
-                url_hook(&hook, "a.volops.io", "/label-a", json!({"reinvocationPolicy": policy})),
+                url_hook(
+                    &hook,
+                    "a.volops.io",
+                    "/label-a",
+                    json!({"reinvocationPolicy": policy}),
+                ),
                 // Matches only once b is set: never called for the first time on reinvocation.
                 url_hook(
                     &hook,
@@ -673,7 +704,12 @@ async fn if_needed_hooks_run_again_after_a_later_change() {
                     "/allow",
                     json!({"reinvocationPolicy": "IfNeeded", "objectSelector": {"matchLabels": {"b": "2"}}}),
                 ),
-                url_hook(&hook, "b.volops.io", "/label-b", json!({"reinvocationPolicy": "IfNeeded"})),
+                url_hook(
+                    &hook,
+                    "b.volops.io",
+                    "/label-b",
+                    json!({"reinvocationPolicy": "IfNeeded"}),
+                ),
             ],
         )]
     };
@@ -682,22 +718,36 @@ async fn if_needed_hooks_run_again_after_a_later_change() {
         .mutate(&configs("IfNeeded"), &attrs, &store(), &allow())
         .await
         .unwrap_or_else(|e| panic!("{}", e.message));
-    assert_eq!(obj["metadata"]["labels"], json!({"app": "redis", "a": "1", "b": "2"}));
+    assert_eq!(
+        obj["metadata"]["labels"],
+        json!({"app": "redis", "a": "1", "b": "2"})
+    );
     // a changed the object before b ran, so only a is asked again, and sees b's label;
     // b changed nothing after it ran, so it is not asked again.
     assert_eq!(
         labels_seen(&hook),
         vec![
             ("/label-a?timeout=10s".to_string(), json!({"app": "redis"})),
-            ("/label-b?timeout=10s".to_string(), json!({"app": "redis", "a": "1"})),
-            ("/label-a?timeout=10s".to_string(), json!({"app": "redis", "a": "1", "b": "2"})),
+            (
+                "/label-b?timeout=10s".to_string(),
+                json!({"app": "redis", "a": "1"})
+            ),
+            (
+                "/label-a?timeout=10s".to_string(),
+                json!({"app": "redis", "a": "1", "b": "2"})
+            ),
         ]
     );
     let hook2 = start_hook(&["localhost"]).await;
     let never = vec![config(
         "m",
         vec![
-            url_hook(&hook2, "a.volops.io", "/label-a", json!({"reinvocationPolicy": "Never"})),
+            url_hook(
+                &hook2,
+                "a.volops.io",
+                "/label-a",
+                json!({"reinvocationPolicy": "Never"}),
+            ),
             url_hook(&hook2, "b.volops.io", "/label-b", json!({})),
         ],
     )];
@@ -723,13 +773,21 @@ async fn patches_on_delete_and_undecodable_patches_fail_like_kube() {
         vec![config("m", vec![url_hook(&hook, "p.volops.io", path, e)])]
     };
     let e = Dispatcher::new()
-        .mutate(&one("/label-a", json!({"failurePolicy": "Ignore"})), &delete, &store(), &allow())
+        .mutate(
+            &one("/label-a", json!({"failurePolicy": "Ignore"})),
+            &delete,
+            &store(),
+            &allow(),
+        )
         .await
         .err()
         .unwrap_or_else(|| ApiError::bad_request("allowed"));
     assert_eq!(
         (e.code, e.message.as_str()),
-        (500, "Internal error occurred: admission webhook \"p.volops.io\" attempted to modify the object, which is not supported for this operation")
+        (
+            500,
+            "Internal error occurred: admission webhook \"p.volops.io\" attempted to modify the object, which is not supported for this operation"
+        )
     );
     let create = pvc_attrs(Operation::Create, "db");
     let e = Dispatcher::new()
@@ -743,7 +801,12 @@ async fn patches_on_delete_and_undecodable_patches_fail_like_kube() {
         "{e}"
     );
     let ignored = Dispatcher::new()
-        .mutate(&one("/bad-patch", json!({"failurePolicy": "Ignore"})), &create, &store(), &allow())
+        .mutate(
+            &one("/bad-patch", json!({"failurePolicy": "Ignore"})),
+            &create,
+            &store(),
+            &allow(),
+        )
         .await
         .map(|(o, _)| o["metadata"]["labels"].clone());
     assert_eq!(ignored, Ok(json!({"app": "redis"})));
@@ -764,7 +827,10 @@ async fn match_conditions_decide_after_rules_and_errors_follow_failure_policy() 
     let alice = pvc_attrs(Operation::Create, "db");
     let mut controller = alice.clone();
     controller.user.username = "system:serviceaccount:volops-system:volops-controller".into();
-    let not_ctrl = with(json!([{"name": "not-controller", "expression": NOT_CONTROLLER}]), json!({}));
+    let not_ctrl = with(
+        json!([{"name": "not-controller", "expression": NOT_CONTROLLER}]),
+        json!({}),
+    );
     assert_eq!(validate(&not_ctrl, &alice).await.map_err(|e| e.code), Err(403));
     assert_eq!(validate(&not_ctrl, &controller).await, Ok(vec![]));
     assert_eq!(hook.calls().len(), 1);
@@ -789,14 +855,20 @@ async fn match_conditions_decide_after_rules_and_errors_follow_failure_policy() 
         Ok(vec![])
     );
     // Two errors are aggregated in brackets.
-    let two = json!([{"name": "a", "expression": "object.x == 1"}, {"name": "b", "expression": "object.y == 1"}]);
-    let e = validate(&with(two, json!({})), &alice).await.err().map(|e| e.message).unwrap_or_default();
+    let two =
+        json!([{"name": "a", "expression": "object.x == 1"}, {"name": "b", "expression": "object.y == 1"}]);
+    let e = validate(&with(two, json!({})), &alice)
+        .await
+        .err()
+        .map(|e| e.message)
+        .unwrap_or_default();
     assert_eq!(
         e,
         "persistentvolumeclaims \"data-0\" is forbidden: [expression 'object.x == 1' resulted in error: no such key: x, expression 'object.y == 1' resulted in error: no such key: y]"
     );
     // Any false condition skips the hook even when another errs.
-    let mixed = json!([{"name": "err", "expression": "object.x == 1"}, {"name": "no", "expression": "false"}]);
+    let mixed =
+        json!([{"name": "err", "expression": "object.x == 1"}, {"name": "no", "expression": "false"}]);
     assert_eq!(validate(&with(mixed, json!({})), &alice).await, Ok(vec![]));
     // Conditions are not evaluated when the rules do not match.
     let mut other = alice.clone();
@@ -807,8 +879,15 @@ async fn match_conditions_decide_after_rules_and_errors_follow_failure_policy() 
     // The mutating side evaluates them too.
     let (obj, _) = Dispatcher::new()
         .mutate(
-            &[config("m", vec![url_hook(&hook, "m.volops.io", "/label-a",
-                json!({"matchConditions": [{"name": "n", "expression": NOT_CONTROLLER}]}))])],
+            &[config(
+                "m",
+                vec![url_hook(
+                    &hook,
+                    "m.volops.io",
+                    "/label-a",
+                    json!({"matchConditions": [{"name": "n", "expression": NOT_CONTROLLER}]}),
+                )],
+            )],
             &controller,
             &store(),
             &allow(),
@@ -831,7 +910,9 @@ async fn selector_errors_only_count_when_the_rules_match() {
             json!({"namespaceSelector": {"matchLabels": {"x": "y"}}}),
         )],
     )];
-    let e = validate(&cfg, &pvc_attrs(Operation::Create, "gone")).await.map_err(|e| (e.code, e.message));
+    let e = validate(&cfg, &pvc_attrs(Operation::Create, "gone"))
+        .await
+        .map_err(|e| (e.code, e.message));
     assert_eq!(e, Err((404, "namespaces \"gone\" not found".to_string())));
     let mut other = pvc_attrs(Operation::Create, "gone");
     other.resource = "configmaps".into();

@@ -74,14 +74,20 @@ pub const CONTROLLER: &str = "system:serviceaccount:volops-system:volops-control
 
 /// A client acting as the tenant `alice`; the one place tenants' rights get set up.
 pub async fn tenant_client(sb: &Sandbox) -> kube::Client {
-    sb.client_as("alice", &["tenants", "system:authenticated"]).await.unwrap()
+    sb.client_as("alice", &["tenants", "system:authenticated"])
+        .await
+        .unwrap()
 }
 
 /// A client acting as the volops controller's ServiceAccount.
 pub async fn controller_client(sb: &Sandbox) -> kube::Client {
     sb.client_as(
         CONTROLLER,
-        &["system:serviceaccounts", "system:serviceaccounts:volops-system", "system:authenticated"],
+        &[
+            "system:serviceaccounts",
+            "system:serviceaccounts:volops-system",
+            "system:authenticated",
+        ],
     )
     .await
     .unwrap()

@@ -48,7 +48,11 @@ impl Recorder {
     }
 }
 
-async fn answer(State(seen): State<Seen>, Path(path): Path<String>, Json(review): Json<Value>) -> Json<Value> {
+async fn answer(
+    State(seen): State<Seen>,
+    Path(path): Path<String>,
+    Json(review): Json<Value>,
+) -> Json<Value> {
     seen.lock().unwrap().push((path.clone(), review.clone()));
     let uid = review["request"]["uid"].clone();
     let has_labels = review["request"]["object"]["metadata"]["labels"].is_object();
@@ -85,7 +89,9 @@ pub async fn start() -> Recorder {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let seen: Seen = Arc::default();
-    let app = Router::new().route("/{path}", post(answer)).with_state(seen.clone());
+    let app = Router::new()
+        .route("/{path}", post(answer))
+        .with_state(seen.clone());
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
             let (acceptor, app) = (acceptor.clone(), app.clone());

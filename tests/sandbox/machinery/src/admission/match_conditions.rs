@@ -44,7 +44,11 @@ pub(crate) fn cel_request(attrs: &AdmissionAttributes) -> Value {
     if !u.groups.is_empty() {
         user.insert("groups".into(), json!(u.groups));
     }
-    if let Some(extra) = u.extra.as_ref().filter(|e| e.as_object().is_some_and(|m| !m.is_empty())) {
+    if let Some(extra) = u
+        .extra
+        .as_ref()
+        .filter(|e| e.as_object().is_some_and(|m| !m.is_empty()))
+    {
         user.insert("extra".into(), extra.clone());
     }
     r.insert("userInfo".into(), Value::Object(user));
@@ -75,11 +79,18 @@ pub(crate) fn matches(
         namespace: attrs.namespace.as_deref().unwrap_or(""),
         name: &attrs.name,
     };
-    let act = Activation::new(attrs.object.as_ref(), attrs.old_object.as_ref(), &cel_request(attrs))
-        .with_authorizer(authorizer.clone(), &attrs.user, &rr);
+    let act = Activation::new(
+        attrs.object.as_ref(),
+        attrs.old_object.as_ref(),
+        &cel_request(attrs),
+    )
+    .with_authorizer(authorizer.clone(), &attrs.user, &rr);
     let mut errors = Vec::new();
     for condition in conditions {
-        let expr = condition.get("expression").and_then(Value::as_str).unwrap_or_default();
+        let expr = condition
+            .get("expression")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         let result = cel::compile_match_condition(expr)
             .map_err(|e| format!("compilation error: {e}"))
             .and_then(|p| p.evaluate(&act));
@@ -95,7 +106,10 @@ pub(crate) fn matches(
     }
     let name = hook.get("name").and_then(Value::as_str).unwrap_or_default();
     if hook.get("failurePolicy").and_then(Value::as_str) == Some("Ignore") {
-        tracing::warn!(webhook = name, "match conditions failed to evaluate; ignored: {errors:?}");
+        tracing::warn!(
+            webhook = name,
+            "match conditions failed to evaluate; ignored: {errors:?}"
+        );
         return Ok(false);
     }
     // utilerrors.NewAggregate: one error as is, more in brackets.
@@ -103,5 +117,9 @@ pub(crate) fn matches(
         [one] => one.clone(),
         many => format!("[{}]", many.join(", ")),
     };
-    Err(ApiError::forbidden(&attrs.group_resource(), &attrs.name, &message))
+    Err(ApiError::forbidden(
+        &attrs.group_resource(),
+        &attrs.name,
+        &message,
+    ))
 }

@@ -117,7 +117,10 @@ pub(crate) fn should_call(
         return Ok(false);
     }
     let equivalent = hook.get("matchPolicy").and_then(Value::as_str) != Some("Exact");
-    let rules = hook.get("rules").and_then(Value::as_array).map_or(&[][..], Vec::as_slice);
+    let rules = hook
+        .get("rules")
+        .and_then(Value::as_array)
+        .map_or(&[][..], Vec::as_slice);
     if !rules.iter().any(|r| rule_matches(r, attrs, equivalent)) {
         return Ok(false);
     }

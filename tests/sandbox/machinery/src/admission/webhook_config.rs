@@ -68,7 +68,9 @@ struct Options {
 }
 
 fn hooks(obj: &Value) -> &[Value] {
-    obj.get("webhooks").and_then(Value::as_array).map_or(&[], Vec::as_slice)
+    obj.get("webhooks")
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice)
 }
 
 fn s<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
@@ -78,7 +80,11 @@ fn s<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
 fn strings(v: &Value, key: &str) -> Vec<String> {
     v.get(key)
         .and_then(Value::as_array)
-        .map(|a| a.iter().map(|x| x.as_str().unwrap_or_default().to_string()).collect())
+        .map(|a| {
+            a.iter()
+                .map(|x| x.as_str().unwrap_or_default().to_string())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -108,9 +114,10 @@ fn options(old: Option<&Value>) -> Options {
             .iter()
             .all(|h| names.insert(s(h, "name").unwrap_or_default())),
         allow_invalid_label_values: old_hooks.iter().any(|h| {
-            ["namespaceSelector", "objectSelector"]
-                .iter()
-                .any(|k| h.get(*k).is_some_and(|sel| !selector_errors(sel, "", false).is_empty()))
+            ["namespaceSelector", "objectSelector"].iter().any(|k| {
+                h.get(*k)
+                    .is_some_and(|sel| !selector_errors(sel, "", false).is_empty())
+            })
         }),
     }
 }
@@ -127,7 +134,10 @@ pub fn validate_webhook_configuration(new: &Value, old: Option<&Value>, mutating
                 .any(|(a, b)| a.get("matchConditions") != b.get("matchConditions"));
     }
     let mut errs = Vec::new();
-    let name = new.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+    let name = new
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     for msg in subdomain_errors(name) {
         errs.push(FieldCause::invalid("metadata.name", &json!(name), &msg));
     }
@@ -175,8 +185,17 @@ fn enum_field(hook: &Value, key: &str, path: &str, supported: &[&str]) -> Option
 
 fn webhook_errors(hook: &Value, path: &str, mutating: bool, opts: &Options) -> Vec<FieldCause> {
     let mut errs = Vec::new();
-    errs.extend(fully_qualified_name(&format!("{path}.name"), s(hook, "name").unwrap_or_default()));
-    for (i, rule) in hook.get("rules").and_then(Value::as_array).into_iter().flatten().enumerate() {
+    errs.extend(fully_qualified_name(
+        &format!("{path}.name"),
+        s(hook, "name").unwrap_or_default(),
+    ));
+    for (i, rule) in hook
+        .get("rules")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         errs.extend(rule_errors(rule, &format!("{path}.rules[{i}]")));
     }
     errs.extend(enum_field(hook, "failurePolicy", path, &["Fail", "Ignore"]));
@@ -204,15 +223,30 @@ fn webhook_errors(hook: &Value, path: &str, mutating: bool, opts: &Options) -> V
     }
     for key in ["namespaceSelector", "objectSelector"] {
         if let Some(sel) = hook.get(key).filter(|v| !v.is_null()) {
-            errs.extend(selector_errors(sel, &format!("{path}.{key}"), opts.allow_invalid_label_values));
+            errs.extend(selector_errors(
+                sel,
+                &format!("{path}.{key}"),
+                opts.allow_invalid_label_values,
+            ));
         }
     }
     if mutating {
-        errs.extend(enum_field(hook, "reinvocationPolicy", path, &["IfNeeded", "Never"]));
+        errs.extend(enum_field(
+            hook,
+            "reinvocationPolicy",
+            path,
+            &["IfNeeded", "Never"],
+        ));
     }
-    errs.extend(client_config_errors(hook.get("clientConfig"), &format!("{path}.clientConfig")));
+    errs.extend(client_config_errors(
+        hook.get("clientConfig"),
+        &format!("{path}.clientConfig"),
+    ));
     if opts.check_match_conditions {
-        errs.extend(match_condition_errors(hook.get("matchConditions"), &format!("{path}.matchConditions")));
+        errs.extend(match_condition_errors(
+            hook.get("matchConditions"),
+            &format!("{path}.matchConditions"),
+        ));
     }
     errs
 }
@@ -279,11 +313,20 @@ fn rule_errors(rule: &Value, path: &str) -> Vec<FieldCause> {
             }
         }
     }
-    errs.extend(resource_errors(&strings(rule, "resources"), &format!("{path}.resources")));
+    errs.extend(resource_errors(
+        &strings(rule, "resources"),
+        &format!("{path}.resources"),
+    ));
     if let Some(scope) = rule.get("scope").filter(|v| !v.is_null())
-        && !scope.as_str().is_some_and(|x| ["*", "Cluster", "Namespaced"].contains(&x))
+        && !scope
+            .as_str()
+            .is_some_and(|x| ["*", "Cluster", "Namespaced"].contains(&x))
     {
-        errs.push(not_supported(&format!("{path}.scope"), scope, &["*", "Cluster", "Namespaced"]));
+        errs.push(not_supported(
+            &format!("{path}.scope"),
+            scope,
+            &["*", "Cluster", "Namespaced"],
+        ));
     }
     errs
 }
@@ -353,7 +396,11 @@ fn resource_errors(resources: &[String], field: &str) -> Vec<FieldCause> {
 fn selector_errors(sel: &Value, path: &str, allow_invalid_values: bool) -> Vec<FieldCause> {
     let mut errs = Vec::new();
     let labels_path = format!("{path}.matchLabels");
-    for (k, v) in sel.get("matchLabels").and_then(Value::as_object).unwrap_or(&Map::new()) {
+    for (k, v) in sel
+        .get("matchLabels")
+        .and_then(Value::as_object)
+        .unwrap_or(&Map::new())
+    {
         for msg in qualified_name_errors(k) {
             errs.push(FieldCause::invalid(&labels_path, &json!(k), &msg));
         }
@@ -410,7 +457,10 @@ fn client_config_errors(cc: Option<&Value>, path: &str) -> Vec<FieldCause> {
     match (url, service) {
         (Some(u), None) => url_errors(u, &format!("{path}.url")),
         (None, Some(svc)) => service_errors(svc, &format!("{path}.service")),
-        _ => vec![FieldCause::required(path, "exactly one of url or service is required")],
+        _ => vec![FieldCause::required(
+            path,
+            "exactly one of url or service is required",
+        )],
     }
 }
 
@@ -438,16 +488,32 @@ fn url_errors(url: &str, field: &str) -> Vec<FieldCause> {
         None => (None, authority),
     };
     if host.is_empty() {
-        errs.push(FieldCause::invalid(field, &json!(host), &format!("host must be provided{FORM}")));
+        errs.push(FieldCause::invalid(
+            field,
+            &json!(host),
+            &format!("host must be provided{FORM}"),
+        ));
     }
     if let Some(u) = user {
-        errs.push(FieldCause::invalid(field, &json!(u), "user information is not permitted in the URL"));
+        errs.push(FieldCause::invalid(
+            field,
+            &json!(u),
+            "user information is not permitted in the URL",
+        ));
     }
     if !fragment.is_empty() {
-        errs.push(FieldCause::invalid(field, &json!(fragment), "fragments are not permitted in the URL"));
+        errs.push(FieldCause::invalid(
+            field,
+            &json!(fragment),
+            "fragments are not permitted in the URL",
+        ));
     }
     if !query.is_empty() {
-        errs.push(FieldCause::invalid(field, &json!(query), "query parameters are not permitted in the URL"));
+        errs.push(FieldCause::invalid(
+            field,
+            &json!(query),
+            "query parameters are not permitted in the URL",
+        ));
     }
     errs
 }
@@ -456,10 +522,16 @@ fn url_errors(url: &str, field: &str) -> Vec<FieldCause> {
 fn service_errors(svc: &Value, path: &str) -> Vec<FieldCause> {
     let mut errs = Vec::new();
     if s(svc, "name").unwrap_or_default().is_empty() {
-        errs.push(FieldCause::required(&format!("{path}.name"), "service name is required"));
+        errs.push(FieldCause::required(
+            &format!("{path}.name"),
+            "service name is required",
+        ));
     }
     if s(svc, "namespace").unwrap_or_default().is_empty() {
-        errs.push(FieldCause::required(&format!("{path}.namespace"), "service namespace is required"));
+        errs.push(FieldCause::required(
+            &format!("{path}.namespace"),
+            "service namespace is required",
+        ));
     }
     let port = svc.get("port").and_then(Value::as_i64).unwrap_or(443);
     if !(1..=65535).contains(&port) {
@@ -477,7 +549,11 @@ fn service_errors(svc: &Value, path: &str) -> Vec<FieldCause> {
         return errs;
     }
     if p == "//" {
-        errs.push(FieldCause::invalid(&field, &json!(p), "segment[0] may not be empty"));
+        errs.push(FieldCause::invalid(
+            &field,
+            &json!(p),
+            "segment[0] may not be empty",
+        ));
         return errs;
     }
     if !p.starts_with('/') {
@@ -487,11 +563,19 @@ fn service_errors(svc: &Value, path: &str) -> Vec<FieldCause> {
     let check = check.strip_suffix('/').unwrap_or(check);
     for (i, step) in check.split('/').enumerate() {
         if step.is_empty() {
-            errs.push(FieldCause::invalid(&field, &json!(p), &format!("segment[{i}] may not be empty")));
+            errs.push(FieldCause::invalid(
+                &field,
+                &json!(p),
+                &format!("segment[{i}] may not be empty"),
+            ));
             continue;
         }
         for failure in subdomain_errors(step) {
-            errs.push(FieldCause::invalid(&field, &json!(p), &format!("segment[{i}]: {failure}")));
+            errs.push(FieldCause::invalid(
+                &field,
+                &json!(p),
+                &format!("segment[{i}]: {failure}"),
+            ));
         }
     }
     errs
@@ -499,12 +583,17 @@ fn service_errors(svc: &Value, path: &str) -> Vec<FieldCause> {
 
 /// `validateMatchConditions`: at most 64, names qualified and unique, expressions that compile.
 fn match_condition_errors(conditions: Option<&Value>, path: &str) -> Vec<FieldCause> {
-    let list = conditions.and_then(Value::as_array).map_or(&[][..], Vec::as_slice);
+    let list = conditions
+        .and_then(Value::as_array)
+        .map_or(&[][..], Vec::as_slice);
     let mut errs = Vec::new();
     if list.len() > MAX_MATCH_CONDITIONS {
         errs.push(FieldCause {
             reason: "FieldValueTooMany".into(),
-            message: format!("Too many: {}: must have at most {MAX_MATCH_CONDITIONS} items", list.len()),
+            message: format!(
+                "Too many: {}: must have at most {MAX_MATCH_CONDITIONS} items",
+                list.len()
+            ),
             field: path.into(),
         });
     }
@@ -515,7 +604,11 @@ fn match_condition_errors(conditions: Option<&Value>, path: &str) -> Vec<FieldCa
         if expr.is_empty() {
             errs.push(FieldCause::required(&format!("{p}.expression"), ""));
         } else if let Err(detail) = crate::cel::compile_match_condition(expr) {
-            errs.push(FieldCause::invalid(&format!("{p}.expression"), &json!(expr), &detail));
+            errs.push(FieldCause::invalid(
+                &format!("{p}.expression"),
+                &json!(expr),
+                &detail,
+            ));
         }
         let name = s(mc, "name").unwrap_or_default();
         if name.is_empty() {
@@ -554,13 +647,18 @@ fn review_version_errors(hook: &Value, path: &str, opts: &Options) -> Vec<FieldC
             errs.push(FieldCause::invalid(&item, &json!(v), &msg));
         }
     }
-    let accepted = versions.iter().any(|v| ACCEPTED_REVIEW_VERSIONS.contains(&v.as_str()));
+    let accepted = versions
+        .iter()
+        .any(|v| ACCEPTED_REVIEW_VERSIONS.contains(&v.as_str()));
     if opts.require_recognized_review_version && !accepted {
         errs.push(invalid_slice(
             &field,
             "string",
             &versions,
-            &format!("must include at least one of {}", ACCEPTED_REVIEW_VERSIONS.join(", ")),
+            &format!(
+                "must include at least one of {}",
+                ACCEPTED_REVIEW_VERSIONS.join(", ")
+            ),
         ));
     }
     errs
@@ -574,8 +672,10 @@ fn dns1035_label_errors(v: &str) -> Vec<String> {
     }
     let b = v.as_bytes();
     let ok = b.first().is_some_and(u8::is_ascii_lowercase)
-        && b.last().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-');
+        && b.last()
+            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-');
     if !ok {
         errs.push("a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')".into());
     }

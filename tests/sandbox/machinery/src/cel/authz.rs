@@ -139,21 +139,27 @@ fn set_field(this: &Arc<dyn Opaque>, function: &str, value: &str, set: fn(&mut A
 
 /// Registers the library's functions on `ctx`.
 pub(crate) fn register(ctx: &mut Context<'_, '_>) -> Result<(), cel::DeclarationError> {
-    ctx.add_function("path", |This(this): This<Arc<dyn Opaque>>, path: Arc<String>| -> Res {
-        match receiver(&this)? {
-            AuthzVal::Authorizer(_) if path.trim().is_empty() => {
-                Err(ExecutionError::function_error("path", "path must not be empty"))
+    ctx.add_function(
+        "path",
+        |This(this): This<Arc<dyn Opaque>>, path: Arc<String>| -> Res {
+            match receiver(&this)? {
+                AuthzVal::Authorizer(_) if path.trim().is_empty() => {
+                    Err(ExecutionError::function_error("path", "path must not be empty"))
+                }
+                AuthzVal::Authorizer(s) => Ok(opaque(AuthzVal::Path(s.clone(), path.to_string()))),
+                _ => Err(no_overload("path")),
             }
-            AuthzVal::Authorizer(s) => Ok(opaque(AuthzVal::Path(s.clone(), path.to_string()))),
-            _ => Err(no_overload("path")),
-        }
-    })?;
-    ctx.add_function("group", |This(this): This<Arc<dyn Opaque>>, group: Arc<String>| -> Res {
-        match receiver(&this)? {
-            AuthzVal::Authorizer(s) => Ok(opaque(AuthzVal::Group(s.clone(), group.to_string()))),
-            _ => Err(no_overload("group")),
-        }
-    })?;
+        },
+    )?;
+    ctx.add_function(
+        "group",
+        |This(this): This<Arc<dyn Opaque>>, group: Arc<String>| -> Res {
+            match receiver(&this)? {
+                AuthzVal::Authorizer(s) => Ok(opaque(AuthzVal::Group(s.clone(), group.to_string()))),
+                _ => Err(no_overload("group")),
+            }
+        },
+    )?;
     ctx.add_function(
         "serviceAccount",
         |This(this): This<Arc<dyn Opaque>>, ns: Arc<String>, name: Arc<String>| -> Res {
@@ -166,22 +172,31 @@ pub(crate) fn register(ctx: &mut Context<'_, '_>) -> Result<(), cel::Declaration
             }
         },
     )?;
-    ctx.add_function("resource", |This(this): This<Arc<dyn Opaque>>, resource: Arc<String>| -> Res {
-        match receiver(&this)? {
-            AuthzVal::Group(_, _) if resource.trim().is_empty() => Err(ExecutionError::function_error(
-                "resource",
-                "resource must not be empty",
-            )),
-            AuthzVal::Group(s, group) => Ok(request_resource(s.clone(), group, &resource, "", "", "")),
-            _ => Err(no_overload("resource")),
-        }
-    })?;
-    ctx.add_function("subresource", |This(this): This<Arc<dyn Opaque>>, v: Arc<String>| {
-        set_field(&this, "subresource", &v, |r, v| r.subresource = v.to_string())
-    })?;
-    ctx.add_function("namespace", |This(this): This<Arc<dyn Opaque>>, v: Arc<String>| {
-        set_field(&this, "namespace", &v, |r, v| r.namespace = v.to_string())
-    })?;
+    ctx.add_function(
+        "resource",
+        |This(this): This<Arc<dyn Opaque>>, resource: Arc<String>| -> Res {
+            match receiver(&this)? {
+                AuthzVal::Group(_, _) if resource.trim().is_empty() => Err(ExecutionError::function_error(
+                    "resource",
+                    "resource must not be empty",
+                )),
+                AuthzVal::Group(s, group) => Ok(request_resource(s.clone(), group, &resource, "", "", "")),
+                _ => Err(no_overload("resource")),
+            }
+        },
+    )?;
+    ctx.add_function(
+        "subresource",
+        |This(this): This<Arc<dyn Opaque>>, v: Arc<String>| {
+            set_field(&this, "subresource", &v, |r, v| r.subresource = v.to_string())
+        },
+    )?;
+    ctx.add_function(
+        "namespace",
+        |This(this): This<Arc<dyn Opaque>>, v: Arc<String>| {
+            set_field(&this, "namespace", &v, |r, v| r.namespace = v.to_string())
+        },
+    )?;
     ctx.add_function("name", |This(this): This<Arc<dyn Opaque>>, v: Arc<String>| {
         set_field(&this, "name", &v, |r, v| r.name = v.to_string())
     })?;
@@ -191,25 +206,28 @@ pub(crate) fn register(ctx: &mut Context<'_, '_>) -> Result<(), cel::Declaration
             set_field(&this, "selector", &v, |_, _| {})
         })?;
     }
-    ctx.add_function("check", |This(this): This<Arc<dyn Opaque>>, verb: Arc<String>| -> Res {
-        match receiver(&this)? {
-            AuthzVal::Path(s, path) => Ok(decide(
-                s,
-                &AuthzRequest {
-                    user: s.user.clone(),
-                    verb: verb.to_string(),
-                    path: path.clone(),
-                    ..AuthzRequest::default()
-                },
-            )),
-            AuthzVal::Resource(s, request) => {
-                let mut request = (**request).clone();
-                request.verb = verb.to_string();
-                Ok(decide(s, &request))
+    ctx.add_function(
+        "check",
+        |This(this): This<Arc<dyn Opaque>>, verb: Arc<String>| -> Res {
+            match receiver(&this)? {
+                AuthzVal::Path(s, path) => Ok(decide(
+                    s,
+                    &AuthzRequest {
+                        user: s.user.clone(),
+                        verb: verb.to_string(),
+                        path: path.clone(),
+                        ..AuthzRequest::default()
+                    },
+                )),
+                AuthzVal::Resource(s, request) => {
+                    let mut request = (**request).clone();
+                    request.verb = verb.to_string();
+                    Ok(decide(s, &request))
+                }
+                _ => Err(no_overload("check")),
             }
-            _ => Err(no_overload("check")),
-        }
-    })?;
+        },
+    )?;
     ctx.add_function("allowed", |This(this): This<Arc<dyn Opaque>>| -> Res {
         match receiver(&this)? {
             AuthzVal::Decision { allowed, .. } => Ok(Value::Bool(*allowed)),

@@ -107,10 +107,7 @@ impl Checker<'_> {
                 None => return self.error(e.id, format!("undefined field '{}'", s.field)),
             },
             other => {
-                return self.error(
-                    e.id,
-                    format!("type '{other}' does not support field selection"),
-                );
+                return self.error(e.id, format!("type '{other}' does not support field selection"));
             }
         };
         if s.test { Ty::Bool } else { ty }

@@ -81,8 +81,8 @@ pub(crate) fn variable(name: &str) -> Option<Ty> {
         "authorizer" => Ty::Obj(AUTHORIZER),
         "authorizer.requestResource" => Ty::Obj(RESOURCE_CHECK),
         // Type identifiers.
-        "int" | "uint" | "double" | "bool" | "string" | "bytes" | "list" | "map" | "null_type"
-        | "type" | "dyn" => Ty::Type,
+        "int" | "uint" | "double" | "bool" | "string" | "bytes" | "list" | "map" | "null_type" | "type"
+        | "dyn" => Ty::Type,
         _ => return None,
     })
 }
@@ -93,10 +93,7 @@ pub(crate) fn field(obj: &str, field: &str) -> Option<Ty> {
     Some(match (obj, field) {
         (REQUEST, "kind" | "requestKind") => Obj(GVK),
         (REQUEST, "resource" | "requestResource") => Obj(GVR),
-        (
-            REQUEST,
-            "subResource" | "requestSubResource" | "name" | "namespace" | "operation",
-        ) => String,
+        (REQUEST, "subResource" | "requestSubResource" | "name" | "namespace" | "operation") => String,
         (REQUEST, "userInfo") => Obj(USER_INFO),
         (REQUEST, "dryRun") => Bool,
         (REQUEST, "options") => Dyn,
@@ -112,10 +109,7 @@ pub(crate) fn field(obj: &str, field: &str) -> Option<Ty> {
         (NAMESPACE_STATUS, "phase") => String,
         (NAMESPACE_CONDITION, "status" | "type" | "message" | "reason") => String,
         (NAMESPACE_CONDITION, "lastTransitionTime") => Obj(TIMESTAMP),
-        (
-            NAMESPACE_META,
-            "name" | "generateName" | "namespace" | "UID" | "resourceVersion",
-        ) => String,
+        (NAMESPACE_META, "name" | "generateName" | "namespace" | "UID" | "resourceVersion") => String,
         (NAMESPACE_META, "labels" | "annotations") => map(String, String),
         (NAMESPACE_META, "creationTimestamp" | "deletionTimestamp") => Obj(TIMESTAMP),
         (NAMESPACE_META, "deletionGracePeriodSeconds" | "generation") => Int,
@@ -190,10 +184,7 @@ fn table() -> HashMap<&'static str, Vec<Sig>> {
         t.insert(op, same(&numeric));
     }
     t.insert("_%_", same(&[Int, Uint]));
-    t.insert(
-        "_[_]",
-        vec![g(vec![list(A), Int], A), g(vec![map(A, B), A], B)],
-    );
+    t.insert("_[_]", vec![g(vec![list(A), Int], A), g(vec![map(A, B), A], B)]);
     t.insert(
         "@in",
         vec![g(vec![A, list(A)], Bool), g(vec![A, map(A, B)], Bool)],
@@ -209,7 +200,8 @@ fn table() -> HashMap<&'static str, Vec<Sig>> {
         "matches",
         vec![g(vec![String, String], Bool), m(vec![String, String], Bool)],
     );
-    let conv = |from: Vec<Ty>, to: Ty| -> Vec<Sig> { from.into_iter().map(|x| g(vec![x], to.clone())).collect() };
+    let conv =
+        |from: Vec<Ty>, to: Ty| -> Vec<Sig> { from.into_iter().map(|x| g(vec![x], to.clone())).collect() };
     t.insert("int", conv(vec![Int, Uint, Double, String], Int));
     t.insert("uint", conv(vec![Int, Uint, Double, String], Uint));
     t.insert("double", conv(vec![Int, Uint, Double, String], Double));
@@ -226,10 +218,7 @@ fn table() -> HashMap<&'static str, Vec<Sig>> {
     for f in ["indexOf", "lastIndexOf"] {
         t.insert(
             f,
-            vec![
-                m(vec![String, String], Int),
-                m(vec![String, String, Int], Int),
-            ],
+            vec![m(vec![String, String], Int), m(vec![String, String, Int], Int)],
         );
     }
     for f in ["lowerAscii", "upperAscii", "trim"] {
@@ -272,10 +261,7 @@ fn table() -> HashMap<&'static str, Vec<Sig>> {
     );
     t.insert("path", vec![m(vec![az.clone(), String], path.clone())]);
     t.insert("group", vec![m(vec![az.clone(), String], group.clone())]);
-    t.insert(
-        "serviceAccount",
-        vec![m(vec![az.clone(), String, String], az)],
-    );
+    t.insert("serviceAccount", vec![m(vec![az.clone(), String, String], az)]);
     t.insert("resource", vec![m(vec![group, String], res.clone())]);
     for f in [
         "subresource",

@@ -177,10 +177,7 @@ impl Program {
         authz::register(&mut ctx).map_err(|e| fail(e.to_string()))?;
         match self.program.execute(&ctx) {
             Ok(cel::Value::Bool(b)) => Ok(b),
-            Ok(other) => Err(fail(format!(
-                "must evaluate to bool but got {}",
-                other.type_of()
-            ))),
+            Ok(other) => Err(fail(format!("must evaluate to bool but got {}", other.type_of()))),
             Err(e) => Err(fail(runtime_error(&e))),
         }
     }

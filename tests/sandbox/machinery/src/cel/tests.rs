@@ -10,7 +10,9 @@ const NOT_CONTROLLER: &str =
     "request.userInfo.username != 'system:serviceaccount:volops-system:volops-controller'";
 
 fn compile_err(expr: &str) -> String {
-    compile_match_condition(expr).err().unwrap_or_else(|| format!("{expr:?} compiled"))
+    compile_match_condition(expr)
+        .err()
+        .unwrap_or_else(|| format!("{expr:?} compiled"))
 }
 
 #[test]
@@ -37,7 +39,11 @@ fn compile_accepts_what_kube_accepts() {
         "type(object) == map",
         "request.userInfo.extra['scopes'].size() == 0",
     ] {
-        assert!(compile_match_condition(expr).is_ok(), "{expr}: {}", compile_err(expr));
+        assert!(
+            compile_match_condition(expr).is_ok(),
+            "{expr}: {}",
+            compile_err(expr)
+        );
     }
 }
 
@@ -46,8 +52,14 @@ fn compile_errors_read_like_kube() {
     let table = [
         ("object.metadata.name", "must evaluate to bool but got dyn"),
         ("1", "must evaluate to bool but got int"),
-        ("request.userInfo.groups", "must evaluate to bool but got list(string)"),
-        ("request.userInfo.extra", "must evaluate to bool but got map(string, list(string))"),
+        (
+            "request.userInfo.groups",
+            "must evaluate to bool but got list(string)",
+        ),
+        (
+            "request.userInfo.extra",
+            "must evaluate to bool but got map(string, list(string))",
+        ),
         (
             "request.foo == 'x'",
             "compilation failed: ERROR: <input>:1:8: undefined field 'foo'\n | request.foo == 'x'\n | .......^",
@@ -90,7 +102,9 @@ fn compile_errors_read_like_kube() {
     }
     let syntax = compile_err("object.x ==");
     assert!(
-        syntax.starts_with("compilation failed: ERROR: <input>:1:12: Syntax error: mismatched input '<EOF>' expecting"),
+        syntax.starts_with(
+            "compilation failed: ERROR: <input>:1:12: Syntax error: mismatched input '<EOF>' expecting"
+        ),
         "{syntax}"
     );
     assert!(syntax.ends_with("\n | object.x ==\n | ...........^"), "{syntax}");
@@ -125,7 +139,10 @@ fn evaluation_sees_the_request_and_objects() {
     let table = [
         ("'tenants' in request.userInfo.groups", Ok(true)),
         ("request.options.fieldManager == 'kubectl-create'", Ok(true)),
-        ("object.spec.replicas >= 3 && object.metadata.labels.app == 'redis'", Ok(true)),
+        (
+            "object.spec.replicas >= 3 && object.metadata.labels.app == 'redis'",
+            Ok(true),
+        ),
         ("oldObject == null", Ok(true)),
         ("has(object.metadata.annotations)", Ok(false)),
         (
@@ -134,7 +151,10 @@ fn evaluation_sees_the_request_and_objects() {
         ),
         (
             "object.metadata.labels.tier == 'db'",
-            Err("expression 'object.metadata.labels.tier == 'db'' resulted in error: no such key: tier".to_string()),
+            Err(
+                "expression 'object.metadata.labels.tier == 'db'' resulted in error: no such key: tier"
+                    .to_string(),
+            ),
         ),
         (
             "object.spec.replicas / 0 == 1",
@@ -186,15 +206,30 @@ fn authorizer_checks_ask_the_authorizer_as_the_request_user() {
     let act = Activation::new(None, None, &request("alice")).with_authorizer(recorder.clone(), &user, &rr);
     let pods = "authorizer.group('').resource('pods').namespace('demo')";
     assert_eq!(eval(&format!("{pods}.check('get').allowed()"), &act), Ok(true));
-    assert_eq!(eval(&format!("{pods}.check('delete').allowed()"), &act), Ok(false));
     assert_eq!(
-        eval(&format!("{pods}.check('delete').reason() == 'no RBAC policy matched'"), &act),
+        eval(&format!("{pods}.check('delete').allowed()"), &act),
+        Ok(false)
+    );
+    assert_eq!(
+        eval(
+            &format!("{pods}.check('delete').reason() == 'no RBAC policy matched'"),
+            &act
+        ),
         Ok(true)
     );
-    assert_eq!(eval("authorizer.requestResource.check('update').allowed()", &act), Ok(false));
-    assert_eq!(eval("authorizer.path('/healthz').check('get').allowed()", &act), Ok(false));
     assert_eq!(
-        eval("authorizer.serviceAccount('volops-system', 'volops-controller').group('').resource('pods').namespace('demo').check('get').allowed()", &act),
+        eval("authorizer.requestResource.check('update').allowed()", &act),
+        Ok(false)
+    );
+    assert_eq!(
+        eval("authorizer.path('/healthz').check('get').allowed()", &act),
+        Ok(false)
+    );
+    assert_eq!(
+        eval(
+            "authorizer.serviceAccount('volops-system', 'volops-controller').group('').resource('pods').namespace('demo').check('get').allowed()",
+            &act
+        ),
         Ok(true)
     );
     let seen = recorder.0.lock().map(|s| s.clone()).unwrap_or_default();
@@ -215,7 +250,14 @@ fn authorizer_checks_ask_the_authorizer_as_the_request_user() {
     assert_eq!(
         brief[3..],
         [
-            (s("alice"), s("update"), s("persistentvolumeclaims"), s("demo"), s("data"), s("")),
+            (
+                s("alice"),
+                s("update"),
+                s("persistentvolumeclaims"),
+                s("demo"),
+                s("data"),
+                s("")
+            ),
             (s("alice"), s("get"), s(""), s(""), s(""), s("/healthz")),
             (s(CONTROLLER), s("get"), s("pods"), s("demo"), s(""), s("")),
         ]
@@ -224,7 +266,11 @@ fn authorizer_checks_ask_the_authorizer_as_the_request_user() {
     assert_eq!(seen[3].api_version, "*");
     assert_eq!(
         seen[5].user.groups,
-        vec!["system:serviceaccounts", "system:serviceaccounts:volops-system", "system:authenticated"]
+        vec![
+            "system:serviceaccounts",
+            "system:serviceaccounts:volops-system",
+            "system:authenticated"
+        ]
     );
     assert_eq!(
         eval("authorizer.path(' ').check('get').allowed()", &act),
@@ -233,6 +279,10 @@ fn authorizer_checks_ask_the_authorizer_as_the_request_user() {
     // Without an authorizer bound, referring to it is an evaluation error.
     let bare = Activation::new(None, None, &request("alice"));
     assert!(eval("authorizer.path('/x').check('get').allowed()", &bare).is_err());
-    let allow = Activation::new(None, None, &request("alice")).with_authorizer(Arc::new(AllowAll), &user, &rr);
-    assert_eq!(eval("authorizer.requestResource.check('delete').allowed()", &allow), Ok(true));
+    let allow =
+        Activation::new(None, None, &request("alice")).with_authorizer(Arc::new(AllowAll), &user, &rr);
+    assert_eq!(
+        eval("authorizer.requestResource.check('delete').allowed()", &allow),
+        Ok(true)
+    );
 }
