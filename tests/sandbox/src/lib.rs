@@ -24,6 +24,7 @@ mod snapshot;
 mod store;
 mod table;
 mod watch;
+mod wire;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

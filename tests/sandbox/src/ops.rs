@@ -15,6 +15,11 @@ use crate::route::Target;
 use crate::selectors::{FieldSelector, LabelSelector, Selectors};
 use crate::store::{Store, WriteAction};
 
+const JSON_PATCH: &str = "application/json-patch+json";
+const MERGE_PATCH: &str = "application/merge-patch+json";
+const STRATEGIC_PATCH: &str = "application/strategic-merge-patch+json";
+const APPLY_PATCH: &str = "application/apply-patch+yaml";
+
 /// How often an unconditional write is retried when the object changed under it.
 const MAX_RETRIES: usize = 8;
 
@@ -126,7 +131,7 @@ pub async fn create(api: &Api, t: &Target, req: &Req) -> Result<Reply, ApiError>
     if t.name.is_some() || t.sub.is_some() {
         return Err(ApiError::method_not_supported(&t.info.group_resource(), "create"));
     }
-    let mut obj = req.json_body()?;
+    let mut obj = req.json_body(&t.info)?;
     require_object(&obj)?;
     create_object(api, t, req, &mut obj, None).await
 }
@@ -439,7 +444,7 @@ pub async fn update(api: &Api, t: &Target, req: &Req) -> Result<Reply, ApiError>
     let Some(name) = t.name.as_deref() else {
         return Err(ApiError::method_not_supported(&t.info.group_resource(), "update"));
     };
-    let new = req.json_body()?;
+    let new = req.json_body(&t.info)?;
     require_object(&new)?;
     let body_name = meta_str(&new, "name");
     if !body_name.is_empty() && body_name != name {
@@ -473,6 +478,18 @@ pub async fn patch(api: &Api, t: &Target, req: &Req) -> Result<Reply, ApiError> 
         .to_string();
     let info = &t.info;
     let force = req.flag("force");
+    // kube checks the patch type before anything else (PatchResource).
+    let supported: &[&str] = if info.custom {
+        &[JSON_PATCH, MERGE_PATCH, APPLY_PATCH]
+    } else {
+        &[JSON_PATCH, MERGE_PATCH, STRATEGIC_PATCH, APPLY_PATCH]
+    };
+    if !supported.contains(&ct.as_str()) {
+        return Err(ApiError::unsupported_media_type(&format!(
+            "the body of the request was in an unknown format - accepted media types include: {}",
+            supported.join(", ")
+        )));
+    }
     for _ in 0..MAX_RETRIES {
         let old = api.store.get(&info.store_key(), t.ns_str(), name);
         let Some(old) = old else {
@@ -495,11 +512,6 @@ pub async fn patch(api: &Api, t: &Target, req: &Req) -> Result<Reply, ApiError> 
             "application/json-patch+json" => machinery::apply_json_patch(&old, &req.body)?,
             "application/merge-patch+json" => machinery::apply_merge_patch(&old, &req.body)?,
             "application/strategic-merge-patch+json" => {
-                if info.custom {
-                    return Err(ApiError::unsupported_media_type(
-                        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
-                    ));
-                }
                 machinery::apply_strategic_merge_patch(&old, &req.body, &info.group, &info.kind)?
             }
             "application/apply-patch+yaml" => {
@@ -518,11 +530,7 @@ pub async fn patch(api: &Api, t: &Target, req: &Req) -> Result<Reply, ApiError> 
                     &now(),
                 )?
             }
-            other => {
-                return Err(ApiError::unsupported_media_type(&format!(
-                    "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml (got {other:?})"
-                )));
-            }
+            _ => return Err(ApiError::internal("unreachable patch type")),
         };
         require_object(&patched)?;
         let patched_rv = meta_str(&patched, "resourceVersion");
@@ -536,11 +544,14 @@ pub async fn patch(api: &Api, t: &Target, req: &Req) -> Result<Reply, ApiError> 
 }
 
 /// DeleteOptions from the body or the query.
-fn delete_options(req: &Req) -> Result<Value, ApiError> {
+fn delete_options(req: &Req, info: &ResourceInfo) -> Result<Value, ApiError> {
     let mut opts = if req.body.is_empty() {
         json!({})
     } else {
-        req.json_body()?
+        // DeleteOptions is a built-in kind even on custom resources' endpoints.
+        let mut builtin = info.clone();
+        builtin.custom = false;
+        req.json_body(&builtin)?
     };
     if let Some(p) = req.q("propagationPolicy") {
         opts["propagationPolicy"] = json!(p);
@@ -554,7 +565,7 @@ fn delete_options(req: &Req) -> Result<Value, ApiError> {
 }
 
 pub async fn delete(api: &Api, t: &Target, req: &Req) -> Result<Reply, ApiError> {
-    let opts = delete_options(req)?;
+    let opts = delete_options(req, &t.info)?;
     let Some(name) = t.name.clone() else {
         return Err(ApiError::method_not_supported(&t.info.group_resource(), "delete"));
     };
@@ -846,7 +857,7 @@ fn remove_crd(api: &Api, crd: &Value) {
 
 pub async fn delete_collection(api: &Api, t: &Target, req: &Req) -> Result<Reply, ApiError> {
     let sel = selectors(req)?;
-    let opts = delete_options(req)?;
+    let opts = delete_options(req, &t.info)?;
     let (objs, _) = api.store.list(&t.info.store_key(), t.ns.as_deref(), None);
     let mut items = vec![];
     let mut warnings = vec![];
