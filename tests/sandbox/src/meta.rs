@@ -23,7 +23,7 @@ pub fn generate_name(prefix: &str) -> String {
 /// The object as served at the requested version (stored objects have one apiVersion; CRD
 /// versions are served with conversion strategy None, i.e. only apiVersion changes).
 pub fn for_output(info: &ResourceInfo, obj: &Value) -> Value {
-    let mut o = obj.clone();
+    let mut o = crate::events::to_served(info, obj).unwrap_or_else(|| obj.clone());
     set_type(info, &mut o);
     o
 }
@@ -131,6 +131,11 @@ pub fn builtin_create_defaults(info: &ResourceInfo, obj: &mut Value) {
             let labels = meta_mut(obj).entry("labels").or_insert_with(|| json!({}));
             if let Some(l) = labels.as_object_mut() {
                 l.insert("kubernetes.io/metadata.name".into(), Value::String(name));
+            }
+        }
+        "secrets" => {
+            if obj["type"].as_str().is_none_or(str::is_empty) {
+                obj["type"] = json!("Opaque");
             }
         }
         "services" => {

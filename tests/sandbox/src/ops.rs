@@ -35,10 +35,11 @@ pub fn get(api: &Api, t: &Target, req: &Req) -> Result<Reply, ApiError> {
     Ok(Reply::ok(for_output(&t.info, &obj)))
 }
 
-pub fn selectors(req: &Req) -> Result<Selectors, ApiError> {
+pub fn selectors(req: &Req, info: &ResourceInfo) -> Result<Selectors, ApiError> {
+    let fields = FieldSelector::parse(req.q("fieldSelector").unwrap_or(""))?;
     Ok(Selectors {
         labels: LabelSelector::parse(req.q("labelSelector").unwrap_or(""))?,
-        fields: FieldSelector::parse(req.q("fieldSelector").unwrap_or(""))?,
+        fields: crate::events::field_selector(info, fields)?,
     })
 }
 
@@ -57,12 +58,27 @@ fn encode_continue(key: &(String, String)) -> String {
 }
 
 pub fn list(api: &Api, t: &Target, req: &Req) -> Result<Reply, ApiError> {
-    let sel = selectors(req)?;
+    let sel = selectors(req, &t.info)?;
     let limit: usize = req.q("limit").and_then(|l| l.parse().ok()).unwrap_or(0);
     let after = req.q("continue").map(decode_continue).transpose()?;
-    let (objects, rv) = api
+    let (mut objects, mut rv) = api
         .store
         .list(&t.info.store_key(), t.ns.as_deref(), after.as_ref());
+    // An exact list is served from the watch history window (410 Expired before it).
+    if req.q("resourceVersionMatch") == Some("Exact")
+        && let Some(at) = req.q("resourceVersion")
+    {
+        let at: u64 = at
+            .parse()
+            .map_err(|_| ApiError::bad_request(&format!("invalid resource version: {at:?}")))?;
+        if at != rv {
+            objects = api.store.list_at(&t.info.store_key(), t.ns.as_deref(), at)?;
+            if let Some((ns, name)) = &after {
+                objects.retain(|o| (meta_str(o, "namespace"), meta_str(o, "name")) > (ns.as_str(), name.as_str()));
+            }
+            rv = at;
+        }
+    }
     let mut items = vec![];
     let mut next = None;
     for o in objects {
@@ -229,8 +245,9 @@ async fn create_object(
             },
         )
         .await?;
-    let mut obj = admitted.unwrap_or_else(|| obj.clone());
+    let obj = admitted.unwrap_or_else(|| obj.clone());
     check_meta(info, &name, &obj)?;
+    let mut obj = crate::events::to_storage(info, obj);
     if is_crd(info) {
         obj["status"] = crd_status(&obj, &ts);
     }
@@ -361,7 +378,7 @@ async fn update_object(
                 ns: t.ns_str(),
                 name: &name,
                 object: Some(prepared),
-                old: Some((*old).clone()),
+                old: Some(for_output(info, &old)),
                 dry_run: req.dry_run(),
                 options: Some(json!({"kind": "UpdateOptions", "apiVersion": "meta.k8s.io/v1"})),
                 user: req.user.clone(),
@@ -373,7 +390,7 @@ async fn update_object(
     let Some(admitted) = admitted else {
         return Err(ApiError::internal("admission returned no object"));
     };
-    let mut new = prepare_update(info, t.sub.as_deref(), &old, admitted);
+    let mut new = crate::events::to_storage(info, prepare_update(info, t.sub.as_deref(), &old, admitted));
     check_meta(info, &name, &new)?;
     machinery::record_update_manager(&mut new, Some(&old), &req.field_manager(), &now());
     let deleting = !new["metadata"]["deletionTimestamp"].is_null();
@@ -508,11 +525,13 @@ pub async fn patch(api: &Api, t: &Target, req: &Req) -> Result<Reply, ApiError> 
             }
             return Err(ApiError::not_found(&info.group_resource(), name));
         };
+        // Patches are written against the object as this version serves it.
+        let served = for_output(info, &old);
         let patched = match ct.as_str() {
-            "application/json-patch+json" => machinery::apply_json_patch(&old, &req.body)?,
-            "application/merge-patch+json" => machinery::apply_merge_patch(&old, &req.body)?,
+            "application/json-patch+json" => machinery::apply_json_patch(&served, &req.body)?,
+            "application/merge-patch+json" => machinery::apply_merge_patch(&served, &req.body)?,
             "application/strategic-merge-patch+json" => {
-                machinery::apply_strategic_merge_patch(&old, &req.body, &info.group, &info.kind)?
+                machinery::apply_strategic_merge_patch(&served, &req.body, &info.group, &info.kind)?
             }
             "application/apply-patch+yaml" => {
                 if req.q("fieldManager").is_none() {
@@ -521,7 +540,7 @@ pub async fn patch(api: &Api, t: &Target, req: &Req) -> Result<Reply, ApiError> 
                     ));
                 }
                 machinery::server_side_apply(
-                    Some(&old),
+                    Some(&served),
                     &req.body,
                     &req.field_manager(),
                     force,
@@ -856,7 +875,7 @@ fn remove_crd(api: &Api, crd: &Value) {
 }
 
 pub async fn delete_collection(api: &Api, t: &Target, req: &Req) -> Result<Reply, ApiError> {
-    let sel = selectors(req)?;
+    let sel = selectors(req, &t.info)?;
     let opts = delete_options(req, &t.info)?;
     let (objs, _) = api.store.list(&t.info.store_key(), t.ns.as_deref(), None);
     let mut items = vec![];

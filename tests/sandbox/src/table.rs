@@ -74,9 +74,59 @@ pub fn age(ts: &str) -> String {
     }
 }
 
+/// kube's Event columns (both Event APIs print the stored core form).
+fn event_columns() -> Vec<Col> {
+    let seen = |o: &Value| -> Value {
+        let ts = [
+            &o["series"]["lastObservedTime"],
+            &o["lastTimestamp"],
+            &o["eventTime"],
+        ]
+        .into_iter()
+        .find_map(Value::as_str)
+        .unwrap_or("");
+        if ts.is_empty() {
+            json!("<unknown>")
+        } else {
+            json!(age(ts))
+        }
+    };
+    let mut cols = vec![
+        col("Last Seen", "string", seen),
+        col("Type", "string", |o| json!(o["type"].as_str().unwrap_or(""))),
+        col("Reason", "string", |o| json!(o["reason"].as_str().unwrap_or(""))),
+        col("Object", "string", |o| {
+            let r = &o["involvedObject"];
+            json!(format!(
+                "{}/{}",
+                r["kind"].as_str().unwrap_or("").to_lowercase(),
+                r["name"].as_str().unwrap_or("")
+            ))
+        }),
+        col("Message", "string", |o| json!(o["message"].as_str().unwrap_or(""))),
+    ];
+    let mut name = col("Name", "string", |o| s(&o["metadata"]["name"]));
+    name.priority = 1;
+    cols.push(name);
+    cols
+}
+
 fn builtin_columns(info: &ResourceInfo) -> Vec<Col> {
+    if info.plural == "events" && (info.group.is_empty() || info.group == "events.k8s.io") {
+        return event_columns();
+    }
     let mut cols = vec![col("Name", "string", |o| s(&o["metadata"]["name"]))];
+    let entries = |v: &Value| v.as_object().map_or(0, |m| m.len());
     match (info.group.as_str(), info.plural.as_str()) {
+        ("", "configmaps") => {
+            cols.push(col("Data", "integer", move |o| {
+                json!(entries(&o["data"]) + entries(&o["binaryData"]))
+            }));
+        }
+        ("", "secrets") => {
+            cols.push(col("Type", "string", |o| json!(o["type"].as_str().unwrap_or(""))));
+            cols.push(col("Data", "integer", move |o| json!(entries(&o["data"]))));
+        }
         ("", "pods") => {
             cols.push(col("Ready", "string", |o| {
                 let cs = o["status"]["containerStatuses"]

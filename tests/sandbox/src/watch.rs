@@ -35,7 +35,7 @@ struct WatchParams {
 }
 
 pub fn serve(api: Arc<Api>, t: Target, req: &Req, format: Format) -> Response {
-    let sel = match selectors(req) {
+    let sel = match selectors(req, &t.info) {
         Ok(s) => s,
         Err(e) => return error_response(&e),
     };
