@@ -392,7 +392,12 @@ async fn update_object(
     };
     let mut new = crate::events::to_storage(info, prepare_update(info, t.sub.as_deref(), &old, admitted));
     check_meta(info, &name, &new)?;
-    machinery::record_update_manager(&mut new, Some(&old), &req.field_manager(), &now());
+    // An apply already recorded its manager's Apply entry (server_side_apply); any other write
+    // is an Update.
+    let apply = req.method == http::Method::PATCH && req.content_type().starts_with(APPLY_PATCH);
+    if !apply {
+        machinery::record_update_manager(&mut new, Some(&old), &req.field_manager(), &now());
+    }
     let deleting = !new["metadata"]["deletionTimestamp"].is_null();
     let remove = deleting && finalizers(&new).is_empty();
     if req.dry_run() {
