@@ -88,17 +88,22 @@ impl Req {
     /// The body as a JSON object, read with the serializer its Content-Type names: JSON, YAML,
     /// or (for built-in kinds only) kube's protobuf envelope; anything else is 415.
     pub fn json_body(&self, info: &crate::registry::ResourceInfo) -> Result<Value, ApiError> {
-        let ct = self.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+        let ct = self
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
         let unknown = |e: &dyn std::fmt::Display| {
-            ApiError::bad_request(&format!("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml: {e}"))
+            ApiError::bad_request(&format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml: {e}"
+            ))
         };
         match wire::negotiate::input(ct, !info.custom)? {
             Format::Yaml => serde_yaml::from_slice(&self.body).map_err(|e| unknown(&e)),
             Format::Json => serde_json::from_slice(&self.body).map_err(|e| unknown(&e)),
             Format::Protobuf => wire::decode_object(&self.body).map_err(|e| match e {
-                wire::WireError::NotBuiltin { .. } => ApiError::bad_request(&format!(
-                    "the object provided is unrecognized: {e}"
-                )),
+                wire::WireError::NotBuiltin { .. } => {
+                    ApiError::bad_request(&format!("the object provided is unrecognized: {e}"))
+                }
                 wire::WireError::Malformed(m) => ApiError::bad_request(&m),
             }),
         }

@@ -39,9 +39,12 @@ const RENAMED: &[(&str, &str)] = &[
     ("reportingComponent", "reportingController"),
 ];
 
+/// A field and the value it has when absent.
+type Always = (&'static str, fn() -> Value);
+
 /// Fields Go's `encoding/json` always writes (no `omitempty`, or a struct): how kube-apiserver
 /// answers, and what k8s-openapi's types require.
-const CORE_ALWAYS: &[(&str, fn() -> Value)] = &[
+const CORE_ALWAYS: &[Always] = &[
     ("involvedObject", || json!({})),
     ("source", || json!({})),
     ("firstTimestamp", || Value::Null),
@@ -50,7 +53,7 @@ const CORE_ALWAYS: &[(&str, fn() -> Value)] = &[
     ("reportingComponent", || json!("")),
     ("reportingInstance", || json!("")),
 ];
-const V1_ALWAYS: &[(&str, fn() -> Value)] = &[
+const V1_ALWAYS: &[Always] = &[
     ("regarding", || json!({})),
     ("deprecatedSource", || json!({})),
     ("deprecatedFirstTimestamp", || Value::Null),
@@ -59,7 +62,7 @@ const V1_ALWAYS: &[(&str, fn() -> Value)] = &[
 ];
 
 /// Renames fields from one form to the other; `forward` is core -> events.k8s.io.
-fn convert(obj: &Value, forward: bool, always: &[(&str, fn() -> Value)]) -> Value {
+fn convert(obj: &Value, forward: bool, always: &[Always]) -> Value {
     let Some(src) = obj.as_object() else {
         return obj.clone();
     };
@@ -248,14 +251,16 @@ mod tests {
         let core = reg.get("", "v1", "events").unwrap();
         let ev = json!({"involvedObject": {"name": "p", "uid": "u"}, "reportingComponent": "rc",
             "source": {}, "reason": "R", "metadata": {"name": "e"}});
-        let check = |info, s: &str| {
-            field_selector(info, FieldSelector::parse(s).unwrap()).map(|f| f.matches(&ev))
-        };
-        assert_eq!(check(v1, "regarding.name=p,reportingController=rc").unwrap(), true);
-        assert_eq!(check(v1, "regarding.uid=x").unwrap(), false);
-        assert_eq!(check(core, "involvedObject.uid=u,source=rc,reason=R").unwrap(), true);
+        let check =
+            |info, s: &str| field_selector(info, FieldSelector::parse(s).unwrap()).map(|f| f.matches(&ev));
+        assert!(check(v1, "regarding.name=p,reportingController=rc").unwrap());
+        assert!(!check(v1, "regarding.uid=x").unwrap());
+        assert!(check(core, "involvedObject.uid=u,source=rc,reason=R").unwrap());
         let e = check(core, "regarding.name=p").unwrap_err();
-        assert_eq!((e.code, e.message.as_str()), (400, "field label not supported: regarding.name"));
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (400, "field label not supported: regarding.name")
+        );
         assert!(check(v1, "note=x").is_err());
     }
 }

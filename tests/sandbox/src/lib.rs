@@ -243,7 +243,9 @@ impl Sandbox {
     /// Watch events the sandbox holds for `resource` in `group` (its history window; for tests
     /// and benchmarks that check memory stays bounded).
     pub fn watch_history_len(&self, group: &str, resource: &str) -> usize {
-        self.api.store.history_len(&(group.to_owned(), resource.to_owned()))
+        self.api
+            .store
+            .history_len(&(group.to_owned(), resource.to_owned()))
     }
 
     /// The simulated cluster, if started.

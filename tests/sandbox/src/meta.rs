@@ -133,10 +133,8 @@ pub fn builtin_create_defaults(info: &ResourceInfo, obj: &mut Value) {
                 l.insert("kubernetes.io/metadata.name".into(), Value::String(name));
             }
         }
-        "secrets" => {
-            if obj["type"].as_str().is_none_or(str::is_empty) {
-                obj["type"] = json!("Opaque");
-            }
+        "secrets" if obj["type"].as_str().is_none_or(str::is_empty) => {
+            obj["type"] = json!("Opaque");
         }
         "services" => {
             if obj["spec"]["type"].is_null() && obj["spec"].is_object() {

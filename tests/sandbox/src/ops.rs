@@ -74,7 +74,9 @@ pub fn list(api: &Api, t: &Target, req: &Req) -> Result<Reply, ApiError> {
         if at != rv {
             objects = api.store.list_at(&t.info.store_key(), t.ns.as_deref(), at)?;
             if let Some((ns, name)) = &after {
-                objects.retain(|o| (meta_str(o, "namespace"), meta_str(o, "name")) > (ns.as_str(), name.as_str()));
+                objects.retain(|o| {
+                    (meta_str(o, "namespace"), meta_str(o, "name")) > (ns.as_str(), name.as_str())
+                });
             }
             rv = at;
         }

@@ -80,8 +80,7 @@ impl Bucket {
     /// Drops history past the window; returns how many events were dropped.
     fn trim(&mut self, limits: &HistoryLimits, now: Instant) -> usize {
         let mut dropped = 0;
-        loop {
-            let Some(front) = self.history.front() else { break };
+        while let Some(front) = self.history.front() {
             let over_count = self.history.len() > limits.max_events;
             let over_age = self.history.len() > limits.min_events()
                 && now.saturating_duration_since(front.at) > limits.max_age;
@@ -342,7 +341,10 @@ impl Store {
         let mut objects = b.objects.clone();
         for ev in b.history.iter().rev().take_while(|e| e.rv > rv) {
             let okey = (
-                ev.object["metadata"]["namespace"].as_str().unwrap_or("").to_string(),
+                ev.object["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
                 ev.object["metadata"]["name"].as_str().unwrap_or("").to_string(),
             );
             match &ev.old {

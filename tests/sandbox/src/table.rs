@@ -141,7 +141,9 @@ fn event_columns() -> Vec<Col> {
                 r["name"].as_str().unwrap_or("")
             ))
         }),
-        col("Message", "string", |o| json!(o["message"].as_str().unwrap_or(""))),
+        col("Message", "string", |o| {
+            json!(o["message"].as_str().unwrap_or(""))
+        }),
     ];
     let mut name = col("Name", "string", |o| s(&o["metadata"]["name"]));
     name.priority = 1;

@@ -97,7 +97,10 @@ async fn recorder_events_are_core_events_and_core_events_are_events_v1() {
     assert_eq!(got.note.as_deref(), Some("posted through v1"));
     assert_eq!(got.regarding.as_ref().unwrap().name.as_deref(), Some("other"));
     let src = got.deprecated_source.unwrap();
-    assert_eq!((src.component.as_deref(), src.host.as_deref()), (Some("kubelet"), Some("node-1")));
+    assert_eq!(
+        (src.component.as_deref(), src.host.as_deref()),
+        (Some("kubelet"), Some("node-1"))
+    );
     assert_eq!(got.deprecated_count, Some(4));
     assert_eq!(
         got.deprecated_first_timestamp.unwrap().0.to_string(),
@@ -202,7 +205,9 @@ async fn events_expire_after_the_event_ttl() {
     assert_eq!(code, 404);
     // Other resources have no TTL.
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
-    cms.create(&PostParams::default(), &common::cm("stays")).await.unwrap();
+    cms.create(&PostParams::default(), &common::cm("stays"))
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(cms.get("stays").await.is_ok());
 }

@@ -12,7 +12,9 @@ use std::time::Duration;
 use common::{cm, start, start_with, status};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, VersionMatch, WatchEvent, WatchParams};
+use kube::api::{
+    Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, VersionMatch, WatchEvent, WatchParams,
+};
 use serde_json::json;
 use volops_sandbox::SandboxOptions;
 
@@ -75,16 +77,26 @@ async fn writes_past_the_window_make_old_versions_expire() {
 
     // An exact list inside the window is the state at that version; before it, 410.
     let mid = rvs[rvs.len() - 10];
-    let lp = ListParams::default().at(&mid.to_string()).matching(VersionMatch::Exact);
+    let lp = ListParams::default()
+        .at(&mid.to_string())
+        .matching(VersionMatch::Exact);
     let list = cms.list(&lp).await.unwrap();
-    assert_eq!(list.metadata.resource_version.as_deref(), Some(mid.to_string().as_str()));
+    assert_eq!(
+        list.metadata.resource_version.as_deref(),
+        Some(mid.to_string().as_str())
+    );
     let at_mid = &list.items[0];
     assert_eq!(rv_of(at_mid), mid);
     assert_eq!(at_mid.data.as_ref().unwrap()["i"], (200 - 10).to_string());
-    let lp = ListParams::default().at(&first.to_string()).matching(VersionMatch::Exact);
+    let lp = ListParams::default()
+        .at(&first.to_string())
+        .matching(VersionMatch::Exact);
     let (code, reason, msg) = status(cms.list(&lp).await);
     assert_eq!((code, reason.as_str()), (410, "Expired"));
-    assert_eq!(msg, format!("too old resource version: {first} ({oldest_servable})"));
+    assert_eq!(
+        msg,
+        format!("too old resource version: {first} ({oldest_servable})")
+    );
     assert!(last > mid);
 }
 

@@ -150,7 +150,9 @@ async fn protobuf_is_answered_only_to_clients_that_take_nothing_else() {
     let (sb, client) = start().await;
     let http = raw_client(&sb);
     let cms: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client.clone(), "default");
-    cms.create(&PostParams::default(), &common::cm("c1")).await.unwrap();
+    cms.create(&PostParams::default(), &common::cm("c1"))
+        .await
+        .unwrap();
     let url = format!("{}/api/v1/namespaces/default/configmaps", sb.url());
 
     let resp = http
@@ -221,7 +223,12 @@ async fn protobuf_is_answered_only_to_clients_that_take_nothing_else() {
     let (_, kind, raw) = unwrap_envelope(&ev.object.unwrap().raw.unwrap());
     assert_eq!(kind, "ConfigMap");
     assert_eq!(
-        pb::ConfigMap::decode(raw.as_slice()).unwrap().metadata.unwrap().name.as_deref(),
+        pb::ConfigMap::decode(raw.as_slice())
+            .unwrap()
+            .metadata
+            .unwrap()
+            .name
+            .as_deref(),
         Some("c1")
     );
 }
@@ -259,9 +266,12 @@ async fn unsupported_media_types_are_415_and_unacceptable_ones_406() {
             k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
         >(&()),
     );
-    crds.create(&PostParams::default(), &serde_json::from_value(widget_crd()).unwrap())
-        .await
-        .unwrap();
+    crds.create(
+        &PostParams::default(),
+        &serde_json::from_value(widget_crd()).unwrap(),
+    )
+    .await
+    .unwrap();
     let cms = format!("{}/api/v1/namespaces/default/configmaps", sb.url());
     let widgets = format!("{}/apis/example.com/v1/namespaces/default/widgets", sb.url());
 
@@ -312,12 +322,7 @@ async fn unsupported_media_types_are_415_and_unacceptable_ones_406() {
             "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml".into()
         )
     );
-    let resp = http
-        .get(&cms)
-        .header("Accept", "text/html")
-        .send()
-        .await
-        .unwrap();
+    let resp = http.get(&cms).header("Accept", "text/html").send().await.unwrap();
     assert_eq!(
         status_of(resp).await,
         (

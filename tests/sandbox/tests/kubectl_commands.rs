@@ -67,7 +67,12 @@ impl Kubectl {
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         };
-        assert!(out.status.success(), "kubectl {args:?} failed: {}{}", o.stderr, o.stdout);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}{}",
+            o.stderr,
+            o.stdout
+        );
         o
     }
 }
@@ -107,14 +112,28 @@ async fn kubectl_commands_of_the_docs_work_against_the_sandbox() {
     };
 
     // create: namespace, configmaps from literals and a file, a secret (all sent as protobuf).
-    assert_eq!(k.ok(&["create", "ns", "demo"]).await.trim(), "namespace/demo created");
+    assert_eq!(
+        k.ok(&["create", "ns", "demo"]).await.trim(),
+        "namespace/demo created"
+    );
     let nss: Api<Namespace> = Api::all(client.clone());
-    assert_eq!(nss.get("demo").await.unwrap().status.unwrap().phase.as_deref(), Some("Active"));
+    assert_eq!(
+        nss.get("demo").await.unwrap().status.unwrap().phase.as_deref(),
+        Some("Active")
+    );
     let settings = k.dir.path().join("settings.conf");
     std::fs::write(&settings, "maxmemory 2gb\n").unwrap();
     let from_file = format!("--from-file={}", settings.display());
     let out = k
-        .ok(&["create", "configmap", "app-config", "-n", "demo", "--from-literal=mode=online", &from_file])
+        .ok(&[
+            "create",
+            "configmap",
+            "app-config",
+            "-n",
+            "demo",
+            "--from-literal=mode=online",
+            &from_file,
+        ])
         .await;
     assert_eq!(out.trim(), "configmap/app-config created");
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "demo");
@@ -122,7 +141,15 @@ async fn kubectl_commands_of_the_docs_work_against_the_sandbox() {
     assert_eq!(data["mode"], "online");
     assert_eq!(data["settings.conf"], "maxmemory 2gb\n");
     let out = k
-        .ok(&["create", "secret", "generic", "db-auth", "-n", "demo", "--from-literal=password=s3cret"])
+        .ok(&[
+            "create",
+            "secret",
+            "generic",
+            "db-auth",
+            "-n",
+            "demo",
+            "--from-literal=password=s3cret",
+        ])
         .await;
     assert_eq!(out.trim(), "secret/db-auth created");
     let secrets: Api<Secret> = Api::namespaced(client.clone(), "demo");
@@ -134,25 +161,39 @@ async fn kubectl_commands_of_the_docs_work_against_the_sandbox() {
     let t = k.ok(&["get", "configmap", "-n", "demo"]).await;
     assert_eq!(header(&t), ["NAME", "DATA", "AGE"]);
     assert_eq!(row(&t, "app-config")[1], "2");
-    let t = k.ok(&["get", "secret", "db-auth", "-n", "demo", "-o", "wide"]).await;
+    let t = k
+        .ok(&["get", "secret", "db-auth", "-n", "demo", "-o", "wide"])
+        .await;
     assert_eq!(header(&t), ["NAME", "TYPE", "DATA", "AGE"]);
     assert_eq!(row(&t, "db-auth")[1..3], ["Opaque", "1"]);
     let t = k.ok(&["get", "ns", "demo"]).await;
     assert_eq!(row(&t, "demo")[1], "Active");
-    let j: Value = serde_json::from_str(&k.ok(&["get", "configmap", "app-config", "-n", "demo", "-o", "json"]).await).unwrap();
+    let j: Value = serde_json::from_str(
+        &k.ok(&["get", "configmap", "app-config", "-n", "demo", "-o", "json"])
+            .await,
+    )
+    .unwrap();
     assert_eq!(j["data"]["mode"], "online");
-    let y = k.ok(&["get", "secret", "db-auth", "-n", "demo", "-o", "yaml"]).await;
+    let y = k
+        .ok(&["get", "secret", "db-auth", "-n", "demo", "-o", "yaml"])
+        .await;
     assert!(y.contains("password: czNjcmV0"), "{y}");
 
     // apply: client-side create, then configure; server-side apply.
     let web = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web, namespace: demo}\ndata: {k: one}\n";
     let o = k.ok_with(&["apply", "-f", "-"], Some(web), &[]).await;
     assert_eq!(o.stdout.trim(), "configmap/web created");
-    let o = k.ok_with(&["apply", "-f", "-"], Some(&web.replace("one", "two")), &[]).await;
+    let o = k
+        .ok_with(&["apply", "-f", "-"], Some(&web.replace("one", "two")), &[])
+        .await;
     assert_eq!(o.stdout.trim(), "configmap/web configured");
     assert_eq!(cms.get("web").await.unwrap().data.unwrap()["k"], "two");
     let o = k
-        .ok_with(&["apply", "--server-side", "--force-conflicts", "-f", "-"], Some(&web.replace("one", "three")), &[])
+        .ok_with(
+            &["apply", "--server-side", "--force-conflicts", "-f", "-"],
+            Some(&web.replace("one", "three")),
+            &[],
+        )
         .await;
     assert_eq!(o.stdout.trim(), "configmap/web serverside-applied");
     let applied = cms.get("web").await.unwrap();
@@ -168,11 +209,15 @@ async fn kubectl_commands_of_the_docs_work_against_the_sandbox() {
 
     // label, annotate, patch (three kinds), edit.
     assert_eq!(
-        k.ok(&["label", "configmap", "app-config", "-n", "demo", "tier=db"]).await.trim(),
+        k.ok(&["label", "configmap", "app-config", "-n", "demo", "tier=db"])
+            .await
+            .trim(),
         "configmap/app-config labeled"
     );
     assert_eq!(
-        k.ok(&["annotate", "configmap", "app-config", "-n", "demo", "note=hello"]).await.trim(),
+        k.ok(&["annotate", "configmap", "app-config", "-n", "demo", "note=hello"])
+            .await
+            .trim(),
         "configmap/app-config annotated"
     );
     let patches = [
@@ -181,23 +226,48 @@ async fn kubectl_commands_of_the_docs_work_against_the_sandbox() {
         ("strategic", r#"{"data":{"strategic":"3"}}"#),
     ];
     for (ty, p) in patches {
-        let out = k.ok(&["patch", "configmap", "app-config", "-n", "demo", "--type", ty, "-p", p]).await;
+        let out = k
+            .ok(&[
+                "patch",
+                "configmap",
+                "app-config",
+                "-n",
+                "demo",
+                "--type",
+                ty,
+                "-p",
+                p,
+            ])
+            .await;
         assert_eq!(out.trim(), "configmap/app-config patched", "{ty}");
     }
     let editor = k.dir.path().join("editor.sh");
-    std::fs::write(&editor, "#!/bin/sh\nsed -i 's/mode: online/mode: offline/' \"$1\"\n").unwrap();
+    std::fs::write(
+        &editor,
+        "#!/bin/sh\nsed -i 's/mode: online/mode: offline/' \"$1\"\n",
+    )
+    .unwrap();
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&editor, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     let o = k
-        .ok_with(&["edit", "configmap", "app-config", "-n", "demo"], None, &[("KUBE_EDITOR", &editor)])
+        .ok_with(
+            &["edit", "configmap", "app-config", "-n", "demo"],
+            None,
+            &[("KUBE_EDITOR", &editor)],
+        )
         .await;
     assert_eq!(o.stdout.trim(), "configmap/app-config edited");
     let cm = cms.get("app-config").await.unwrap();
     let data = cm.data.as_ref().unwrap();
     assert_eq!(
-        (data["mode"].as_str(), data["json"].as_str(), data["merge"].as_str(), data["strategic"].as_str()),
+        (
+            data["mode"].as_str(),
+            data["json"].as_str(),
+            data["merge"].as_str(),
+            data["strategic"].as_str()
+        ),
         ("offline", "1", "2", "3")
     );
     assert_eq!(cm.labels()["tier"], "db");
@@ -208,11 +278,19 @@ async fn kubectl_commands_of_the_docs_work_against_the_sandbox() {
     // KubeDB's guide: the ops request CRD and the docs' RedisOpsRequest, then the controller's
     // events (kube-rs Recorder, events.k8s.io/v1) as describe and events show them.
     let crd = shared("crds/ops.kubedb.com_redisopsrequests.yaml");
-    let out = k.ok(&["apply", "--server-side", "-f", crd.to_str().unwrap()]).await;
-    assert!(out.contains("redisopsrequests.ops.kubedb.com serverside-applied"), "{out}");
+    let out = k
+        .ok(&["apply", "--server-side", "-f", crd.to_str().unwrap()])
+        .await;
+    assert!(
+        out.contains("redisopsrequests.ops.kubedb.com serverside-applied"),
+        "{out}"
+    );
     let ops = shared("docs-examples/redis_online-vol-expansion.yaml");
     let out = k.ok(&["apply", "-f", ops.to_str().unwrap()]).await;
-    assert_eq!(out.trim(), "redisopsrequest.ops.kubedb.com/rd-online-volume-expansion created");
+    assert_eq!(
+        out.trim(),
+        "redisopsrequest.ops.kubedb.com/rd-online-volume-expansion created"
+    );
     let ar = ApiResource {
         group: "ops.kubedb.com".into(),
         version: "v1alpha1".into(),
@@ -242,18 +320,47 @@ async fn kubectl_commands_of_the_docs_work_against_the_sandbox() {
         };
         recorder.publish(&ev, &req.object_ref(&ar)).await.unwrap();
     }
-    let d = k.ok(&["describe", "redisopsrequest", "rd-online-volume-expansion", "-n", "demo"]).await;
-    let events = d.split("Events:").nth(1).unwrap_or_else(|| panic!("no Events in:\n{d}"));
+    let d = k
+        .ok(&[
+            "describe",
+            "redisopsrequest",
+            "rd-online-volume-expansion",
+            "-n",
+            "demo",
+        ])
+        .await;
+    let events = d
+        .split("Events:")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no Events in:\n{d}"));
     let starting = row(events.trim_start_matches(['\n', ' ']), "Normal");
     assert_eq!(starting[1], "Starting", "{events}");
-    assert!(events.contains("volops-controller") && events.contains("resized data-sample-redis-0 to 2Gi"), "{events}");
+    assert!(
+        events.contains("volops-controller") && events.contains("resized data-sample-redis-0 to 2Gi"),
+        "{events}"
+    );
     let ev = k
-        .ok(&["events", "-n", "demo", "--for", "redisopsrequest/rd-online-volume-expansion"])
+        .ok(&[
+            "events",
+            "-n",
+            "demo",
+            "--for",
+            "redisopsrequest/rd-online-volume-expansion",
+        ])
         .await;
-    assert_eq!(header(&ev), ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]);
-    assert!(ev.contains("UpdatePVCs") && ev.contains("RedisOpsRequest/rd-online-volume-expansion"), "{ev}");
+    assert_eq!(
+        header(&ev),
+        ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
+    );
+    assert!(
+        ev.contains("UpdatePVCs") && ev.contains("RedisOpsRequest/rd-online-volume-expansion"),
+        "{ev}"
+    );
     let t = k.ok(&["get", "events", "-n", "demo"]).await;
-    assert!(t.contains("redisopsrequest/rd-online-volume-expansion   Pausing Redis demo/sample-redis"), "{t}");
+    assert!(
+        t.contains("redisopsrequest/rd-online-volume-expansion   Pausing Redis demo/sample-redis"),
+        "{t}"
+    );
     let t = k.ok(&["get", "redisopsrequest", "-n", "demo"]).await;
     assert_eq!(row(&t, "rd-online-volume-expansion")[1], "VolumeExpansion", "{t}");
 
@@ -263,6 +370,9 @@ async fn kubectl_commands_of_the_docs_work_against_the_sandbox() {
         "configmap \"web\" deleted"
     );
     assert_eq!(status(cms.get("web").await).0, 404);
-    assert_eq!(k.ok(&["delete", "ns", "demo"]).await.trim(), "namespace \"demo\" deleted");
+    assert_eq!(
+        k.ok(&["delete", "ns", "demo"]).await.trim(),
+        "namespace \"demo\" deleted"
+    );
     assert_eq!(status(cms.get("app-config").await).0, 404);
 }

@@ -185,8 +185,10 @@ fn parse_pb(root: &Path) -> Pb {
             pb.messages.insert(format!("{module}.{}", &s[1]), fields);
         }
         for r in res_re.captures_iter(&text) {
-            pb.kinds
-                .insert((r[2].to_string(), r[3].to_string()), format!("{module}.{}", &r[1]));
+            pb.kinds.insert(
+                (r[2].to_string(), r[3].to_string()),
+                format!("{module}.{}", &r[1]),
+            );
         }
     }
     pb
@@ -250,7 +252,10 @@ fn generate() -> String {
         if !seen.insert(m.clone()) {
             continue;
         }
-        let fields = pb.messages.get(&m).unwrap_or_else(|| panic!("unknown message {m}"));
+        let fields = pb
+            .messages
+            .get(&m)
+            .unwrap_or_else(|| panic!("unknown message {m}"));
         roots.extend(fields.iter().filter_map(|f| f.message.clone()));
     }
     let mut out = String::from(

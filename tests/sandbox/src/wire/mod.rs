@@ -1,6 +1,6 @@
 //! Kubernetes' protobuf wire format for built-in kinds (what kubectl and client-go's typed
 //! clients send): the `k8s\0` envelope around `runtime.Unknown`, decoded into (and encoded from)
-//! the same JSON objects the JSON API stores. See docs/SANDBOX.md ("Wire formats").
+//! the same JSON objects the JSON API stores. See tests/sandbox/WIRE-FORMATS.md.
 
 mod decode;
 mod encode;
@@ -34,15 +34,19 @@ impl From<prost::DecodeError> for WireError {
 
 /// Decodes an enveloped object into its JSON form, `apiVersion` and `kind` included.
 pub fn decode_object(bytes: &[u8]) -> Result<Value, WireError> {
-    let body = bytes
-        .strip_prefix(&MAGIC)
-        .ok_or_else(|| WireError::Malformed("provided data does not appear to be a protobuf message, expected prefix [107 56 115 0]".into()))?;
+    let body = bytes.strip_prefix(&MAGIC).ok_or_else(|| {
+        WireError::Malformed(
+            "provided data does not appear to be a protobuf message, expected prefix [107 56 115 0]".into(),
+        )
+    })?;
     let unknown = decode::message(UNKNOWN, body)?;
     let api_version = unknown["typeMeta"]["apiVersion"].as_str().unwrap_or_default();
     let kind = unknown["typeMeta"]["kind"].as_str().unwrap_or_default();
     let encoding = unknown["contentEncoding"].as_str().unwrap_or_default();
     if !encoding.is_empty() {
-        return Err(WireError::Malformed(format!("unsupported content encoding {encoding:?}")));
+        return Err(WireError::Malformed(format!(
+            "unsupported content encoding {encoding:?}"
+        )));
     }
     let name = schema::schema()
         .message_for(api_version, kind)

@@ -151,7 +151,10 @@ pub fn output(accept: Option<&str>, builtin: bool, watch: bool) -> Result<Output
     Err(ApiError::new(
         406,
         "NotAcceptable",
-        format!("only the following media types are accepted: {}", joined(&supported, suffix)),
+        format!(
+            "only the following media types are accepted: {}",
+            joined(&supported, suffix)
+        ),
     ))
 }
 

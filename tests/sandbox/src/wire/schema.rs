@@ -165,7 +165,10 @@ mod tests {
         assert_eq!(s.message_for("example.com/v1", "Widget"), None);
         let cm = s.message("api.core.v1.ConfigMap").unwrap();
         let bin = cm.field(3).unwrap();
-        assert_eq!((bin.json, bin.label, bin.ty), ("binaryData", Label::Map, Ty::Bytes));
+        assert_eq!(
+            (bin.json, bin.label, bin.ty),
+            ("binaryData", Label::Map, Ty::Bytes)
+        );
         let sel = s.message("api.core.v1.ConfigMapKeySelector").unwrap();
         assert_eq!(sel.field(1).unwrap().label, Label::Inline);
     }

@@ -18,7 +18,9 @@ enum Special {
     /// A message holding one string in field 1 (Quantity, Duration).
     Text,
     /// seconds + nanos, as RFC 3339 with whole seconds (Time) or microseconds (MicroTime).
-    Time { micro: bool },
+    Time {
+        micro: bool,
+    },
     IntOrString,
     /// Embedded JSON bytes in field 1 (RawExtension, FieldsV1, apiextensions JSON).
     RawJson,
@@ -61,13 +63,13 @@ pub fn decode(name: &str, buf: &[u8]) -> Result<Option<Value>, WireError> {
     let fs = fields(buf)?;
     let field = |tag: u32| fs.iter().filter(move |(t, _)| *t == tag).map(|(_, r)| r);
     Ok(Some(match kind {
-        Special::Text => match field(1).last() {
+        Special::Text => match field(1).next_back() {
             Some(r) => Value::String(string_of(r)?),
             None => Value::String(String::new()),
         },
         Special::Time { micro } => {
-            let secs = field(1).last().map(varint_of).transpose()?.unwrap_or(0) as i64;
-            let nanos = field(2).last().map(varint_of).transpose()?.unwrap_or(0) as i64 as i32;
+            let secs = field(1).next_back().map(varint_of).transpose()?.unwrap_or(0) as i64;
+            let nanos = field(2).next_back().map(varint_of).transpose()?.unwrap_or(0) as i64 as i32;
             if secs == 0 && nanos == 0 {
                 Value::Null
             } else {
@@ -75,20 +77,20 @@ pub fn decode(name: &str, buf: &[u8]) -> Result<Option<Value>, WireError> {
             }
         }
         Special::IntOrString => {
-            let ty = field(1).last().map(varint_of).transpose()?.unwrap_or(0);
+            let ty = field(1).next_back().map(varint_of).transpose()?.unwrap_or(0);
             if ty == 1 {
-                let s = field(3).last().map(string_of).transpose()?;
+                let s = field(3).next_back().map(string_of).transpose()?;
                 Value::String(s.unwrap_or_default())
             } else {
-                let n = field(2).last().map(varint_of).transpose()?.unwrap_or(0);
+                let n = field(2).next_back().map(varint_of).transpose()?.unwrap_or(0);
                 Value::from(n as i64 as i32)
             }
         }
-        Special::RawJson => match field(1).last() {
+        Special::RawJson => match field(1).next_back() {
             None => Value::Null,
             Some(r) => raw_json(bytes_of(r)?)?,
         },
-        Special::SchemaOrArray => match field(1).last() {
+        Special::SchemaOrArray => match field(1).next_back() {
             Some(r) => super::decode::message(&schema_props(), bytes_of(r)?)?,
             None => Value::Array(
                 field(2)
@@ -96,11 +98,11 @@ pub fn decode(name: &str, buf: &[u8]) -> Result<Option<Value>, WireError> {
                     .collect::<Result<_, _>>()?,
             ),
         },
-        Special::SchemaOrBool => match field(2).last() {
+        Special::SchemaOrBool => match field(2).next_back() {
             Some(r) => super::decode::message(&schema_props(), bytes_of(r)?)?,
-            None => Value::Bool(field(1).last().map(varint_of).transpose()?.unwrap_or(0) != 0),
+            None => Value::Bool(field(1).next_back().map(varint_of).transpose()?.unwrap_or(0) != 0),
         },
-        Special::SchemaOrStrings => match field(1).last() {
+        Special::SchemaOrStrings => match field(1).next_back() {
             Some(r) => super::decode::message(&schema_props(), bytes_of(r)?)?,
             None => Value::Array(
                 field(2)
@@ -176,7 +178,11 @@ pub fn encode(name: &str, v: &Value, out: &mut Vec<u8>) -> Result<bool, WireErro
                 put_varint(out, 1, 1);
                 put_bytes(out, 3, s.as_bytes());
             }
-            _ => return Err(WireError::Malformed("IntOrString must be a number or a string".into())),
+            _ => {
+                return Err(WireError::Malformed(
+                    "IntOrString must be a number or a string".into(),
+                ));
+            }
         },
         Special::RawJson => {
             if !v.is_null() {
@@ -215,4 +221,3 @@ pub fn encode(name: &str, v: &Value, out: &mut Vec<u8>) -> Result<bool, WireErro
     }
     Ok(true)
 }
-
