@@ -141,8 +141,40 @@ fn is_empty(v: &Value) -> bool {
     }
 }
 
+/// Deepest nesting a body may have (kube's JSON decoder stops deep input too): recursive
+/// messages (JSONSchemaProps, nested envelopes) must not exhaust the stack.
+const MAX_DEPTH: u32 = 100;
+
+thread_local! {
+    static DEPTH: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// One level of nesting while it lives (decoding is synchronous, so a thread-local counts it).
+struct Nesting;
+
+impl Nesting {
+    fn enter() -> Result<Self, WireError> {
+        DEPTH.with(|d| {
+            if d.get() >= MAX_DEPTH {
+                return Err(WireError::Malformed(format!(
+                    "object nested deeper than {MAX_DEPTH} levels"
+                )));
+            }
+            d.set(d.get() + 1);
+            Ok(Nesting)
+        })
+    }
+}
+
+impl Drop for Nesting {
+    fn drop(&mut self) {
+        DEPTH.with(|d| d.set(d.get().saturating_sub(1)));
+    }
+}
+
 /// Decodes the message `name` from `buf` into its JSON form.
 pub fn message(name: &str, buf: &[u8]) -> Result<Value, WireError> {
+    let _nesting = Nesting::enter()?;
     if let Some(v) = special::decode(name, buf)? {
         return Ok(v);
     }

@@ -151,6 +151,28 @@ mod tests {
     }
 
     #[test]
+    fn deep_nesting_is_refused_not_a_stack_overflow() {
+        let mut schema = json!({"type": "string"});
+        for _ in 0..150 {
+            schema = json!({"type": "array", "items": schema});
+        }
+        let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": "deep"}, "spec": {"versions": [{"name": "v1",
+                "schema": {"openAPIV3Schema": schema}}]}});
+        let bytes = encode_object(&crd).unwrap();
+        let e = decode_object(&bytes).unwrap_err();
+        assert!(e.to_string().contains("nested deeper than 100"), "{e}");
+        // A realistic depth decodes, and the counter is back at zero afterwards.
+        let mut shallow = json!({"type": "string"});
+        for _ in 0..20 {
+            shallow = json!({"type": "array", "items": shallow});
+        }
+        let mut ok = crd.clone();
+        ok["spec"]["versions"][0]["schema"]["openAPIV3Schema"] = shallow;
+        assert_eq!(decode_object(&encode_object(&ok).unwrap()).unwrap(), ok);
+    }
+
+    #[test]
     fn custom_kinds_have_no_protobuf_form() {
         let e = encode_object(&json!({"apiVersion": "example.com/v1", "kind": "Widget"})).unwrap_err();
         assert!(matches!(e, WireError::NotBuiltin { .. }));
