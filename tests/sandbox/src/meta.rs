@@ -106,6 +106,25 @@ fn maps_equal(
             .all(|(k, v)| b.get(k) == Some(v))
 }
 
+/// A Secret's write-only `stringData` merged into `data` (base64), as kube's conversion of a
+/// v1 Secret does on every write; `stringData` itself is never stored.
+pub fn fold_string_data(info: &ResourceInfo, obj: &mut Value) {
+    use base64::Engine;
+    if info.custom || !info.group.is_empty() || info.plural != "secrets" {
+        return;
+    }
+    let Some(Value::Object(strings)) = obj.as_object_mut().and_then(|m| m.remove("stringData")) else {
+        return;
+    };
+    if !obj["data"].is_object() {
+        obj["data"] = json!({});
+    }
+    for (k, v) in strings {
+        let text = v.as_str().unwrap_or_default();
+        obj["data"][k] = json!(base64::engine::general_purpose::STANDARD.encode(text));
+    }
+}
+
 /// Defaults kube sets on create for the built-ins volops looks at.
 pub fn builtin_create_defaults(info: &ResourceInfo, obj: &mut Value) {
     if info.custom || !info.group.is_empty() {

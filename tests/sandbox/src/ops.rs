@@ -250,6 +250,7 @@ async fn create_object(
     let obj = admitted.unwrap_or_else(|| obj.clone());
     check_meta(info, &name, &obj)?;
     let mut obj = crate::events::to_storage(info, obj);
+    meta::fold_string_data(info, &mut obj);
     if is_crd(info) {
         obj["status"] = crd_status(&obj, &ts);
     }
@@ -393,6 +394,7 @@ async fn update_object(
         return Err(ApiError::internal("admission returned no object"));
     };
     let mut new = crate::events::to_storage(info, prepare_update(info, t.sub.as_deref(), &old, admitted));
+    meta::fold_string_data(info, &mut new);
     check_meta(info, &name, &new)?;
     // An apply already recorded its manager's Apply entry (server_side_apply); any other write
     // is an Update.

@@ -156,6 +156,13 @@ async fn kubectl_commands_of_the_docs_work_against_the_sandbox() {
     let secret = secrets.get("db-auth").await.unwrap();
     assert_eq!(secret.data.unwrap()["password"].0, b"s3cret");
     assert_eq!(secret.type_.as_deref(), Some("Opaque"));
+    let with_strings =
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: tls, namespace: demo}\nstringData: {user: admin}\n";
+    let o = k.ok_with(&["apply", "-f", "-"], Some(with_strings), &[]).await;
+    assert_eq!(o.stdout.trim(), "secret/tls created");
+    let tls = secrets.get("tls").await.unwrap();
+    assert_eq!(tls.data.unwrap()["user"].0, b"admin");
+    assert!(tls.string_data.is_none(), "stringData is write-only");
 
     // get: tables, -o wide, -o json, -o yaml.
     let t = k.ok(&["get", "configmap", "-n", "demo"]).await;
