@@ -16,6 +16,7 @@ use crate::machinery::ApiError;
 use crate::registry::Registry;
 use crate::route::{self, Route, Target};
 use crate::store::Store;
+use crate::wire::{self, negotiate::Format, negotiate::Output};
 
 /// Everything a request handler needs.
 pub struct Api {
@@ -84,16 +85,27 @@ impl Req {
             .unwrap_or("unknown");
         ua.split('/').next().unwrap_or("unknown").to_string()
     }
-    /// The body as JSON (YAML accepted too, as kube does for some content types).
-    pub fn json_body(&self) -> Result<Value, ApiError> {
-        if self.content_type().contains("yaml") {
-            serde_yaml::from_slice(&self.body).map_err(|e| {
-                ApiError::bad_request(&format!("the body of the request was in an unknown format: {e}"))
-            })
-        } else {
-            serde_json::from_slice(&self.body).map_err(|e| {
-                ApiError::bad_request(&format!("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml: {e}"))
-            })
+    /// The body as a JSON object, read with the serializer its Content-Type names: JSON, YAML,
+    /// or (for built-in kinds only) kube's protobuf envelope; anything else is 415.
+    pub fn json_body(&self, info: &crate::registry::ResourceInfo) -> Result<Value, ApiError> {
+        let ct = self
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        let unknown = |e: &dyn std::fmt::Display| {
+            ApiError::bad_request(&format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml: {e}"
+            ))
+        };
+        match wire::negotiate::input(ct, !info.custom)? {
+            Format::Yaml => serde_yaml::from_slice(&self.body).map_err(|e| unknown(&e)),
+            Format::Json => serde_json::from_slice(&self.body).map_err(|e| unknown(&e)),
+            Format::Protobuf => wire::decode_object(&self.body).map_err(|e| match e {
+                wire::WireError::NotBuiltin { .. } => {
+                    ApiError::bad_request(&format!("the object provided is unrecognized: {e}"))
+                }
+                wire::WireError::Malformed(m) => ApiError::bad_request(&m),
+            }),
         }
     }
 }
@@ -115,12 +127,52 @@ impl Reply {
     }
 }
 
+impl Reply {
+    /// The reply in the negotiated form (JSON, YAML or protobuf).
+    pub fn into_response_as(self, output: Output) -> Response {
+        let mut resp = encoded(self.status, &self.body, output.format);
+        add_warnings(resp.headers_mut(), &self.warnings);
+        resp
+    }
+}
+
 impl IntoResponse for Reply {
     fn into_response(self) -> Response {
         let mut resp = (self.status, axum::Json(self.body)).into_response();
         add_warnings(resp.headers_mut(), &self.warnings);
         resp
     }
+}
+
+/// `body` serialised as `format`; a body with no protobuf form (never a built-in kind) is a 500.
+fn encoded(status: StatusCode, body: &Value, format: Format) -> Response {
+    let (bytes, content_type) = match format {
+        Format::Json => return (status, axum::Json(body)).into_response(),
+        Format::Yaml => match serde_yaml::to_string(body) {
+            Ok(text) => (text.into_bytes(), "application/yaml"),
+            Err(e) => return error_response(&ApiError::internal(&e.to_string())),
+        },
+        Format::Protobuf => match wire::encode_object(body) {
+            Ok(b) => (b, wire::PROTOBUF),
+            Err(e) => return error_response(&ApiError::internal(&e.to_string())),
+        },
+    };
+    let mut resp = (status, bytes).into_response();
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
+}
+
+/// A metav1.Status error in the negotiated form.
+pub fn error_response_as(err: &ApiError, output: Output) -> Response {
+    if output.format == Format::Json {
+        return error_response(err);
+    }
+    let code = StatusCode::from_u16(err.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut status = err.to_status_json();
+    status["apiVersion"] = Value::String("v1".into());
+    status["kind"] = Value::String("Status".into());
+    encoded(code, &status, output.format)
 }
 
 /// Adds `Warning: 299 - "..."` headers, as kube-apiserver sends admission warnings.
@@ -209,10 +261,16 @@ pub async fn handle(State(api): State<Arc<Api>>, request: Request) -> Response {
     if let Some(err) = api.faults.roll(verb, &target.resource_path(), target.name_str()) {
         return error_response(&err);
     }
+    // Negotiated in the handler, after authentication and authorization (as kube does).
+    let accept = req.headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let output = match wire::negotiate::output(accept, !target.info.custom, verb == "watch") {
+        Ok(o) => o,
+        Err(e) => return error_response(&e),
+    };
     let result = match verb {
         "get" => crate::ops::get(&api, &target, &req),
         "list" => crate::ops::list(&api, &target, &req),
-        "watch" => return crate::watch::serve(api.clone(), target, &req),
+        "watch" => return crate::watch::serve(api.clone(), target, &req, output.format),
         "create" => crate::ops::create(&api, &target, &req).await,
         "update" => crate::ops::update(&api, &target, &req).await,
         "patch" => crate::ops::patch(&api, &target, &req).await,
@@ -224,8 +282,8 @@ pub async fn handle(State(api): State<Arc<Api>>, request: Request) -> Response {
         )),
     };
     match result {
-        Ok(reply) => reply.into_response(),
-        Err(e) => error_response(&e),
+        Ok(reply) => reply.into_response_as(output),
+        Err(e) => error_response_as(&e, output),
     }
 }
 

@@ -11,6 +11,7 @@
 mod admit;
 mod api;
 mod discovery;
+mod events;
 pub mod faults;
 mod kubeconfig;
 mod machinery;
@@ -24,6 +25,7 @@ mod snapshot;
 mod store;
 mod table;
 mod watch;
+mod wire;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -65,8 +67,13 @@ pub struct SandboxOptions {
     pub state_file: Option<PathBuf>,
     /// Start the simulated cluster controllers with this config.
     pub cluster: Option<ClusterConfig>,
-    /// Watch events kept per resource for resuming watches (older => 410 Gone).
+    /// Most watch events kept per resource for resuming watches (older => 410 Expired).
     pub watch_history: usize,
+    /// Watch events older than this are dropped (beyond the newest 100 per resource), like
+    /// kube-apiserver's watch cache window, so a long-running sandbox's memory stays flat.
+    pub watch_history_age: Duration,
+    /// Events are deleted this long after their last write (kube-apiserver's `--event-ttl`).
+    pub event_ttl: Duration,
     /// How often watches that asked for bookmarks get one.
     pub bookmark_interval: Duration,
 }
@@ -79,6 +86,8 @@ impl Default for SandboxOptions {
             state_file: None,
             cluster: None,
             watch_history: 20_000,
+            watch_history_age: Duration::from_secs(300),
+            event_ttl: Duration::from_secs(3600),
             bookmark_interval: Duration::from_secs(10),
         }
     }
@@ -124,7 +133,10 @@ impl Sandbox {
         let url = format!("https://{addr}");
         let (shutdown_tx, shutdown_rx) = tokio_watch::channel(false);
         let api = Arc::new(api::Api {
-            store: Arc::new(store::Store::new(opts.watch_history)),
+            store: Arc::new(store::Store::new(store::HistoryLimits {
+                max_events: opts.watch_history,
+                max_age: opts.watch_history_age,
+            })),
             registry: RwLock::new(registry::Registry::builtin()),
             faults: Faults::default(),
             admission: admit::Admission::default(),
@@ -133,10 +145,16 @@ impl Sandbox {
             server_address: addr.to_string(),
             shutdown: shutdown_rx.clone(),
         });
+        api.store.set_ttl(&events::store_key(), opts.event_ttl);
         if let Some(state) = &opts.state_file {
             snapshot::load(&api, state)?;
         }
         seed(&api);
+        tokio::spawn(events::reap(
+            api.store.clone(),
+            events::reap_interval(opts.event_ttl, opts.watch_history_age),
+            shutdown_rx.clone(),
+        ));
         let (kubeconfig_path, tempdir) = match &opts.kubeconfig_out {
             Some(p) => (p.clone(), None),
             None => {
@@ -220,6 +238,14 @@ impl Sandbox {
     /// How webhook `service` references are resolved to addresses.
     pub fn set_service_resolver(&self, resolver: ServiceResolver) {
         self.api.admission.set_service_resolver(resolver);
+    }
+
+    /// Watch events the sandbox holds for `resource` in `group` (its history window; for tests
+    /// and benchmarks that check memory stays bounded).
+    pub fn watch_history_len(&self, group: &str, resource: &str) -> usize {
+        self.api
+            .store
+            .history_len(&(group.to_owned(), resource.to_owned()))
     }
 
     /// The simulated cluster, if started.

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use volops_sandbox::{ClusterConfig, Sandbox, SandboxOptions};
@@ -33,6 +34,9 @@ enum Cmd {
         /// Do not run the simulated cluster controllers.
         #[arg(long)]
         no_cluster: bool,
+        /// How long Events are kept after their last write (kube-apiserver's --event-ttl).
+        #[arg(long, default_value = "1h", value_parser = parse_duration)]
+        event_ttl: Duration,
     },
 }
 
@@ -46,6 +50,7 @@ async fn main() -> ExitCode {
                 kubeconfig_out,
                 state,
                 no_cluster,
+                event_ttl,
             },
     } = Cli::parse();
     let opts = SandboxOptions {
@@ -53,6 +58,7 @@ async fn main() -> ExitCode {
         kubeconfig_out: Some(kubeconfig_out.clone()),
         state_file: state,
         cluster: (!no_cluster).then(ClusterConfig::default),
+        event_ttl,
         ..Default::default()
     };
     let sandbox = match Sandbox::start(opts).await {
@@ -97,5 +103,26 @@ async fn wait_for_signal() {
     #[cfg(not(unix))]
     {
         let _ = ctrl_c.await;
+    }
+}
+
+/// A Go-style duration (`1h`, `30m`, `1h30m`, `90s`), as kube-apiserver's flags take them.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let d: jiff::SignedDuration = text
+        .parse()
+        .map_err(|e| format!("invalid duration {text:?}: {e}"))?;
+    Duration::try_from(d).map_err(|e| format!("invalid duration {text:?}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn go_durations_parse() {
+        use std::time::Duration;
+        assert_eq!(super::parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(super::parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(super::parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert!(super::parse_duration("-5m").is_err());
+        assert!(super::parse_duration("soon").is_err());
     }
 }

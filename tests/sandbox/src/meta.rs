@@ -23,7 +23,7 @@ pub fn generate_name(prefix: &str) -> String {
 /// The object as served at the requested version (stored objects have one apiVersion; CRD
 /// versions are served with conversion strategy None, i.e. only apiVersion changes).
 pub fn for_output(info: &ResourceInfo, obj: &Value) -> Value {
-    let mut o = obj.clone();
+    let mut o = crate::events::to_served(info, obj).unwrap_or_else(|| obj.clone());
     set_type(info, &mut o);
     o
 }
@@ -106,6 +106,25 @@ fn maps_equal(
             .all(|(k, v)| b.get(k) == Some(v))
 }
 
+/// A Secret's write-only `stringData` merged into `data` (base64), as kube's conversion of a
+/// v1 Secret does on every write; `stringData` itself is never stored.
+pub fn fold_string_data(info: &ResourceInfo, obj: &mut Value) {
+    use base64::Engine;
+    if info.custom || !info.group.is_empty() || info.plural != "secrets" {
+        return;
+    }
+    let Some(Value::Object(strings)) = obj.as_object_mut().and_then(|m| m.remove("stringData")) else {
+        return;
+    };
+    if !obj["data"].is_object() {
+        obj["data"] = json!({});
+    }
+    for (k, v) in strings {
+        let text = v.as_str().unwrap_or_default();
+        obj["data"][k] = json!(base64::engine::general_purpose::STANDARD.encode(text));
+    }
+}
+
 /// Defaults kube sets on create for the built-ins volops looks at.
 pub fn builtin_create_defaults(info: &ResourceInfo, obj: &mut Value) {
     if info.custom || !info.group.is_empty() {
@@ -132,6 +151,9 @@ pub fn builtin_create_defaults(info: &ResourceInfo, obj: &mut Value) {
             if let Some(l) = labels.as_object_mut() {
                 l.insert("kubernetes.io/metadata.name".into(), Value::String(name));
             }
+        }
+        "secrets" if obj["type"].as_str().is_none_or(str::is_empty) => {
+            obj["type"] = json!("Opaque");
         }
         "services" => {
             if obj["spec"]["type"].is_null() && obj["spec"].is_object() {

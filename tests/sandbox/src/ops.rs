@@ -15,6 +15,11 @@ use crate::route::Target;
 use crate::selectors::{FieldSelector, LabelSelector, Selectors};
 use crate::store::{Store, WriteAction};
 
+const JSON_PATCH: &str = "application/json-patch+json";
+const MERGE_PATCH: &str = "application/merge-patch+json";
+const STRATEGIC_PATCH: &str = "application/strategic-merge-patch+json";
+const APPLY_PATCH: &str = "application/apply-patch+yaml";
+
 /// How often an unconditional write is retried when the object changed under it.
 const MAX_RETRIES: usize = 8;
 
@@ -30,10 +35,11 @@ pub fn get(api: &Api, t: &Target, req: &Req) -> Result<Reply, ApiError> {
     Ok(Reply::ok(for_output(&t.info, &obj)))
 }
 
-pub fn selectors(req: &Req) -> Result<Selectors, ApiError> {
+pub fn selectors(req: &Req, info: &ResourceInfo) -> Result<Selectors, ApiError> {
+    let fields = FieldSelector::parse(req.q("fieldSelector").unwrap_or(""))?;
     Ok(Selectors {
         labels: LabelSelector::parse(req.q("labelSelector").unwrap_or(""))?,
-        fields: FieldSelector::parse(req.q("fieldSelector").unwrap_or(""))?,
+        fields: crate::events::field_selector(info, fields)?,
     })
 }
 
@@ -52,12 +58,29 @@ fn encode_continue(key: &(String, String)) -> String {
 }
 
 pub fn list(api: &Api, t: &Target, req: &Req) -> Result<Reply, ApiError> {
-    let sel = selectors(req)?;
+    let sel = selectors(req, &t.info)?;
     let limit: usize = req.q("limit").and_then(|l| l.parse().ok()).unwrap_or(0);
     let after = req.q("continue").map(decode_continue).transpose()?;
-    let (objects, rv) = api
+    let (mut objects, mut rv) = api
         .store
         .list(&t.info.store_key(), t.ns.as_deref(), after.as_ref());
+    // An exact list is served from the watch history window (410 Expired before it).
+    if req.q("resourceVersionMatch") == Some("Exact")
+        && let Some(at) = req.q("resourceVersion")
+    {
+        let at: u64 = at
+            .parse()
+            .map_err(|_| ApiError::bad_request(&format!("invalid resource version: {at:?}")))?;
+        if at != rv {
+            objects = api.store.list_at(&t.info.store_key(), t.ns.as_deref(), at)?;
+            if let Some((ns, name)) = &after {
+                objects.retain(|o| {
+                    (meta_str(o, "namespace"), meta_str(o, "name")) > (ns.as_str(), name.as_str())
+                });
+            }
+            rv = at;
+        }
+    }
     let mut items = vec![];
     let mut next = None;
     for o in objects {
@@ -126,7 +149,7 @@ pub async fn create(api: &Api, t: &Target, req: &Req) -> Result<Reply, ApiError>
     if t.name.is_some() || t.sub.is_some() {
         return Err(ApiError::method_not_supported(&t.info.group_resource(), "create"));
     }
-    let mut obj = req.json_body()?;
+    let mut obj = req.json_body(&t.info)?;
     require_object(&obj)?;
     create_object(api, t, req, &mut obj, None).await
 }
@@ -224,8 +247,10 @@ async fn create_object(
             },
         )
         .await?;
-    let mut obj = admitted.unwrap_or_else(|| obj.clone());
+    let obj = admitted.unwrap_or_else(|| obj.clone());
     check_meta(info, &name, &obj)?;
+    let mut obj = crate::events::to_storage(info, obj);
+    meta::fold_string_data(info, &mut obj);
     if is_crd(info) {
         obj["status"] = crd_status(&obj, &ts);
     }
@@ -356,7 +381,7 @@ async fn update_object(
                 ns: t.ns_str(),
                 name: &name,
                 object: Some(prepared),
-                old: Some((*old).clone()),
+                old: Some(for_output(info, &old)),
                 dry_run: req.dry_run(),
                 options: Some(crate::admit::write_options("UpdateOptions", req)),
                 user: req.user.clone(),
@@ -368,9 +393,15 @@ async fn update_object(
     let Some(admitted) = admitted else {
         return Err(ApiError::internal("admission returned no object"));
     };
-    let mut new = prepare_update(info, t.sub.as_deref(), &old, admitted);
+    let mut new = crate::events::to_storage(info, prepare_update(info, t.sub.as_deref(), &old, admitted));
+    meta::fold_string_data(info, &mut new);
     check_meta(info, &name, &new)?;
-    machinery::record_update_manager(&mut new, Some(&old), &req.field_manager(), &now());
+    // An apply already recorded its manager's Apply entry (server_side_apply); any other write
+    // is an Update.
+    let apply = req.method == http::Method::PATCH && req.content_type().starts_with(APPLY_PATCH);
+    if !apply {
+        machinery::record_update_manager(&mut new, Some(&old), &req.field_manager(), &now());
+    }
     let deleting = !new["metadata"]["deletionTimestamp"].is_null();
     let remove = deleting && finalizers(&new).is_empty();
     if req.dry_run() {
@@ -439,7 +470,7 @@ pub async fn update(api: &Api, t: &Target, req: &Req) -> Result<Reply, ApiError>
     let Some(name) = t.name.as_deref() else {
         return Err(ApiError::method_not_supported(&t.info.group_resource(), "update"));
     };
-    let new = req.json_body()?;
+    let new = req.json_body(&t.info)?;
     require_object(&new)?;
     let body_name = meta_str(&new, "name");
     if !body_name.is_empty() && body_name != name {
@@ -473,6 +504,18 @@ pub async fn patch(api: &Api, t: &Target, req: &Req) -> Result<Reply, ApiError> 
         .to_string();
     let info = &t.info;
     let force = req.flag("force");
+    // kube checks the patch type before anything else (PatchResource).
+    let supported: &[&str] = if info.custom {
+        &[JSON_PATCH, MERGE_PATCH, APPLY_PATCH]
+    } else {
+        &[JSON_PATCH, MERGE_PATCH, STRATEGIC_PATCH, APPLY_PATCH]
+    };
+    if !supported.contains(&ct.as_str()) {
+        return Err(ApiError::unsupported_media_type(&format!(
+            "the body of the request was in an unknown format - accepted media types include: {}",
+            supported.join(", ")
+        )));
+    }
     for _ in 0..MAX_RETRIES {
         let old = api.store.get(&info.store_key(), t.ns_str(), name);
         let Some(old) = old else {
@@ -491,16 +534,13 @@ pub async fn patch(api: &Api, t: &Target, req: &Req) -> Result<Reply, ApiError> 
             }
             return Err(ApiError::not_found(&info.group_resource(), name));
         };
+        // Patches are written against the object as this version serves it.
+        let served = for_output(info, &old);
         let patched = match ct.as_str() {
-            "application/json-patch+json" => machinery::apply_json_patch(&old, &req.body)?,
-            "application/merge-patch+json" => machinery::apply_merge_patch(&old, &req.body)?,
+            "application/json-patch+json" => machinery::apply_json_patch(&served, &req.body)?,
+            "application/merge-patch+json" => machinery::apply_merge_patch(&served, &req.body)?,
             "application/strategic-merge-patch+json" => {
-                if info.custom {
-                    return Err(ApiError::unsupported_media_type(
-                        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
-                    ));
-                }
-                machinery::apply_strategic_merge_patch(&old, &req.body, &info.group, &info.kind)?
+                machinery::apply_strategic_merge_patch(&served, &req.body, &info.group, &info.kind)?
             }
             "application/apply-patch+yaml" => {
                 if req.q("fieldManager").is_none() {
@@ -509,7 +549,7 @@ pub async fn patch(api: &Api, t: &Target, req: &Req) -> Result<Reply, ApiError> 
                     ));
                 }
                 machinery::server_side_apply(
-                    Some(&old),
+                    Some(&served),
                     &req.body,
                     &req.field_manager(),
                     force,
@@ -518,11 +558,7 @@ pub async fn patch(api: &Api, t: &Target, req: &Req) -> Result<Reply, ApiError> 
                     &now(),
                 )?
             }
-            other => {
-                return Err(ApiError::unsupported_media_type(&format!(
-                    "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml (got {other:?})"
-                )));
-            }
+            _ => return Err(ApiError::internal("unreachable patch type")),
         };
         require_object(&patched)?;
         let patched_rv = meta_str(&patched, "resourceVersion");
@@ -536,11 +572,14 @@ pub async fn patch(api: &Api, t: &Target, req: &Req) -> Result<Reply, ApiError> 
 }
 
 /// DeleteOptions from the body or the query.
-fn delete_options(req: &Req) -> Result<Value, ApiError> {
+fn delete_options(req: &Req, info: &ResourceInfo) -> Result<Value, ApiError> {
     let mut opts = if req.body.is_empty() {
         json!({})
     } else {
-        req.json_body()?
+        // DeleteOptions is a built-in kind even on custom resources' endpoints.
+        let mut builtin = info.clone();
+        builtin.custom = false;
+        req.json_body(&builtin)?
     };
     if let Some(p) = req.q("propagationPolicy") {
         opts["propagationPolicy"] = json!(p);
@@ -554,7 +593,7 @@ fn delete_options(req: &Req) -> Result<Value, ApiError> {
 }
 
 pub async fn delete(api: &Api, t: &Target, req: &Req) -> Result<Reply, ApiError> {
-    let opts = delete_options(req)?;
+    let opts = delete_options(req, &t.info)?;
     let Some(name) = t.name.clone() else {
         return Err(ApiError::method_not_supported(&t.info.group_resource(), "delete"));
     };
@@ -845,8 +884,8 @@ fn remove_crd(api: &Api, crd: &Value) {
 }
 
 pub async fn delete_collection(api: &Api, t: &Target, req: &Req) -> Result<Reply, ApiError> {
-    let sel = selectors(req)?;
-    let opts = delete_options(req)?;
+    let sel = selectors(req, &t.info)?;
+    let opts = delete_options(req, &t.info)?;
     let (objs, _) = api.store.list(&t.info.store_key(), t.ns.as_deref(), None);
     let mut items = vec![];
     let mut warnings = vec![];

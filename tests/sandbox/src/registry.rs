@@ -46,8 +46,11 @@ impl ResourceInfo {
         }
     }
 
-    /// Key of the store bucket (independent of version).
+    /// Key of the store bucket (independent of version; both Event APIs share one).
     pub fn store_key(&self) -> (String, String) {
+        if crate::events::is_events_v1(self) {
+            return crate::events::store_key();
+        }
         (self.group.clone(), self.plural.clone())
     }
 }

@@ -100,10 +100,35 @@ impl LabelSelector {
 }
 
 /// A parsed field selector: `path=value`, `path==value`, `path!=value`, comma separated.
-/// Any dotted path is looked up in the object (kube allows a fixed set per kind; being
-/// lenient costs nothing here).
-#[derive(Debug, Clone, Default)]
-pub struct FieldSelector(Vec<(String, bool, String)>);
+/// By default any dotted path is looked up in the object (kube allows a fixed set per kind);
+/// kinds with their own field set (Events) map and check labels and bring a resolver.
+#[derive(Debug, Clone)]
+pub struct FieldSelector {
+    reqs: Vec<(String, bool, String)>,
+    resolve: fn(&Value, &str) -> String,
+}
+
+impl Default for FieldSelector {
+    fn default() -> Self {
+        FieldSelector {
+            reqs: vec![],
+            resolve: json_path,
+        }
+    }
+}
+
+/// The value at a dotted JSON path, as the selector compares it.
+fn json_path(obj: &Value, path: &str) -> String {
+    let mut cur = obj;
+    for seg in path.split('.') {
+        cur = &cur[seg];
+    }
+    match cur {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
 
 impl FieldSelector {
     pub fn parse(s: &str) -> Result<Self, ApiError> {
@@ -126,22 +151,33 @@ impl FieldSelector {
             };
             reqs.push((k.trim().to_string(), eq, v.trim().to_string()));
         }
-        Ok(FieldSelector(reqs))
+        Ok(FieldSelector {
+            reqs,
+            resolve: json_path,
+        })
+    }
+
+    /// Renames every label (kube's field label conversion); the first error wins.
+    pub fn map_labels(
+        mut self,
+        mut f: impl FnMut(&str) -> Result<String, ApiError>,
+    ) -> Result<Self, ApiError> {
+        for (label, _, _) in &mut self.reqs {
+            *label = f(label)?;
+        }
+        Ok(self)
+    }
+
+    /// Looks labels up with `resolve` instead of as JSON paths.
+    pub fn with_resolver(mut self, resolve: fn(&Value, &str) -> String) -> Self {
+        self.resolve = resolve;
+        self
     }
 
     pub fn matches(&self, obj: &Value) -> bool {
-        self.0.iter().all(|(path, eq, want)| {
-            let mut cur = obj;
-            for seg in path.split('.') {
-                cur = &cur[seg];
-            }
-            let have = match cur {
-                Value::String(s) => s.clone(),
-                Value::Null => String::new(),
-                other => other.to_string(),
-            };
-            (have == *want) == *eq
-        })
+        self.reqs
+            .iter()
+            .all(|(path, eq, want)| ((self.resolve)(obj, path) == *want) == *eq)
     }
 }
 

@@ -1,8 +1,14 @@
 //! The one in-memory object store: objects by (group, resource) -> (namespace, name), a global
 //! resourceVersion, and a bounded per-resource watch history with broadcast fan-out.
+//!
+//! Like kube-apiserver's watch cache, each resource keeps a window of recent changes: at most
+//! `max_events`, and none older than `max_age` beyond the newest `MIN_EVENTS`. A watch (or an
+//! exact list) from a resourceVersion before the window is 410 Expired. Objects of a resource
+//! with a TTL (Events, kube's `--event-ttl`) are deleted that long after their last write.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tokio::sync::broadcast;
@@ -31,6 +37,21 @@ pub struct Event {
     pub old: Option<Arc<Value>>,
     /// Serialized watch lines by (type, apiVersion), so fan-out serializes once per event.
     pub rendered: Mutex<Vec<(String, bytes::Bytes)>>,
+    /// When the change was made (for the history's age bound).
+    pub at: Instant,
+}
+
+impl Event {
+    fn new(kind: EventType, rv: u64, object: Arc<Value>, old: Option<Arc<Value>>) -> Self {
+        Event {
+            kind,
+            rv,
+            object,
+            old,
+            rendered: Mutex::default(),
+            at: Instant::now(),
+        }
+    }
 }
 
 struct Bucket {
@@ -39,6 +60,9 @@ struct Bucket {
     /// Every event with rv > floor is still in `history`.
     floor: u64,
     tx: broadcast::Sender<Arc<Event>>,
+    /// Objects are deleted this long after their last write (None: kept until deleted).
+    ttl: Option<Duration>,
+    expires: HashMap<ObjKey, Instant>,
 }
 
 impl Bucket {
@@ -48,11 +72,46 @@ impl Bucket {
             history: VecDeque::new(),
             floor: 0,
             tx: broadcast::channel(BROADCAST_CAPACITY).0,
+            ttl: None,
+            expires: HashMap::new(),
         }
+    }
+
+    /// Drops history past the window; returns how many events were dropped.
+    fn trim(&mut self, limits: &HistoryLimits, now: Instant) -> usize {
+        let mut dropped = 0;
+        while let Some(front) = self.history.front() {
+            let over_count = self.history.len() > limits.max_events;
+            let over_age = self.history.len() > limits.min_events()
+                && now.saturating_duration_since(front.at) > limits.max_age;
+            if !(over_count || over_age) {
+                break;
+            }
+            self.floor = front.rv;
+            self.history.pop_front();
+            dropped += 1;
+        }
+        dropped
     }
 }
 
 const BROADCAST_CAPACITY: usize = 8192;
+
+/// Events always kept per resource, however old (kube's watch cache keeps at least 100).
+const MIN_EVENTS: usize = 100;
+
+/// The watch history window of each resource.
+#[derive(Debug, Clone, Copy)]
+pub struct HistoryLimits {
+    pub max_events: usize,
+    pub max_age: Duration,
+}
+
+impl HistoryLimits {
+    fn min_events(&self) -> usize {
+        MIN_EVENTS.min(self.max_events)
+    }
+}
 
 struct Inner {
     rv: u64,
@@ -105,7 +164,7 @@ pub enum WriteAction {
 /// The store. Cheap to share behind an Arc.
 pub struct Store {
     inner: Mutex<Inner>,
-    history_limit: usize,
+    limits: HistoryLimits,
 }
 
 /// A started watch: the events to send first and the live receiver.
@@ -115,14 +174,49 @@ pub struct WatchStart {
 }
 
 impl Store {
-    pub fn new(history_limit: usize) -> Self {
+    pub fn new(limits: HistoryLimits) -> Self {
         Store {
             inner: Mutex::new(Inner {
                 rv: 1,
                 buckets: HashMap::new(),
                 dependents: HashMap::new(),
             }),
-            history_limit: history_limit.max(1),
+            limits: HistoryLimits {
+                max_events: limits.max_events.max(1),
+                max_age: limits.max_age,
+            },
+        }
+    }
+
+    /// Objects of `key` expire `ttl` after their last write (kube's `--event-ttl`).
+    pub fn set_ttl(&self, key: &BucketKey, ttl: Duration) {
+        let mut inner = self.lock();
+        inner.buckets.entry(key.clone()).or_insert_with(Bucket::new).ttl = Some(ttl);
+    }
+
+    /// Events held in the watch history of `key` (for tests and metrics).
+    pub fn history_len(&self, key: &BucketKey) -> usize {
+        self.lock().buckets.get(key).map_or(0, |b| b.history.len())
+    }
+
+    /// Deletes expired objects (watchers see DELETED) and trims every history past its age.
+    /// Returns how many objects expired.
+    pub fn expire(&self, now: Instant) {
+        let mut inner = self.lock();
+        let mut due = vec![];
+        for (key, b) in &mut inner.buckets {
+            b.trim(&self.limits, now);
+            for (okey, at) in &b.expires {
+                if *at <= now {
+                    due.push((key.clone(), okey.clone()));
+                }
+            }
+        }
+        for (key, (ns, name)) in due {
+            let _ = self.write_locked(&mut inner, &key, &ns, &name, |cur, _| match cur {
+                Some(_) => Ok(WriteAction::Delete),
+                None => Err(ApiError::internal("already gone")),
+            });
         }
     }
 
@@ -176,9 +270,22 @@ impl Store {
         F: FnOnce(Option<&Arc<Value>>, u64) -> Result<WriteAction, ApiError>,
     {
         let mut inner = self.lock();
+        self.write_locked(&mut inner, key, ns, name, f)
+    }
+
+    fn write_locked<F>(
+        &self,
+        inner: &mut Inner,
+        key: &BucketKey,
+        ns: &str,
+        name: &str,
+        f: F,
+    ) -> Result<Arc<Value>, ApiError>
+    where
+        F: FnOnce(Option<&Arc<Value>>, u64) -> Result<WriteAction, ApiError>,
+    {
         let next_rv = inner.rv + 1;
         let okey = (ns.to_string(), name.to_string());
-        let limit = self.history_limit;
         let bucket = inner.buckets.entry(key.clone()).or_insert_with(Bucket::new);
         let old = bucket.objects.get(&okey).cloned();
         let action = f(old.as_ref(), next_rv)?;
@@ -187,6 +294,9 @@ impl Store {
                 obj["metadata"]["resourceVersion"] = Value::String(next_rv.to_string());
                 let obj = Arc::new(obj);
                 bucket.objects.insert(okey.clone(), obj.clone());
+                if let Some(ttl) = bucket.ttl {
+                    bucket.expires.insert(okey.clone(), Instant::now() + ttl);
+                }
                 let kind = if old.is_some() {
                     EventType::Modified
                 } else {
@@ -198,6 +308,7 @@ impl Store {
                 let Some(prev) = bucket.objects.remove(&okey) else {
                     return Err(ApiError::internal("delete of a missing object"));
                 };
+                bucket.expires.remove(&okey);
                 let mut obj = match action {
                     WriteAction::DeleteAs(last) => last,
                     _ => (*prev).clone(),
@@ -208,23 +319,44 @@ impl Store {
         };
         inner.index_owners(key, &okey, old.as_deref(), stored.as_deref());
         let bucket = inner.buckets.entry(key.clone()).or_insert_with(Bucket::new);
-        let ev = Arc::new(Event {
-            kind,
-            rv: next_rv,
-            object: object.clone(),
-            old,
-            rendered: Mutex::default(),
-        });
+        let ev = Arc::new(Event::new(kind, next_rv, object.clone(), old));
         bucket.history.push_back(ev.clone());
-        while bucket.history.len() > limit {
-            if let Some(e) = bucket.history.pop_front() {
-                bucket.floor = e.rv;
-            }
-        }
+        bucket.trim(&self.limits, ev.at);
         // No receivers is fine.
         let _ = bucket.tx.send(ev);
         inner.rv = next_rv;
         Ok(object)
+    }
+
+    /// The objects of a resource (one namespace or all) as they were at `rv`: the current ones
+    /// with every later change undone. 410 Expired if `rv` is before the history window.
+    pub fn list_at(&self, key: &BucketKey, ns: Option<&str>, rv: u64) -> Result<Vec<Arc<Value>>, ApiError> {
+        let inner = self.lock();
+        let Some(b) = inner.buckets.get(key) else {
+            return Ok(vec![]);
+        };
+        if rv < b.floor {
+            return Err(too_old(rv, b.floor));
+        }
+        let mut objects = b.objects.clone();
+        for ev in b.history.iter().rev().take_while(|e| e.rv > rv) {
+            let okey = (
+                ev.object["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+                ev.object["metadata"]["name"].as_str().unwrap_or("").to_string(),
+            );
+            match &ev.old {
+                Some(old) => objects.insert(okey, old.clone()),
+                None => objects.remove(&okey),
+            };
+        }
+        Ok(objects
+            .into_iter()
+            .filter(|((kns, _), _)| ns.is_none_or(|n| n == kns))
+            .map(|(_, v)| v)
+            .collect())
     }
 
     /// Starts a watch. `from` None: synthetic ADDED for every current object, then live.
@@ -245,22 +377,11 @@ impl Store {
                 .objects
                 .values()
                 .filter(|o| in_ns(o))
-                .map(|o| {
-                    Arc::new(Event {
-                        kind: EventType::Added,
-                        rv,
-                        object: o.clone(),
-                        old: None,
-                        rendered: Mutex::default(),
-                    })
-                })
+                .map(|o| Arc::new(Event::new(EventType::Added, rv, o.clone(), None)))
                 .collect(),
             Some(from) => {
                 if from < bucket.floor {
-                    return Err(ApiError::gone(&format!(
-                        "too old resource version: {from} ({})",
-                        bucket.floor + 1
-                    )));
+                    return Err(too_old(from, bucket.floor));
                 }
                 bucket
                     .history
@@ -310,12 +431,11 @@ impl Store {
             let name = o["metadata"]["name"].as_str().unwrap_or("").to_string();
             let okey = (ns, name);
             let new = Arc::new(o);
-            let old = inner
-                .buckets
-                .entry(k.clone())
-                .or_insert_with(Bucket::new)
-                .objects
-                .insert(okey.clone(), new.clone());
+            let bucket = inner.buckets.entry(k.clone()).or_insert_with(Bucket::new);
+            if let Some(ttl) = bucket.ttl {
+                bucket.expires.insert(okey.clone(), Instant::now() + ttl);
+            }
+            let old = bucket.objects.insert(okey.clone(), new.clone());
             inner.index_owners(&k, &okey, old.as_deref(), Some(&new));
         }
         // Watches from before the restart cannot be resumed.
@@ -324,6 +444,11 @@ impl Store {
             b.floor = rv;
         }
     }
+}
+
+/// kube's 410 for a resourceVersion before the window; `oldest` is the oldest one it can serve.
+fn too_old(rv: u64, oldest: u64) -> ApiError {
+    ApiError::gone(&format!("too old resource version: {rv} ({oldest})"))
 }
 
 #[cfg(test)]
@@ -343,7 +468,10 @@ mod tests {
 
     #[test]
     fn owner_index_follows_writes_and_deletes() {
-        let store = Store::new(10);
+        let store = Store::new(HistoryLimits {
+            max_events: 10,
+            max_age: Duration::from_secs(60),
+        });
         let pods = ("".to_owned(), "pods".to_owned());
         let key = |n: &str| (pods.clone(), ("ns".to_owned(), n.to_owned()));
         put(&store, "a", &["u1"]);

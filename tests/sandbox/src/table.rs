@@ -60,23 +60,113 @@ fn s(v: &Value) -> Value {
     }
 }
 
-/// kube's short age format (e.g. 5s, 3m, 2h, 4d).
+/// kube's age of a timestamp (`translateTimestampSince`, `duration.HumanDuration`).
 pub fn age(ts: &str) -> String {
     let Ok(t) = ts.parse::<jiff::Timestamp>() else {
         return "<unknown>".into();
     };
-    let secs = (jiff::Timestamp::now().as_second() - t.as_second()).max(0);
-    match secs {
-        0..120 => format!("{secs}s"),
-        120..7200 => format!("{}m", secs / 60),
-        7200..172_800 => format!("{}h", secs / 3600),
-        _ => format!("{}d", secs / 86_400),
+    human_duration(jiff::Timestamp::now().as_second() - t.as_second())
+}
+
+/// `k8s.io/apimachinery/pkg/util/duration.HumanDuration` for whole seconds.
+fn human_duration(secs: i64) -> String {
+    let with = |big: i64, unit: &str, small: i64, small_unit: &str| {
+        if small == 0 {
+            format!("{big}{unit}")
+        } else {
+            format!("{big}{unit}{small}{small_unit}")
+        }
+    };
+    if secs < -1 {
+        return "<invalid>".into();
     }
+    if secs < 0 {
+        return "0s".into();
+    }
+    if secs < 120 {
+        return format!("{secs}s");
+    }
+    let minutes = secs / 60;
+    if minutes < 10 {
+        return with(minutes, "m", secs % 60, "s");
+    }
+    if minutes < 180 {
+        return format!("{minutes}m");
+    }
+    let hours = secs / 3600;
+    if hours < 8 {
+        return with(hours, "h", minutes % 60, "m");
+    }
+    if hours < 48 {
+        return format!("{hours}h");
+    }
+    if hours < 24 * 8 {
+        return with(hours / 24, "d", hours % 24, "h");
+    }
+    if hours < 24 * 365 * 2 {
+        return format!("{}d", hours / 24);
+    }
+    if hours < 24 * 365 * 8 {
+        return with(hours / 24 / 365, "y", (hours / 24) % 365, "d");
+    }
+    format!("{}y", hours / 24 / 365)
+}
+
+/// kube's Event columns (both Event APIs print the stored core form).
+fn event_columns() -> Vec<Col> {
+    let seen = |o: &Value| -> Value {
+        let ts = [
+            &o["series"]["lastObservedTime"],
+            &o["lastTimestamp"],
+            &o["eventTime"],
+        ]
+        .into_iter()
+        .find_map(Value::as_str)
+        .unwrap_or("");
+        if ts.is_empty() {
+            json!("<unknown>")
+        } else {
+            json!(age(ts))
+        }
+    };
+    let mut cols = vec![
+        col("Last Seen", "string", seen),
+        col("Type", "string", |o| json!(o["type"].as_str().unwrap_or(""))),
+        col("Reason", "string", |o| json!(o["reason"].as_str().unwrap_or(""))),
+        col("Object", "string", |o| {
+            let r = &o["involvedObject"];
+            json!(format!(
+                "{}/{}",
+                r["kind"].as_str().unwrap_or("").to_lowercase(),
+                r["name"].as_str().unwrap_or("")
+            ))
+        }),
+        col("Message", "string", |o| {
+            json!(o["message"].as_str().unwrap_or(""))
+        }),
+    ];
+    let mut name = col("Name", "string", |o| s(&o["metadata"]["name"]));
+    name.priority = 1;
+    cols.push(name);
+    cols
 }
 
 fn builtin_columns(info: &ResourceInfo) -> Vec<Col> {
+    if info.plural == "events" && (info.group.is_empty() || info.group == "events.k8s.io") {
+        return event_columns();
+    }
     let mut cols = vec![col("Name", "string", |o| s(&o["metadata"]["name"]))];
+    let entries = |v: &Value| v.as_object().map_or(0, |m| m.len());
     match (info.group.as_str(), info.plural.as_str()) {
+        ("", "configmaps") => {
+            cols.push(col("Data", "integer", move |o| {
+                json!(entries(&o["data"]) + entries(&o["binaryData"]))
+            }));
+        }
+        ("", "secrets") => {
+            cols.push(col("Type", "string", |o| json!(o["type"].as_str().unwrap_or(""))));
+            cols.push(col("Data", "integer", move |o| json!(entries(&o["data"]))));
+        }
         ("", "pods") => {
             cols.push(col("Ready", "string", |o| {
                 let cs = o["status"]["containerStatuses"]
@@ -181,17 +271,23 @@ fn short_mode(m: &str) -> &str {
 fn crd_columns(info: &ResourceInfo) -> Vec<Col> {
     let mut cols = vec![col("Name", "string", |o| s(&o["metadata"]["name"]))];
     if info.printer_columns.is_empty() {
-        cols.push(col("Age", "date", |o| o["metadata"]["creationTimestamp"].clone()));
+        cols.push(col("Age", "date", |o| {
+            json!(age(o["metadata"]["creationTimestamp"].as_str().unwrap_or("")))
+        }));
         return cols;
     }
     for pc in &info.printer_columns {
         let path = pc["jsonPath"].as_str().unwrap_or("").to_string();
         let ty = pc["type"].as_str().unwrap_or("string").to_string();
+        let date = ty == "date";
         let mut c = col(pc["name"].as_str().unwrap_or(""), &ty, move |o| {
-            let v = jsonpath(o, &path);
-            match v {
-                Value::Null => Value::Null,
+            let v = match jsonpath(o, &path) {
                 Value::Array(a) if a.len() == 1 => a[0].clone(),
+                other => other,
+            };
+            // kube-apiserver prints date columns as ages (ConvertToHumanReadableDateType).
+            match v {
+                Value::String(ts) if date => json!(age(&ts)),
                 other => other,
             }
         });
@@ -296,6 +392,23 @@ pub fn table_with(info: &ResourceInfo, objs: &[Arc<Value>], rv: &str, opts: &Tab
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ages_read_like_kubectls() {
+        let cases = [
+            (5, "5s"),
+            (119, "119s"),
+            (150, "2m30s"),
+            (600, "10m"),
+            (3 * 3600 + 60, "3h1m"),
+            (30 * 3600, "30h"),
+            (3 * 86400 + 7200, "3d2h"),
+            (400 * 86400, "400d"),
+        ];
+        for (secs, want) in cases {
+            assert_eq!(human_duration(secs), want, "{secs}");
+        }
+    }
 
     #[test]
     fn jsonpath_subset() {

@@ -15,6 +15,7 @@ use crate::ops::selectors;
 use crate::route::Target;
 use crate::selectors::Selectors;
 use crate::store::{Event, EventType};
+use crate::wire::negotiate::Format;
 
 /// Longest watch when the client sets no timeout (kube uses 30-60 minutes).
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
@@ -29,10 +30,12 @@ struct WatchParams {
     table: bool,
     timeout: Duration,
     query: std::collections::HashMap<String, String>,
+    /// Length-prefixed protobuf frames instead of JSON lines.
+    proto: bool,
 }
 
-pub fn serve(api: Arc<Api>, t: Target, req: &Req) -> Response {
-    let sel = match selectors(req) {
+pub fn serve(api: Arc<Api>, t: Target, req: &Req, format: Format) -> Response {
+    let sel = match selectors(req, &t.info) {
         Ok(s) => s,
         Err(e) => return error_response(&e),
     };
@@ -58,9 +61,12 @@ pub fn serve(api: Arc<Api>, t: Target, req: &Req) -> Response {
             .map(Duration::from_secs)
             .unwrap_or(DEFAULT_TIMEOUT),
         query: req.query.clone(),
+        proto: format == Format::Protobuf,
     };
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(256);
-    let content_type = if params.table {
+    let content_type = if params.proto {
+        "application/vnd.kubernetes.protobuf;stream=watch"
+    } else if params.table {
         "application/json;as=Table;v=v1;g=meta.k8s.io"
     } else {
         "application/json"
@@ -68,8 +74,10 @@ pub fn serve(api: Arc<Api>, t: Target, req: &Req) -> Response {
     match api.store.watch(&t.info.store_key(), t.ns.as_deref(), from) {
         Err(e) => {
             // kube-apiserver answers 200 and sends the 410 as an ERROR event.
-            let line = json!({"type": "ERROR", "object": e.to_status_json()});
-            let _ = tx.try_send(Ok(line_bytes(&line)));
+            let mut status = e.to_status_json();
+            status["apiVersion"] = json!("v1");
+            status["kind"] = json!("Status");
+            let _ = tx.try_send(Ok(event_bytes(&params, "ERROR", &status)));
         }
         Ok(start) => {
             tokio::spawn(run(api, t, params, start.initial, start.rx, tx));
@@ -79,6 +87,20 @@ pub fn serve(api: Arc<Api>, t: Target, req: &Req) -> Response {
         Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx)),
         content_type,
     )
+}
+
+/// One event on the wire: a JSON line, or a protobuf frame.
+fn event_bytes(p: &WatchParams, kind: &str, object: &Value) -> Bytes {
+    if p.proto {
+        return match crate::wire::watch_frame(kind, object) {
+            Ok(frame) => Bytes::from(frame),
+            Err(e) => {
+                tracing::warn!("watch event has no protobuf form: {e}");
+                Bytes::new()
+            }
+        };
+    }
+    line_bytes(&json!({"type": kind, "object": object}))
 }
 
 fn line_bytes(v: &Value) -> Bytes {
@@ -129,18 +151,22 @@ fn render(p: &WatchParams, t: &Target, kind: &str, ev: &Event) -> Bytes {
         return line_bytes(&json!({"type": kind, "object": table}));
     }
     // Most watchers of a resource see the same line: build it once per event.
-    let key = format!("{kind}|{}", t.info.api_version());
+    let key = format!("{kind}|{}|{}", t.info.api_version(), p.proto);
     let mut cache = ev.rendered.lock().unwrap_or_else(|e| e.into_inner());
     if let Some((_, b)) = cache.iter().find(|(k, _)| *k == key) {
         return b.clone();
     }
-    let line = WatchLine {
-        kind,
-        object: output_ref(&t.info, &ev.object),
+    let b = if p.proto {
+        event_bytes(p, kind, &output_ref(&t.info, &ev.object))
+    } else {
+        let line = WatchLine {
+            kind,
+            object: output_ref(&t.info, &ev.object),
+        };
+        let mut b = serde_json::to_vec(&line).unwrap_or_default();
+        b.push(b'\n');
+        Bytes::from(b)
     };
-    let mut b = serde_json::to_vec(&line).unwrap_or_default();
-    b.push(b'\n');
-    let b = Bytes::from(b);
     cache.push((key, b.clone()));
     b
 }
@@ -212,7 +238,7 @@ async fn run(
                         obj = json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1",
                             "metadata": {"resourceVersion": rv.to_string()}, "columnDefinitions": [], "rows": []});
                     }
-                    if tx.send(Ok(line_bytes(&json!({"type": "BOOKMARK", "object": obj})))).await.is_err() {
+                    if tx.send(Ok(event_bytes(&p, "BOOKMARK", &obj))).await.is_err() {
                         return;
                     }
                 }
