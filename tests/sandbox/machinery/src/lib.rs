@@ -1,6 +1,7 @@
 //! Pure API machinery of the volops sandbox API server: kube-apiserver compatible errors,
-//! CRD structural schemas, patches (JSON, merge, strategic merge, server-side apply) and
-//! admission (built-in plugins volops must cope with, and HTTPS admission webhooks).
+//! CRD structural schemas, patches (JSON, merge, strategic merge, server-side apply),
+//! admission (built-in plugins volops must cope with, and HTTPS admission webhooks), and
+//! authorization (request attributes, the RBAC authorizer, escalation checks).
 //!
 //! Nothing here knows about HTTP serving or storage; the `volops-sandbox` package calls it.
 //!
@@ -18,6 +19,8 @@ pub mod fieldset;
 pub mod objectmeta;
 pub mod patch;
 pub mod quantity;
+pub mod rbac;
+pub mod requestinfo;
 pub mod schema;
 mod smp;
 mod ssa;
@@ -25,7 +28,7 @@ mod ssa;
 pub use admission::builtin::{quota_usage, quota_used, validate};
 pub use admission::webhook::Dispatcher;
 pub use admission::{AdmissionAttributes, ObjectLookup, Operation, UserInfo};
-pub use authz::{AllowAll, Authorizer, AuthzRequest, Decision};
+pub use authz::{AllowAll, Authorizer, AuthzRequest, Decision, forbidden, forbidden_message};
 pub use error::{ApiError, FieldCause};
 pub use objectmeta::validate_labels_and_annotations;
 pub use patch::{
