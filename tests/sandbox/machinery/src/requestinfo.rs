@@ -56,12 +56,10 @@ pub fn request_attributes(method: &str, path: &str, query: &HashMap<String, Stri
         }
         .to_owned();
     }
-    if rest[0] == "namespaces" {
-        if rest.len() > 1 {
-            info.namespace = rest[1].to_owned();
-            if rest.len() > 2 && !NAMESPACE_SUBRESOURCES.contains(&rest[2]) {
-                rest = &rest[2..];
-            }
+    if rest[0] == "namespaces" && rest.len() > 1 {
+        info.namespace = rest[1].to_owned();
+        if rest.len() > 2 && !NAMESPACE_SUBRESOURCES.contains(&rest[2]) {
+            rest = &rest[2..];
         }
     }
     if rest.len() >= 3 && info.verb != "proxy" {
@@ -122,7 +120,16 @@ mod tests {
     }
 
     /// (verb, group, version, resource, subresource, namespace, name) of a resource request.
-    fn res(a: &AuthzRequest) -> (&str, &str, &str, &str, &str, &str, &str) {
+    type Attrs<'a> = (&'a str, &'a str, &'a str, &'a str, &'a str, &'a str, &'a str);
+    /// (method, path, query, expected attributes).
+    type Case = (
+        &'static str,
+        &'static str,
+        &'static [(&'static str, &'static str)],
+        Attrs<'static>,
+    );
+
+    fn res(a: &AuthzRequest) -> Attrs<'_> {
         assert!(a.resource_request, "{a:?}");
         (
             &a.verb,
@@ -137,12 +144,7 @@ mod tests {
 
     #[test]
     fn resource_paths_like_kube() {
-        let cases: &[(
-            &str,
-            &str,
-            &[(&str, &str)],
-            (&str, &str, &str, &str, &str, &str, &str),
-        )] = &[
+        let cases: &[Case] = &[
             (
                 "GET",
                 "/api/v1/namespaces",

@@ -32,15 +32,22 @@ pub fn status<T: std::fmt::Debug>(r: Result<T, kube::Error>) -> (u16, String, St
     }
 }
 
-/// A raw HTTPS client trusting the sandbox CA (for wire-level checks).
+/// A raw HTTPS client trusting the sandbox CA and sending the admin token (for wire-level
+/// checks).
 pub fn raw_client(sb: &Sandbox) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let bearer = format!("Bearer {}", sb.admin_token());
+    headers.insert(reqwest::header::AUTHORIZATION, bearer.parse().unwrap());
+    anonymous_client(sb).default_headers(headers).build().unwrap()
+}
+
+/// A raw HTTPS client trusting the sandbox CA, without credentials.
+pub fn anonymous_client(sb: &Sandbox) -> reqwest::ClientBuilder {
     let ca = reqwest::Certificate::from_pem(sb.ca_pem().as_bytes()).unwrap();
     reqwest::Client::builder()
         .use_rustls_tls()
         .tls_built_in_root_certs(false)
         .add_root_certificate(ca)
-        .build()
-        .unwrap()
 }
 
 pub fn cm(name: &str) -> k8s_openapi::api::core::v1::ConfigMap {
