@@ -1,6 +1,7 @@
 //! Shared helpers for the sandbox API tests.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod rbac;
 pub mod webhook;
 
 use std::time::Duration;
