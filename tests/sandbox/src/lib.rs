@@ -7,6 +7,39 @@
 //! let client = sandbox.client().await?;
 //! # drop(client); sandbox.shutdown().await?; Ok(()) }
 //! ```
+//!
+//! # Who may do what
+//!
+//! Every request is authenticated, impersonated and authorized as kube-apiserver does it:
+//!
+//! - **Users.** A TLS client certificate chained to the sandbox's client CA (CN = user, O =
+//!   groups); else a bearer token: the admin token of the written kubeconfig (user
+//!   `sandbox-admin` in `system:masters`, so [`Sandbox::client`] and kubectl with that kubeconfig
+//!   may do anything) or a ServiceAccount token from the TokenRequest API
+//!   (`system:serviceaccount:<ns>:<name>`; rejected once expired, or once its ServiceAccount, or
+//!   the pod it is bound to, is deleted or recreated); else `system:anonymous`. A certificate or
+//!   token that is presented but not valid is 401 `Unauthorized`.
+//! - **Impersonation** (`Impersonate-User`/`-Group`/`-Uid`/`-Extra-*`, `kubectl --as`) needs
+//!   `impersonate` on `users`, `groups`, `serviceaccounts` or `userextras/<key>`, `uids`.
+//! - **RBAC** decides every request, non-resource paths included, over Role, ClusterRole,
+//!   RoleBinding and ClusterRoleBinding; `system:masters` may do anything. The bootstrap policy
+//!   is kube's (`cluster-admin`, aggregated `admin`/`edit`/`view`, `system:discovery`,
+//!   `system:basic-user`, `system:public-info-viewer`, `system:auth-delegator`), ClusterRoles
+//!   with an `aggregationRule` are filled as kube-controller-manager does, and writing a role or
+//!   binding with permissions one does not hold is refused (unless `escalate`/`bind`).
+//!   Refusals are kube's 403 bodies. Access reviews (`kubectl auth can-i [--list]`, `whoami`)
+//!   and TokenReview are served.
+//!
+//! # Acting as someone in tests
+//!
+//! - [`Sandbox::client_as`]: the admin impersonating a user (what `kubectl --as` does).
+//! - [`Sandbox::client_with_certificate`] / [`Sandbox::write_user_kubeconfig`]: a user with a
+//!   client certificate, as a `kube::Client` or a kubeconfig for kubectl.
+//! - [`Sandbox::service_account_token`] (TokenRequest), [`Sandbox::client_with_token`],
+//!   [`Sandbox::service_account_client`]: a ServiceAccount as a pod's client is.
+//! - [`Sandbox::mount_service_account_token`]: what a pod gets mounted (`token`, `ca.crt`,
+//!   `namespace`) plus a kubeconfig reading the token file, to hand to a binary.
+//! - [`Sandbox::advance_token_clock`]: lets tokens expire without waiting.
 
 mod admit;
 mod api;

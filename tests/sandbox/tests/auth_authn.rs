@@ -37,10 +37,7 @@ async fn client_certificates_name_user_and_groups() {
         .unwrap();
     let me = whoami(&alice).await.unwrap();
     assert_eq!(me.username.as_deref(), Some("alice"));
-    assert_eq!(
-        me.groups.unwrap(),
-        vec!["tenants", "ops", "system:authenticated"]
-    );
+    assert_eq!(me.groups.unwrap(), vec!["tenants", "ops", "system:authenticated"]);
     let ids = &me.extra.unwrap()["authentication.kubernetes.io/credential-id"];
     assert!(ids[0].starts_with("X509SHA256="), "{ids:?}");
 
@@ -65,9 +62,17 @@ async fn client_certificates_name_user_and_groups() {
     );
     // This sandbox's own certificate over the same raw client works.
     let own = sb.client_certificate("carol", &[]).unwrap();
-    let identity = reqwest::Identity::from_pem(format!("{}{}", own.cert_pem, own.key_pem).as_bytes()).unwrap();
+    let identity =
+        reqwest::Identity::from_pem(format!("{}{}", own.cert_pem, own.key_pem).as_bytes()).unwrap();
     let web = anonymous_client(&sb).identity(identity).build().unwrap();
-    assert_eq!(web.get(format!("{}/api", sb.url())).send().await.unwrap().status(), 200);
+    assert_eq!(
+        web.get(format!("{}/api", sb.url()))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 }
 
 #[tokio::test]
@@ -93,11 +98,18 @@ async fn bad_or_missing_credentials() {
     let (other, other_admin) = start().await;
     rbac::create_service_account(&other_admin, "default", "sa").await;
     let token = other.service_account_token("default", "sa").await.unwrap();
-    assert_eq!(web.get(&url).bearer_auth(&token).send().await.unwrap().status(), 401);
+    assert_eq!(
+        web.get(&url).bearer_auth(&token).send().await.unwrap().status(),
+        401
+    );
     // No credentials (or a scheme kube ignores) is the anonymous user, then RBAC decides.
     for resp in [
         web.get(&url).send().await.unwrap(),
-        web.get(&url).basic_auth("admin", Some("pw")).send().await.unwrap(),
+        web.get(&url)
+            .basic_auth("admin", Some("pw"))
+            .send()
+            .await
+            .unwrap(),
     ] {
         assert_eq!(resp.status(), 403);
         let body: Value = resp.json().await.unwrap();
@@ -121,7 +133,11 @@ async fn service_account_tokens_live_and_die_with_their_account() {
     assert_eq!(me.uid, sa.metadata.uid);
     assert_eq!(
         me.groups.unwrap(),
-        vec!["system:serviceaccounts", "system:serviceaccounts:ops", "system:authenticated"]
+        vec![
+            "system:serviceaccounts",
+            "system:serviceaccounts:ops",
+            "system:authenticated"
+        ]
     );
 
     // Authorized as the ServiceAccount: a binding naming it grants.
@@ -195,7 +211,10 @@ async fn token_request_api_like_kube() {
         sas.create_token_request("nope", &PostParams::default(), &request(json!({})))
             .await,
     );
-    assert_eq!((code, reason.as_str(), message.as_str()), (404, "NotFound", r#"serviceaccounts "nope" not found"#));
+    assert_eq!(
+        (code, reason.as_str(), message.as_str()),
+        (404, "NotFound", r#"serviceaccounts "nope" not found"#)
+    );
     let (code, reason, message) = status(
         sas.create_token_request(
             "ctl",
@@ -213,7 +232,11 @@ async fn token_request_api_like_kube() {
     // A token for another audience is not accepted by the API server, but TokenReview with
     // that audience vouches for it.
     let vault = sas
-        .create_token_request("ctl", &PostParams::default(), &request(json!({"audiences": ["vault"]})))
+        .create_token_request(
+            "ctl",
+            &PostParams::default(),
+            &request(json!({"audiences": ["vault"]})),
+        )
         .await
         .unwrap()
         .status
@@ -264,7 +287,10 @@ async fn token_request_api_like_kube() {
         .token;
     let client = sb.client_with_token(&bound).await.unwrap();
     let me = whoami(&client).await.unwrap();
-    assert_eq!(me.extra.unwrap()["authentication.kubernetes.io/pod-name"], vec!["p"]);
+    assert_eq!(
+        me.extra.unwrap()["authentication.kubernetes.io/pod-name"],
+        vec!["p"]
+    );
     pods.delete("p", &DeleteParams::default()).await.unwrap();
     unauthorized(whoami(&client).await);
 }
@@ -283,11 +309,17 @@ async fn a_mounted_token_is_a_pods_identity() {
         std::fs::read_to_string(dir.path().join("namespace")).unwrap(),
         "volops-system"
     );
-    assert_eq!(std::fs::read_to_string(dir.path().join("ca.crt")).unwrap(), sb.ca_pem());
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("ca.crt")).unwrap(),
+        sb.ca_pem()
+    );
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dir.path().join("token")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.path().join("token"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o077, 0, "{mode:o}");
     }
     // What a binary handed this kubeconfig (kube-rs reads the token file) authenticates as.

@@ -16,7 +16,8 @@ use serde_json::{Value, json};
 /// A raw client authenticating with `user`'s client certificate.
 fn as_user(sb: &volops_sandbox::Sandbox, name: &str, groups: &[&str]) -> reqwest::Client {
     let cert = sb.client_certificate(name, groups).unwrap();
-    let identity = reqwest::Identity::from_pem(format!("{}{}", cert.cert_pem, cert.key_pem).as_bytes()).unwrap();
+    let identity =
+        reqwest::Identity::from_pem(format!("{}{}", cert.cert_pem, cert.key_pem).as_bytes()).unwrap();
     anonymous_client(sb).identity(identity).build().unwrap()
 }
 
@@ -46,7 +47,12 @@ async fn impersonation_needs_impersonate_rights() {
             "message": "users \"bob\" is forbidden: User \"alice\" cannot impersonate resource \"users\" in API group \"\" at the cluster scope",
             "reason": "Forbidden", "details": {"name": "bob", "kind": "users"}, "code": 403})
     );
-    let (code, body) = whoami(&alice, &url, &[("Impersonate-User", "system:serviceaccount:ops:ctl")]).await;
+    let (code, body) = whoami(
+        &alice,
+        &url,
+        &[("Impersonate-User", "system:serviceaccount:ops:ctl")],
+    )
+    .await;
     assert_eq!(code, 403);
     assert_eq!(
         body["message"],
@@ -67,7 +73,13 @@ async fn impersonation_needs_impersonate_rights() {
         ]),
     )
     .await;
-    rbac::cluster_role_binding(&admin, "alice-impersonates", "impersonate-bob", json!([user("alice")])).await;
+    rbac::cluster_role_binding(
+        &admin,
+        "alice-impersonates",
+        "impersonate-bob",
+        json!([user("alice")]),
+    )
+    .await;
     let (code, body) = whoami(
         &alice,
         &url,
@@ -84,7 +96,10 @@ async fn impersonation_needs_impersonate_rights() {
     let (code, body) = whoami(
         &alice,
         &url,
-        &[("Impersonate-User", "bob"), ("Impersonate-Group", "system:masters")],
+        &[
+            ("Impersonate-User", "bob"),
+            ("Impersonate-Group", "system:masters"),
+        ],
     )
     .await;
     assert_eq!(code, 403);
@@ -92,7 +107,12 @@ async fn impersonation_needs_impersonate_rights() {
         body["message"],
         "groups \"system:masters\" is forbidden: User \"alice\" cannot impersonate resource \"groups\" in API group \"\" at the cluster scope"
     );
-    let (code, body) = whoami(&alice, &url, &[("Impersonate-User", "bob"), ("Impersonate-Uid", "u1")]).await;
+    let (code, body) = whoami(
+        &alice,
+        &url,
+        &[("Impersonate-User", "bob"), ("Impersonate-Uid", "u1")],
+    )
+    .await;
     assert_eq!(code, 403);
     assert_eq!(
         body["message"],
@@ -100,7 +120,13 @@ async fn impersonation_needs_impersonate_rights() {
     );
 
     // The impersonated user is authorized as itself, not as the impersonator.
-    rbac::role(&admin, "ops", "cm", json!([rule(&["list"], &[""], &["configmaps"])])).await;
+    rbac::role(
+        &admin,
+        "ops",
+        "cm",
+        json!([rule(&["list"], &[""], &["configmaps"])]),
+    )
+    .await;
     rbac::role_binding(&admin, "ops", "alice-cm", "Role", "cm", json!([user("alice")])).await;
     let list = |who: Option<&str>| {
         let mut r = alice.get(format!("{url}/api/v1/namespaces/ops/configmaps"));
@@ -138,7 +164,15 @@ async fn client_as_impersonates_through_the_admin() {
     let (code, _, message) = status(cms.list(&ListParams::default()).await);
     assert_eq!(code, 403);
     assert!(message.contains("User \"alice\" cannot list"), "{message}");
-    rbac::role_binding(&admin, "demo", "tenants-view", "ClusterRole", "view", json!([rbac::group("tenants")])).await;
+    rbac::role_binding(
+        &admin,
+        "demo",
+        "tenants-view",
+        "ClusterRole",
+        "view",
+        json!([rbac::group("tenants")]),
+    )
+    .await;
     cms.list(&ListParams::default()).await.unwrap();
 
     // A ServiceAccount impersonated without groups gets its own.

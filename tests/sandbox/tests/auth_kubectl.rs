@@ -58,11 +58,20 @@ async fn kubectl_as_tenant_admin_and_service_account() {
         .create(&PostParams::default(), &secret)
         .await
         .unwrap();
-    rbac::role_binding(&admin, "demo", "tenants-view", "ClusterRole", "view", json!([group("tenants")])).await;
+    rbac::role_binding(
+        &admin,
+        "demo",
+        "tenants-view",
+        "ClusterRole",
+        "view",
+        json!([group("tenants")]),
+    )
+    .await;
     rbac::create_service_account(&admin, "ops", "ctl").await;
     let dir = tempfile::tempdir().unwrap();
     let alice_kc = dir.path().join("alice");
-    sb.write_user_kubeconfig("alice", &["tenants"], &alice_kc).unwrap();
+    sb.write_user_kubeconfig("alice", &["tenants"], &alice_kc)
+        .unwrap();
     let admin_kc = sb.kubeconfig_path().to_owned();
 
     // Who am I (a SelfSubjectReview, sent as protobuf).
@@ -81,8 +90,14 @@ async fn kubectl_as_tenant_admin_and_service_account() {
         (&["auth", "can-i", "list", "secrets", "-n", "demo"][..], "no"),
         (&["auth", "can-i", "delete", "configmaps", "-n", "demo"][..], "no"),
         (&["auth", "can-i", "get", "configmaps", "-n", "ops"][..], "no"),
-        (&["auth", "can-i", "get", "pods", "--subresource=log", "-n", "demo"][..], "yes"),
-        (&["auth", "can-i", "get", "pods", "--subresource=exec", "-n", "demo"][..], "no"),
+        (
+            &["auth", "can-i", "get", "pods", "--subresource=log", "-n", "demo"][..],
+            "yes",
+        ),
+        (
+            &["auth", "can-i", "get", "pods", "--subresource=exec", "-n", "demo"][..],
+            "no",
+        ),
         (&["auth", "can-i", "get", "/healthz"][..], "yes"),
         (&["auth", "can-i", "get", "/metrics"][..], "no"),
     ] {
@@ -100,7 +115,11 @@ async fn kubectl_as_tenant_admin_and_service_account() {
         .find(|l| l.starts_with("configmaps "))
         .unwrap_or_else(|| panic!("{}", o.stdout));
     assert!(cm_line.contains("[get list watch]"), "{cm_line}");
-    assert!(o.stdout.contains("selfsubjectaccessreviews.authorization.k8s.io"), "{}", o.stdout);
+    assert!(
+        o.stdout.contains("selfsubjectaccessreviews.authorization.k8s.io"),
+        "{}",
+        o.stdout
+    );
     assert!(!o.stdout.contains("secrets "), "{}", o.stdout);
 
     // get: allowed, and forbidden with kube's message.
@@ -131,34 +150,81 @@ async fn kubectl_as_tenant_admin_and_service_account() {
     let o = run(
         &k,
         &admin_kc,
-        &["auth", "can-i", "get", "configmaps", "-n", "demo", "--as", "alice", "--as-group", "tenants"],
+        &[
+            "auth",
+            "can-i",
+            "get",
+            "configmaps",
+            "-n",
+            "demo",
+            "--as",
+            "alice",
+            "--as-group",
+            "tenants",
+        ],
     )
     .await;
     assert_eq!((o.stdout.trim(), o.code), ("yes", 0), "{}", o.stderr);
-    let o = run(&k, &admin_kc, &["auth", "can-i", "get", "configmaps", "-n", "demo", "--as", "alice"]).await;
+    let o = run(
+        &k,
+        &admin_kc,
+        &[
+            "auth",
+            "can-i",
+            "get",
+            "configmaps",
+            "-n",
+            "demo",
+            "--as",
+            "alice",
+        ],
+    )
+    .await;
     assert_eq!((o.stdout.trim(), o.code), ("no", 1), "{}", o.stderr);
 
     // create token (a TokenRequest, sent as protobuf) and use it.
     let o = run(&k, &admin_kc, &["create", "token", "ctl", "-n", "ops"]).await;
     assert_eq!(o.code, 0, "{}", o.stderr);
     let token = o.stdout.trim().to_owned();
-    let o = run(&k, &admin_kc, &["--token", &token, "auth", "whoami", "-o", "json"]).await;
+    let o = run(
+        &k,
+        &admin_kc,
+        &["--token", &token, "auth", "whoami", "-o", "json"],
+    )
+    .await;
     assert_eq!(o.code, 0, "{}", o.stderr);
     let me: Value = serde_json::from_str(&o.stdout).unwrap();
-    assert_eq!(me["status"]["userInfo"]["username"], "system:serviceaccount:ops:ctl");
-    let o = run(&k, &admin_kc, &["create", "token", "ctl", "-n", "ops", "--duration", "1m"]).await;
+    assert_eq!(
+        me["status"]["userInfo"]["username"],
+        "system:serviceaccount:ops:ctl"
+    );
+    let o = run(
+        &k,
+        &admin_kc,
+        &["create", "token", "ctl", "-n", "ops", "--duration", "1m"],
+    )
+    .await;
     assert_ne!(o.code, 0);
     assert!(
-        o.stderr.contains("spec.expirationSeconds: Invalid value: 60: may not specify a duration less than 600 seconds"),
+        o.stderr.contains(
+            "spec.expirationSeconds: Invalid value: 60: may not specify a duration less than 600 seconds"
+        ),
         "{}",
         o.stderr
     );
     let o = run(&k, &admin_kc, &["create", "token", "nope", "-n", "ops"]).await;
-    assert!(o.stderr.contains(r#"serviceaccounts "nope" not found"#), "{}", o.stderr);
+    assert!(
+        o.stderr.contains(r#"serviceaccounts "nope" not found"#),
+        "{}",
+        o.stderr
+    );
 
     // A pod's mounted token, handed over as a kubeconfig.
     let mount = dir.path().join("sa");
-    let sa_kc = sb.mount_service_account_token("ops", "ctl", &mount).await.unwrap();
+    let sa_kc = sb
+        .mount_service_account_token("ops", "ctl", &mount)
+        .await
+        .unwrap();
     let o = run(&k, &sa_kc, &["auth", "can-i", "list", "pods", "-n", "ops"]).await;
     assert_eq!((o.stdout.trim(), o.code), ("no", 1), "{}", o.stderr);
     let o = run(&k, &sa_kc, &["get", "pods", "-n", "ops"]).await;

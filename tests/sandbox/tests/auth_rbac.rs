@@ -57,7 +57,15 @@ async fn roles_and_bindings_decide_every_verb() {
         json!([rule(&["get", "list", "watch"], &[""], &["configmaps"])]),
     )
     .await;
-    rbac::role_binding(&admin, "demo", "alice-reads", "Role", "cm-reader", json!([user("alice")])).await;
+    rbac::role_binding(
+        &admin,
+        "demo",
+        "alice-reads",
+        "Role",
+        "cm-reader",
+        json!([user("alice")]),
+    )
+    .await;
 
     // The next request already sees the binding.
     assert_eq!(demo.get("c").await.unwrap().data.unwrap()["k"], "v");
@@ -75,7 +83,11 @@ async fn roles_and_bindings_decide_every_verb() {
     forbidden(other.get("c").await);
     // Cluster scope is spelled as kube spells it.
     assert_eq!(
-        forbidden(Api::<StorageClass>::all(alice.clone()).list(&ListParams::default()).await),
+        forbidden(
+            Api::<StorageClass>::all(alice.clone())
+                .list(&ListParams::default())
+                .await
+        ),
         r#"storageclasses.storage.k8s.io is forbidden: User "alice" cannot list resource "storageclasses" in API group "storage.k8s.io" at the cluster scope"#
     );
 
@@ -87,7 +99,15 @@ async fn roles_and_bindings_decide_every_verb() {
         json!([rule(&["create", "delete"], &[""], &["configmaps"])]),
     )
     .await;
-    rbac::role_binding(&admin, "other", "tenants-write", "ClusterRole", "cm-writer", json!([group("tenants")])).await;
+    rbac::role_binding(
+        &admin,
+        "other",
+        "tenants-write",
+        "ClusterRole",
+        "cm-writer",
+        json!([group("tenants")]),
+    )
+    .await;
     other.create(&PostParams::default(), &cm("mine")).await.unwrap();
     forbidden(demo.create(&PostParams::default(), &cm("mine")).await);
 
@@ -151,7 +171,9 @@ async fn resource_names_subresources_and_missing_roles() {
 
     let pods: Api<Pod> = Api::namespaced(alice.clone(), "demo");
     let patch = Patch::Merge(json!({"status": {"message": "hi"}}));
-    pods.patch_status("p", &PatchParams::default(), &patch).await.unwrap();
+    pods.patch_status("p", &PatchParams::default(), &patch)
+        .await
+        .unwrap();
     pods.get_status("p").await.unwrap();
     assert_eq!(
         forbidden(pods.patch("p", &PatchParams::default(), &patch).await),
@@ -208,7 +230,10 @@ async fn non_resource_urls_and_anonymous_requests() {
     let logs = http::Request::get("/logs/kube.log").body(Vec::new()).unwrap();
     let (code, _, message) = status(alice.request_text(logs).await);
     assert_eq!(code, 403);
-    assert_eq!(message, r#"forbidden: User "alice" cannot get path "/logs/kube.log""#);
+    assert_eq!(
+        message,
+        r#"forbidden: User "alice" cannot get path "/logs/kube.log""#
+    );
     rbac::cluster_role(
         &admin,
         "log-reader",
@@ -235,14 +260,26 @@ async fn aggregated_cluster_roles_extend_edit() {
                     "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}
         }))
         .unwrap();
-    Api::all(admin.clone()).create(&PostParams::default(), &crd).await.unwrap();
-    rbac::role_binding(&admin, "demo", "alice-edit", "ClusterRole", "edit", json!([user("alice")])).await;
+    Api::all(admin.clone())
+        .create(&PostParams::default(), &crd)
+        .await
+        .unwrap();
+    rbac::role_binding(
+        &admin,
+        "demo",
+        "alice-edit",
+        "ClusterRole",
+        "edit",
+        json!([user("alice")]),
+    )
+    .await;
     let alice = sb.client_with_certificate("alice", &[]).await.unwrap();
 
     // edit carries the bootstrap rules (view's too, aggregated into it).
     let cms: Api<ConfigMap> = Api::namespaced(alice.clone(), "demo");
     cms.create(&PostParams::default(), &cm("c")).await.unwrap();
-    let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("example.com", "v1", "Widget"), "widgets");
+    let ar =
+        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("example.com", "v1", "Widget"), "widgets");
     let widgets: Api<DynamicObject> = Api::namespaced_with(alice.clone(), "demo", &ar);
     forbidden(widgets.list(&ListParams::default()).await);
 
@@ -280,7 +317,9 @@ async fn aggregated_cluster_roles_extend_edit() {
         .patch(
             "widgets-edit",
             &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"labels": {"rbac.authorization.k8s.io/aggregate-to-edit": null}}})),
+            &Patch::Merge(
+                json!({"metadata": {"labels": {"rbac.authorization.k8s.io/aggregate-to-edit": null}}}),
+            ),
         )
         .await
         .unwrap();
@@ -292,7 +331,15 @@ async fn escalation_is_refused() {
     let (sb, admin) = start().await;
     rbac::namespace(&admin, "demo").await;
     // alice administers demo (admin lets her write roles and bindings there).
-    rbac::role_binding(&admin, "demo", "alice-admin", "ClusterRole", "admin", json!([user("alice")])).await;
+    rbac::role_binding(
+        &admin,
+        "demo",
+        "alice-admin",
+        "ClusterRole",
+        "admin",
+        json!([user("alice")]),
+    )
+    .await;
     let alice = sb.client_with_certificate("alice", &["tenants"]).await.unwrap();
     let roles: Api<Role> = Api::namespaced(alice.clone(), "demo");
     let role = |name: &str, rules: Value| -> Role {
@@ -301,13 +348,20 @@ async fn escalation_is_refused() {
 
     // Permissions she holds she may hand on.
     roles
-        .create(&PostParams::default(), &role("cm", json!([rule(&["get"], &[""], &["configmaps"])])))
+        .create(
+            &PostParams::default(),
+            &role("cm", json!([rule(&["get"], &[""], &["configmaps"])])),
+        )
         .await
         .unwrap();
     // Others she may not.
     let too_much = role(
         "pv",
-        json!([rule(&["get", "list"], &[""], &["persistentvolumes", "configmaps"])]),
+        json!([rule(
+            &["get", "list"],
+            &[""],
+            &["persistentvolumes", "configmaps"]
+        )]),
     );
     assert_eq!(
         forbidden(roles.create(&PostParams::default(), &too_much).await),
@@ -326,12 +380,18 @@ async fn escalation_is_refused() {
         .unwrap()
     };
     bindings
-        .create(&PostParams::default(), &binding("bob-view", "ClusterRole", "view"))
+        .create(
+            &PostParams::default(),
+            &binding("bob-view", "ClusterRole", "view"),
+        )
         .await
         .unwrap();
     let msg = forbidden(
         bindings
-            .create(&PostParams::default(), &binding("bob-root", "ClusterRole", "cluster-admin"))
+            .create(
+                &PostParams::default(),
+                &binding("bob-root", "ClusterRole", "cluster-admin"),
+            )
             .await,
     );
     assert!(
@@ -365,16 +425,30 @@ async fn escalation_is_refused() {
         ]),
     )
     .await;
-    rbac::role_binding(&admin, "demo", "alice-delegate", "ClusterRole", "delegate", json!([user("alice")])).await;
+    rbac::role_binding(
+        &admin,
+        "demo",
+        "alice-delegate",
+        "ClusterRole",
+        "delegate",
+        json!([user("alice")]),
+    )
+    .await;
     bindings
-        .create(&PostParams::default(), &binding("bob-root", "ClusterRole", "cluster-admin"))
+        .create(
+            &PostParams::default(),
+            &binding("bob-root", "ClusterRole", "cluster-admin"),
+        )
         .await
         .unwrap();
     roles.create(&PostParams::default(), &too_much).await.unwrap();
 
     // The admin is never refused.
     Api::<Role>::namespaced(admin.clone(), "demo")
-        .create(&PostParams::default(), &role("all", json!([rule(&["*"], &["*"], &["*"])])))
+        .create(
+            &PostParams::default(),
+            &role("all", json!([rule(&["*"], &["*"], &["*"])])),
+        )
         .await
         .unwrap();
 }
@@ -409,7 +483,10 @@ async fn rbac_objects_are_validated_and_defaulted() {
     .unwrap();
     let created = bindings.create(&PostParams::default(), &b).await.unwrap();
     assert_eq!(created.role_ref.api_group, rbac::GROUP);
-    assert_eq!(created.subjects.unwrap()[0].api_group.as_deref(), Some(rbac::GROUP));
+    assert_eq!(
+        created.subjects.unwrap()[0].api_group.as_deref(),
+        Some(rbac::GROUP)
+    );
     let change = Patch::Merge(json!({"roleRef": {"name": "edit"}}));
     let (code, _, message) = status(bindings.patch("b", &PatchParams::default(), &change).await);
     assert_eq!(code, 422);

@@ -53,10 +53,26 @@ async fn access_reviews_answer_like_rbac() {
         yes.reason.as_deref(),
         Some(r#"RBAC: allowed by RoleBinding "alice-r/demo" of Role "r" to User "alice""#)
     );
-    assert!(!can_i(&alice, res("get", "", "pods", "", "demo", "p")).await.allowed);
-    assert!(can_i(&alice, res("update", "", "configmaps", "", "demo", "cfg")).await.allowed);
-    assert!(!can_i(&alice, res("update", "", "configmaps", "", "demo", "other")).await.allowed);
-    assert!(!can_i(&alice, res("get", "", "pods", "log", "other", "p")).await.allowed);
+    assert!(
+        !can_i(&alice, res("get", "", "pods", "", "demo", "p"))
+            .await
+            .allowed
+    );
+    assert!(
+        can_i(&alice, res("update", "", "configmaps", "", "demo", "cfg"))
+            .await
+            .allowed
+    );
+    assert!(
+        !can_i(&alice, res("update", "", "configmaps", "", "demo", "other"))
+            .await
+            .allowed
+    );
+    assert!(
+        !can_i(&alice, res("get", "", "pods", "log", "other", "p"))
+            .await
+            .allowed
+    );
     let no = can_i(&alice, res("delete", "", "pods", "", "demo", "")).await;
     assert_eq!((no.allowed, no.denied, no.reason), (false, None, None));
     // Non-resource URLs: discovery yes (bootstrap policy), metrics no.
@@ -64,7 +80,11 @@ async fn access_reviews_answer_like_rbac() {
     assert!(can_i(&alice, url("/apis")).await.allowed);
     assert!(!can_i(&alice, url("/metrics")).await.allowed);
     // The admin may do anything.
-    assert!(can_i(&admin, res("delete", "", "nodes", "", "", "n")).await.allowed);
+    assert!(
+        can_i(&admin, res("delete", "", "nodes", "", "", "n"))
+            .await
+            .allowed
+    );
 
     // Exactly one kind of attributes.
     let bad: SelfSubjectAccessReview = serde_json::from_value(json!({"spec": {}})).unwrap();
@@ -84,9 +104,24 @@ async fn access_reviews_answer_like_rbac() {
     let mut spec = res("get", "", "pods", "log", "demo", "p");
     spec["user"] = json!("alice");
     let sars: Api<SubjectAccessReview> = Api::all(admin.clone());
-    assert!(sars.create(&PostParams::default(), &sar(spec.clone())).await.unwrap().status.unwrap().allowed);
+    assert!(
+        sars.create(&PostParams::default(), &sar(spec.clone()))
+            .await
+            .unwrap()
+            .status
+            .unwrap()
+            .allowed
+    );
     spec["user"] = json!("bob");
-    assert!(!sars.create(&PostParams::default(), &sar(spec.clone())).await.unwrap().status.unwrap().allowed);
+    assert!(
+        !sars
+            .create(&PostParams::default(), &sar(spec.clone()))
+            .await
+            .unwrap()
+            .status
+            .unwrap()
+            .allowed
+    );
     let (code, _, message) = status(
         Api::<SubjectAccessReview>::all(alice.clone())
             .create(&PostParams::default(), &sar(spec))
@@ -98,11 +133,17 @@ async fn access_reviews_answer_like_rbac() {
         r#"subjectaccessreviews.authorization.k8s.io is forbidden: User "alice" cannot create resource "subjectaccessreviews" in API group "authorization.k8s.io" at the cluster scope"#
     );
     let (code, _, message) = status(
-        sars.create(&PostParams::default(), &sar(res("get", "", "pods", "", "demo", "")))
-            .await,
+        sars.create(
+            &PostParams::default(),
+            &sar(res("get", "", "pods", "", "demo", "")),
+        )
+        .await,
     );
     assert_eq!(code, 422);
-    assert!(message.ends_with("spec.user: Invalid value: \"\": at least one of user or group must be specified"), "{message}");
+    assert!(
+        message.ends_with("spec.user: Invalid value: \"\": at least one of user or group must be specified"),
+        "{message}"
+    );
 
     // LocalSubjectAccessReview is pinned to its namespace.
     let lsars: Api<LocalSubjectAccessReview> = Api::namespaced(admin.clone(), "demo");
@@ -111,14 +152,23 @@ async fn access_reviews_answer_like_rbac() {
     let lsar: LocalSubjectAccessReview = serde_json::from_value(json!({"spec": spec})).unwrap();
     let (code, reason, message) = status(lsars.create(&PostParams::default(), &lsar).await);
     assert_eq!((code, reason.as_str()), (400, "BadRequest"));
-    assert_eq!(message, "spec.resourceAttributes.namespace must match namespace: demo");
+    assert_eq!(
+        message,
+        "spec.resourceAttributes.namespace must match namespace: demo"
+    );
 }
 
 #[tokio::test]
 async fn rules_review_lists_what_a_user_holds() {
     let (sb, admin) = start().await;
     rbac::namespace(&admin, "demo").await;
-    rbac::role(&admin, "demo", "r", json!([rule(&["get", "list"], &[""], &["configmaps"])])).await;
+    rbac::role(
+        &admin,
+        "demo",
+        "r",
+        json!([rule(&["get", "list"], &[""], &["configmaps"])]),
+    )
+    .await;
     rbac::role_binding(&admin, "demo", "alice-r", "Role", "r", json!([user("alice")])).await;
     let alice = sb.client_with_certificate("alice", &[]).await.unwrap();
     let review = |ns: &str| -> SelfSubjectRulesReview {
@@ -137,10 +187,19 @@ async fn rules_review_lists_what_a_user_holds() {
         .iter()
         .map(|r| serde_json::to_value(r).unwrap())
         .collect();
-    assert!(rules.contains(&json!({"verbs": ["get", "list"], "apiGroups": [""], "resources": ["configmaps"]})));
-    assert!(rules.contains(&json!({"verbs": ["create"], "apiGroups": ["authorization.k8s.io"],
-        "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"]})));
-    assert!(st.non_resource_rules.iter().any(|r| r.non_resource_urls.as_ref().unwrap().contains(&"/api/*".to_string())));
+    assert!(
+        rules.contains(&json!({"verbs": ["get", "list"], "apiGroups": [""], "resources": ["configmaps"]}))
+    );
+    assert!(rules.contains(
+        &json!({"verbs": ["create"], "apiGroups": ["authorization.k8s.io"],
+        "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"]})
+    ));
+    assert!(st.non_resource_rules.iter().any(|r| {
+        r.non_resource_urls
+            .as_ref()
+            .unwrap()
+            .contains(&"/api/*".to_string())
+    }));
     // Elsewhere only the bootstrap rules remain.
     let other = reviews
         .create(&PostParams::default(), &review("other"))

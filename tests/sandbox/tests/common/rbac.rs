@@ -59,7 +59,14 @@ pub async fn cluster_role(admin: &kube::Client, name: &str, labels: Value, rules
         .unwrap();
 }
 
-pub async fn role_binding(admin: &kube::Client, ns: &str, name: &str, role_kind: &str, role: &str, subjects: Value) {
+pub async fn role_binding(
+    admin: &kube::Client,
+    ns: &str,
+    name: &str,
+    role_kind: &str,
+    role: &str,
+    subjects: Value,
+) {
     let b: RoleBinding = serde_json::from_value(json!({
         "metadata": {"name": name},
         "roleRef": {"apiGroup": GROUP, "kind": role_kind, "name": role},
