@@ -21,7 +21,7 @@ pub enum Credential<'a> {
 pub fn render(url: &str, ca_pem: &str, user: &str, credential: &Credential<'_>) -> String {
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
     let auth = match credential {
-        Credential::Token(t) => format!("token: {t}"),
+        Credential::Token(t) => format!("token: {}", serde_json::Value::from(*t)),
         Credential::TokenFile(p) => {
             format!("tokenFile: {}", serde_json::Value::from(p.display().to_string()))
         }

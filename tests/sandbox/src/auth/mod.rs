@@ -65,7 +65,11 @@ impl Auth {
 
     /// Moves the token clock forward (tokens expire as if the time had passed).
     pub fn advance_clock(&self, secs: i64) {
-        self.clock_offset.fetch_add(secs, Ordering::Relaxed);
+        let _ = self
+            .clock_offset
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |o| {
+                Some(o.saturating_add(secs))
+            });
     }
 
     /// The client identity of a connection's certificate chain.
