@@ -24,8 +24,10 @@ pub struct Api {
     pub registry: RwLock<Registry>,
     pub faults: Faults,
     pub admission: Admission,
-    /// Asked before every verb (and by admission's CEL `authorizer`).
+    /// Asked for every request (and by admission's CEL `authorizer`): RBAC over the store.
     pub authorizer: Arc<dyn crate::machinery::Authorizer>,
+    /// Credentials (admin token, client CA, token signing key) and the RBAC index.
+    pub auth: crate::auth::Auth,
     pub bookmark_interval: Duration,
     pub server_address: String,
     pub shutdown: tokio::sync::watch::Receiver<bool>,
@@ -228,7 +230,11 @@ pub async fn handle(State(api): State<Arc<Api>>, request: Request) -> Response {
         Ok(b) => b,
         Err(e) => return error_response(&ApiError::bad_request(&format!("reading body: {e}"))),
     };
-    let user = impersonated(&parts.headers).unwrap_or_else(crate::machinery::sandbox_user);
+    // Set by `auth::filter`, which authenticated, impersonated and authorized the request.
+    let user = parts
+        .extensions
+        .get::<crate::auth::RequestUser>()
+        .map_or_else(crate::auth::anonymous, |u| u.0.clone());
     let req = Req {
         method: parts.method,
         headers: parts.headers,
@@ -255,8 +261,8 @@ pub async fn handle(State(api): State<Arc<Api>>, request: Request) -> Response {
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    if let Err(e) = authorize(&api, &req, &target, verb) {
-        return error_response(&e);
+    if let Some(resp) = crate::auth::serve(&api, &target, &req) {
+        return resp;
     }
     if let Some(err) = api.faults.roll(verb, &target.resource_path(), target.name_str()) {
         return error_response(&err);
@@ -282,91 +288,12 @@ pub async fn handle(State(api): State<Arc<Api>>, request: Request) -> Response {
         )),
     };
     match result {
-        Ok(reply) => reply.into_response_as(output),
+        Ok(reply) => {
+            crate::auth::after_write(&api, &target, verb);
+            reply.into_response_as(output)
+        }
         Err(e) => error_response_as(&e, output),
     }
-}
-
-/// Asks the authorizer whether the request's user may do `verb` on the target (kube's
-/// `WithAuthorization` filter): a 403 Forbidden otherwise.
-fn authorize(api: &Api, req: &Req, t: &Target, verb: &str) -> Result<(), ApiError> {
-    let request = crate::machinery::AuthzRequest {
-        user: req.user.clone(),
-        verb: verb.to_owned(),
-        resource_request: true,
-        api_group: t.info.group.clone(),
-        api_version: t.info.version.clone(),
-        resource: t.info.plural.clone(),
-        subresource: t.sub.clone().unwrap_or_default(),
-        namespace: t.ns_str().to_owned(),
-        name: t.name_str().to_owned(),
-        path: String::new(),
-    };
-    match api.authorizer.authorize(&request) {
-        crate::machinery::Decision::Allow => Ok(()),
-        crate::machinery::Decision::Deny(reason) | crate::machinery::Decision::NoOpinion(reason) => {
-            let scope = if t.ns_str().is_empty() {
-                "at the cluster scope".to_owned()
-            } else {
-                format!("in the namespace \"{}\"", t.ns_str())
-            };
-            let mut msg = format!(
-                "User \"{}\" cannot {verb} resource \"{}\" in API group \"{}\" {scope}",
-                req.user.username,
-                t.resource_path(),
-                t.info.group
-            );
-            if !reason.is_empty() {
-                msg.push_str(&format!(": {reason}"));
-            }
-            Err(ApiError::forbidden(&t.info.group_resource(), t.name_str(), &msg))
-        }
-    }
-}
-
-/// The user of kube's impersonation headers (`Impersonate-User`, `Impersonate-Group`,
-/// `Impersonate-Uid`, `Impersonate-Extra-<key>`), as kube-apiserver builds it: the groups
-/// asked for plus `system:authenticated` (and, for a ServiceAccount user, its two groups).
-fn impersonated(headers: &HeaderMap) -> Option<crate::machinery::UserInfo> {
-    let text = |v: &HeaderValue| v.to_str().ok().map(str::to_owned);
-    let username = headers.get("impersonate-user").and_then(text)?;
-    let mut groups: Vec<String> = headers
-        .get_all("impersonate-group")
-        .iter()
-        .filter_map(text)
-        .collect();
-    if let Some(rest) = username.strip_prefix("system:serviceaccount:")
-        && let Some((ns, _)) = rest.split_once(':')
-    {
-        for g in [
-            "system:serviceaccounts".to_owned(),
-            format!("system:serviceaccounts:{ns}"),
-        ] {
-            if !groups.contains(&g) {
-                groups.push(g);
-            }
-        }
-    }
-    if !groups.iter().any(|g| g == "system:authenticated") {
-        groups.push("system:authenticated".into());
-    }
-    let mut extra = serde_json::Map::new();
-    for (name, value) in headers {
-        if let (Some(key), Some(v)) = (name.as_str().strip_prefix("impersonate-extra-"), text(value)) {
-            let list = extra
-                .entry(key.to_owned())
-                .or_insert_with(|| Value::Array(vec![]));
-            if let Value::Array(a) = list {
-                a.push(Value::String(v));
-            }
-        }
-    }
-    Some(crate::machinery::UserInfo {
-        username,
-        uid: headers.get("impersonate-uid").and_then(text).unwrap_or_default(),
-        groups,
-        extra: (!extra.is_empty()).then_some(Value::Object(extra)),
-    })
 }
 
 /// kube-apiserver's plain 404 for unknown paths.

@@ -57,13 +57,18 @@ fn group_doc(group: &str, versions: &[String]) -> Value {
 fn resource_docs(r: &ResourceInfo) -> Vec<Value> {
     let mut out = vec![json!({
         "name": r.plural, "singularName": r.singular, "namespaced": r.namespaced, "kind": r.kind,
-        "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
-        "shortNames": r.short_names, "categories": r.categories,
+        "verbs": r.verbs, "shortNames": r.short_names, "categories": r.categories,
     })];
     if r.status_sub {
         out.push(json!({
             "name": format!("{}/status", r.plural), "singularName": "", "namespaced": r.namespaced,
             "kind": r.kind, "verbs": ["get", "patch", "update"],
+        }));
+    }
+    for s in r.subresources {
+        out.push(json!({
+            "name": format!("{}/{}", r.plural, s.name), "singularName": "", "namespaced": r.namespaced,
+            "group": s.group, "version": s.version, "kind": s.kind, "verbs": s.verbs,
         }));
     }
     out

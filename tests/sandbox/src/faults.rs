@@ -1,7 +1,7 @@
 //! Fault injection for reliability tests: per verb+resource error rates, added latency and
 //! watch streams cut at intervals, driven by a seeded RNG. Never applied to /sandbox/ paths.
 //!
-//! Admin endpoint (same HTTPS server, no auth): `GET /sandbox/v1/faults` returns the current
+//! Admin endpoint (same HTTPS server, cluster-admin only): `GET /sandbox/v1/faults` returns the current
 //! config, `PUT /sandbox/v1/faults` replaces it (and reseeds), e.g.
 //! `{"seed": 7, "latencyMs": 20, "watchCutSeconds": 5, "rules": [{"verb": "patch",
 //! "resource": "persistentvolumeclaims", "rate": 0.1, "code": 429, "retryAfterSeconds": 1}]}`.

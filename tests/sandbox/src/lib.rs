@@ -7,9 +7,43 @@
 //! let client = sandbox.client().await?;
 //! # drop(client); sandbox.shutdown().await?; Ok(()) }
 //! ```
+//!
+//! # Who may do what
+//!
+//! Every request is authenticated, impersonated and authorized as kube-apiserver does it:
+//!
+//! - **Users.** A TLS client certificate chained to the sandbox's client CA (CN = user, O =
+//!   groups); else a bearer token: the admin token of the written kubeconfig (user
+//!   `sandbox-admin` in `system:masters`, so [`Sandbox::client`] and kubectl with that kubeconfig
+//!   may do anything) or a ServiceAccount token from the TokenRequest API
+//!   (`system:serviceaccount:<ns>:<name>`; rejected once expired, or once its ServiceAccount, or
+//!   the pod it is bound to, is deleted or recreated); else `system:anonymous`. A certificate or
+//!   token that is presented but not valid is 401 `Unauthorized`.
+//! - **Impersonation** (`Impersonate-User`/`-Group`/`-Uid`/`-Extra-*`, `kubectl --as`) needs
+//!   `impersonate` on `users`, `groups`, `serviceaccounts` or `userextras/<key>`, `uids`.
+//! - **RBAC** decides every request, non-resource paths included, over Role, ClusterRole,
+//!   RoleBinding and ClusterRoleBinding; `system:masters` may do anything. The bootstrap policy
+//!   is kube's (`cluster-admin`, aggregated `admin`/`edit`/`view`, `system:discovery`,
+//!   `system:basic-user`, `system:public-info-viewer`, `system:auth-delegator`), ClusterRoles
+//!   with an `aggregationRule` are filled as kube-controller-manager does, and writing a role or
+//!   binding with permissions one does not hold is refused (unless `escalate`/`bind`).
+//!   Refusals are kube's 403 bodies. Access reviews (`kubectl auth can-i [--list]`, `whoami`)
+//!   and TokenReview are served.
+//!
+//! # Acting as someone in tests
+//!
+//! - [`Sandbox::client_as`]: the admin impersonating a user (what `kubectl --as` does).
+//! - [`Sandbox::client_with_certificate`] / [`Sandbox::write_user_kubeconfig`]: a user with a
+//!   client certificate, as a `kube::Client` or a kubeconfig for kubectl.
+//! - [`Sandbox::service_account_token`] (TokenRequest), [`Sandbox::client_with_token`],
+//!   [`Sandbox::service_account_client`]: a ServiceAccount as a pod's client is.
+//! - [`Sandbox::mount_service_account_token`]: what a pod gets mounted (`token`, `ca.crt`,
+//!   `namespace`) plus a kubeconfig reading the token file, to hand to a binary.
+//! - [`Sandbox::advance_token_clock`]: lets tokens expire without waiting.
 
 mod admit;
 mod api;
+mod auth;
 mod discovery;
 mod events;
 pub mod faults;
@@ -35,8 +69,8 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::sync::watch as tokio_watch;
 
+pub use auth::ClientCertificate;
 pub use faults::{FaultConfig, FaultRule, Faults};
-pub use kubeconfig::TOKEN;
 pub use volops_sandbox_cluster::{ClusterConfig, ClusterHandle};
 
 /// Errors starting or stopping the sandbox.
@@ -129,23 +163,30 @@ impl Sandbox {
             .local_addr()
             .map_err(|e| SandboxError::Bind(opts.listen, e))?;
         let bundle = volops_certs::generate(&["localhost".into()], &[addr.ip()], 365)?;
-        let acceptor = server::tls_acceptor(&bundle.cert_pem, &bundle.key_pem)?;
         let url = format!("https://{addr}");
         let (shutdown_tx, shutdown_rx) = tokio_watch::channel(false);
+        let store = Arc::new(store::Store::new(store::HistoryLimits {
+            max_events: opts.watch_history,
+            max_age: opts.watch_history_age,
+        }));
+        let auth = auth::Auth::new(store.clone())?;
         let api = Arc::new(api::Api {
-            store: Arc::new(store::Store::new(store::HistoryLimits {
-                max_events: opts.watch_history,
-                max_age: opts.watch_history_age,
-            })),
+            store,
             registry: RwLock::new(registry::Registry::builtin()),
             faults: Faults::default(),
             admission: admit::Admission::default(),
-            authorizer: Arc::new(machinery::AllowAll),
+            authorizer: auth.rbac.clone(),
+            auth,
             bookmark_interval: opts.bookmark_interval,
             server_address: addr.to_string(),
             shutdown: shutdown_rx.clone(),
         });
         api.store.set_ttl(&events::store_key(), opts.event_ttl);
+        let acceptor = server::tls_acceptor(
+            &bundle.cert_pem,
+            &bundle.key_pem,
+            api.auth.client_ca.tls_verifier(),
+        )?;
         if let Some(state) = &opts.state_file {
             snapshot::load(&api, state)?;
         }
@@ -155,6 +196,7 @@ impl Sandbox {
             events::reap_interval(opts.event_ttl, opts.watch_history_age),
             shutdown_rx.clone(),
         ));
+        auth::seed(&api.store);
         let (kubeconfig_path, tempdir) = match &opts.kubeconfig_out {
             Some(p) => (p.clone(), None),
             None => {
@@ -163,13 +205,10 @@ impl Sandbox {
                 (dir.path().join("kubeconfig"), Some(dir))
             }
         };
-        kubeconfig::write(&kubeconfig_path, &url, &bundle.ca_cert_pem)?;
-        let server = tokio::spawn(server::serve(
-            listener,
-            acceptor,
-            server::router(api.clone()),
-            shutdown_rx,
-        ));
+        let admin = kubeconfig::Credential::Token(&api.auth.admin_token);
+        let text = kubeconfig::render(&url, &bundle.ca_cert_pem, auth::ADMIN_USER, &admin);
+        kubeconfig::write(&kubeconfig_path, &text)?;
+        let server = tokio::spawn(server::serve(listener, acceptor, api.clone(), shutdown_rx));
         let mut sandbox = Sandbox {
             api,
             addr,
@@ -189,18 +228,15 @@ impl Sandbox {
         Ok(sandbox)
     }
 
-    /// A kube::Client built from the kubeconfig (the real kube-rs TLS path).
+    /// A kube::Client built from the admin kubeconfig (the real kube-rs TLS path).
     pub async fn client(&self) -> Result<kube::Client, SandboxError> {
         let kc = kube::config::Kubeconfig::read_from(&self.kubeconfig_path)
             .map_err(|e| SandboxError::Client(e.to_string()))?;
-        let cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-            .await
-            .map_err(|e| SandboxError::Client(e.to_string()))?;
-        kube::Client::try_from(cfg).map_err(|e| SandboxError::Client(e.to_string()))
+        client_from(kc).await
     }
 
-    /// A kube::Client that acts as `username` in `groups` through kube's impersonation headers
-    /// (what `kubectl --as --as-group` sends): tenants and ServiceAccounts in tests.
+    /// A kube::Client whose admin credentials impersonate `username` in `groups` (what
+    /// `kubectl --as --as-group` sends); the requests are then authorized as that user.
     pub async fn client_as(&self, username: &str, groups: &[&str]) -> Result<kube::Client, SandboxError> {
         let kc = kube::config::Kubeconfig::read_from(&self.kubeconfig_path)
             .map_err(|e| SandboxError::Client(e.to_string()))?;
@@ -216,6 +252,117 @@ impl Sandbox {
         &self.kubeconfig_path
     }
 
+    /// The bearer token of the admin kubeconfig (a `system:masters` member).
+    pub fn admin_token(&self) -> &str {
+        &self.api.auth.admin_token
+    }
+
+    /// A client certificate for `user` in `groups` (CN and O), signed by the sandbox's client CA.
+    pub fn client_certificate(&self, user: &str, groups: &[&str]) -> Result<ClientCertificate, SandboxError> {
+        self.api.auth.client_ca.issue(user, groups)
+    }
+
+    fn kubeconfig_text(&self, user: &str, credential: &kubeconfig::Credential<'_>) -> String {
+        kubeconfig::render(&self.url, &self.ca_pem, user, credential)
+    }
+
+    /// A kube::Client authenticating with a client certificate for `user` in `groups`.
+    pub async fn client_with_certificate(
+        &self,
+        user: &str,
+        groups: &[&str],
+    ) -> Result<kube::Client, SandboxError> {
+        let cert = self.client_certificate(user, groups)?;
+        let text = self.kubeconfig_text(
+            user,
+            &kubeconfig::Credential::Certificate {
+                cert_pem: &cert.cert_pem,
+                key_pem: &cert.key_pem,
+            },
+        );
+        client_from(parse_kubeconfig(&text)?).await
+    }
+
+    /// Writes a kubeconfig (for kubectl) that authenticates with a client certificate for
+    /// `user` in `groups`.
+    pub fn write_user_kubeconfig(
+        &self,
+        user: &str,
+        groups: &[&str],
+        path: &Path,
+    ) -> Result<(), SandboxError> {
+        let cert = self.client_certificate(user, groups)?;
+        let text = self.kubeconfig_text(
+            user,
+            &kubeconfig::Credential::Certificate {
+                cert_pem: &cert.cert_pem,
+                key_pem: &cert.key_pem,
+            },
+        );
+        kubeconfig::write(path, &text)
+    }
+
+    /// A token for ServiceAccount `namespace/name` from the TokenRequest API (one hour, the
+    /// API server's audience), as `kubectl create token` gets it.
+    pub async fn service_account_token(&self, namespace: &str, name: &str) -> Result<String, SandboxError> {
+        use k8s_openapi::api::authentication::v1::TokenRequest;
+        use k8s_openapi::api::core::v1::ServiceAccount;
+        let sas: kube::Api<ServiceAccount> = kube::Api::namespaced(self.client().await?, namespace);
+        let tr = sas
+            .create_token_request(name, &Default::default(), &TokenRequest::default())
+            .await
+            .map_err(|e| SandboxError::Client(e.to_string()))?;
+        tr.status
+            .map(|s| s.token)
+            .ok_or_else(|| SandboxError::Client("TokenRequest returned no token".into()))
+    }
+
+    /// A kube::Client that sends `token` as its bearer token.
+    pub async fn client_with_token(&self, token: &str) -> Result<kube::Client, SandboxError> {
+        let text = self.kubeconfig_text("token", &kubeconfig::Credential::Token(token));
+        client_from(parse_kubeconfig(&text)?).await
+    }
+
+    /// A kube::Client acting as ServiceAccount `namespace/name` with a fresh token of it, as
+    /// a pod's client does with its mounted token.
+    pub async fn service_account_client(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<kube::Client, SandboxError> {
+        let token = self.service_account_token(namespace, name).await?;
+        self.client_with_token(&token).await
+    }
+
+    /// What a pod of ServiceAccount `namespace/name` gets mounted: writes `token`, `ca.crt` and
+    /// `namespace` into `dir`, plus a `kubeconfig` that reads the token file (hand it to a
+    /// binary with `--kubeconfig`/`KUBECONFIG`). Returns the kubeconfig's path.
+    pub async fn mount_service_account_token(
+        &self,
+        namespace: &str,
+        name: &str,
+        dir: &Path,
+    ) -> Result<PathBuf, SandboxError> {
+        let token = self.service_account_token(namespace, name).await?;
+        let token_path = dir.join("token");
+        kubeconfig::write(&token_path, &token)?;
+        kubeconfig::write(&dir.join("ca.crt"), &self.ca_pem)?;
+        kubeconfig::write(&dir.join("namespace"), namespace)?;
+        let user = format!("system:serviceaccount:{namespace}:{name}");
+        let text = self.kubeconfig_text(&user, &kubeconfig::Credential::TokenFile(&token_path));
+        let path = dir.join("kubeconfig");
+        kubeconfig::write(&path, &text)?;
+        Ok(path)
+    }
+
+    /// Moves the clock ServiceAccount tokens are checked against forward by `by`, so a token
+    /// expires as if that time had passed.
+    pub fn advance_token_clock(&self, by: Duration) {
+        self.api
+            .auth
+            .advance_clock(i64::try_from(by.as_secs()).unwrap_or(i64::MAX));
+    }
+
     /// `https://127.0.0.1:PORT`
     pub fn url(&self) -> &str {
         &self.url
@@ -228,6 +375,11 @@ impl Sandbox {
     /// The CA that signed the serving certificate (PEM).
     pub fn ca_pem(&self) -> &str {
         &self.ca_pem
+    }
+
+    /// The CA client certificates must chain to (PEM).
+    pub fn client_ca_pem(&self) -> &str {
+        self.api.auth.client_ca.cert_pem()
     }
 
     /// Fault injection handle.
@@ -264,6 +416,17 @@ impl Sandbox {
         }
         Ok(())
     }
+}
+
+fn parse_kubeconfig(text: &str) -> Result<kube::config::Kubeconfig, SandboxError> {
+    kube::config::Kubeconfig::from_yaml(text).map_err(|e| SandboxError::Client(e.to_string()))
+}
+
+async fn client_from(kc: kube::config::Kubeconfig) -> Result<kube::Client, SandboxError> {
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+        .await
+        .map_err(|e| SandboxError::Client(e.to_string()))?;
+    kube::Client::try_from(cfg).map_err(|e| SandboxError::Client(e.to_string()))
 }
 
 impl Drop for Sandbox {

@@ -4,8 +4,8 @@ use serde_json::Value;
 
 pub use volops_sandbox_machinery::admission::webhook::Dispatcher;
 pub use volops_sandbox_machinery::{
-    AdmissionAttributes, AllowAll, ApiError, Authorizer, AuthzRequest, Decision, FieldCause, ObjectLookup,
-    Operation, UserInfo, apply_json_patch, apply_merge_patch, apply_strategic_merge_patch,
+    AdmissionAttributes, ApiError, Authorizer, AuthzRequest, Decision, FieldCause, ObjectLookup, Operation,
+    UserInfo, apply_json_patch, apply_merge_patch, apply_strategic_merge_patch, forbidden,
     record_update_manager, server_side_apply, validate_labels_and_annotations,
 };
 
@@ -50,15 +50,5 @@ impl ObjectLookup for Store {
             .into_iter()
             .map(|v| (*v).clone())
             .collect()
-    }
-}
-
-/// The user every request is made as (any bearer token is accepted).
-pub fn sandbox_user() -> UserInfo {
-    UserInfo {
-        username: "sandbox-admin".into(),
-        uid: String::new(),
-        groups: vec!["system:masters".into(), "system:authenticated".into()],
-        extra: None,
     }
 }

@@ -229,6 +229,7 @@ async fn create_object(
         m.remove("status");
     }
     meta::builtin_create_defaults(info, obj);
+    crate::auth::check_write(api, t, &req.user, obj, None)?;
     let (admitted, warnings) = api
         .admission
         .run(
@@ -369,7 +370,8 @@ async fn update_object(
     {
         return Err(stale(&gr, &name));
     }
-    let prepared = prepare_update(info, t.sub.as_deref(), &old, new);
+    let mut prepared = prepare_update(info, t.sub.as_deref(), &old, new);
+    crate::auth::check_write(api, t, &req.user, &mut prepared, Some(&old))?;
     let (admitted, warnings) = api
         .admission
         .run(

@@ -25,7 +25,77 @@ pub struct ResourceInfo {
     pub schema: Option<Value>,
     /// additionalPrinterColumns of this version (CRs only).
     pub printer_columns: Vec<Value>,
+    /// The verbs discovery lists (create-only for the review APIs, which store nothing).
+    pub verbs: &'static [&'static str],
+    /// Subresources besides `status` (e.g. `serviceaccounts/token`), served by other modules.
+    pub subresources: &'static [Subresource],
 }
+
+/// A subresource with its own kind (discovery lists it; `route` accepts it).
+#[derive(Debug, Clone, Copy)]
+pub struct Subresource {
+    pub name: &'static str,
+    pub group: &'static str,
+    pub version: &'static str,
+    pub kind: &'static str,
+    pub verbs: &'static [&'static str],
+}
+
+/// The verbs of a stored resource.
+pub const ALL_VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
+
+/// `serviceaccounts/token`: the TokenRequest API.
+const SERVICE_ACCOUNT_SUBRESOURCES: &[Subresource] = &[Subresource {
+    name: "token",
+    group: "authentication.k8s.io",
+    version: "v1",
+    kind: "TokenRequest",
+    verbs: &["create"],
+}];
+
+/// The create-only review APIs: (group, plural, kind, namespaced).
+const REVIEWS: &[(&str, &str, &str, bool)] = &[
+    (
+        "authentication.k8s.io",
+        "selfsubjectreviews",
+        "SelfSubjectReview",
+        false,
+    ),
+    ("authentication.k8s.io", "tokenreviews", "TokenReview", false),
+    (
+        "authorization.k8s.io",
+        "localsubjectaccessreviews",
+        "LocalSubjectAccessReview",
+        true,
+    ),
+    (
+        "authorization.k8s.io",
+        "selfsubjectaccessreviews",
+        "SelfSubjectAccessReview",
+        false,
+    ),
+    (
+        "authorization.k8s.io",
+        "selfsubjectrulesreviews",
+        "SelfSubjectRulesReview",
+        false,
+    ),
+    (
+        "authorization.k8s.io",
+        "subjectaccessreviews",
+        "SubjectAccessReview",
+        false,
+    ),
+];
 
 impl ResourceInfo {
     /// `group/version` or `version` for the core group.
@@ -193,6 +263,46 @@ const BUILTINS: &[Builtin] = &[
         &["crd", "crds"],
         true,
     ),
+    b(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterrolebindings",
+        "ClusterRoleBinding",
+        false,
+        false,
+        &[],
+        false,
+    ),
+    b(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterroles",
+        "ClusterRole",
+        false,
+        false,
+        &[],
+        false,
+    ),
+    b(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "rolebindings",
+        "RoleBinding",
+        true,
+        false,
+        &[],
+        false,
+    ),
+    b(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "roles",
+        "Role",
+        true,
+        false,
+        &[],
+        false,
+    ),
 ];
 
 #[allow(clippy::too_many_arguments)] // a table row
@@ -242,6 +352,32 @@ impl Registry {
                 has_generation: bi.generation,
                 schema: None,
                 printer_columns: vec![],
+                verbs: ALL_VERBS,
+                subresources: if bi.plural == "serviceaccounts" {
+                    SERVICE_ACCOUNT_SUBRESOURCES
+                } else {
+                    &[]
+                },
+            });
+        }
+        for (group, plural, kind, namespaced) in REVIEWS {
+            r.add(ResourceInfo {
+                group: (*group).into(),
+                version: "v1".into(),
+                plural: (*plural).into(),
+                singular: kind.to_lowercase(),
+                kind: (*kind).into(),
+                list_kind: String::new(),
+                namespaced: *namespaced,
+                status_sub: false,
+                short_names: vec![],
+                categories: vec![],
+                custom: false,
+                has_generation: false,
+                schema: None,
+                printer_columns: vec![],
+                verbs: &["create"],
+                subresources: &[],
             });
         }
         r
@@ -351,6 +487,8 @@ impl Registry {
                     .as_array()
                     .cloned()
                     .unwrap_or_default(),
+                verbs: ALL_VERBS,
+                subresources: &[],
             });
         }
         self.crd_gvs.insert(crd_name, gvs);

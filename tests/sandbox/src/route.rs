@@ -68,6 +68,7 @@ pub fn parse(path: &str, registry: &Registry) -> Result<Route, ApiError> {
     };
     if let Some(s) = sub
         && !(s == "status" && info.status_sub)
+        && !info.subresources.iter().any(|x| x.name == s)
     {
         return Ok(Route::NotFound);
     }

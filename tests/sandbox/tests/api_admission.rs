@@ -60,7 +60,6 @@ async fn webhooks_mutate_deny_warn_and_see_dry_run() {
     let http = raw_client(&sb);
     let resp = http
         .post(format!("{}/api/v1/namespaces/default/configmaps", sb.url()))
-        .bearer_auth("any")
         .json(&json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "warned"}}))
         .send()
         .await

@@ -196,7 +196,7 @@ async fn watch_event_types_in_order() {
         "{}/api/v1/namespaces/default/configmaps?watch=true&labelSelector=app%3Dx&resourceVersion=0",
         sb.url()
     );
-    let resp = http.get(&url).bearer_auth("t").send().await.unwrap();
+    let resp = http.get(&url).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     let mut resp = resp;
     let c2 = cms.clone();

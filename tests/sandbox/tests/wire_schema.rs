@@ -18,6 +18,14 @@ const OPENAPI_VERSION: &str = "v1_33";
 const SKIPPED_MODULES: &[&str] = &["metrics", "apimachinery.pkg.apis.testapigroup"];
 
 /// meta.k8s.io messages every group version carries (options, Status, watch events).
+/// Bodies of subresources (no `Resource` impl in k8s-pb) that clients send as protobuf:
+/// `kubectl create token`, evictions, scale.
+const SUBRESOURCE_KINDS: &[(&str, &str, &str)] = &[
+    ("authentication.k8s.io/v1", "TokenRequest", "api.authentication.v1.TokenRequest"),
+    ("policy/v1", "Eviction", "api.policy.v1.Eviction"),
+    ("autoscaling/v1", "Scale", "api.autoscaling.v1.Scale"),
+];
+
 const META_ROOTS: &[&str] = &[
     "Status",
     "DeleteOptions",
@@ -246,6 +254,10 @@ fn generate() -> String {
             kinds.insert((api_version.clone(), format!("{kind}List")), list.clone());
             roots.push(list);
         }
+    }
+    for (api_version, kind, msg) in SUBRESOURCE_KINDS {
+        kinds.insert(((*api_version).to_owned(), (*kind).to_owned()), (*msg).to_owned());
+        roots.push((*msg).to_owned());
     }
     let mut seen = BTreeSet::new();
     while let Some(m) = roots.pop() {

@@ -1,7 +1,8 @@
 //! Pure API machinery of the volops sandbox API server: kube-apiserver compatible errors,
-//! CRD structural schemas, patches (JSON, merge, strategic merge, server-side apply) and
+//! CRD structural schemas, patches (JSON, merge, strategic merge, server-side apply),
 //! admission (built-in plugins volops must cope with, HTTPS admission webhooks with CEL
-//! `matchConditions` and reinvocation, and webhook configurations validated on write).
+//! `matchConditions` and reinvocation, and webhook configurations validated on write), and
+//! authorization (request attributes, the RBAC authorizer, escalation checks).
 //!
 //! Nothing here knows about HTTP serving or storage; the `volops-sandbox` package calls it.
 //!
@@ -20,6 +21,8 @@ pub mod fieldset;
 pub mod objectmeta;
 pub mod patch;
 pub mod quantity;
+pub mod rbac;
+pub mod requestinfo;
 pub mod schema;
 mod smp;
 mod ssa;
@@ -27,7 +30,7 @@ mod ssa;
 pub use admission::builtin::{quota_usage, quota_used, validate};
 pub use admission::webhook::Dispatcher;
 pub use admission::{AdmissionAttributes, ObjectLookup, Operation, UserInfo};
-pub use authz::{AllowAll, Authorizer, AuthzRequest, Decision};
+pub use authz::{AllowAll, Authorizer, AuthzRequest, Decision, forbidden, forbidden_message};
 pub use error::{ApiError, FieldCause};
 pub use objectmeta::validate_labels_and_annotations;
 pub use patch::{

@@ -28,7 +28,7 @@ fn is_name_part(s: &str) -> bool {
 }
 
 /// `IsDNS1123Subdomain`.
-pub(crate) fn subdomain_errors(s: &str) -> Vec<String> {
+pub fn subdomain_errors(s: &str) -> Vec<String> {
     let mut errs = Vec::new();
     if s.len() > SUBDOMAIN_MAX {
         errs.push(format!("must be no more than {SUBDOMAIN_MAX} characters"));

@@ -1,6 +1,7 @@
 //! Shared helpers for the sandbox API tests.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod rbac;
 pub mod recorder;
 pub mod webhook;
 
@@ -33,15 +34,22 @@ pub fn status<T: std::fmt::Debug>(r: Result<T, kube::Error>) -> (u16, String, St
     }
 }
 
-/// A raw HTTPS client trusting the sandbox CA (for wire-level checks).
+/// A raw HTTPS client trusting the sandbox CA and sending the admin token (for wire-level
+/// checks).
 pub fn raw_client(sb: &Sandbox) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let bearer = format!("Bearer {}", sb.admin_token());
+    headers.insert(reqwest::header::AUTHORIZATION, bearer.parse().unwrap());
+    anonymous_client(sb).default_headers(headers).build().unwrap()
+}
+
+/// A raw HTTPS client trusting the sandbox CA, without credentials.
+pub fn anonymous_client(sb: &Sandbox) -> reqwest::ClientBuilder {
     let ca = reqwest::Certificate::from_pem(sb.ca_pem().as_bytes()).unwrap();
     reqwest::Client::builder()
         .use_rustls_tls()
         .tls_built_in_root_certs(false)
         .add_root_certificate(ca)
-        .build()
-        .unwrap()
 }
 
 pub fn cm(name: &str) -> k8s_openapi::api::core::v1::ConfigMap {
@@ -74,6 +82,7 @@ pub const CONTROLLER: &str = "system:serviceaccount:volops-system:volops-control
 
 /// A client acting as the tenant `alice`; the one place tenants' rights get set up.
 pub async fn tenant_client(sb: &Sandbox) -> kube::Client {
+    grant_all(sb, "alice", rbac::user("alice")).await;
     sb.client_as("alice", &["tenants", "system:authenticated"])
         .await
         .unwrap()
@@ -81,6 +90,12 @@ pub async fn tenant_client(sb: &Sandbox) -> kube::Client {
 
 /// A client acting as the volops controller's ServiceAccount.
 pub async fn controller_client(sb: &Sandbox) -> kube::Client {
+    grant_all(
+        sb,
+        "volops-controller",
+        rbac::service_account("volops-system", "volops-controller"),
+    )
+    .await;
     sb.client_as(
         CONTROLLER,
         &[
@@ -91,4 +106,25 @@ pub async fn controller_client(sb: &Sandbox) -> kube::Client {
     )
     .await
     .unwrap()
+}
+
+/// Binds `subject` to `cluster-admin` (idempotent): these admission tests are about which
+/// webhooks a user reaches, not about what RBAC lets the user do.
+async fn grant_all(sb: &Sandbox, name: &str, subject: serde_json::Value) {
+    use k8s_openapi::api::rbac::v1::ClusterRoleBinding;
+    let admin = sb.client().await.unwrap();
+    let binding: ClusterRoleBinding = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": format!("test-all-{name}")},
+        "roleRef": {"apiGroup": rbac::GROUP, "kind": "ClusterRole", "name": "cluster-admin"},
+        "subjects": [subject],
+    }))
+    .unwrap();
+    match kube::Api::<ClusterRoleBinding>::all(admin)
+        .create(&Default::default(), &binding)
+        .await
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 409 => {}
+        Err(e) => panic!("binding {name}: {e}"),
+    }
 }
