@@ -229,12 +229,12 @@ async fn kubectl_meets_every_denial_and_sees_defaults_and_plan() {
     let started = Instant::now();
     assert_denied(
         &apply(ops_yaml("shrink", "rd", "512Mi")).await,
-        "desired storage 512Mi must be greater than the current 1Gi (spec.storage of Redis demo/rd); volumes can \
+        "desired storage 512Mi must be greater than the current 1Gi (largest PVC data-rd-shard0-0); volumes can \
          only grow, so ask for more than 1Gi",
     );
     assert_denied(
         &apply(ops_yaml("same", "rd", "1Gi")).await,
-        "desired storage 1Gi must be greater than the current 1Gi (spec.storage of Redis demo/rd); volumes can \
+        "desired storage 1Gi must be greater than the current 1Gi (largest PVC data-rd-shard0-0); volumes can \
          only grow, so ask for more than 1Gi",
     );
     let fixed = apply(ops_yaml("fixed", "rdfixed", "2Gi")).await;
