@@ -1,7 +1,9 @@
 //! The webhook unavailable. With failurePolicy Fail the API server refuses an ops request when
-//! the webhook cannot be reached (nothing stored); and a request that breaks a rule, created
+//! the webhook cannot be reached (nothing stored); a request that breaks a rule, created
 //! while no webhook was registered, is still refused by the controller (it re-checks the rules
-//! at Admit) without pausing the database or touching a PVC or workload.
+//! at Admit) without pausing the database or touching a PVC or workload; and (issue 18,
+//! finding 3) the controller never needs the webhook: down after the orphan step, it still
+//! finishes one request and rolls another back.
 
 #![allow(clippy::unwrap_used)] // test code: helpers outside #[test] fns
 
@@ -316,6 +318,20 @@ async fn finding3_the_controller_finishes_and_rolls_back_with_the_webhook_down()
         .await
         .expect_err("the webhook is down");
     assert!(down.to_string().contains("failed calling webhook"), "{down}");
+    // ... while a write of the controller's own user never goes to it.
+    let probe = json!({"metadata": {"labels": {"example.com/probe": "controller"}}});
+    let own = Api::<DynamicObject>::namespaced_with(
+        h.controller_client(),
+        NS,
+        &volops_webhook::caches::ops_resource(DatabaseKind::Redis),
+    )
+    .patch("grow-ok", &Default::default(), &kube::api::Patch::Merge(&probe))
+    .await;
+    assert!(
+        own.is_ok(),
+        "the API server sent the controller's own write to the webhook (are the configuration's \
+         matchConditions evaluated?): {own:?}"
+    );
 
     let ok = wait_final(&ops, "grow-ok", h.timeout()).await.unwrap();
     let failed = wait_final(&ops, "grow-fail", h.timeout()).await.unwrap();
