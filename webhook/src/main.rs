@@ -21,7 +21,7 @@ enum LogFormat {
     Json,
 }
 
-/// `--direct-growth` (see README.md, "Storage grown outside an ops request").
+/// `--direct-growth` (README.md, "What the webhook denies").
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum DirectGrowthArg {
     Deny,
