@@ -24,6 +24,8 @@ use volops_controller::Metrics;
 
 const RELEASE_NS: &str = "volops-system";
 const SERVICE: &str = "volops-webhook";
+/// The controller acts as its ServiceAccount, which the webhook knows (`--controller-username`).
+const CONTROLLER: &str = "system:serviceaccount:volops-system:volops-controller";
 
 fn webhook_configs(ca_pem: &str) -> (Value, Value) {
     let ca = base64::engine::general_purpose::STANDARD.encode(ca_pem);
@@ -87,6 +89,7 @@ async fn expansions_succeed_with_the_webhook_in_the_path() {
     let mut config = volops_webhook::Config::new(dir.path().join("tls.crt"), dir.path().join("tls.key"));
     config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
     config.probe_listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    config.options.controller_username = Some(CONTROLLER.into());
     let token = CancellationToken::new();
     let webhook = volops_webhook::start(config, client.clone(), token.clone())
         .await
@@ -121,7 +124,8 @@ async fn expansions_succeed_with_the_webhook_in_the_path() {
         "{shrink:?}"
     );
 
-    let (stop, task) = start_controller(client.clone(), Arc::new(Metrics::default()));
+    let as_controller = sb.client_as(CONTROLLER, &[]).await.unwrap();
+    let (stop, task) = start_controller(as_controller, Arc::new(Metrics::default()));
     rd_ops
         .create(
             &PostParams::default(),

@@ -339,11 +339,39 @@ pub struct PolicyView {
     pub spec: VolumeExpansionPolicySpec,
 }
 
+/// How a storage request that grows outside an ops request is judged (`--direct-growth`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DirectGrowth {
+    /// A database's volumes grow only through an ops request: growing one of its PVCs or its
+    /// `spec.storage` directly is denied. Any other PVC is judged by the policies.
+    #[default]
+    Deny,
+    /// Every direct growth is judged by the rules an ops request is: the policies, the quotas
+    /// and (for a database) its StorageClasses.
+    WithinPolicy,
+}
+
+impl DirectGrowth {
+    /// The flag value (`--direct-growth deny|within-policy`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Deny => "deny",
+            Self::WithinPolicy => "within-policy",
+        }
+    }
+}
+
 /// Switches that change what the rules allow.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RuleOptions {
     /// Admit ops requests of types volops does not handle (KubeDB's ops-manager runs too).
     pub pass_through_other_types: bool,
+    /// How storage growing outside an ops request is judged.
+    pub direct_growth: DirectGrowth,
+    /// The controller's user (`--controller-username`): the only one who may write volops's
+    /// own annotations, and whose writes the webhook admits unchecked. Shared, as every review
+    /// copies the options.
+    pub controller_username: Option<std::sync::Arc<str>>,
 }
 
 /// Everything the rules decide an ops request on.

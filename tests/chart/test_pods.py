@@ -54,6 +54,8 @@ def test_webhook_args_and_cert_secret_mounted_as_directory(default_docs):
         "--listen=0.0.0.0:8443",
         "--probe-listen=0.0.0.0:8080",
         "--log-format=json",
+        "--controller-username=system:serviceaccount:volops-system:volops-controller",
+        "--direct-growth=deny",
     ]
     mounts = {m["name"]: m for m in c["volumeMounts"]}
     # A subPath mount would never see the Secret's rotation; the whole directory is needed.
@@ -82,6 +84,20 @@ def test_optional_flags_follow_values():
     assert "--pause-handshake=self" in container(docs, "controller")["args"]
     ha_off = chartlib.all_docs(rendered("ha-off"))
     assert "--leader-election" not in container(ha_off, "controller")["args"]
+
+
+def test_webhook_knows_the_controller_and_the_direct_growth_mode():
+    docs = chartlib.all_docs(
+        chartlib.render_manifests(
+            {"webhook": {"directGrowth": "within-policy"}, "fullnameOverride": "ops"}, namespace="platform"
+        )
+    )
+    args = chartlib.one(docs, "Deployment", "ops-webhook")["spec"]["template"]["spec"]["containers"][0]["args"]
+    # The controller's user is its ServiceAccount in the release namespace.
+    sa = chartlib.one(docs, "ServiceAccount", "ops-controller")
+    assert sa["metadata"]["namespace"] == "platform"
+    assert "--controller-username=system:serviceaccount:platform:ops-controller" in args
+    assert "--direct-growth=within-policy" in args
 
 
 def test_pvc_parallelism_flag_follows_values(default_docs):

@@ -15,6 +15,7 @@ BAD_VALUES = [
     ({"webhook": {"timeoutSeconds": 31}}, ["/webhook/timeoutSeconds", "31", "30"]),
     ({"webhook": {"timeoutSeconds": 0}}, ["/webhook/timeoutSeconds"]),
     ({"webhook": {"failurePolicy": "fail"}}, ["/webhook/failurePolicy", "Fail"]),
+    ({"webhook": {"directGrowth": "allow"}}, ["/webhook/directGrowth", "within-policy"]),
     ({"controller": {"pauseHandshake": "none"}}, ["/controller/pauseHandshake", "kubedb"]),
     ({"controller": {"pvcParallelism": -1}}, ["/controller/pvcParallelism"]),
     ({"controller": {"pvcParallelism": "all"}}, ["/controller/pvcParallelism", "want integer"]),

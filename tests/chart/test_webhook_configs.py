@@ -22,12 +22,7 @@ OPS_RULE_MUTATE = {
 OPS_RULE_VALIDATE = {
     "apiGroups": ["ops.kubedb.com"],
     "apiVersions": ["v1alpha1"],
-    "resources": [
-        "redisopsrequests",
-        "redisopsrequests/status",
-        "zookeeperopsrequests",
-        "zookeeperopsrequests/status",
-    ],
+    "resources": ["redisopsrequests", "zookeeperopsrequests"],
     "operations": ["CREATE", "UPDATE"],
     "scope": "Namespaced",
 }
@@ -38,6 +33,28 @@ DB_RULE_VALIDATE = {
     "operations": ["UPDATE"],
     "scope": "Namespaced",
 }
+
+
+PVC_RULE_VALIDATE = {
+    "apiGroups": [""],
+    "apiVersions": ["v1"],
+    "resources": ["persistentvolumeclaims"],
+    "operations": ["UPDATE"],
+    "scope": "Namespaced",
+}
+POLICY_RULE_VALIDATE = {
+    "apiGroups": ["volops.dev"],
+    "apiVersions": ["v1alpha1"],
+    "resources": ["volumeexpansionpolicies"],
+    "operations": ["CREATE", "UPDATE"],
+    "scope": "Cluster",
+}
+VALIDATING = [
+    "databases.validate.volops.dev",
+    "opsrequests.validate.volops.dev",
+    "policies.validate.volops.dev",
+    "pvcs.validate.volops.dev",
+]
 
 
 def webhooks(docs, kind):
@@ -54,12 +71,14 @@ def test_webhook_names_paths_and_rules(docs):
     mutating = webhooks(docs, "MutatingWebhookConfiguration")
     validating = webhooks(docs, "ValidatingWebhookConfiguration")
     assert list(mutating) == ["opsrequests.mutate.volops.dev"]
-    assert sorted(validating) == ["databases.validate.volops.dev", "opsrequests.validate.volops.dev"]
+    assert sorted(validating) == VALIDATING
 
     expected = {
         "opsrequests.mutate.volops.dev": ("/mutate", [OPS_RULE_MUTATE]),
         "opsrequests.validate.volops.dev": ("/validate", [OPS_RULE_VALIDATE]),
         "databases.validate.volops.dev": ("/validate", [DB_RULE_VALIDATE]),
+        "pvcs.validate.volops.dev": ("/validate", [PVC_RULE_VALIDATE]),
+        "policies.validate.volops.dev": ("/validate", [POLICY_RULE_VALIDATE]),
     }
     for hook in all_webhooks(docs):
         path, rules = expected[hook["name"]]
@@ -211,4 +230,41 @@ def test_external_url_replaces_service_reference():
         "opsrequests.mutate.volops.dev": "https://127.0.0.1:8443/mutate",
         "opsrequests.validate.volops.dev": "https://127.0.0.1:8443/validate",
         "databases.validate.volops.dev": "https://127.0.0.1:8443/validate",
+        "pvcs.validate.volops.dev": "https://127.0.0.1:8443/validate",
+        "policies.validate.volops.dev": "https://127.0.0.1:8443/validate",
     }
+
+
+def test_no_webhook_intercepts_status_or_the_controllers_own_writes(docs):
+    """The controller never needs the webhook to go on or roll back (issue 18, finding 3)."""
+    skip = "request.userInfo.username != 'system:serviceaccount:volops-system:volops-controller'"
+    for hook in all_webhooks(docs):
+        for rule in hook["rules"]:
+            assert not any("/" in r for r in rule["resources"]), hook["name"]
+        assert hook["matchConditions"][0] == {"name": "exclude-volops-controller", "expression": skip}
+
+
+def test_match_conditions_follow_the_release_and_narrow_pvc_and_database_edits():
+    docs = chartlib.all_docs(chartlib.render_manifests({"fullnameOverride": "ops"}, namespace="platform"))
+    hooks = {
+        h["name"]: h
+        for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
+        for h in chartlib.one(docs, kind, "ops")["webhooks"]
+    }
+    assert len(hooks) == 5
+    for hook in hooks.values():
+        assert hook["matchConditions"][0]["expression"] == (
+            "request.userInfo.username != 'system:serviceaccount:platform:ops-controller'"
+        )
+    assert [c["name"] for c in hooks["pvcs.validate.volops.dev"]["matchConditions"]] == [
+        "exclude-volops-controller",
+        "storage-request-changes",
+    ]
+    assert "object.spec.resources.requests != oldObject.spec.resources.requests" in (
+        hooks["pvcs.validate.volops.dev"]["matchConditions"][1]["expression"]
+    )
+    assert [c["name"] for c in hooks["databases.validate.volops.dev"]["matchConditions"]] == [
+        "exclude-volops-controller",
+        "storage-changes",
+    ]
+    assert len(hooks["opsrequests.validate.volops.dev"]["matchConditions"]) == 1

@@ -2,13 +2,17 @@
 
 use serde_json::value::RawValue;
 use volops_shared::DatabaseKind;
+use volops_shared::api::VolumeExpansionPolicy;
 use volops_shared::defaults::defaults_patch;
-use volops_shared::facts::{OpsRequestView, RuleOptions};
+use volops_shared::facts::{DatabaseView, OpsRequestView, PvcView, RuleOptions};
 use volops_shared::rules::{
-    Denial, Rule, plan_warnings, validate_create, validate_database_update, validate_spec_unchanged,
+    Denial, Rule, Verdict, database_edit, plan_warnings, validate_create, validate_database_update,
+    validate_owned_annotations, validate_policy, validate_pvc_growth, validate_spec_unchanged,
+    validate_timeout,
 };
 
 use crate::caches::Caches;
+use crate::fields;
 use crate::review::{AdmissionRequest, AdmissionResponse};
 
 /// Which endpoint was called.
@@ -30,15 +34,21 @@ pub struct Decision {
 enum Target {
     Ops(DatabaseKind),
     Database(DatabaseKind),
+    Pvc,
+    Policy,
     Other,
 }
 
 fn target(req: &AdmissionRequest<'_>) -> Target {
-    let k = &req.kind.kind;
-    if let Some(kind) = DatabaseKind::from_ops_kind(k).filter(|_| req.kind.group == "ops.kubedb.com") {
+    let (group, k) = (&req.kind.group, &req.kind.kind);
+    if let Some(kind) = DatabaseKind::from_ops_kind(k).filter(|_| group == "ops.kubedb.com") {
         Target::Ops(kind)
-    } else if let Some(kind) = DatabaseKind::from_kind(k).filter(|kd| req.kind.group == kd.group()) {
+    } else if let Some(kind) = DatabaseKind::from_kind(k).filter(|kd| group == kd.group()) {
         Target::Database(kind)
+    } else if group.is_empty() && k == "PersistentVolumeClaim" {
+        Target::Pvc
+    } else if group == "volops.dev" && k == "VolumeExpansionPolicy" {
+        Target::Policy
     } else {
         Target::Other
     }
@@ -52,14 +62,18 @@ pub fn status_code(rule: Rule) -> u16 {
         | Rule::SizeField
         | Rule::NotGrowing
         | Rule::Immutable
-        | Rule::DatabaseShrink => 422,
+        | Rule::DatabaseShrink
+        | Rule::Timeout
+        | Rule::InvalidPolicy => 422,
         Rule::DatabaseMissing
         | Rule::NotDurable
         | Rule::NoStorage
         | Rule::StorageClass
         | Rule::PvcState
         | Rule::Quota
-        | Rule::Policy => 403,
+        | Rule::Policy
+        | Rule::OwnedAnnotation
+        | Rule::DirectGrowth => 403,
     }
 }
 
@@ -112,6 +126,33 @@ fn same_spec_text(req: &AdmissionRequest<'_>) -> bool {
     }
 }
 
+fn verdict(uid: &str, v: Verdict) -> Decision {
+    match v.denial {
+        Some(d) => denied(uid, d, v.warnings),
+        None => allowed(uid, v.warnings),
+    }
+}
+
+/// Whether the controller itself asks: its writes are admitted unchecked, so that it never
+/// depends on a rule meant for tenants (the chart's matchConditions skip it where the API
+/// server evaluates them; this covers clusters that do not).
+fn from_controller(req: &AdmissionRequest<'_>, options: &RuleOptions) -> bool {
+    options
+        .controller_username
+        .as_deref()
+        .is_some_and(|u| !u.is_empty() && *req.user_info.username == *u)
+}
+
+/// `Kind namespace/name` of the object under review, for messages.
+fn describe(req: &AdmissionRequest<'_>) -> String {
+    format!(
+        "{} {}/{}",
+        req.kind.kind,
+        req.namespace.as_deref().unwrap_or_default(),
+        req.name.as_deref().unwrap_or_default()
+    )
+}
+
 /// Decides one request.
 pub fn decide(
     endpoint: Endpoint,
@@ -124,6 +165,9 @@ pub fn decide(
     if matches!(target, Target::Other) {
         return unexpected(req);
     }
+    if from_controller(req, options) {
+        return allowed(uid, Vec::new());
+    }
     match (endpoint, &*req.operation, target) {
         (Endpoint::Mutate, "CREATE", Target::Ops(kind)) => {
             let patch = defaults_patch(kind, &req.object_value());
@@ -133,43 +177,132 @@ pub fn decide(
                 Err(e) => allowed(uid, vec![format!("volops could not apply defaults: {e}")]),
             }
         }
-        (Endpoint::Validate, "CREATE", Target::Ops(kind)) => {
-            // The request's eight fields straight from its text; odd shapes go through a Value.
-            let raw = req.object.map(RawValue::get);
-            let request = raw
-                .and_then(|text| OpsRequestView::from_json_text(kind, text))
-                .unwrap_or_else(|| OpsRequestView::from_json(kind, &req.object_value()));
-            let namespace = req.namespace.as_deref().unwrap_or_default();
-            let facts = caches.facts_of(kind, namespace, request, options);
-            let verdict = validate_create(&facts);
-            let mut warnings = verdict.warnings;
-            match verdict.denial {
-                Some(d) => denied(uid, d, warnings),
-                None => {
-                    if req.is_dry_run() {
-                        warnings.extend(plan_warnings(&facts));
-                    }
-                    allowed(uid, warnings)
-                }
-            }
-        }
-        // Spec updates and /status updates alike: only a spec change is refused.
-        (Endpoint::Validate, "UPDATE", Target::Ops(kind)) => {
-            if same_spec_text(req) {
-                return allowed(uid, Vec::new());
-            }
-            match validate_spec_unchanged(kind, &req.old_object_value(), &req.object_value()) {
-                Ok(()) => allowed(uid, Vec::new()),
-                Err(d) => denied(uid, d, Vec::new()),
-            }
-        }
+        (Endpoint::Validate, "CREATE", Target::Ops(kind)) => validate_ops_create(kind, req, caches, options),
+        (Endpoint::Validate, "UPDATE", Target::Ops(kind)) => validate_ops_update(kind, req),
         (Endpoint::Validate, "UPDATE", Target::Database(kind)) if req.sub_resource.is_none() => {
-            match validate_database_update(kind, &req.old_object_value(), &req.object_value()) {
-                Ok(()) => allowed(uid, Vec::new()),
-                Err(d) => denied(uid, d, Vec::new()),
-            }
+            validate_database(kind, req, caches, options)
         }
-        // DELETE, CONNECT, database CREATE, status updates of databases, mutate on UPDATE.
+        (Endpoint::Validate, "UPDATE", Target::Pvc) if req.sub_resource.is_none() => {
+            validate_pvc(req, caches, options)
+        }
+        (Endpoint::Validate, "CREATE" | "UPDATE", Target::Policy) => validate_policy_object(req),
+        // DELETE, CONNECT, database CREATE, status updates of databases and PVCs, mutate on UPDATE.
         _ => allowed(uid, Vec::new()),
+    }
+}
+
+/// An ops request's CREATE: no controller annotations, a duration for a timeout, then every
+/// rule on the cluster's state.
+fn validate_ops_create(
+    kind: DatabaseKind,
+    req: &AdmissionRequest<'_>,
+    caches: &Caches,
+    options: &RuleOptions,
+) -> Decision {
+    let uid: &str = &req.uid;
+    let extra = fields::ops_fields(req.object);
+    if let Err(d) = validate_owned_annotations(&describe(req), &[], &extra.annotation_pairs())
+        .and_then(|()| validate_timeout(extra.timeout.as_deref()))
+    {
+        return denied(uid, d, Vec::new());
+    }
+    // The request's eight fields straight from its text; odd shapes go through a Value.
+    let raw = req.object.map(RawValue::get);
+    let request = raw
+        .and_then(|text| OpsRequestView::from_json_text(kind, text))
+        .unwrap_or_else(|| OpsRequestView::from_json(kind, &req.object_value()));
+    let namespace = req.namespace.as_deref().unwrap_or_default();
+    let facts = caches.facts_of(kind, namespace, request, options);
+    let verdict = validate_create(&facts);
+    let mut warnings = verdict.warnings;
+    match verdict.denial {
+        Some(d) => denied(uid, d, warnings),
+        None => {
+            if req.is_dry_run() {
+                warnings.extend(plan_warnings(&facts));
+            }
+            allowed(uid, warnings)
+        }
+    }
+}
+
+/// An ops request's UPDATE (of the object, or of its status from an older configuration): the
+/// controller's annotations stay as they are, and so does the spec.
+fn validate_ops_update(kind: DatabaseKind, req: &AdmissionRequest<'_>) -> Decision {
+    let uid: &str = &req.uid;
+    let (old, new) = (fields::ops_fields(req.old_object), fields::ops_fields(req.object));
+    if let Err(d) =
+        validate_owned_annotations(&describe(req), &old.annotation_pairs(), &new.annotation_pairs())
+    {
+        return denied(uid, d, Vec::new());
+    }
+    if same_spec_text(req) {
+        return allowed(uid, Vec::new());
+    }
+    match validate_spec_unchanged(kind, &req.old_object_value(), &req.object_value()) {
+        Ok(()) => allowed(uid, Vec::new()),
+        Err(d) => denied(uid, d, Vec::new()),
+    }
+}
+
+/// A database's UPDATE: its `spec.storage` judged against its volumes when it changes.
+fn validate_database(
+    kind: DatabaseKind,
+    req: &AdmissionRequest<'_>,
+    caches: &Caches,
+    options: &RuleOptions,
+) -> Decision {
+    let uid: &str = &req.uid;
+    let (old, new) = (req.old_object_value(), req.object_value());
+    let (before, after) = (fields::database_storage(&old), fields::database_storage(&new));
+    let Some(after) = after.filter(|a| Some(a) != before.as_ref()) else {
+        return allowed(uid, Vec::new());
+    };
+    let namespace = req.namespace.as_deref().unwrap_or_default();
+    let name = req.name.as_deref().unwrap_or_default();
+    let mut facts = caches.facts_of(kind, namespace, database_edit(namespace, name, &after), options);
+    // The database as it was, from the review (the cache may lag by an event).
+    let mut db = DatabaseView::from_json(kind, &old);
+    if db.namespace.is_empty() {
+        db.namespace = namespace.to_owned();
+    }
+    facts.database = Some(db);
+    verdict(uid, validate_database_update(&facts, before.as_deref()))
+}
+
+/// A PVC's UPDATE: a storage request that grows is judged (see `--direct-growth`).
+fn validate_pvc(req: &AdmissionRequest<'_>, caches: &Caches, options: &RuleOptions) -> Decision {
+    let uid: &str = &req.uid;
+    let (old, new) = (req.old_object_value(), req.object_value());
+    let Some(requested) = fields::pvc_request(&new).filter(|r| Some(r) != fields::pvc_request(&old).as_ref())
+    else {
+        return allowed(uid, Vec::new());
+    };
+    let Ok(pvc) = serde_json::from_value(old) else {
+        return allowed(uid, Vec::new());
+    };
+    let namespace = req.namespace.as_deref().unwrap_or_default();
+    let growth = caches.pvc_growth(namespace, PvcView::from_pvc(&pvc), requested, options);
+    verdict(uid, validate_pvc_growth(&growth))
+}
+
+/// A VolumeExpansionPolicy's CREATE or UPDATE: refused when volops could not enforce it.
+fn validate_policy_object(req: &AdmissionRequest<'_>) -> Decision {
+    let uid: &str = &req.uid;
+    let name = req.name.as_deref().unwrap_or_default();
+    let text = req.object.map(RawValue::get).unwrap_or("null");
+    match serde_json::from_str::<VolumeExpansionPolicy>(text) {
+        Ok(policy) => match validate_policy(name, &policy.spec) {
+            Ok(()) => allowed(uid, Vec::new()),
+            Err(d) => denied(uid, d, Vec::new()),
+        },
+        Err(e) => denied(
+            uid,
+            Denial {
+                rule: Rule::InvalidPolicy,
+                message: format!("VolumeExpansionPolicy {name:?} cannot be enforced: {e}"),
+            },
+            Vec::new(),
+        ),
     }
 }

@@ -15,8 +15,11 @@ use volops_shared::DatabaseKind;
 use crate::views::{
     Named, ViewIndex, Views, class_view, database_view, namespace_view, ops_view, policy_view, quota_view,
 };
+use std::collections::BTreeMap;
+
 use volops_shared::api::VolumeExpansionPolicy;
-use volops_shared::facts::{Facts, OpsRequestView, PolicyView, RuleOptions, Shared};
+use volops_shared::facts::{Facts, OpsRequestView, PolicyView, PvcView, RuleOptions, Shared};
+use volops_shared::rules::{PvcGrowth, policy_applies};
 
 const OPS_GROUP: &str = "ops.kubedb.com";
 const OPS_VERSION: &str = "v1alpha1";
@@ -225,9 +228,6 @@ impl Caches {
         let mut facts = Facts::new(kind, request);
         let (v, req) = (&self.views, &facts.request);
         let ns = req.namespace.as_str();
-        let by_name = |list: &Shared<_>, name: &str| -> Option<usize> {
-            list.binary_search_by(|x: &_| Named::name(x).cmp(name)).ok()
-        };
         facts.options = options.clone();
         if let Some(name) = req.database.as_deref() {
             let dbs = Self::list(v.databases(kind), self.databases(kind), ns, database_view(kind));
@@ -253,19 +253,51 @@ impl Caches {
         }
         facts.storage_classes = Self::list(&v.classes, &self.classes, "", class_view);
         facts.quotas = Self::list(&v.quotas, &self.quotas, ns, quota_view).to_vec();
-        let namespaces = Self::list(&v.namespaces, &self.namespaces, "", namespace_view);
-        facts.namespace_labels = by_name(&namespaces, ns)
-            .map(|i| namespaces[i].labels.clone())
-            .unwrap_or_default();
-        // The rules apply only the policies that select the namespace: pass just those.
-        let selects = |p: &&PolicyView| {
-            p.spec
-                .namespace_selector
-                .as_ref()
-                .is_none_or(|s| volops_shared::selector::matches(s, &facts.namespace_labels))
-        };
-        let policies = Self::list(&v.policies, &self.policies, "", policy_view);
-        facts.policies = policies.iter().filter(selects).cloned().collect();
+        facts.namespace_labels = self.namespace_labels(ns);
+        facts.policies = self.policies_in(&facts.namespace_labels);
         facts
+    }
+
+    /// The labels of namespace `ns`.
+    fn namespace_labels(&self, ns: &str) -> BTreeMap<String, String> {
+        let namespaces = Self::list(&self.views.namespaces, &self.namespaces, "", namespace_view);
+        namespaces
+            .binary_search_by(|n| n.name.as_str().cmp(ns))
+            .ok()
+            .map(|i| namespaces[i].labels.clone())
+            .unwrap_or_default()
+    }
+
+    /// The policies that apply in a namespace with `labels` (one whose selector cannot be
+    /// evaluated included: the rules deny on it rather than skip it).
+    fn policies_in(&self, labels: &BTreeMap<String, String>) -> Vec<PolicyView> {
+        let policies = Self::list(&self.views.policies, &self.policies, "", policy_view);
+        policies
+            .iter()
+            .filter(|p| policy_applies(&p.spec, labels))
+            .cloned()
+            .collect()
+    }
+
+    /// What the rules need to judge `pvc` (the PVC before the edit, in namespace `namespace`)
+    /// growing to `requested` outside an ops request.
+    pub fn pvc_growth(
+        &self,
+        namespace: &str,
+        pvc: PvcView,
+        requested: String,
+        options: &RuleOptions,
+    ) -> PvcGrowth {
+        let namespace_labels = self.namespace_labels(namespace);
+        PvcGrowth {
+            namespace: namespace.to_owned(),
+            pvc,
+            requested,
+            namespace_pvcs: self.views.pvcs.namespace(namespace).unwrap_or_default(),
+            quotas: Self::list(&self.views.quotas, &self.quotas, namespace, quota_view).to_vec(),
+            policies: self.policies_in(&namespace_labels),
+            namespace_labels,
+            options: options.clone(),
+        }
     }
 }

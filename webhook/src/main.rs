@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
 use tokio_util::sync::CancellationToken;
+use volops_shared::facts::DirectGrowth;
 use volops_webhook::Config;
 
 // mimalloc (as linkerd's policy-controller uses jemalloc): a third less CPU than glibc's malloc
@@ -18,6 +19,13 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 enum LogFormat {
     Text,
     Json,
+}
+
+/// `--direct-growth` (README.md, "What the webhook denies").
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum DirectGrowthArg {
+    Deny,
+    WithinPolicy,
 }
 
 /// volops admission webhook (HTTPS AdmissionReview v1 server).
@@ -41,6 +49,18 @@ struct Args {
     /// Admit ops requests of types volops does not handle (KubeDB's ops-manager runs too).
     #[arg(long)]
     pass_through_other_types: bool,
+    /// The controller's user: the only one who may write volops's annotations on ops requests;
+    /// its writes are admitted unchecked (the chart passes its ServiceAccount's).
+    #[arg(
+        long,
+        env = "VOLOPS_CONTROLLER_USERNAME",
+        default_value = "system:serviceaccount:volops-system:volops-controller"
+    )]
+    controller_username: String,
+    /// Storage grown outside an ops request: `deny` it for a database's volumes (any other PVC
+    /// is judged by the policies), or judge all of it `within-policy`.
+    #[arg(long, value_enum, env = "VOLOPS_DIRECT_GROWTH", default_value = "deny")]
+    direct_growth: DirectGrowthArg,
 }
 
 fn init_logs(format: LogFormat) {
@@ -84,6 +104,12 @@ async fn main() -> ExitCode {
     config.listen = args.listen;
     config.probe_listen = args.probe_listen;
     config.options.pass_through_other_types = args.pass_through_other_types;
+    // Issue 18 (admission side): who the controller is, and how direct growth is judged.
+    config.options.controller_username = Some(args.controller_username.into());
+    config.options.direct_growth = match args.direct_growth {
+        DirectGrowthArg::Deny => DirectGrowth::Deny,
+        DirectGrowthArg::WithinPolicy => DirectGrowth::WithinPolicy,
+    };
     let client = match kube::Client::try_default().await {
         Ok(c) => c,
         Err(e) => {

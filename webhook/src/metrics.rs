@@ -27,11 +27,13 @@ pub struct DenialLabels {
     pub rule: &'static str,
 }
 
-const KNOWN: [&str; 8] = [
+const KNOWN: [&str; 10] = [
     "RedisOpsRequest",
     "ZooKeeperOpsRequest",
     "Redis",
     "ZooKeeper",
+    "PersistentVolumeClaim",
+    "VolumeExpansionPolicy",
     "CREATE",
     "UPDATE",
     "DELETE",

@@ -31,6 +31,13 @@ pub struct Gvk<'a> {
     pub kind: Cow<'a, str>,
 }
 
+/// `userInfo`: who asks (the webhook reads only the name).
+#[derive(Debug, Default, Deserialize)]
+pub struct UserInfo<'a> {
+    #[serde(borrow, default)]
+    pub username: Cow<'a, str>,
+}
+
 /// The fields of `request` the webhook reads.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -47,6 +54,8 @@ pub struct AdmissionRequest<'a> {
     pub namespace: Option<Cow<'a, str>>,
     #[serde(borrow)]
     pub operation: Cow<'a, str>,
+    #[serde(borrow, default)]
+    pub user_info: UserInfo<'a>,
     /// The object as written in the review, parsed only as far as a decision needs.
     #[serde(borrow, default)]
     pub object: Option<&'a RawValue>,

@@ -15,11 +15,18 @@ fn help_lists_the_contract_flags_and_missing_cert_flags_fail() {
         "--probe-listen",
         "--log-format",
         "--pass-through-other-types",
+        "--controller-username",
+        "--direct-growth",
     ] {
         assert!(help.contains(flag), "{flag} missing from:\n{help}");
     }
     assert!(
         help.contains("0.0.0.0:8443") && help.contains("0.0.0.0:8080"),
+        "{help}"
+    );
+    assert!(
+        help.contains("system:serviceaccount:volops-system:volops-controller")
+            && help.contains("within-policy"),
         "{help}"
     );
     let out = Command::new(bin)

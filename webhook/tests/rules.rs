@@ -45,6 +45,7 @@ async fn rule1_type_missing_unknown_and_other() {
     );
     let pass = RuleOptions {
         pass_through_other_types: true,
+        ..RuleOptions::default()
     };
     let resp = post(&w.router(pass), "/validate", &Review::create_redis_ops(obj)).await;
     assert_allowed(&resp);
@@ -128,7 +129,7 @@ async fn rule4_shrink_and_equal_size_are_denied() {
     assert_denied(
         &validate(&w, &Review::create_redis_ops(redis_ops("rd", "1Gi"))).await,
         422,
-        "desired storage 1Gi must be greater than the current 1Gi (spec.storage of Redis demo/rd); volumes can \
+        "desired storage 1Gi must be greater than the current 1Gi (largest PVC data-rd-shard0-0); volumes can \
          only grow, so ask for more than 1Gi",
     );
     // A PVC already larger than spec.storage sets the bar.
@@ -297,7 +298,7 @@ async fn rule10_second_request_is_allowed_with_a_queue_warning() {
 }
 
 #[tokio::test]
-async fn database_storage_shrink_is_denied_and_growth_allowed() {
+async fn database_storage_shrink_is_denied_and_growth_judged() {
     let w = World::standard();
     let old = redis("rd", "Durable", "fast", "1Gi");
     let mut review = Review::new("Redis", "UPDATE", Some(redis("rd", "Durable", "fast", "512Mi")));
@@ -308,9 +309,17 @@ async fn database_storage_shrink_is_denied_and_growth_allowed() {
         "spec.storage.resources.requests.storage of Redis demo/rd cannot shrink from 1Gi to 512Mi: volumes can \
          only grow; to grow them, create a RedisOpsRequest with spec.type VolumeExpansion",
     );
+    // Growth by an edit grows no volume: denied by default, judged by the rules within policy
+    // (tests/tenant.rs has the details).
     let mut review = Review::new("Redis", "UPDATE", Some(redis("rd", "Durable", "fast", "2Gi")));
     review.old_object = Some(old);
-    assert_allowed(&validate(&w, &review).await);
+    let resp = validate(&w, &review).await;
+    assert_eq!(resp["status"]["code"], 403, "{resp}");
+    let within = RuleOptions {
+        direct_growth: volops_shared::facts::DirectGrowth::WithinPolicy,
+        ..RuleOptions::default()
+    };
+    assert_allowed(&post(&w.router(within), "/validate", &review).await);
 }
 
 #[tokio::test]
@@ -327,7 +336,7 @@ async fn zookeeper_requests_use_the_node_field() {
     assert_denied(
         &validate(&w, &review(zk("500Mi"))).await,
         422,
-        "desired storage 500Mi must be greater than the current 1Gi (spec.storage of ZooKeeper demo/zk); volumes \
-         can only grow, so ask for more than 1Gi",
+        "desired storage 500Mi must be greater than the current 1Gi (largest PVC zk-data-zk-0); volumes can only \
+         grow, so ask for more than 1Gi",
     );
 }

@@ -49,6 +49,11 @@ app.kubernetes.io/component: {{ .component }}
 {{- define "volops.controller.name" -}}{{ include "volops.fullname" . }}-controller{{- end -}}
 {{- define "volops.webhook.serviceName" -}}{{ include "volops.webhook.name" . }}{{- end -}}
 
+{{/* The controller's user as the API server names it: its ServiceAccount. */}}
+{{- define "volops.controller.username" -}}
+{{- printf "system:serviceaccount:%s:%s" .Release.Namespace (include "volops.controller.name" .) -}}
+{{- end -}}
+
 {{/* Secret with tls.crt / tls.key (and ca.crt) that the webhook pods mount at /tls. */}}
 {{- define "volops.webhook.tlsSecretName" -}}
 {{- if and (not .Values.certManager.enabled) .Values.tls.existingSecret -}}
@@ -146,6 +151,21 @@ namespaceSelector:
   {{- end }}
   matchExpressions:
     {{- toYaml $exprs | nindent 4 }}
+{{- end -}}
+
+{{/*
+matchConditions (GA in Kubernetes 1.30, beta and on by default since 1.28): the controller's own
+writes never go to the webhook, so it never needs it to go on or roll back; plus the hook's own
+conditions. Call with (dict "root" $ "extra" (list (dict "name" .. "expression" ..))).
+*/}}
+{{- define "volops.webhook.matchConditions" -}}
+matchConditions:
+  - name: exclude-volops-controller
+    expression: {{ printf "request.userInfo.username != '%s'" (include "volops.controller.username" .root) | quote }}
+  {{- range .extra }}
+  - name: {{ .name }}
+    expression: {{ .expression | quote }}
+  {{- end }}
 {{- end -}}
 
 {{/* Settings common to every webhook of both configurations. */}}

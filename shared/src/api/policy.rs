@@ -18,11 +18,56 @@ pub enum Enforcement {
     Warn,
 }
 
+/// A Kubernetes quantity without a sign (KubeDB's and apimachinery's pattern, positive only).
+const QUANTITY: &str = r"(\+)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?";
+
+fn max_size_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "nullable": true,
+        "x-kubernetes-int-or-string": true,
+        "pattern": format!("^{QUANTITY}$")
+    })
+}
+
 fn max_increase_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({
         "type": "string",
         "description": "Largest growth allowed in one request: a quantity (10Gi) or a percent of the current size (50%).",
-        "pattern": "^([0-9]+%|[+]?[0-9.]+([eEinumkKMGTP]*[-+]?[0-9]*))$"
+        "pattern": format!("^([0-9]{{1,9}}%|{QUANTITY})$")
+    })
+}
+
+/// `metav1.LabelSelector` with its operators as an enum: a typo such as `exists` is refused
+/// when the policy is written instead of selecting nothing.
+fn namespace_selector_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "description": "Namespaces the policy applies to; absent or empty selects every namespace.",
+        "nullable": true,
+        "type": "object",
+        "properties": {
+            "matchLabels": {
+                "description": "Labels a namespace must carry, each with the value given.",
+                "type": "object",
+                "additionalProperties": {"type": "string"}
+            },
+            "matchExpressions": {
+                "description": "Requirements a namespace's labels must meet; all of them (ANDed).",
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["key", "operator"],
+                    "properties": {
+                        "key": {"type": "string", "description": "The label key the requirement applies to."},
+                        "operator": {
+                            "type": "string",
+                            "enum": crate::selector::OPERATORS,
+                            "description": "In and NotIn need values; Exists and DoesNotExist take none."
+                        },
+                        "values": {"type": "array", "items": {"type": "string"}}
+                    }
+                }
+            }
+        }
     })
 }
 
@@ -45,9 +90,15 @@ fn max_increase_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
 pub struct VolumeExpansionPolicySpec {
     /// Namespaces the policy applies to; absent or empty selects every namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "namespace_selector_schema")]
     pub namespace_selector: Option<LabelSelector>,
-    /// Largest size a volume may be grown to.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Largest size a volume may be grown to (a number is read as bytes, as Kubernetes does).
+    #[serde(
+        default,
+        deserialize_with = "super::quantity_field::deserialize",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(schema_with = "max_size_schema")]
     pub max_size: Option<Quantity>,
     /// Largest growth in one request, a quantity or a percent of the current size.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,20 +1,27 @@
 //! The admission rules of DESIGN.md §4 as pure functions over [`Facts`]. The webhook turns a
 //! [`Verdict`] into an AdmissionResponse; the controller re-checks the same rules before it acts.
 
+mod annotations;
 mod database;
 mod immutable;
 mod policy;
+mod pvc;
 mod queue;
 mod quota;
 mod request;
 mod size;
 mod storage;
+mod timeout;
 
-pub use database::validate_database_update;
+pub use annotations::{OWNED_ANNOTATION_PREFIXES, is_owned_annotation, validate_owned_annotations};
+pub use database::{database_edit, validate_database_update};
 pub use immutable::validate_spec_unchanged;
+pub use policy::{policy_applies, policy_problems, validate_policy};
+pub use pvc::{PvcGrowth, pvc_database, validate_pvc_growth};
 pub use queue::{QueueDecision, decide_queue};
 pub use quota::quotas_need_namespace_pvcs;
 pub use size::{current_size, target_size};
+pub use timeout::validate_timeout;
 
 use std::cell::OnceCell;
 
@@ -36,6 +43,14 @@ pub enum Rule {
     Policy,
     Immutable,
     DatabaseShrink,
+    /// A volops-owned annotation written by someone other than the controller.
+    OwnedAnnotation,
+    /// `spec.timeout` is not a Go duration.
+    Timeout,
+    /// Storage growing outside an ops request where direct growth is denied.
+    DirectGrowth,
+    /// A VolumeExpansionPolicy volops cannot enforce.
+    InvalidPolicy,
 }
 
 impl Rule {
@@ -53,6 +68,10 @@ impl Rule {
             Self::Policy => "policy",
             Self::Immutable => "immutable",
             Self::DatabaseShrink => "database_shrink",
+            Self::OwnedAnnotation => "owned_annotation",
+            Self::Timeout => "timeout",
+            Self::DirectGrowth => "direct_growth",
+            Self::InvalidPolicy => "invalid_policy",
         }
     }
 }
@@ -192,6 +211,10 @@ pub fn plan_warnings(facts: &Facts) -> Vec<String> {
 #[cfg(test)]
 pub(crate) mod fixtures;
 #[cfg(test)]
+mod growth_tests;
+#[cfg(test)]
 mod instance_tests;
+#[cfg(test)]
+mod tenant_tests;
 #[cfg(test)]
 mod tests;

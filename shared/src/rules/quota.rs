@@ -34,16 +34,31 @@ fn charged(pvc: &PvcView) -> i128 {
 }
 
 /// Rule 7: for every quota on `requests.storage` or a class's `requests.storage`, the usage
-/// after growing the database's PVCs to the target stays within the hard limit. Sums are kept
-/// in nano-units; quantities are written out only for a denial.
+/// after growing the database's PVCs to the target stays within the hard limit.
 pub(crate) fn check_quotas(ctx: &Ctx<'_>) -> RuleResult {
     let facts = ctx.facts;
     let Some(target) = ctx.target.as_ref().map(Quantity::nanos) else {
         return Ok(Vec::new());
     };
-    let db_pvcs = ctx.db_pvcs();
-    let ns = &facts.request.namespace;
-    for quota in &facts.quotas {
+    judge(
+        &facts.request.namespace,
+        &facts.quotas,
+        &facts.namespace_pvcs,
+        ctx.db_pvcs(),
+        target,
+    )
+}
+
+/// Rule 7 for `growing` (PVCs of namespace `ns`, among `namespace_pvcs`) growing to `target`
+/// nano-units. Sums are kept in nano-units; quantities are written out only for a denial.
+pub(crate) fn judge(
+    ns: &str,
+    quotas: &[QuotaView],
+    namespace_pvcs: &[PvcView],
+    growing: &[&PvcView],
+    target: i128,
+) -> RuleResult {
+    for quota in quotas {
         for (resource, hard_text) in &quota.hard {
             let Some(class_filter) = storage_limit(resource) else {
                 continue;
@@ -52,13 +67,12 @@ pub(crate) fn check_quotas(ctx: &Ctx<'_>) -> RuleResult {
                 continue;
             };
             let counts = |p: &PvcView| class_filter.is_none_or(|c| p.storage_class.as_deref() == Some(c));
-            // The namespace's usage now, plus what growing the database's PVCs adds to it.
-            let used = facts
-                .namespace_pvcs
+            // The namespace's usage now, plus what growing the PVCs adds to it.
+            let used = namespace_pvcs
                 .iter()
                 .filter(|p| counts(p))
                 .fold(0i128, |sum, p| Quantity::add_nanos(sum, charged(p)));
-            let added = db_pvcs.iter().filter(|p| counts(p)).fold(0i128, |sum, p| {
+            let added = growing.iter().filter(|p| counts(p)).fold(0i128, |sum, p| {
                 let now = charged(p);
                 Quantity::add_nanos(sum, now.max(target) - now)
             });

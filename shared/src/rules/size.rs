@@ -39,31 +39,39 @@ impl Source<'_> {
 /// [`current_size`] over the database's PVCs `pvcs`: the first largest value and its source.
 pub(crate) fn current_in<'a>(facts: &'a Facts, pvcs: &[&'a PvcView]) -> Option<(Quantity, Source<'a>)> {
     let mut best: Option<(i128, &str, Source<'a>)> = None;
-    let mut offer = |nanos: Option<i128>, text: &'a str, source: Source<'a>| {
+    fn offer<'a>(
+        best: &mut Option<(i128, &'a str, Source<'a>)>,
+        nanos: Option<i128>,
+        text: &'a str,
+        source: Source<'a>,
+    ) {
         if let Some(n) = nanos
             && best.as_ref().is_none_or(|(b, _, _)| n > *b)
         {
-            best = Some((n, text, source));
+            *best = Some((n, text, source));
         }
-    };
-    if let Some(text) = facts
-        .database
-        .as_ref()
-        .and_then(|db| db.storage_request.as_deref())
-    {
-        offer(Quantity::nanos_of(text).ok(), text, Source::Database);
     }
     for &pvc in pvcs {
         for q in [&pvc.request, &pvc.capacity].into_iter().flatten() {
-            offer(q.nanos(), q.as_str(), Source::Pvc(pvc));
+            offer(&mut best, q.nanos(), q.as_str(), Source::Pvc(pvc));
         }
+    }
+    // The database's spec counts only before it has volumes: an edit of it grows nothing,
+    // so a spec raised past the volumes (the webhook bypassed) must not set the bar.
+    if best.is_none()
+        && let Some(text) = facts
+            .database
+            .as_ref()
+            .and_then(|db| db.storage_request.as_deref())
+    {
+        offer(&mut best, Quantity::nanos_of(text).ok(), text, Source::Database);
     }
     let (_, text, source) = best?;
     Quantity::parse(text).ok().map(|q| (q, source))
 }
 
-/// The current size and where it was found: the largest of the database's `spec.storage` and
-/// every PVC's request and capacity.
+/// The current size and where it was found: the largest request or capacity of the database's
+/// PVCs; its `spec.storage` while it has none.
 pub fn current_size(facts: &Facts) -> Option<(Quantity, String)> {
     let pvcs = facts.database_pvcs();
     current_in(facts, &pvcs).map(|(q, source)| (q, source.describe(facts)))

@@ -3,9 +3,7 @@
 use k8s_openapi::apimachinery::pkg::{api::resource::Quantity as K8sQuantity, apis::meta::v1::LabelSelector};
 use serde_json::json;
 
-use super::{
-    Rule, fixtures::*, plan_warnings, validate_create, validate_database_update, validate_spec_unchanged,
-};
+use super::{Rule, fixtures::*, plan_warnings, validate_create, validate_spec_unchanged};
 use crate::{
     api::{
         VolumeExpansionMode,
@@ -172,7 +170,7 @@ fn rule4_shrink_and_no_op_are_denied_while_pending() {
         denied(&f),
         (
             Rule::NotGrowing,
-            "desired storage 1Gi must be greater than the current 1Gi (spec.storage of Redis demo/rd); volumes can \
+            "desired storage 1Gi must be greater than the current 1Gi (largest PVC data-rd-shard0-0); volumes can \
              only grow, so ask for more than 1Gi"
                 .into()
         )
@@ -195,6 +193,31 @@ fn rule4_shrink_and_no_op_are_denied_while_pending() {
     let mut running = facts("1Gi");
     running.request.phase = Some("Progressing".into());
     allowed(&running);
+    // Before the database has volumes, its spec.storage is the current size.
+    let mut fresh = facts("1Gi");
+    fresh.namespace_pvcs.clear();
+    assert_eq!(
+        denied(&fresh).1,
+        "desired storage 1Gi must be greater than the current 1Gi (spec.storage of Redis demo/rd); volumes can \
+         only grow, so ask for more than 1Gi"
+    );
+}
+
+#[test]
+fn rule4_a_spec_raised_past_the_volumes_does_not_set_the_bar() {
+    // spec.storage edited to 500Ti while the webhook was bypassed: the volumes are still 1Gi,
+    // so growing them to 2Gi is growth, not a shrink.
+    let mut f = facts("2Gi");
+    if let Some(db) = f.database.as_mut() {
+        db.storage_request = Some("500Ti".into());
+    }
+    allowed(&f);
+    f.request.size = Some("1Gi".into());
+    assert!(
+        denied(&f)
+            .1
+            .contains("than the current 1Gi (largest PVC data-rd-shard0-0)")
+    );
 }
 
 #[test]
@@ -353,8 +376,8 @@ fn rule8_policy() {
     )];
     assert_eq!(
         denied(&f).1,
-        "VolumeExpansionPolicy \"steps\" denies this request: growing from 1Gi to 4Gi adds 3Gi, above its \
-         maxIncrease of 200% (2Gi); grow in smaller steps"
+        "VolumeExpansionPolicy \"steps\" denies this request: growing from 1Gi (largest PVC data-rd-shard0-0) to \
+         4Gi adds 3Gi, above its maxIncrease of 200% (2Gi); grow in smaller steps"
     );
     f.request.size = Some("3Gi".into());
     allowed(&f);
@@ -556,36 +579,6 @@ fn queue_decisions_follow_kubedb() {
     done.phase = None;
     done.database = Some("other".into());
     assert_eq!(decide_queue(&a, &[done]), QueueDecision::Run);
-}
-
-#[test]
-fn database_storage_cannot_shrink() {
-    let db = |size: &str| {
-        json!({"metadata": {"name": "rd", "namespace": "demo"},
-               "spec": {"storage": {"resources": {"requests": {"storage": size}}}, "replicas": 3}})
-    };
-    assert_eq!(
-        validate_database_update(DatabaseKind::Redis, &db("1Gi"), &db("2Gi")),
-        Ok(())
-    );
-    assert_eq!(
-        validate_database_update(DatabaseKind::Redis, &db("1Gi"), &db("1024Mi")),
-        Ok(())
-    );
-    let d = validate_database_update(DatabaseKind::ZooKeeper, &db("2Gi"), &db("1Gi")).unwrap_err();
-    assert_eq!(d.rule, Rule::DatabaseShrink);
-    assert_eq!(
-        d.message,
-        "spec.storage.resources.requests.storage of ZooKeeper demo/rd cannot shrink from 2Gi to 1Gi: volumes can only \
-         grow; to grow them, create a ZooKeeperOpsRequest with spec.type VolumeExpansion"
-    );
-    // Other edits pass.
-    let mut other = db("2Gi");
-    other["spec"]["replicas"] = json!(5);
-    assert_eq!(
-        validate_database_update(DatabaseKind::Redis, &db("2Gi"), &other),
-        Ok(())
-    );
 }
 
 #[test]

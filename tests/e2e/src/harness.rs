@@ -17,6 +17,7 @@ use volops_shared::DatabaseKind;
 use crate::apply::{self, FIELD_MANAGER};
 use crate::chart_config::{self, RELEASE_NS, SERVICE, Target};
 use crate::error::{Error, Result, io_ctx, kube_ctx};
+use crate::identity;
 use crate::webhook::Webhook;
 
 /// How to start a [`Harness`].
@@ -56,6 +57,8 @@ struct ControllerTask {
 pub struct Harness {
     sandbox: Sandbox,
     client: kube::Client,
+    /// What the controller runs as: its ServiceAccount, as in a cluster (see `identity`).
+    controller_client: kube::Client,
     webhook: Webhook,
     controller: Option<ControllerTask>,
     controller_metrics: Arc<Metrics>,
@@ -88,6 +91,7 @@ impl Harness {
         })
         .await?;
         let client = sandbox.client().await?;
+        let controller_client = identity::controller_client(&sandbox).await?;
         let dir = tempfile::tempdir().map_err(io_ctx("temporary directory"))?;
         let mut harness_ns = Namespace::default();
         harness_ns.metadata.name = Some(RELEASE_NS.to_owned());
@@ -114,6 +118,7 @@ impl Harness {
         let mut harness = Harness {
             sandbox,
             client,
+            controller_client,
             webhook,
             controller: None,
             controller_metrics: Arc::new(Metrics::default()),
@@ -144,8 +149,19 @@ impl Harness {
         apply::apply_all(&self.client, &objs).await.map(drop)
     }
 
+    /// The sandbox's admin client (`system:masters`), for setting up what a test needs.
     pub fn client(&self) -> kube::Client {
         self.client.clone()
+    }
+
+    /// The client the controller runs with: its ServiceAccount's user.
+    pub fn controller_client(&self) -> kube::Client {
+        self.controller_client.clone()
+    }
+
+    /// A client acting as the tests' tenant (`identity::TENANT`).
+    pub async fn tenant_client(&self) -> Result<kube::Client> {
+        identity::tenant_client(&self.sandbox, identity::TENANT).await
     }
 
     pub fn kubeconfig_path(&self) -> &Path {
@@ -174,8 +190,8 @@ impl Harness {
         self.controller.as_ref().is_some_and(|c| !c.task.is_finished())
     }
 
-    /// Starts the controller in-process (KubeDB pause handshake, no leader election). A
-    /// no-op if it is running.
+    /// Starts the controller in-process as its ServiceAccount (KubeDB pause handshake, no
+    /// leader election). A no-op if it is running.
     pub fn start_controller(&mut self) {
         if self.controller_running() {
             return;
@@ -186,7 +202,7 @@ impl Harness {
             ..volops_controller::Config::default()
         };
         let task = tokio::spawn(volops_controller::run_with_metrics(
-            self.client.clone(),
+            self.controller_client.clone(),
             config,
             self.controller_metrics.clone(),
             async move {

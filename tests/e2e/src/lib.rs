@@ -15,6 +15,7 @@ pub mod chart_config;
 pub mod demo;
 pub mod error;
 pub mod harness;
+pub mod identity;
 pub mod standins;
 pub mod track;
 pub mod wait;

@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::chart_config::{RELEASE_NS, SERVICE};
 use crate::error::{Error, Result, io_ctx};
+use crate::identity::controller_username;
 
 /// A running webhook and the CA its serving certificate chains to.
 pub struct Webhook {
@@ -40,6 +41,8 @@ impl Webhook {
         let mut config = volops_webhook::Config::new(cert, key);
         config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
         config.probe_listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        // As the chart starts it: the controller's user is known (--controller-username).
+        config.options.controller_username = Some(controller_username().into());
         let token = CancellationToken::new();
         let running = volops_webhook::start(config, client, token.clone()).await?;
         Ok(Webhook {

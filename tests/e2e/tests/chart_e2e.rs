@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use base64::Engine;
 use kube::api::DynamicObject;
 use serde_json::Value;
-use volops_e2e::chart_config::{MUTATE_OPS, Target, VALIDATE_OPS, webhook_configurations};
+use volops_e2e::chart_config::{
+    MUTATE_OPS, Target, VALIDATE_DBS, VALIDATE_OPS, VALIDATE_POLICIES, VALIDATE_PVCS, webhook_configurations,
+};
 use volops_e2e::wait::{at, wait_final, wait_ready};
 use volops_e2e::{Error, Harness, HarnessOptions, Result, apply, repo_root, standins};
 use volops_shared::DatabaseKind;
@@ -191,8 +193,28 @@ async fn chart_rendered_configs_admit_and_an_expansion_succeeds() -> Result<()> 
         .map_err(|e| Error::Invalid(e.to_string()))?;
     assert_eq!(at(&db, "/spec/storage/resources/requests/storage"), Some("2Gi"));
 
-    // Every path and rule was used: CREATE mutated and validated, the controller's status
-    // updates (rules include /status) and its database update validated and allowed.
+    // Every webhook of the rendered configurations reaches the binary: CREATE mutated and
+    // validated above; an edit of the request, of a PVC's size and a policy below. (The
+    // controller's own writes are skipped by the matchConditions where the API server
+    // evaluates them, so they are not counted on.)
+    let pq = kube::api::PatchParams::default();
+    let note = serde_json::json!({"metadata": {"annotations": {"example.com/note": "seen"}}});
+    ops.patch("rd-online-volume-expansion", &pq, &kube::api::Patch::Merge(&note))
+        .await
+        .map_err(|e| Error::Invalid(e.to_string()))?;
+    let pvcs: kube::Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> =
+        kube::Api::namespaced(client.clone(), "demo");
+    let grow = serde_json::json!({"spec": {"resources": {"requests": {"storage": "50Gi"}}}});
+    let direct = pvcs
+        .patch("data-sample-redis-shard0-0", &pq, &kube::api::Patch::Merge(&grow))
+        .await;
+    assert!(
+        direct
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("--direct-growth deny")),
+        "{direct:?}"
+    );
+    h.apply_file(&examples.join("policy.yaml")).await?;
     let metrics = h.webhook().metrics().await?;
     for (series, what) in [
         (
@@ -205,11 +227,19 @@ async fn chart_rendered_configs_admit_and_an_expansion_succeeds() -> Result<()> 
         ),
         (
             r#"volops_webhook_admission_requests_total{endpoint="validate",kind="RedisOpsRequest",operation="UPDATE",allowed="true"}"#,
-            "status updates",
+            "an edit of the request",
         ),
         (
-            r#"volops_webhook_admission_requests_total{endpoint="validate",kind="Redis",operation="UPDATE",allowed="true"}"#,
-            "database update",
+            r#"volops_webhook_admission_requests_total{endpoint="validate",kind="Redis",operation="UPDATE",allowed="false"}"#,
+            VALIDATE_DBS,
+        ),
+        (
+            r#"volops_webhook_admission_requests_total{endpoint="validate",kind="PersistentVolumeClaim",operation="UPDATE",allowed="false"}"#,
+            VALIDATE_PVCS,
+        ),
+        (
+            r#"volops_webhook_admission_requests_total{endpoint="validate",kind="VolumeExpansionPolicy",operation="CREATE",allowed="true"}"#,
+            VALIDATE_POLICIES,
         ),
     ] {
         assert!(

@@ -1,7 +1,9 @@
 //! The webhook unavailable. With failurePolicy Fail the API server refuses an ops request when
-//! the webhook cannot be reached (nothing stored); and a request that breaks a rule, created
+//! the webhook cannot be reached (nothing stored); a request that breaks a rule, created
 //! while no webhook was registered, is still refused by the controller (it re-checks the rules
-//! at Admit) without pausing the database or touching a PVC or workload.
+//! at Admit) without pausing the database or touching a PVC or workload; and (issue 18,
+//! finding 3) the controller never needs the webhook: down after the orphan step, it still
+//! finishes one request and rolls another back.
 
 #![allow(clippy::unwrap_used)] // test code: helpers outside #[test] fns
 
@@ -222,5 +224,139 @@ async fn the_controller_refuses_a_shrink_that_bypassed_the_webhook() {
         &h.databases(DatabaseKind::Redis, NS).get(DB).await.unwrap()
     ));
     assert_eq!(before, after, "PVCs, workloads, pods or the database changed");
+    h.shutdown().await.unwrap();
+}
+
+/// Issue 18 finding 3: the controller never depends on the webhook. The webhook goes down
+/// (failurePolicy Fail) once both requests have orphaned their StatefulSets, the most dangerous
+/// state; the controller still carries one to Successful and rolls the failing other one back,
+/// and both databases end resumed with their StatefulSets back and no finalizer left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finding3_the_controller_finishes_and_rolls_back_with_the_webhook_down() {
+    let mut h = Harness::start(HarnessOptions {
+        start_controller: false,
+        ..HarnessOptions::default()
+    })
+    .await
+    .unwrap();
+    for f in ["namespace.yaml", "storageclasses.yaml"] {
+        h.apply_file(&repo_root().join("examples").join(f)).await.unwrap();
+    }
+    // Slow resizes keep the requests in Expand long after the switch below.
+    h.apply_yaml(
+        "apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata: {name: slow-online}\nprovisioner: \
+         sandbox.volops.dev/csi\nallowVolumeExpansion: true\nparameters: {sandbox.volops.dev/resize-mode: online, \
+         sandbox.volops.dev/resize-delay-ms: \"700\"}\n---\napiVersion: storage.k8s.io/v1\nkind: StorageClass\n\
+         metadata: {name: resize-fails}\nprovisioner: sandbox.volops.dev/csi\nallowVolumeExpansion: true\n\
+         parameters: {sandbox.volops.dev/resize-mode: fail, sandbox.volops.dev/resize-delay-ms: \"700\"}\n",
+    )
+    .await
+    .unwrap();
+    let example = std::fs::read_to_string(repo_root().join("examples/redis-standalone.yaml")).unwrap();
+    for (db, class) in [("rd-ok", "slow-online"), ("rd-fail", "resize-fails")] {
+        let yaml = example
+            .replace("name: redis-standalone", &format!("name: {db}"))
+            .replace("topolvm-provisioner", class);
+        h.apply_yaml(&yaml).await.unwrap();
+    }
+    let dbs = h.databases(DatabaseKind::Redis, NS);
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(h.client(), NS);
+    for db in ["rd-ok", "rd-fail"] {
+        wait_ready(&dbs, db, h.timeout()).await.unwrap();
+        wait_for(
+            &pvcs,
+            &format!("data-{db}-0"),
+            "PVC Bound",
+            h.timeout(),
+            |p: &PersistentVolumeClaim| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound"),
+        )
+        .await
+        .unwrap();
+    }
+    h.webhook()
+        .wait_cache("persistentvolumeclaims", 2, h.timeout())
+        .await
+        .unwrap();
+
+    h.start_controller();
+    let tenant_ops: Api<DynamicObject> = Api::namespaced_with(
+        h.tenant_client().await.unwrap(),
+        NS,
+        &volops_webhook::caches::ops_resource(DatabaseKind::Redis),
+    );
+    let request = |name: &str, db: &str| {
+        let mut r = grow_request(name, "2Gi");
+        r.data["spec"]["databaseRef"]["name"] = json!(db);
+        r
+    };
+    for (name, db) in [("grow-ok", "rd-ok"), ("grow-fail", "rd-fail")] {
+        tenant_ops
+            .create(&PostParams::default(), &request(name, db))
+            .await
+            .unwrap();
+    }
+    let ops = h.ops_requests(DatabaseKind::Redis, NS);
+    let orphaned = |o: &DynamicObject| {
+        o.data["status"]["conditions"].as_array().is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c["type"] == "OrphanStatefulSetPods" && c["status"] == "True")
+        })
+    };
+    for name in ["grow-ok", "grow-fail"] {
+        let o = wait_for(&ops, name, "StatefulSet orphaned", h.timeout(), orphaned)
+            .await
+            .unwrap();
+        assert!(phase(&o) == Some("Progressing"), "{:#}", o.data["status"]);
+    }
+
+    // The webhook goes away: nothing answers behind its Service.
+    let dead = dead_address();
+    h.sandbox()
+        .set_service_resolver(Arc::new(move |_: &str, _: &str, _: u16| Some(dead)));
+    let down = tenant_ops
+        .create(&PostParams::default(), &request("while-down", "rd-ok"))
+        .await
+        .expect_err("the webhook is down");
+    assert!(down.to_string().contains("failed calling webhook"), "{down}");
+    // ... while a write of the controller's own user never goes to it.
+    let probe = json!({"metadata": {"labels": {"example.com/probe": "controller"}}});
+    let own = Api::<DynamicObject>::namespaced_with(
+        h.controller_client(),
+        NS,
+        &volops_webhook::caches::ops_resource(DatabaseKind::Redis),
+    )
+    .patch("grow-ok", &Default::default(), &kube::api::Patch::Merge(&probe))
+    .await;
+    assert!(
+        own.is_ok(),
+        "the API server sent the controller's own write to the webhook (are the configuration's \
+         matchConditions evaluated?): {own:?}"
+    );
+
+    let ok = wait_final(&ops, "grow-ok", h.timeout()).await.unwrap();
+    let failed = wait_final(&ops, "grow-fail", h.timeout()).await.unwrap();
+    println!(
+        "webhook down after the orphan step: grow-ok {:?}, grow-fail {:?} ({})",
+        phase(&ok),
+        phase(&failed),
+        failed.data["status"]["conditions"]
+    );
+    assert_eq!(phase(&ok), Some("Successful"), "{:#}", ok.data["status"]);
+    assert_eq!(phase(&failed), Some("Failed"), "{:#}", failed.data["status"]);
+    let sts: Api<StatefulSet> = Api::namespaced(h.client(), NS);
+    for db in ["rd-ok", "rd-fail"] {
+        let d = dbs.get(db).await.unwrap();
+        let paused_now = d.data["status"]["conditions"]
+            .as_array()
+            .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Paused" && c["status"] == "True"));
+        assert!(!paused_now, "{db} left paused: {:#}", d.data["status"]);
+        assert!(
+            sts.get_opt(db).await.unwrap().is_some(),
+            "StatefulSet {db} not recreated"
+        );
+    }
+    let grown = pvcs.get("data-rd-ok-0").await.unwrap();
+    let capacity = grown.status.and_then(|s| s.capacity).unwrap_or_default();
+    assert_eq!(capacity.get("storage").map(|q| q.0.as_str()), Some("2Gi"));
     h.shutdown().await.unwrap();
 }

@@ -169,12 +169,15 @@ pub struct Review {
     pub object: Option<Value>,
     pub old_object: Option<Value>,
     pub dry_run: bool,
+    /// `userInfo.username` (the tests' tenant unless set).
+    pub username: &'static str,
 }
 
 impl Review {
     pub fn new(kind: &'static str, operation: &'static str, object: Option<Value>) -> Self {
         let (group, version) = match kind {
             "RedisOpsRequest" | "ZooKeeperOpsRequest" => ("ops.kubedb.com", "v1alpha1"),
+            "VolumeExpansionPolicy" => ("volops.dev", "v1alpha1"),
             "Redis" => ("kubedb.com", "v1"),
             "ZooKeeper" => ("kubedb.com", "v1alpha2"),
             _ => ("", "v1"),
@@ -189,6 +192,7 @@ impl Review {
             object,
             old_object: None,
             dry_run: false,
+            username: "alice",
         }
     }
 
@@ -209,7 +213,7 @@ impl Review {
             "kind": {"group": self.group, "version": self.version, "kind": self.kind},
             "resource": {"group": self.group, "version": self.version, "resource": self.kind.to_lowercase()},
             "name": name, "namespace": "demo", "operation": self.operation,
-            "userInfo": {"username": "alice", "groups": ["system:authenticated"]},
+            "userInfo": {"username": self.username, "groups": ["system:authenticated"]},
             "object": self.object, "oldObject": self.old_object, "dryRun": self.dry_run,
         });
         if let Some(s) = self.sub_resource {

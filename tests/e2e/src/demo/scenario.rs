@@ -6,14 +6,16 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::ResourceExt;
-use kube::api::{Api, ListParams};
+use kube::api::{Api, DynamicObject, ListParams};
 use volops_shared::DatabaseKind;
+use volops_shared::descriptor::workloads;
+use volops_shared::facts::DatabaseView;
 
 use super::follow::{capacity, follow, pvc_selector};
 use super::{Denial, Expansion, Output, PvcRow, denials};
 use crate::Harness;
 use crate::error::{Error, Result, kube_ctx};
-use crate::wait::wait_ready;
+use crate::wait::{wait_for, wait_ready};
 
 const NS: &str = "demo";
 const REDIS: &str = "sample-redis";
@@ -50,6 +52,23 @@ async fn capacities(h: &Harness, db: &str) -> Result<BTreeMap<String, String>> {
         .collect())
 }
 
+/// Waits until every PVC of `db` has its capacity: the simulated kubelet starts pods without
+/// waiting for their claims, so a Ready database may still have a claim being bound.
+async fn wait_bound(h: &Harness, kind: DatabaseKind, db: &DynamicObject, timeout: Duration) -> Result<()> {
+    let json = serde_json::to_value(db).map_err(|source| Error::Json {
+        context: "database".into(),
+        source,
+    })?;
+    let view = DatabaseView::from_json(kind, &json);
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(h.client(), NS);
+    for workload in workloads(kind, &view.name, &view.topology) {
+        for pvc in workload.pvcs() {
+            wait_for(&pvcs, &pvc, "PVC bound", timeout, |p| capacity(p).is_some()).await?;
+        }
+    }
+    Ok(())
+}
+
 /// Applies `examples` (namespace, storage classes, the Redis cluster, the ZooKeeper), shows
 /// the denials, runs both expansions at once and returns what happened. `timeout` bounds
 /// each wait.
@@ -79,8 +98,8 @@ pub async fn run_scenario(h: &Harness, examples: &Path, out: &Output, timeout: D
         wait_ready(&redis, REDIS, timeout),
         wait_ready(&zookeeper, ZK, timeout)
     );
-    rd?;
-    zk?;
+    wait_bound(h, DatabaseKind::Redis, &rd?, timeout).await?;
+    wait_bound(h, DatabaseKind::ZooKeeper, &zk?, timeout).await?;
     let before_rd = capacities(h, REDIS).await?;
     let before_zk = capacities(h, ZK).await?;
     out.line(format!(
