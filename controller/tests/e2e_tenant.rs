@@ -419,3 +419,62 @@ async fn a_request_deleted_without_its_finalizer_is_still_cleaned_up() {
     pods.get("rd-0").await.expect("the pod kept running");
     sb.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_a_tenant_puts_in_place_of_the_database_s_is_never_deleted() {
+    let (sb, admin) = sandbox().await;
+    // Offline, each resize step 1 s: the tenant's swap of the last pod lands long before the
+    // controller gets to it.
+    setup(&admin, "team", "slow", "offline").await;
+    storage_class(&admin, "slower", "offline", 1000).await;
+    let tenant = tenant_client(&sb).await;
+    database(&tenant, "team", "ZooKeeper", "zk", "slower").await;
+    let (stop, task) = start_controller(controller_client(&sb).await, Arc::new(Metrics::default()));
+    let ops = ops_api(&tenant, "team", "ZooKeeperOpsRequest");
+    ops.create(
+        &PostParams::default(),
+        &ops_request("ZooKeeperOpsRequest", "grow", "zk", "Offline", "2Gi", json!({})),
+    )
+    .await
+    .expect("ops request created");
+    wait_for(&ops, "grow", "workloads orphaned", |r| {
+        has_condition(r, "OrphanPetSetPods")
+    })
+    .await;
+    // The database's pod zk-2 (orphaned now) is replaced by one of the tenant's own.
+    let pods: Api<Pod> = Api::namespaced(tenant.clone(), "team");
+    pods.delete("zk-2", &Default::default())
+        .await
+        .expect("pod deleted");
+    let mine: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "zk-2", "namespace": "team"},
+        "spec": {"containers": [{"name": "mine", "image": "tenant/tool:1"}]}
+    }))
+    .unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    let mine = loop {
+        match pods.create(&PostParams::default(), &mine).await {
+            Ok(p) => break p,
+            Err(e) => {
+                assert!(std::time::Instant::now() < deadline, "{e}");
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+    };
+    let done = wait_final(&ops, "grow").await;
+    let still = pods.get_opt("zk-2").await.unwrap();
+    let _ = stop.send(());
+    task.await.unwrap();
+    let failed = condition_message(&done, "Failed");
+    assert_eq!(at(&done, "/status/phase"), Some("Failed"), "{failed}");
+    assert!(
+        failed.contains("pod team/zk-2") && failed.contains("refusing to delete it"),
+        "{failed}"
+    );
+    assert_eq!(
+        still.and_then(|p| p.uid()),
+        mine.uid(),
+        "the tenant's pod was never deleted"
+    );
+    sb.shutdown().await.unwrap();
+}
