@@ -334,6 +334,12 @@ async fn a_database_named_after_another_teams_statefulset_never_touches_it() {
         p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound")
     })
     .await;
+    // Ready before the tenant's database appears: the provisioner judges that database's phase
+    // from this StatefulSet, and no event of a StatefulSet it does not own wakes it again.
+    wait_for(&sets, "cache", "team B's StatefulSet Ready", |s| {
+        s.status.as_ref().and_then(|s| s.ready_replicas) == Some(1)
+    })
+    .await;
 
     // The tenant names a database after it and asks to grow it.
     let tenant = tenant_client(&sb).await;
