@@ -7,21 +7,26 @@ pub mod context;
 pub mod controller;
 pub mod decide;
 pub mod error;
+pub mod forged;
 pub mod leader;
 pub mod manifest;
 pub mod metrics;
 pub mod ops;
+pub mod ownership;
 pub mod probes;
 pub mod pvc;
 pub mod reconcile;
 pub mod saved;
+pub mod saved_store;
 pub mod steps;
+pub mod sweep;
 
 use std::{
     future::Future,
     net::SocketAddr,
     num::NonZeroUsize,
     sync::{Arc, atomic::AtomicBool},
+    time::Duration,
 };
 
 pub use error::{Error, Result};
@@ -63,7 +68,15 @@ pub struct Config {
     /// Online mode: at most this many PVCs of one request patched but not yet grown at a time
     /// (`None`: all at once; `Some(1)` is KubeDB's one-by-one).
     pub pvc_parallelism: Option<NonZeroUsize>,
+    /// The controller's own namespace, where it keeps each request's saved state (one Secret
+    /// per request; tenants cannot write there). `--state-namespace`, in a pod `POD_NAMESPACE`.
+    pub state_namespace: String,
+    /// How often saved states whose request is gone are looked for and cleaned up.
+    pub sweep_interval: Duration,
 }
+
+/// The chart's release namespace.
+pub const DEFAULT_STATE_NAMESPACE: &str = "volops-system";
 
 impl Default for Config {
     fn default() -> Self {
@@ -73,6 +86,8 @@ impl Default for Config {
             probe_listen: None,
             identity: format!("volops-controller-{}", std::process::id()),
             pvc_parallelism: None,
+            state_namespace: DEFAULT_STATE_NAMESPACE.to_owned(),
+            sweep_interval: Duration::from_secs(60),
         }
     }
 }
@@ -154,10 +169,11 @@ async fn run_controllers(ctx: Arc<context::Ctx>, stop: impl Future<Output = ()> 
         }
     };
     let redis = controller::run_kind::<RedisOpsRequest>(ctx.clone(), stopped(rx.clone()));
-    let zookeeper = controller::run_kind::<ZooKeeperOpsRequest>(ctx, stopped(rx));
+    let zookeeper = controller::run_kind::<ZooKeeperOpsRequest>(ctx.clone(), stopped(rx.clone()));
+    let sweep = sweep::run(ctx, stopped(rx));
     let trigger = async move {
         stop.await;
         let _ = tx.send(true);
     };
-    futures::join!(redis, zookeeper, trigger, caches);
+    futures::join!(redis, zookeeper, trigger, caches, sweep);
 }

@@ -1,5 +1,5 @@
 //! `volops-controller [--probe-listen A] [--pause-handshake kubedb|self] [--leader-election]
-//! [--lease-namespace NS] [--log-format text|json] [--pvc-parallelism N]`.
+//! [--lease-namespace NS] [--log-format text|json] [--pvc-parallelism N] [--state-namespace NS]`.
 
 use std::net::SocketAddr;
 
@@ -48,6 +48,9 @@ struct Args {
     /// Online mode: at most N PVCs of one request resizing at a time (0 = all at once).
     #[arg(long, default_value_t = 0)]
     pvc_parallelism: usize,
+    /// The controller's own namespace: each request's saved state is a Secret there.
+    #[arg(long, env = "POD_NAMESPACE", default_value = volops_controller::DEFAULT_STATE_NAMESPACE)]
+    state_namespace: String,
 }
 
 fn init_logs(format: LogFormat) {
@@ -100,6 +103,8 @@ async fn main() -> std::process::ExitCode {
         probe_listen: Some(args.probe_listen),
         identity,
         pvc_parallelism: std::num::NonZeroUsize::new(args.pvc_parallelism),
+        state_namespace: args.state_namespace.clone(),
+        ..Config::default()
     };
     let client = match kube::Client::try_default().await {
         Ok(c) => c,

@@ -2,51 +2,6 @@
 //! how a saved workload is turned back into one to create with a new claim size.
 
 use serde_json::{Map, Value, json};
-use volops_shared::WorkloadKind;
-
-/// Kubernetes allows at most 63 characters in the name part of an annotation key.
-const KEY_NAME_MAX: usize = 63;
-
-/// `volops.dev/<head><name>`. Where that name part would pass 63 characters (long database
-/// names), the object's name is cut and a hash of the whole name keeps the key unique.
-fn bounded_key(head: &str, name: &str) -> String {
-    if head.len() + name.len() <= KEY_NAME_MAX {
-        return format!("volops.dev/{head}{name}");
-    }
-    let hash = format!("{:016x}", fnv1a(name));
-    let keep = KEY_NAME_MAX.saturating_sub(head.len() + 1 + hash.len());
-    let cut: String = name.chars().take(keep).collect();
-    format!("volops.dev/{head}{cut}-{hash}")
-}
-
-/// FNV-1a, 64 bits: stable across Rust versions and processes (a key written by one
-/// controller is looked up by the next).
-fn fnv1a(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
-}
-
-/// Annotation on the ops request that holds a workload's manifest while it is orphan-deleted
-/// (the manifest carries the workload's name; the key may hold only part of it).
-pub fn workload_key(kind: WorkloadKind, name: &str) -> String {
-    bounded_key(&format!("workload.{}.", kind.kind().to_ascii_lowercase()), name)
-}
-
-/// Annotation on the ops request that holds the UID of a pod Offline mode is about to delete,
-/// so a restarted controller can tell the old pod (delete it) from the recreated one (keep it).
-pub fn pod_uid_key(pod: &str) -> String {
-    bounded_key("pod-uid.", pod)
-}
-
-/// The kind of workload a saved-manifest annotation key holds, if it is one.
-pub fn saved_workload_kind(key: &str) -> Option<WorkloadKind> {
-    let rest = key.strip_prefix("volops.dev/workload.")?;
-    let (kind, _) = rest.split_once('.')?;
-    [WorkloadKind::StatefulSet, WorkloadKind::PetSet]
-        .into_iter()
-        .find(|k| k.kind().eq_ignore_ascii_case(kind))
-}
 
 const KEPT_METADATA: [&str; 6] = [
     "name",
@@ -102,7 +57,7 @@ pub fn strip_workload(obj: &Value) -> Value {
     out
 }
 
-/// A pod as KubeDB saves it in `volumeexpansion.ops.kubedb.com/<pod>` (KUBEDB.md §3.3 5.1).
+/// A pod as KubeDB saves it before taking it down (KUBEDB.md §3.3 5.1).
 pub fn strip_pod(obj: &Value) -> Value {
     strip(obj)
 }
@@ -234,40 +189,5 @@ mod tests {
                     "annotations": {"c": "d"}, "finalizers": ["f"]},
                 "spec": {"containers": [{"name": "zk", "image": "zk"}]}})
         );
-    }
-
-    #[test]
-    fn workload_keys_round_trip() {
-        let k = workload_key(WorkloadKind::PetSet, "zk");
-        assert_eq!(k, "volops.dev/workload.petset.zk");
-        assert_eq!(saved_workload_kind(&k), Some(WorkloadKind::PetSet));
-        let k = workload_key(WorkloadKind::StatefulSet, "rd-shard1");
-        assert_eq!(k, "volops.dev/workload.statefulset.rd-shard1");
-        assert_eq!(saved_workload_kind(&k), Some(WorkloadKind::StatefulSet));
-        assert_eq!(saved_workload_kind("volops.dev/pod-uid.zk-0"), None);
-        assert_eq!(pod_uid_key("zk-0"), "volops.dev/pod-uid.zk-0");
-    }
-
-    #[test]
-    fn keys_of_long_names_stay_within_63_characters_and_apart() {
-        let long = "a-database-name-that-is-long-enough-to-matter-shard1";
-        let other = "a-database-name-that-is-long-enough-to-matter-shard2";
-        for kind in [WorkloadKind::StatefulSet, WorkloadKind::PetSet] {
-            let (k, k2) = (workload_key(kind, long), workload_key(kind, other));
-            let name_part = k.strip_prefix("volops.dev/").unwrap_or_default();
-            assert!(name_part.len() <= 63, "{k}");
-            assert_ne!(k, k2);
-            assert_eq!(workload_key(kind, long), k, "the same name gives the same key");
-            assert_eq!(saved_workload_kind(&k), Some(kind));
-        }
-        let pod = format!("{long}-0");
-        let k = pod_uid_key(&pod);
-        assert!(k.len() - "volops.dev/".len() <= 63, "{k}");
-        assert!(k.starts_with("volops.dev/pod-uid.a-database-name"), "{k}");
-        // Exactly 63 still fits unchanged.
-        let fits = "p".repeat(63 - "pod-uid.".len());
-        assert_eq!(pod_uid_key(&fits), format!("volops.dev/pod-uid.{fits}"));
-        assert_eq!(fnv1a(""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(fnv1a("a"), 0xaf63_dc4c_8601_ec8c);
     }
 }

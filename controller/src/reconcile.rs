@@ -1,5 +1,6 @@
-//! One reconcile: fetch the request -> decide the next step from its conditions (pure) -> do
-//! that step (idempotent) -> record its condition on `/status` -> requeue.
+//! One reconcile: fetch the request -> decide the next step from its conditions (pure) -> check
+//! it is still the request and database admitted -> do that step (idempotent) -> record its
+//! condition on `/status` -> requeue.
 
 use std::{sync::Arc, time::Duration};
 
@@ -24,9 +25,15 @@ use crate::{
     context::Ctx,
     decide::{Step, next_step, step_started, step_timed_out, time},
     error::{Error, KubeContext, Result},
+    forged,
     metrics::{ErrorLabels, PhaseLabels, StepLabels},
     ops::OpsRequest,
-    steps::{self, Job, Outcome},
+    saved::Retries,
+    saved_store,
+    steps::{
+        self, Job, Outcome,
+        cleanup::{Problem, Verdict},
+    },
 };
 
 /// Finalizer that makes a deletion mid-way run the cleanup first.
@@ -34,8 +41,10 @@ pub const FINALIZER: &str = "volops.dev/cleanup";
 /// Delay before the step after a finished one: none, as every reconcile reads the request fresh
 /// (a delay here is paid once per step by every request).
 const NEXT_STEP: Duration = Duration::ZERO;
-/// Annotation counting a step's non-transient errors against `maxRetries`.
-pub const RETRIES_KEY: &str = "volops.dev/retries";
+/// The condition that names what the cleanup could not restore.
+pub const RESTORE_FAILED: &str = "RestoreFailed";
+/// At most this many objects are named in the RestoreFailed condition.
+const NAMED_PROBLEMS: usize = 10;
 
 /// The ops request read from the API server (None when it is gone).
 async fn read_request<R: OpsRequest>(ctx: &Ctx, ns: &str, name: &str) -> Result<Option<Arc<R>>> {
@@ -82,24 +91,35 @@ pub async fn reconcile<R: OpsRequest>(obj: Arc<R>, ctx: Arc<Ctx>) -> Result<Acti
     };
     let mut job = Job::from_request(fresh.as_ref())?;
     if job.deleting {
-        return on_delete(&ctx, &mut job).await;
+        return finish(&ctx, &mut job).await;
     }
     let step = next_step(Some(&job.status));
+    if step == Step::Done {
+        let action = finish(&ctx, &mut job).await?;
+        versions.forget(R::KIND, &ns, &name);
+        return Ok(action);
+    }
     if step == Step::Admit {
         job.with_raw(fresh.as_ref())?;
-    }
-    if step == Step::Done {
-        finish(&ctx, &mut job).await?;
-        versions.forget(R::KIND, &ns, &name);
-        return Ok(Action::await_change());
     }
     if !job.finalizers.iter().any(|f| f == FINALIZER) {
         add_finalizer(&ctx, &mut job).await?;
     }
-    let timeout = match job.timeout.as_deref().map(duration::parse).transpose() {
-        Ok(t) => t,
-        Err(e) => return fail(&ctx, &mut job, step, e.to_string()).await,
+    report_ignored_annotations(&ctx, &mut job).await?;
+    // A timeout that is not a Go duration fails the request once; the cleanup needs none.
+    let timeout = match (step, job.timeout.as_deref().map(duration::parse).transpose()) {
+        (Step::Cleanup, _) => None,
+        (_, Ok(t)) => t,
+        (_, Err(e)) => return fail(&ctx, &mut job, step, format!("spec.timeout: {e}")).await,
     };
+    if step == Step::Cleanup {
+        job.load_saved(&ctx).await?;
+    } else if step != Step::Admit {
+        job.load_saved(&ctx).await?;
+        if let Some(reason) = steps::guard::check(&ctx, &job).await? {
+            return fail(&ctx, &mut job, step, reason).await;
+        }
+    }
     if !matches!(step, Step::Admit | Step::Cleanup)
         && step_timed_out(&job.status.conditions, timeout, jiff::Timestamp::now())
     {
@@ -115,7 +135,8 @@ pub async fn reconcile<R: OpsRequest>(obj: Arc<R>, ctx: Arc<Ctx>) -> Result<Acti
     debug!(request = %job.describe(), step = step.label(), "reconcile");
     let outcome = match run_step(&ctx, &mut job, step).await {
         Ok(o) => o,
-        Err(e) if e.is_transient() => return Err(e),
+        // The cleanup is bounded on its own (steps::cleanup); its errors are only retried.
+        Err(e) if e.is_transient() || step == Step::Cleanup => return Err(e),
         Err(e) => return count_retry(&ctx, &mut job, step, e).await,
     };
     apply(&ctx, &mut job, step, outcome, timeout).await
@@ -139,16 +160,11 @@ async fn run_step(ctx: &Ctx, job: &mut Job, step: Step) -> Result<Outcome> {
         }),
         // A request resumed by an earlier version, which wrote the phase on its own.
         Step::Succeed => Ok(Outcome::Done(vec![successful(job)])),
-        Step::Cleanup => {
-            if steps::cleanup::run(ctx, job).await? {
-                finish_failed(ctx, job).await
-            } else {
-                Ok(Outcome::wait(
-                    "cleanup waits for a pod to go away or a claim to finish its controller-side resize",
-                    steps::SOON,
-                ))
-            }
-        }
+        Step::Cleanup => match steps::cleanup::pass(ctx, job).await? {
+            Verdict::Restored => finish_failed(ctx, job, Vec::new()).await,
+            Verdict::GaveUp(problems) => finish_failed(ctx, job, problems).await,
+            Verdict::Wait { reason, after } => Ok(Outcome::wait(format!("cleanup: {reason}"), after)),
+        },
         Step::Done => Ok(Outcome::Done(Vec::new())),
     }
 }
@@ -280,19 +296,67 @@ async fn fail(ctx: &Ctx, job: &mut Job, step: Step, reason: String) -> Result<Ac
     Ok(Action::requeue(Duration::from_millis(100)))
 }
 
-async fn finish_failed(ctx: &Ctx, job: &mut Job) -> Result<Outcome> {
+/// The cleanup is over: phase Failed (with what it could not restore, if anything) in one
+/// status write, one event per problem, then the saved state goes.
+async fn finish_failed(ctx: &Ctx, job: &mut Job, problems: Vec<Problem>) -> Result<Outcome> {
     let mut status = job.status.clone();
     status.phase = Some(OpsRequestPhase::Failed);
+    if let Some(cond) = restore_failed(job, &problems) {
+        c::set(&mut status.conditions, cond);
+    }
     job.write_status(ctx, status).await?;
     count_phase(ctx, job);
-    publish(
-        ctx,
-        job,
-        EventType::Normal,
-        "Cleanup",
-        "workloads and pods restored, database resumed".into(),
-    );
+    publish_problems(ctx, job, &problems);
+    if problems.is_empty() {
+        publish(
+            ctx,
+            job,
+            EventType::Normal,
+            "Cleanup",
+            "workloads and pods restored, database resumed".into(),
+        );
+    }
+    if let Some(uid) = job.uid.clone() {
+        saved_store::delete(ctx, &uid).await?;
+        job.saved = None;
+    }
     Ok(Outcome::wait("failed", Duration::from_millis(100)))
+}
+
+/// The `RestoreFailed` condition naming what the cleanup could not restore (None for nothing).
+fn restore_failed(job: &Job, problems: &[Problem]) -> Option<Condition> {
+    if problems.is_empty() {
+        return None;
+    }
+    let mut message: Vec<String> = problems
+        .iter()
+        .take(NAMED_PROBLEMS)
+        .map(|p| format!("{}: {}", p.object, p.message))
+        .collect();
+    if problems.len() > NAMED_PROBLEMS {
+        message.push(format!("and {} more", problems.len() - NAMED_PROBLEMS));
+    }
+    Some(condition(
+        RESTORE_FAILED,
+        c::TRUE,
+        "Cleanup",
+        &message.join("; "),
+        job.generation,
+        time(jiff::Timestamp::now()),
+    ))
+}
+
+/// One Warning per object the cleanup could not restore (the cleanup reports once: it is over).
+fn publish_problems(ctx: &Ctx, job: &Job, problems: &[Problem]) {
+    for p in problems {
+        publish(
+            ctx,
+            job,
+            EventType::Warning,
+            RESTORE_FAILED,
+            format!("{}: {}", p.object, p.message),
+        );
+    }
 }
 
 /// The condition of a finished expansion.
@@ -307,52 +371,52 @@ fn successful(job: &Job) -> Condition {
     )
 }
 
-/// A non-transient error counts against `maxRetries`; past it the request fails.
+/// A non-transient error counts against `maxRetries` (in the saved state); past it the request
+/// fails.
 async fn count_retry(ctx: &Ctx, job: &mut Job, step: Step, err: Error) -> Result<Action> {
-    let prefix = format!("{}:", step.label());
-    let count = job
-        .annotations
-        .get(RETRIES_KEY)
-        .and_then(|v| v.strip_prefix(&prefix))
-        .and_then(|n| n.parse::<i32>().ok())
-        .unwrap_or(0);
-    if count >= job.max_retries.max(0) {
+    let max = job.max_retries.max(0);
+    let state = job.saved_mut(ctx).await?;
+    let count = match &state.retries {
+        Some(r) if r.step == step.label() => r.count,
+        _ => 0,
+    };
+    if count >= max {
         return fail(ctx, job, step, err.to_string()).await;
     }
-    job.annotate(
-        ctx,
-        &[(RETRIES_KEY.to_owned(), Some(format!("{prefix}{}", count + 1)))],
-    )
-    .await?;
+    state.retries = Some(Retries {
+        step: step.label().to_owned(),
+        count: count + 1,
+    });
+    job.save(ctx).await?;
     Err(err)
 }
 
-async fn on_delete(ctx: &Ctx, job: &mut Job) -> Result<Action> {
+/// A request that is over (final, Skipped, deleted) keeps nothing of ours. If it has saved
+/// state, one more cleanup pass makes sure nothing stays taken away (the phase is written
+/// through `/status`, which is not proof the cleanup ran), then the state and the finalizer go.
+async fn finish(ctx: &Ctx, job: &mut Job) -> Result<Action> {
     if !job.finalizers.iter().any(|f| f == FINALIZER) {
+        // A left-over saved state is the sweep's.
         return Ok(Action::await_change());
     }
-    let mid_way = job.status.phase.is_none_or(|p| !p.is_final());
-    if mid_way && !steps::cleanup::run(ctx, job).await? {
-        return Ok(Action::requeue(steps::SOON));
-    }
-    finish(ctx, job).await?;
-    ctx.request_versions.forget(job.kind, &job.namespace, &job.name);
-    Ok(Action::await_change())
-}
-
-/// A request that is over (final, Skipped, or deleted after its cleanup) keeps nothing of ours:
-/// the finalizer, the saved workload manifests and the retry count go in one write (none when
-/// they are gone already).
-async fn finish(ctx: &Ctx, job: &mut Job) -> Result<()> {
-    let mut dropped = steps::workloads::saved_keys(job);
-    dropped.extend(
-        job.annotations
-            .contains_key(RETRIES_KEY)
-            .then(|| RETRIES_KEY.to_owned()),
-    );
-    let ours = job.finalizers.iter().any(|f| f == FINALIZER);
-    if dropped.is_empty() && !ours {
-        return Ok(());
+    if job.load_saved(ctx).await?.is_some() {
+        match steps::cleanup::pass(ctx, job).await? {
+            Verdict::Restored => {}
+            Verdict::GaveUp(problems) => {
+                if let Some(cond) = restore_failed(job, &problems) {
+                    // Best effort: a request being deleted may refuse it.
+                    let _ = job.record(ctx, vec![cond]).await;
+                }
+                publish_problems(ctx, job, &problems);
+            }
+            Verdict::Wait { reason, after } => {
+                debug!(request = %job.describe(), %reason, "cleanup before the finalizer goes");
+                return Ok(Action::requeue(after));
+            }
+        }
+        if let Some(uid) = job.uid.clone() {
+            saved_store::delete(ctx, &uid).await?;
+        }
     }
     let finalizers: Vec<String> = job
         .finalizers
@@ -360,12 +424,7 @@ async fn finish(ctx: &Ctx, job: &mut Job) -> Result<()> {
         .filter(|f| *f != FINALIZER)
         .cloned()
         .collect();
-    let annotations: serde_json::Map<String, serde_json::Value> = dropped
-        .iter()
-        .map(|k| (k.clone(), serde_json::Value::Null))
-        .collect();
-    let patch = json!({"metadata": {"resourceVersion": job.resource_version,
-        "finalizers": finalizers, "annotations": annotations}});
+    let patch = json!({"metadata": {"resourceVersion": job.resource_version, "finalizers": finalizers}});
     let obj = job
         .api(ctx)
         .patch(&job.name, &PatchParams::default(), &Patch::Merge(&patch))
@@ -373,10 +432,8 @@ async fn finish(ctx: &Ctx, job: &mut Job) -> Result<()> {
         .during(|| format!("finish {}", job.describe()))?;
     job.wrote(ctx, obj);
     job.finalizers = finalizers;
-    for k in &dropped {
-        job.annotations.remove(k);
-    }
-    Ok(())
+    ctx.request_versions.forget(job.kind, &job.namespace, &job.name);
+    Ok(Action::await_change())
 }
 
 async fn add_finalizer(ctx: &Ctx, job: &mut Job) -> Result<()> {
@@ -390,6 +447,30 @@ async fn add_finalizer(ctx: &Ctx, job: &mut Job) -> Result<()> {
         .during(|| format!("add the finalizer of {}", job.describe()))?;
     job.wrote(ctx, obj);
     job.finalizers = finalizers;
+    Ok(())
+}
+
+/// Annotations only the controller could once have used are a tenant's today: reported (a
+/// condition and a Warning event) whenever the set changes, never acted on.
+async fn report_ignored_annotations(ctx: &Ctx, job: &mut Job) -> Result<()> {
+    let Some(message) = forged::report(&forged::ignored_keys(&job.annotations)) else {
+        return Ok(());
+    };
+    let reported = c::find(&job.status.conditions, forged::CONDITION).and_then(|c| c.message.as_deref());
+    if reported == Some(message.as_str()) {
+        return Ok(());
+    }
+    let cond = condition(
+        forged::CONDITION,
+        c::TRUE,
+        forged::CONDITION,
+        &message,
+        job.generation,
+        time(jiff::Timestamp::now()),
+    );
+    job.record(ctx, vec![cond]).await?;
+    warn!(request = %job.describe(), %message, "ignored annotations");
+    publish(ctx, job, EventType::Warning, forged::CONDITION, message);
     Ok(())
 }
 

@@ -26,8 +26,8 @@ use volops_controller::Metrics;
 enum StopAt {
     /// Once this condition is True on the request.
     Condition(&'static str),
-    /// Once this annotation is on the request (Offline: a pod saved, mid-Expand).
-    Annotation(&'static str),
+    /// Once the saved state holds this pod taken down (Offline, mid-Expand).
+    SavedPod(&'static str),
     /// Once some PVC of the database requests the target (Online: mid-Expand).
     PvcPatched,
 }
@@ -95,9 +95,9 @@ async fn scenario(client: &kube::Client, ns: &str, zookeeper: bool, stop_at: Sto
             })
             .await;
         }
-        StopAt::Annotation(a) => {
-            wait_for(&ops, "grow", a, |r| {
-                r.annotations().contains_key(a) || at(r, "/status/phase") == Some("Failed")
+        StopAt::SavedPod(pod) => {
+            wait_saved(client, &ops, "grow", pod, |s| {
+                s.pods.get(pod).is_some_and(|p| p.manifest.is_some())
             })
             .await;
         }
@@ -205,8 +205,8 @@ async fn offline_zookeeper_survives_a_crash_at_every_step() {
     let points = [
         StopAt::Condition("PauseDatabase"),
         StopAt::Condition("OrphanPetSetPods"),
-        StopAt::Annotation("volumeexpansion.ops.kubedb.com/db-0"),
-        StopAt::Annotation("volumeexpansion.ops.kubedb.com/db-1"),
+        StopAt::SavedPod("db-0"),
+        StopAt::SavedPod("db-1"),
         StopAt::Condition("VolumeExpansionSucceeded"),
         StopAt::Condition("UpdatePetSets"),
     ];

@@ -183,7 +183,7 @@ async fn an_offline_request_failing_mid_resize_brings_the_pod_back_after_the_con
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_refused_write_counts_a_retry_and_a_finished_request_keeps_no_count() {
+async fn a_refused_write_counts_a_retry_and_a_finished_request_keeps_no_saved_state() {
     let (sb, client) = sandbox().await;
     setup(&client, "db", "standard", "online").await;
     database(&client, "db", "Standalone", "rd", "standard").await;
@@ -215,22 +215,25 @@ async fn a_refused_write_counts_a_retry_and_a_finished_request_keeps_no_count() 
     )
     .await
     .expect("ops request created");
-    let counted = wait_for(&ops, "grow", "a retry counted", |r| {
-        r.metadata
-            .annotations
+    // The count lives in the controller's saved state, not on the request.
+    // The request's own status write wakes it at once: the count may be past 1 when seen.
+    let counted = wait_saved(&client, &ops, "grow", "a retry counted", |s| {
+        s.retries
             .as_ref()
-            .is_some_and(|a| a.contains_key("volops.dev/retries"))
+            .is_some_and(|r| r.step == "PauseDatabase" && r.count >= 1)
     })
     .await;
-    assert_eq!(
-        counted.metadata.annotations.as_ref().unwrap()["volops.dev/retries"],
-        "PauseDatabase:1"
-    );
+    assert!(counted, "{:#?}", ops.get("grow").await.unwrap().data["status"]);
     sb.faults().clear();
     let done = wait_final(&ops, "grow").await;
     let _ = stop.send(());
     task.await.unwrap();
     assert_eq!(at(&done, "/status/phase"), Some("Successful"));
+    let uid = done.metadata.uid.clone().unwrap();
+    assert!(
+        saved_state(&client, &uid).await.is_none(),
+        "a finished request keeps no saved state"
+    );
     let ours: Vec<&String> = done
         .metadata
         .annotations

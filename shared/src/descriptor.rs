@@ -13,7 +13,7 @@ pub enum DatabaseKind {
 }
 
 /// The workload kinds that own a database's pods and claims.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum WorkloadKind {
     /// `apps/v1 StatefulSet`.
     StatefulSet,
@@ -243,21 +243,88 @@ impl Workload {
     }
 }
 
-/// The workloads of a database, as KubeDB names them.
-pub fn workloads(kind: DatabaseKind, db: &str, topology: &Topology) -> Vec<Workload> {
+/// Most workloads one database may have: Redis Cluster is documented to scale to 1,000 nodes
+/// (redis.io, "Redis cluster specification"), so a cluster never needs more shards than that.
+pub const MAX_WORKLOADS: i64 = 1_000;
+/// Most pods (and claims of one template) one database may have, all workloads together: the
+/// same 1,000 nodes. A topology past either limit is refused before anything is allocated
+/// for it (a tenant writes these counts; see controller/DESIGN-NOTES.md, "Isolation").
+pub const MAX_PODS: i64 = 1_000;
+
+/// Why a database's topology is refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TopologyError {
+    #[error("{field} is {value}; it must not be negative")]
+    Negative { field: &'static str, value: i64 },
+    #[error("{field} is {value}; volops handles at most {max} (the Redis Cluster limit of 1,000 nodes)")]
+    TooLarge {
+        field: &'static str,
+        value: i64,
+        max: i64,
+    },
+}
+
+impl Topology {
+    /// Checks the counts against [`MAX_WORKLOADS`] and [`MAX_PODS`] (pure, allocates nothing).
+    pub fn check(&self) -> Result<(), TopologyError> {
+        let (workloads, replicas, workloads_field, replicas_field) = match *self {
+            Self::RedisCluster { shards, replicas } => (
+                i64::from(shards),
+                i64::from(replicas),
+                "spec.cluster.shards",
+                "spec.cluster.replicas",
+            ),
+            Self::RedisSingle { replicas } | Self::ZooKeeper { replicas } => {
+                (1, i64::from(replicas), "workloads", "spec.replicas")
+            }
+        };
+        for (field, value) in [(workloads_field, workloads), (replicas_field, replicas)] {
+            if value < 0 {
+                return Err(TopologyError::Negative { field, value });
+            }
+        }
+        if workloads > MAX_WORKLOADS {
+            return Err(TopologyError::TooLarge {
+                field: workloads_field,
+                value: workloads,
+                max: MAX_WORKLOADS,
+            });
+        }
+        // Both are at most i32::MAX: the product fits in an i64.
+        let pods = workloads * replicas;
+        if pods > MAX_PODS {
+            let field = if workloads > 1 {
+                "pods (shards x replicas)"
+            } else {
+                replicas_field
+            };
+            return Err(TopologyError::TooLarge {
+                field,
+                value: pods,
+                max: MAX_PODS,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The workloads of a database, as KubeDB names them; a topology past the limits is refused
+/// (see [`Topology::check`]).
+pub fn workloads(kind: DatabaseKind, db: &str, topology: &Topology) -> Result<Vec<Workload>, TopologyError> {
+    topology.check()?;
     let make = |name: String, claim_template: String, replicas: i32| Workload {
         name,
         kind: kind.workload_kind(),
         claim_template,
         replicas,
     };
-    match (kind, topology) {
+    Ok(match (kind, topology) {
         (_, Topology::RedisCluster { shards, replicas }) => (0..*shards)
             .map(|i| make(format!("{db}-shard{i}"), "data".to_owned(), *replicas))
             .collect(),
         (_, Topology::RedisSingle { replicas }) => vec![make(db.to_owned(), "data".to_owned(), *replicas)],
         (_, Topology::ZooKeeper { replicas }) => vec![make(db.to_owned(), format!("{db}-data"), *replicas)],
-    }
+    })
 }
 
 #[cfg(test)]
@@ -325,7 +392,8 @@ mod tests {
                 shards: 3,
                 replicas: 2,
             },
-        );
+        )
+        .unwrap();
         let names: Vec<_> = w.iter().map(|w| w.name.as_str()).collect();
         assert_eq!(
             names,
@@ -344,13 +412,14 @@ mod tests {
 
     #[test]
     fn redis_standalone_and_zookeeper_names() {
-        let rd = workloads(DatabaseKind::Redis, "rd", &Topology::RedisSingle { replicas: 1 });
+        let rd = workloads(DatabaseKind::Redis, "rd", &Topology::RedisSingle { replicas: 1 }).unwrap();
         assert_eq!(rd[0].pvcs(), ["data-rd-0"]);
         let zk = workloads(
             DatabaseKind::ZooKeeper,
             "zk-quickstart",
             &Topology::ZooKeeper { replicas: 3 },
-        );
+        )
+        .unwrap();
         assert_eq!(zk.len(), 1);
         assert_eq!(zk[0].kind, WorkloadKind::PetSet);
         assert_eq!(zk[0].claim_template, "zk-quickstart-data");
@@ -385,5 +454,53 @@ mod tests {
             Some(DatabaseKind::Redis)
         );
         assert_eq!(DatabaseKind::from_kind("Memcached"), None);
+    }
+
+    #[test]
+    fn absurd_topologies_are_refused_before_anything_is_allocated() {
+        let cluster = |shards, replicas| Topology::RedisCluster { shards, replicas };
+        let cases = [
+            (cluster(3, 2), None),
+            (cluster(1_000, 1), None),
+            (cluster(500, 2), None),
+            (cluster(0, 2), None),
+            (Topology::RedisSingle { replicas: 1_000 }, None),
+            (Topology::ZooKeeper { replicas: 0 }, None),
+            (cluster(50_000_000, 2), Some("spec.cluster.shards is 50000000")),
+            (cluster(1_001, 0), Some("spec.cluster.shards is 1001")),
+            (cluster(501, 2), Some("pods (shards x replicas) is 1002")),
+            (
+                cluster(3, i32::MAX),
+                Some("pods (shards x replicas) is 6442450941"),
+            ),
+            (
+                cluster(-1, 2),
+                Some("spec.cluster.shards is -1; it must not be negative"),
+            ),
+            (cluster(3, -2), Some("spec.cluster.replicas is -2")),
+            (
+                Topology::RedisSingle { replicas: 1_001 },
+                Some("spec.replicas is 1001"),
+            ),
+            (
+                Topology::ZooKeeper { replicas: i32::MAX },
+                Some("spec.replicas is 2147483647"),
+            ),
+            (Topology::ZooKeeper { replicas: -3 }, Some("spec.replicas is -3")),
+        ];
+        for (topology, want) in cases {
+            let got = workloads(DatabaseKind::Redis, "rd", &topology);
+            match want {
+                None => {
+                    let w = got.unwrap_or_else(|e| panic!("{topology:?}: {e}"));
+                    assert!(w.len() as i64 <= MAX_WORKLOADS);
+                    assert!(w.iter().map(|w| i64::from(w.replicas)).sum::<i64>() <= MAX_PODS);
+                }
+                Some(text) => {
+                    let e = got.expect_err(text).to_string();
+                    assert!(e.starts_with(text), "{topology:?}: {e}");
+                }
+            }
+        }
     }
 }

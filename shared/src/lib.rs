@@ -12,7 +12,7 @@ pub mod quantity;
 pub mod rules;
 pub mod selector;
 
-pub use descriptor::{DatabaseKind, Topology, Workload, WorkloadKind};
+pub use descriptor::{DatabaseKind, Topology, TopologyError, Workload, WorkloadKind};
 pub use facts::Facts;
 pub use quantity::Quantity;
 pub use rules::{Verdict, validate_create};

@@ -71,9 +71,16 @@ def test_controller_args_leader_election(default_docs):
     assert c["args"] == [
         "--probe-listen=0.0.0.0:8080",
         "--pause-handshake=kubedb",
+        f"--state-namespace={NAMESPACE}",
         "--leader-election",
         "--log-format=json",
     ]
+
+
+def test_controller_keeps_its_saved_state_in_the_release_namespace():
+    # Where the chart's Role grants Secrets: wherever the release goes.
+    docs = chartlib.all_docs(chartlib.render_manifests({}, namespace="ops-tools"))
+    assert "--state-namespace=ops-tools" in container(docs, "controller")["args"]
 
 
 def test_optional_flags_follow_values():

@@ -71,18 +71,30 @@ def test_controller_cluster_role_exact_verbs(docs):
     ]
 
 
-def test_leases_only_in_release_namespace(docs):
-    # No cluster-wide lease rights anywhere.
+CONTROLLER_NAMESPACED_RIGHTS = {
+    # Leader election.
+    "volops-controller-leader-election": {("coordination.k8s.io", "leases"): {"get", "create", "update", "patch"}},
+    # Saved state: one Secret per running request, only here.
+    "volops-controller-saved-state": {("", "secrets"): {"get", "list", "create", "update", "delete"}},
+}
+
+
+def test_leases_and_secrets_only_in_release_namespace(docs):
+    # No cluster-wide lease or Secret rights anywhere.
     for role in chartlib.find(docs, "ClusterRole"):
-        assert "coordination.k8s.io" not in {g for r in role["rules"] for g in r["apiGroups"]}
-    roles = chartlib.find(docs, "Role")
-    assert len(roles) == 1
-    role = roles[0]
-    assert role["metadata"]["namespace"] == NAMESPACE
-    assert rights(role) == {("coordination.k8s.io", "leases"): {"get", "create", "update", "patch"}}
-    binding = chartlib.one(docs, "RoleBinding", role["metadata"]["name"])
-    assert binding["metadata"]["namespace"] == NAMESPACE
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "volops-controller", "namespace": NAMESPACE}]
+        granted = rights(role)
+        assert "coordination.k8s.io" not in {g for g, _ in granted}
+        assert ("", "secrets") not in granted, role["metadata"]["name"]
+    roles = {r["metadata"]["name"]: r for r in chartlib.find(docs, "Role")}
+    assert set(roles) == set(CONTROLLER_NAMESPACED_RIGHTS)
+    for name, want in CONTROLLER_NAMESPACED_RIGHTS.items():
+        role = roles[name]
+        assert role["metadata"]["namespace"] == NAMESPACE
+        assert rights(role) == want
+        binding = chartlib.one(docs, "RoleBinding", name)
+        assert binding["metadata"]["namespace"] == NAMESPACE
+        assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name}
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "volops-controller", "namespace": NAMESPACE}]
 
 
 def test_each_deployment_runs_as_its_own_service_account(default_docs):

@@ -1,5 +1,7 @@
-//! Admit: queue behind other requests for the same database, re-check the shared rules (the
-//! webhook may have been bypassed) and, with `apply: IfReady`, wait for the database.
+//! Admit: queue behind other requests for the same database (and the saved state of any that
+//! is over or gone), re-check the shared rules (the webhook may have been bypassed) and the
+//! database's topology limits, with `apply: IfReady` wait for the database, then save what is
+//! admitted: the generation, the size, the mode and the database's UID.
 
 use std::sync::Arc;
 
@@ -7,7 +9,7 @@ use k8s_openapi::api::{
     core::v1::{Namespace, PersistentVolumeClaim, ResourceQuota},
     storage::v1::StorageClass,
 };
-use kube::{Api, api::ListParams};
+use kube::{Api, ResourceExt, api::ListParams};
 use volops_shared::{
     Facts,
     api::{ApplyPolicy, VolumeExpansionPolicy},
@@ -15,14 +17,15 @@ use volops_shared::{
     rules::{QueueDecision, decide_queue, quotas_need_namespace_pvcs, validate_create},
 };
 
-use super::{Job, LATER, Outcome, to_json};
+use super::{Job, LATER, Outcome, SOON, to_json};
 use crate::{
     cluster_caches::ClusterCaches,
     context::Ctx,
     error::{KubeContext, Result},
+    saved::Admitted,
 };
 
-pub async fn run(ctx: &Ctx, job: &Job) -> Result<Outcome> {
+pub async fn run(ctx: &Ctx, job: &mut Job) -> Result<Outcome> {
     let request = OpsRequestView::from_json(job.kind, &job.raw);
     let others = other_requests(ctx, job).await?;
     match decide_queue(&request, &others) {
@@ -42,6 +45,10 @@ pub async fn run(ctx: &Ctx, job: &Job) -> Result<Outcome> {
             )));
         }
     }
+    // A request that ended, or was deleted, without its cleanup still holds the database.
+    if let Some(why) = crate::sweep::clear_database(ctx, job).await? {
+        return Ok(Outcome::wait(why, SOON));
+    }
     let mut facts = facts(ctx, job, request.clone(), others.clone(), Source::Caches).await?;
     if validate_create(&facts).message().is_some() {
         // A cache may lag by a watch event, and a denial fails the request for good: confirm
@@ -51,11 +58,34 @@ pub async fn run(ctx: &Ctx, job: &Job) -> Result<Outcome> {
     if let Some(message) = validate_create(&facts).message() {
         return Ok(Outcome::Fail(message.to_owned()));
     }
+    let db = format!("{} {}/{}", job.kind.kind(), job.namespace, job.database);
+    // A tenant writes these counts: an absurd one fails this request before anything is
+    // allocated for it (shared/src/descriptor.rs, `Topology::check`).
+    if let Some(Err(e)) = facts.database.as_ref().map(|d| d.topology.check()) {
+        return Ok(Outcome::Fail(format!("{db}: {e}")));
+    }
     let phase = facts.database.as_ref().and_then(|d| d.phase.clone());
     if let Some(why) = ready_gate(job.apply, phase.as_deref()) {
-        let db = format!("{} {}/{}", job.kind.kind(), job.namespace, job.database);
         return Ok(Outcome::wait(format!("{why}: {db}"), LATER));
     }
+    let cached = ctx
+        .caches(job.kind)
+        .and_then(|c| c.database(&job.namespace, &job.database));
+    let database_uid = match cached {
+        Some(d) => d.uid(),
+        None => super::get_database(ctx, job).await?.and_then(|d| d.uid()),
+    };
+    let Some(database_uid) = database_uid else {
+        return Ok(Outcome::Fail(format!("{db} does not exist")));
+    };
+    let admitted = Admitted {
+        generation: job.generation.unwrap_or_default(),
+        target: job.spec_target()?.as_str().to_owned(),
+        mode: job.mode,
+        database_uid,
+    };
+    job.saved_mut(ctx).await?.admitted = Some(admitted);
+    job.save(ctx).await?;
     Ok(Outcome::Done(Vec::new()))
 }
 

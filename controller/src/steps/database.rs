@@ -13,6 +13,7 @@ use crate::{
 };
 
 pub async fn update(ctx: &Ctx, job: &Job) -> Result<Outcome> {
+    // The size admitted, whatever the spec says now.
     let target = job.target()?;
     let patch = json!({"spec": {"storage": {"resources": {"requests": {"storage": target.as_str()}}}}});
     ctx.database_api(job.kind, &job.namespace)

@@ -1,5 +1,6 @@
-//! Expand: Online patches every PVC to the target at once and waits for the capacity; Offline
-//! goes pod by pod (KUBEDB.md §3.3 step 5) so at most one pod of the database is missing.
+//! Expand: Online patches every PVC of the saved workloads to the target at once and waits for
+//! the capacity; Offline goes pod by pod (KUBEDB.md §3.3 step 5) so at most one pod of the
+//! database is missing.
 
 use std::{collections::BTreeMap, sync::Arc};
 
@@ -12,27 +13,29 @@ use kube::{
 use serde_json::{Value, json};
 use tracing::info;
 use volops_shared::{
-    Quantity, Workload,
+    Quantity,
     api::VolumeExpansionMode,
-    conditions::{self as c, condition, pod_annotation},
+    conditions::{self as c, condition},
 };
 
-use super::{Job, Outcome, SOON, database_workloads, to_json};
+use super::{Job, Outcome, SOON, to_json};
 use crate::{
     context::Ctx,
     decide::{cleanup_may_wait, time},
     error::{Error, KubeContext, Result},
-    manifest::{pod_uid_key, strip_pod},
+    manifest::strip_pod,
     metrics::KindLabels,
+    ownership::restorable_pod,
     pvc::{PvcProgress, controller_resize_pending, patch_now, progress},
+    saved::SavedPod,
 };
 
 pub async fn run(ctx: &Ctx, job: &mut Job) -> Result<Outcome> {
-    let target = job.target()?.clone();
-    let workloads = database_workloads(ctx, job).await?;
-    let outcome = match job.mode {
-        VolumeExpansionMode::Online => online(ctx, job, &workloads, &target).await?,
-        VolumeExpansionMode::Offline => offline(ctx, job, &workloads, &target).await?,
+    let target = job.target()?;
+    let mode = job.admitted()?.mode;
+    let outcome = match mode {
+        VolumeExpansionMode::Online => online(ctx, job, &target).await?,
+        VolumeExpansionMode::Offline => offline(ctx, job, &target).await?,
     };
     if !matches!(outcome, Outcome::Done(_)) {
         return Ok(outcome);
@@ -41,10 +44,7 @@ pub async fn run(ctx: &Ctx, job: &mut Job) -> Result<Outcome> {
         c::VOLUME_EXPANSION_SUCCEEDED,
         c::TRUE,
         c::VOLUME_EXPANSION_SUCCEEDED,
-        &format!(
-            "successfully updated PVC sizes to {target} ({})",
-            job.mode.as_str()
-        ),
+        &format!("successfully updated PVC sizes to {target} ({})", mode.as_str()),
         job.generation,
         time(jiff::Timestamp::now()),
     )]))
@@ -100,8 +100,18 @@ async fn patch_pvc(ctx: &Ctx, job: &Job, name: &str, target: &Quantity) -> Resul
     Ok(())
 }
 
-async fn online(ctx: &Ctx, job: &Job, workloads: &[Workload], target: &Quantity) -> Result<Outcome> {
-    let names: Vec<String> = workloads.iter().flat_map(Workload::pvcs).collect();
+/// The claims of the saved (verified) workloads, in order: the only ones a request patches.
+fn claims(job: &Job) -> Result<Vec<String>> {
+    Ok(job
+        .state()?
+        .workloads
+        .iter()
+        .flat_map(|w| w.pods().map(|pod| w.claim_of(&pod)))
+        .collect())
+}
+
+async fn online(ctx: &Ctx, job: &Job, target: &Quantity) -> Result<Outcome> {
+    let names = claims(job)?;
     let pvcs = load_pvcs(ctx, job, &names).await?;
     let mut known = Vec::new();
     let mut states = Vec::new();
@@ -156,90 +166,131 @@ fn pod_ready(pod: &Pod) -> bool {
 }
 
 /// Offline: the first pod that is not finished gets the next action, then the step waits.
-async fn offline(ctx: &Ctx, job: &mut Job, workloads: &[Workload], target: &Quantity) -> Result<Outcome> {
+/// Only a pod whose UID the saved state records (controlled by a verified workload when it was
+/// saved, or created by this request) is ever taken down.
+async fn offline(ctx: &Ctx, job: &mut Job, target: &Quantity) -> Result<Outcome> {
     let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &job.namespace);
-    for w in workloads {
-        for pod_name in w.pods() {
-            let pvc_name = w.pvc_of(&pod_name);
-            let pvc = pvc_api(ctx, job)
-                .get_opt(&pvc_name)
-                .await
-                .during(|| format!("get PVC {pvc_name}"))?
-                .ok_or_else(|| Error::Invalid(format!("PVC {}/{pvc_name} does not exist", job.namespace)))?;
-            let pvc_progress = progress(&pvc, target);
-            if let PvcProgress::Infeasible(message) = pvc_progress {
-                return Ok(Outcome::Fail(message));
-            }
-            let pod = pods_api
-                .get_opt(&pod_name)
-                .await
-                .during(|| format!("get pod {pod_name}"))?;
-            let saved_key = pod_annotation(&pod_name);
-            let uid_key = pod_uid_key(&pod_name);
-            let saved_uid = job.annotations.get(&uid_key).cloned();
-            if !job.annotations.contains_key(&saved_key) {
-                match pod {
-                    Some(_) if pvc_progress == PvcProgress::Reached => continue,
-                    None if pvc_progress == PvcProgress::Reached => continue,
-                    None => return Ok(Outcome::Fail(format!("pod: {pod_name} doesn't exist"))),
-                    Some(pod) => {
-                        // Save first: a restarted controller can always put the pod back.
-                        let stripped = strip_pod(&to_json("pod", &pod)?);
-                        let text = crate::saved::encode(&stripped, crate::saved::POD_PLAIN_MAX).map_err(
-                            |source| Error::Saved {
-                                key: saved_key.clone(),
-                                source,
-                            },
-                        )?;
-                        let uid = pod.uid().unwrap_or_default();
-                        job.annotate(ctx, &[(saved_key, Some(text)), (uid_key, Some(uid.clone()))])
-                            .await?;
-                        delete_pod(&pods_api, &pod_name, &uid).await?;
-                        return Ok(Outcome::wait(format!("deleted pod {pod_name}"), SOON));
-                    }
-                }
-            }
+    let order: Vec<(String, String)> = job
+        .state()?
+        .workloads
+        .iter()
+        .flat_map(|w| w.pods().map(|pod| (w.claim_of(&pod), pod)))
+        .collect();
+    for (pvc_name, pod_name) in order {
+        let pvc = pvc_api(ctx, job)
+            .get_opt(&pvc_name)
+            .await
+            .during(|| format!("get PVC {pvc_name}"))?
+            .ok_or_else(|| Error::Invalid(format!("PVC {}/{pvc_name} does not exist", job.namespace)))?;
+        let pvc_progress = progress(&pvc, target);
+        if let PvcProgress::Infeasible(message) = pvc_progress {
+            return Ok(Outcome::Fail(message));
+        }
+        let pod = pods_api
+            .get_opt(&pod_name)
+            .await
+            .during(|| format!("get pod {pod_name}"))?;
+        let record = job.state()?.pods.get(&pod_name).cloned().unwrap_or_default();
+        let reached = pvc_progress == PvcProgress::Reached;
+        let Some(saved) = record.manifest.clone() else {
             match pod {
-                Some(pod) if pod.uid() == saved_uid => {
-                    if pod.metadata.deletion_timestamp.is_none() {
-                        delete_pod(&pods_api, &pod_name, &pod.uid().unwrap_or_default()).await?;
-                    }
+                // Put back by this request: wait until it runs on the grown claim.
+                Some(pod) if record.restarted && !(pod_ready(&pod) && reached) => {
                     return Ok(Outcome::wait(
-                        format!("waiting for pod {pod_name} to be deleted"),
+                        format!(
+                            "waiting for pod {pod_name} to be Ready and PVC {pvc_name} to reach {target}"
+                        ),
                         SOON,
                     ));
                 }
-                None => match pvc_progress {
-                    PvcProgress::NeedsPatch => {
-                        patch_pvc(ctx, job, &pvc_name, target).await?;
-                        return Ok(Outcome::wait(format!("PVC {pvc_name} patched to {target}"), SOON));
-                    }
-                    PvcProgress::Resizing => {
-                        return Ok(Outcome::wait(
-                            format!("waiting for PVC {pvc_name} to resize"),
-                            SOON,
-                        ));
-                    }
-                    _ => {
-                        create_saved_pod(ctx, job, &pod_name).await?;
-                        return Ok(Outcome::wait(format!("recreated pod {pod_name}"), SOON));
-                    }
-                },
+                Some(_) | None if reached => continue,
+                Some(_) if record.restarted => continue,
+                None => return Ok(Outcome::Fail(format!("pod: {pod_name} doesn't exist"))),
                 Some(pod) => {
-                    if !pod_ready(&pod) || pvc_progress != PvcProgress::Reached {
-                        return Ok(Outcome::wait(
-                            format!(
-                                "waiting for pod {pod_name} to be Ready and PVC {pvc_name} to reach {target}"
-                            ),
-                            SOON,
-                        ));
+                    if record.uid.is_none() || pod.uid() != record.uid {
+                        return Ok(Outcome::Fail(format!(
+                            "pod {}/{pod_name} (uid {}) is not a pod the database's workload controlled when it \
+                             was saved; refusing to delete it",
+                            job.namespace,
+                            pod.uid().unwrap_or_default()
+                        )));
                     }
-                    job.annotate(
-                        ctx,
-                        &[(pod_annotation(&pod_name), None), (pod_uid_key(&pod_name), None)],
-                    )
-                    .await?;
+                    // Save first: a restarted controller can always put the pod back.
+                    let stripped = strip_pod(&to_json("pod", &pod)?);
+                    let uid = pod.uid().unwrap_or_default();
+                    job.saved_mut(ctx)
+                        .await?
+                        .pods
+                        .entry(pod_name.clone())
+                        .or_default()
+                        .manifest = Some(stripped);
+                    job.save(ctx).await?;
+                    delete_pod(&pods_api, &pod_name, &uid).await?;
+                    return Ok(Outcome::wait(format!("deleted pod {pod_name}"), SOON));
                 }
+            }
+        };
+        match pod {
+            Some(pod) if record.uid.is_some() && pod.uid() == record.uid => {
+                if pod.metadata.deletion_timestamp.is_none() {
+                    delete_pod(&pods_api, &pod_name, &pod.uid().unwrap_or_default()).await?;
+                }
+                return Ok(Outcome::wait(
+                    format!("waiting for pod {pod_name} to be deleted"),
+                    SOON,
+                ));
+            }
+            None => match pvc_progress {
+                PvcProgress::NeedsPatch => {
+                    patch_pvc(ctx, job, &pvc_name, target).await?;
+                    return Ok(Outcome::wait(format!("PVC {pvc_name} patched to {target}"), SOON));
+                }
+                PvcProgress::Resizing => {
+                    return Ok(Outcome::wait(
+                        format!("waiting for PVC {pvc_name} to resize"),
+                        SOON,
+                    ));
+                }
+                _ => {
+                    let uid = create_saved_pod(ctx, job, &pod_name, &saved).await?;
+                    let entry = job
+                        .saved_mut(ctx)
+                        .await?
+                        .pods
+                        .entry(pod_name.clone())
+                        .or_default();
+                    *entry = SavedPod {
+                        uid,
+                        manifest: None,
+                        restarted: true,
+                    };
+                    job.save(ctx).await?;
+                    return Ok(Outcome::wait(format!("recreated pod {pod_name}"), SOON));
+                }
+            },
+            // Another pod at its name (one this request created before a crash, or anyone's):
+            // never deleted; once it runs on the grown claim the pod is done, its UID unknown.
+            Some(pod) => {
+                if !pod_ready(&pod) || !reached {
+                    return Ok(Outcome::wait(
+                        format!(
+                            "waiting for pod {pod_name} to be Ready and PVC {pvc_name} to reach {target}"
+                        ),
+                        SOON,
+                    ));
+                }
+                let entry = job
+                    .saved_mut(ctx)
+                    .await?
+                    .pods
+                    .entry(pod_name.clone())
+                    .or_default();
+                *entry = SavedPod {
+                    uid: None,
+                    manifest: None,
+                    restarted: true,
+                };
+                job.save(ctx).await?;
             }
         }
     }
@@ -262,61 +313,21 @@ async fn delete_pod(api: &Api<Pod>, name: &str, uid: &str) -> Result<()> {
     }
 }
 
-/// Creates a pod from its saved JSON (no-op if it exists).
-async fn create_saved_pod(ctx: &Ctx, job: &Job, pod_name: &str) -> Result<()> {
-    let key = pod_annotation(pod_name);
-    let Some(text) = job.annotations.get(&key) else {
-        return Ok(());
-    };
-    let mut saved: Value = crate::saved::decode(text).map_err(|source| Error::Saved {
-        key: key.clone(),
-        source,
-    })?;
-    let saved = strip_pod(&std::mem::take(&mut saved));
-    let pod: Pod = serde_json::from_value(saved).map_err(|source| Error::Json {
-        what: format!("pod {key}"),
+/// Creates a saved pod again with the identity it was saved with; the UID of the pod created
+/// (None when one of that name exists already).
+pub async fn create_saved_pod(ctx: &Ctx, job: &Job, pod_name: &str, saved: &Value) -> Result<Option<String>> {
+    let manifest =
+        restorable_pod(job.state()?, pod_name, saved, &job.namespace).map_err(|e| Error::Invalid(e.0))?;
+    let pod: Pod = serde_json::from_value(manifest).map_err(|source| Error::Json {
+        what: format!("saved pod {pod_name}"),
         source,
     })?;
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &job.namespace);
     match api.create(&PostParams::default(), &pod).await {
-        Ok(_) => Ok(()),
-        Err(e) if matches!(crate::error::code_of(&e), Some(409)) => Ok(()),
-        Err(e) => Err(e).during(|| format!("recreate pod {pod_name}")),
+        Ok(created) => Ok(created.uid()),
+        Err(e) if matches!(crate::error::code_of(&e), Some(409)) => Ok(None),
+        Err(e) => Err(e).during(|| format!("create pod {}/{pod_name}", job.namespace)),
     }
-}
-
-/// Cleanup: recreate every saved pod that is missing; true when none is missing any more and
-/// their annotations are gone.
-pub async fn restore_pods(ctx: &Ctx, job: &mut Job) -> Result<bool> {
-    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &job.namespace);
-    let mut done = Vec::new();
-    for name in saved_pods(job) {
-        let saved_uid = job.annotations.get(&pod_uid_key(&name)).cloned();
-        match api.get_opt(&name).await.during(|| format!("get pod {name}"))? {
-            // The old pod is still going away; recreate it once it is gone.
-            Some(p) if p.uid() == saved_uid && p.metadata.deletion_timestamp.is_some() => return Ok(false),
-            Some(_) => done.push(name),
-            None => {
-                create_saved_pod(ctx, job, &name).await?;
-                done.push(name);
-            }
-        }
-    }
-    let changes: Vec<(String, Option<String>)> = done
-        .iter()
-        .flat_map(|p| [(pod_annotation(p), None), (pod_uid_key(p), None)])
-        .collect();
-    job.annotate(ctx, &changes).await?;
-    Ok(true)
-}
-
-/// The pods an Offline expansion took down and saved.
-fn saved_pods(job: &Job) -> Vec<String> {
-    job.annotations
-        .keys()
-        .filter_map(|k| k.strip_prefix("volumeexpansion.ops.kubedb.com/"))
-        .map(str::to_owned)
-        .collect()
 }
 
 /// Cleanup: whether a claim of a pod this request took down is still in its controller-side
@@ -327,8 +338,12 @@ pub async fn claims_resizing(ctx: &Ctx, job: &Job) -> Result<bool> {
     if !cleanup_may_wait(&job.status.conditions, jiff::Timestamp::now()) {
         return Ok(false);
     }
-    for pod_name in saved_pods(job) {
-        if claim_resizing(ctx, job, &pod_name).await? {
+    let Some(state) = job.saved.as_ref().map(|s| &s.state) else {
+        return Ok(false);
+    };
+    for (pod_name, pod) in &state.pods {
+        let Some(saved) = &pod.manifest else { continue };
+        if claim_resizing(ctx, job, pod_name, saved).await? {
             return Ok(true);
         }
     }
@@ -336,8 +351,8 @@ pub async fn claims_resizing(ctx: &Ctx, job: &Job) -> Result<bool> {
 }
 
 /// Whether a claim of the saved pod `pod_name` is in its controller-side resize.
-async fn claim_resizing(ctx: &Ctx, job: &Job, pod_name: &str) -> Result<bool> {
-    for claim in saved_claims(job, pod_name) {
+async fn claim_resizing(ctx: &Ctx, job: &Job, pod_name: &str, saved: &Value) -> Result<bool> {
+    for claim in saved_claims(saved) {
         let pvc = pvc_api(ctx, job)
             .get_opt(&claim)
             .await
@@ -351,15 +366,8 @@ async fn claim_resizing(ctx: &Ctx, job: &Job, pod_name: &str) -> Result<bool> {
     Ok(false)
 }
 
-/// The claims the saved pod mounts (none if its JSON cannot be read).
-fn saved_claims(job: &Job, pod_name: &str) -> Vec<String> {
-    let Some(saved) = job
-        .annotations
-        .get(&pod_annotation(pod_name))
-        .and_then(|t| crate::saved::decode(t).ok())
-    else {
-        return Vec::new();
-    };
+/// The claims a saved pod mounts.
+fn saved_claims(saved: &Value) -> Vec<String> {
     saved
         .pointer("/spec/volumes")
         .and_then(Value::as_array)

@@ -1,10 +1,11 @@
 //! The steps of DESIGN.md §5. Each is idempotent: it looks at the cluster and the request's
-//! annotations, does at most what is still missing, and says whether the step is finished.
+//! saved state, does at most what is still missing, and says whether the step is finished.
 
 pub mod admit;
 pub mod cleanup;
 pub mod database;
 pub mod expand;
+pub mod guard;
 pub mod pause;
 pub mod workloads;
 
@@ -26,6 +27,9 @@ use crate::{
     context::Ctx,
     error::{Error, KubeContext, Result},
     ops::OpsRequest,
+    ownership::DatabaseId,
+    saved::{Admitted, RequestIdentity, SavedState},
+    saved_store::{self, Stored},
 };
 
 /// What a step reports.
@@ -76,6 +80,10 @@ pub struct Job {
     pub uid: Option<String>,
     pub deleting: bool,
     pub finalizers: Vec<String>,
+    /// The request's saved state once read ([`Job::load_saved`]); None when it has none.
+    pub saved: Option<Stored>,
+    /// Whether `saved` was read in this reconcile.
+    pub saved_loaded: bool,
 }
 
 impl Job {
@@ -100,6 +108,103 @@ impl Job {
             uid: req.uid(),
             deleting: req.meta().deletion_timestamp.is_some(),
             finalizers: req.finalizers().to_vec(),
+            saved: None,
+            saved_loaded: false,
+        })
+    }
+
+    /// The job of a saved state whose request is gone (the sweep cleans up after it).
+    pub fn orphaned(stored: Stored) -> Option<Self> {
+        let r = &stored.state.request;
+        Some(Self {
+            kind: r.database_kind()?,
+            namespace: r.namespace.clone(),
+            name: r.name.clone(),
+            generation: None,
+            resource_version: None,
+            database: r.database.clone(),
+            target: None,
+            mode: VolumeExpansionMode::default(),
+            apply: ApplyPolicy::default(),
+            timeout: None,
+            max_retries: 0,
+            annotations: BTreeMap::new(),
+            status: OpsRequestStatus::default(),
+            raw: Value::Null,
+            uid: Some(r.uid.clone()),
+            deleting: true,
+            finalizers: Vec::new(),
+            saved: Some(stored),
+            saved_loaded: true,
+        })
+    }
+
+    fn request_uid(&self) -> Result<&str> {
+        self.uid
+            .as_deref()
+            .ok_or_else(|| Error::Invalid(format!("{} has no uid", self.describe())))
+    }
+
+    /// Reads the request's saved state (once per reconcile).
+    pub async fn load_saved(&mut self, ctx: &Ctx) -> Result<Option<&SavedState>> {
+        if !self.saved_loaded {
+            let uid = self.request_uid()?.to_owned();
+            self.saved = saved_store::load(ctx, &uid).await?;
+            self.saved_loaded = true;
+        }
+        Ok(self.saved.as_ref().map(|s| &s.state))
+    }
+
+    /// The saved state to change, read or (when there is none) started for this request.
+    pub async fn saved_mut(&mut self, ctx: &Ctx) -> Result<&mut SavedState> {
+        self.load_saved(ctx).await?;
+        if self.saved.is_none() {
+            let identity = RequestIdentity {
+                kind: self.kind.ops_kind().to_owned(),
+                namespace: self.namespace.clone(),
+                name: self.name.clone(),
+                uid: self.request_uid()?.to_owned(),
+                database: self.database.clone(),
+            };
+            self.saved = Some(Stored::new(SavedState::new(identity)));
+        }
+        match self.saved.as_mut() {
+            Some(s) => Ok(&mut s.state),
+            None => Err(Error::Invalid("no saved state".into())),
+        }
+    }
+
+    /// Writes the saved state changed through [`Job::saved_mut`].
+    pub async fn save(&mut self, ctx: &Ctx) -> Result<()> {
+        match self.saved.as_mut() {
+            Some(stored) => saved_store::save(ctx, stored).await,
+            None => Ok(()),
+        }
+    }
+
+    /// The saved state (read by [`Job::load_saved`]); a step past Admit has one.
+    pub fn state(&self) -> Result<&SavedState> {
+        self.saved
+            .as_ref()
+            .map(|s| &s.state)
+            .ok_or_else(|| Error::Invalid(format!("{} has no saved state", self.describe())))
+    }
+
+    /// What Admit accepted.
+    pub fn admitted(&self) -> Result<&Admitted> {
+        self.state()?
+            .admitted
+            .as_ref()
+            .ok_or_else(|| Error::Invalid(format!("{} was not admitted", self.describe())))
+    }
+
+    /// The database as admitted (its UID).
+    pub fn database_id(&self) -> Result<DatabaseId> {
+        Ok(DatabaseId {
+            kind: self.kind,
+            namespace: self.namespace.clone(),
+            name: self.database.clone(),
+            uid: self.admitted()?.database_uid.clone(),
         })
     }
 
@@ -113,13 +218,20 @@ impl Job {
         format!("{} {}/{}", self.kind.ops_kind(), self.namespace, self.name)
     }
 
-    pub fn target(&self) -> Result<&Quantity> {
+    /// The size in the request's spec as it is now (Admit judges this one).
+    pub fn spec_target(&self) -> Result<&Quantity> {
         self.target.as_ref().ok_or_else(|| {
             Error::Invalid(format!(
                 "spec.volumeExpansion.{} is missing or not a quantity",
                 self.kind.size_field()
             ))
         })
+    }
+
+    /// The size admitted: what every step after Admit carries out.
+    pub fn target(&self) -> Result<Quantity> {
+        let text = &self.admitted()?.target;
+        Quantity::parse(text).map_err(|e| Error::Invalid(format!("admitted size {text}: {e}")))
     }
 
     /// The ops request through a dynamic API (the steps are not generic).
@@ -140,32 +252,6 @@ impl Job {
         self.resource_version = obj.resource_version();
         ctx.request_versions
             .wrote(self.kind, &self.namespace, &self.name, obj);
-    }
-
-    /// Sets (Some) or removes (None) annotations on the ops request, guarded by the
-    /// resourceVersion this reconcile read, and keeps the local copy current.
-    pub async fn annotate(&mut self, ctx: &Ctx, changes: &[(String, Option<String>)]) -> Result<()> {
-        if changes.is_empty() {
-            return Ok(());
-        }
-        let map: serde_json::Map<String, Value> = changes
-            .iter()
-            .map(|(k, v)| (k.clone(), v.as_ref().map_or(Value::Null, |v| json!(v))))
-            .collect();
-        let patch = json!({"metadata": {"resourceVersion": self.resource_version, "annotations": map}});
-        let obj = self
-            .api(ctx)
-            .patch(&self.name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .during(|| format!("annotate {}", self.describe()))?;
-        self.wrote(ctx, obj);
-        for (k, v) in changes {
-            match v {
-                Some(v) => self.annotations.insert(k.clone(), v.clone()),
-                None => self.annotations.remove(k),
-            };
-        }
-        Ok(())
     }
 
     /// Writes the whole status (phase and conditions), guarded by the resourceVersion.
@@ -229,8 +315,9 @@ pub fn to_json<T: serde::Serialize>(what: &str, obj: &T) -> Result<Value> {
 }
 
 /// The database's workloads as KubeDB names them (needs the database for its topology, which
-/// a paused database keeps: the cached copy will do).
-pub async fn database_workloads(ctx: &Ctx, job: &Job) -> Result<Vec<Workload>> {
+/// a paused database keeps: the cached copy will do). A topology past the limits is
+/// `Ok(Err(reason))`: it fails the request, never the process.
+pub async fn database_workloads(ctx: &Ctx, job: &Job) -> Result<Result<Vec<Workload>, String>> {
     let cached = ctx
         .caches(job.kind)
         .and_then(|c| c.database(&job.namespace, &job.database));
@@ -246,5 +333,6 @@ pub async fn database_workloads(ctx: &Ctx, job: &Job) -> Result<Vec<Workload>> {
         })?,
     };
     let view = DatabaseView::from_json(job.kind, &to_json("database", db.as_ref())?);
-    Ok(workloads(job.kind, &job.database, &view.topology))
+    Ok(workloads(job.kind, &job.database, &view.topology)
+        .map_err(|e| format!("{} {}/{}: {e}", job.kind.kind(), job.namespace, job.database)))
 }

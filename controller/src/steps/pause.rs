@@ -104,6 +104,26 @@ pub async fn pause(ctx: &Ctx, job: &mut Job) -> Result<Outcome> {
     };
     let mut conditions = database_conditions(&db);
     let action = pause_action(&conditions, ctx.config.pause_handshake);
+    let requested = job.state()?.pause_requested;
+    if action == PauseAction::Done && !requested {
+        // Not this request's pause (its owner's, another tool's): wait until it is resumed,
+        // and never resume it.
+        return Ok(Outcome::wait(
+            format!(
+                "{} {}/{} is paused by someone else; waiting until it is resumed",
+                job.kind.kind(),
+                job.namespace,
+                job.database
+            ),
+            SOON,
+        ));
+    }
+    // Saved before the database is touched: whatever happens next, the cleanup (or the sweep,
+    // if the request is deleted) resumes it.
+    if !requested {
+        job.saved_mut(ctx).await?.pause_requested = true;
+        job.save(ctx).await?;
+    }
     // Record the intent before touching the database (in this same pass), so a failure or a
     // crash from here on knows this request holds the pause and the cleanup resumes it.
     if action != PauseAction::Done && c::find(&job.status.conditions, c::PAUSE_DATABASE).is_none() {
@@ -171,20 +191,24 @@ pub async fn pause(ctx: &Ctx, job: &mut Job) -> Result<Outcome> {
     }
 }
 
-/// Removes `Paused` from the database; true when it is gone (or the database is).
-pub async fn resume(ctx: &Ctx, job: &Job) -> Result<bool> {
+/// Removes `Paused` from the database (the one with UID `uid`, when given: another database
+/// of the same name is not this request's to resume).
+pub async fn resume(ctx: &Ctx, job: &Job, uid: Option<&str>) -> Result<()> {
     let Some(db) = get_database(ctx, job).await? else {
-        return Ok(true);
+        return Ok(());
     };
+    if uid.is_some_and(|uid| db.uid().as_deref() != Some(uid)) {
+        return Ok(());
+    }
     let mut conditions = database_conditions(&db);
     if c::remove(&mut conditions, c::PAUSED) {
         write_conditions(ctx, job, &db, &conditions).await?;
     }
-    Ok(true)
+    Ok(())
 }
 
 pub async fn resume_step(ctx: &Ctx, job: &Job) -> Result<Outcome> {
-    resume(ctx, job).await?;
+    resume(ctx, job, Some(&job.admitted()?.database_uid)).await?;
     let now = time(jiff::Timestamp::now());
     Ok(Outcome::Done(vec![condition(
         c::RESUME_DATABASE,

@@ -1,45 +1,52 @@
-//! Orphan-delete the workloads (manifest saved on the request first) and recreate them from
-//! the saved manifests with the new claim size; the new workload adopts the pods and PVCs.
+//! Orphan-delete the workloads (each verified as the database's and saved first, with the
+//! UIDs of the pods it controls) and recreate them from the saved manifests with the new
+//! claim size; the new workload adopts the pods and PVCs.
 
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use k8s_openapi::api::core::v1::Pod;
 use kube::{
     Api, ResourceExt,
-    api::{DeleteParams, DynamicObject, PostParams, PropagationPolicy},
+    api::{DeleteParams, DynamicObject, ListParams, PostParams, Preconditions, PropagationPolicy},
 };
-use serde_json::Value;
 use volops_shared::{
-    Quantity, Workload, WorkloadKind,
+    Workload, WorkloadKind,
     conditions::{self as c, condition},
 };
 
-use super::{Job, Outcome, SOON, database_workloads, to_json};
+use super::{Job, Outcome, SOON, database_workloads};
 use crate::{
     caches::Cached,
     context::Ctx,
     decide::time,
     error::{Error, KubeContext, Result},
-    manifest::{claim_size, saved_workload_kind, with_claim_size, workload_key},
+    ownership::{DatabaseId, controlled_by, restorable_workload, verify_workload},
+    saved::{SavedPod, SavedWorkload},
 };
 
 /// What [`InFlight`](crate::caches::InFlight) records for an orphan delete.
 const ORPHAN: &str = "orphan-delete";
 
 /// One workload as a step sees it: its kind and object, or None when it does not exist.
-type Live = Option<(WorkloadKind, Arc<DynamicObject>)>;
+pub type Live = Option<(WorkloadKind, Arc<DynamicObject>)>;
 
-/// The workload of this name, looking at the descriptor's kind first and then the other one.
-/// The caches answer where they can; the API server is asked when a cache is not synced, or
-/// when `confirm_absence` (the caller would fail on a missing workload that the cache may
-/// only not have seen yet).
-async fn find(ctx: &Ctx, job: &Job, w: &Workload, confirm_absence: bool) -> Result<Live> {
+/// The workload of this name, looking at `kind` first and then the other one. The caches
+/// answer where they can; the API server is asked when a cache is not synced, or when
+/// `confirm_absence` (the caller would act on a missing workload that the cache may only not
+/// have seen yet).
+pub async fn find(
+    ctx: &Ctx,
+    job: &Job,
+    name: &str,
+    kind: WorkloadKind,
+    confirm_absence: bool,
+) -> Result<Live> {
     let caches = ctx.caches(job.kind);
     let mut unknown = false;
-    for kind in [w.kind, w.kind.other()] {
+    for kind in [kind, kind.other()] {
         match caches
             .as_ref()
-            .map_or(Cached::Unknown, |c| c.workload(kind, &job.namespace, &w.name))
+            .map_or(Cached::Unknown, |c| c.workload(kind, &job.namespace, name))
         {
             Cached::Present(obj) => return Ok(Some((kind, obj))),
             Cached::Absent => {}
@@ -49,44 +56,26 @@ async fn find(ctx: &Ctx, job: &Job, w: &Workload, confirm_absence: bool) -> Resu
     if !unknown && !confirm_absence {
         return Ok(None);
     }
-    for kind in [w.kind, w.kind.other()] {
-        match ctx.workload_api(kind, &job.namespace).get_opt(&w.name).await {
+    for kind in [kind, kind.other()] {
+        match ctx.workload_api(kind, &job.namespace).get_opt(name).await {
             Ok(Some(obj)) => return Ok(Some((kind, Arc::new(obj)))),
             Ok(None) => {}
             // The PetSet CRD may not be installed.
             Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(e) => return Err(e).during(|| format!("get {} {}/{}", kind.kind(), job.namespace, w.name)),
+            Err(e) => return Err(e).during(|| format!("get {} {}/{name}", kind.kind(), job.namespace)),
         }
     }
     Ok(None)
 }
 
-/// The saved manifest of a workload, if any, with the kind it was saved under.
-fn saved<'a>(job: &'a Job, w: &Workload) -> Option<(WorkloadKind, &'a String)> {
-    [w.kind, w.kind.other()]
-        .into_iter()
-        .find_map(|k| job.annotations.get(&workload_key(k, &w.name)).map(|s| (k, s)))
-}
-
-/// The annotation saving a live workload's manifest.
-fn manifest_annotation(
-    kind: WorkloadKind,
-    name: &str,
-    obj: &DynamicObject,
-) -> Result<(String, Option<String>)> {
-    let manifest = crate::manifest::strip_workload(&to_json("workload", obj)?);
-    let key = workload_key(kind, name);
-    let text =
-        crate::saved::encode(&manifest, crate::saved::WORKLOAD_PLAIN_MAX).map_err(|source| Error::Saved {
-            key: key.clone(),
-            source,
-        })?;
-    Ok((key, Some(text)))
-}
-
-async fn orphan_delete(ctx: &Ctx, job: &Job, kind: WorkloadKind, name: &str) -> Result<()> {
+/// Orphan-deletes exactly the object verified (UID precondition).
+async fn orphan_delete(ctx: &Ctx, job: &Job, kind: WorkloadKind, name: &str, uid: &str) -> Result<()> {
     let dp = DeleteParams {
         propagation_policy: Some(PropagationPolicy::Orphan),
+        preconditions: Some(Preconditions {
+            uid: Some(uid.to_owned()),
+            resource_version: None,
+        }),
         ..Default::default()
     };
     match ctx.workload_api(kind, &job.namespace).delete(name, &dp).await {
@@ -96,23 +85,63 @@ async fn orphan_delete(ctx: &Ctx, job: &Job, kind: WorkloadKind, name: &str) -> 
     }
 }
 
-/// Saves every workload's manifest on the request (one write, before any delete), then
-/// orphan-deletes them all at once; done when none is left.
+/// The UIDs of the pods the verified workloads control: the only pods the request may later
+/// delete (Offline) or, if the database goes, clean up.
+async fn controlled_pods(ctx: &Ctx, job: &Job, workloads: &[SavedWorkload]) -> Result<Vec<(String, String)>> {
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &job.namespace);
+    let list = pods
+        .list(&ListParams::default().labels(&job.kind.selector(&job.database)))
+        .await
+        .during(|| format!("list pods of {}", job.database))?;
+    Ok(list
+        .items
+        .iter()
+        .filter_map(|p| {
+            let refs = p.metadata.owner_references.as_deref();
+            let owner = workloads
+                .iter()
+                .find(|w| controlled_by(refs, w.kind.kind(), &w.uid))?;
+            let name = p.name_any();
+            owner
+                .pods()
+                .any(|n| n == name)
+                .then(|| (name, p.uid().unwrap_or_default()))
+        })
+        .collect())
+}
+
+/// Verifies and saves every workload (one write, before any delete), then orphan-deletes
+/// them all at once; done when none is left.
 pub async fn orphan(ctx: &Ctx, job: &mut Job) -> Result<Outcome> {
-    let workloads = database_workloads(ctx, job).await?;
+    let workloads: Vec<Workload> = match database_workloads(ctx, job).await? {
+        Ok(w) => w,
+        Err(reason) => return Ok(Outcome::Fail(reason)),
+    };
+    let db = job.database_id()?;
+    let state = job.state()?;
     let mut live = Vec::with_capacity(workloads.len());
+    let mut to_save: Vec<SavedWorkload> = Vec::new();
     for w in &workloads {
-        live.push(find(ctx, job, w, saved(job, w).is_none()).await?);
-    }
-    let mut to_save = Vec::new();
-    let mut used_kind = workloads.first().map_or(job.kind.workload_kind(), |w| w.kind);
-    for (w, l) in workloads.iter().zip(&live) {
-        used_kind = match (saved(job, w), l) {
-            (Some((kind, _)), _) => kind,
-            (None, Some((kind, obj))) => {
-                to_save.push(manifest_annotation(*kind, &w.name, obj)?);
-                *kind
+        let saved = state.workload(&w.name);
+        let found = find(ctx, job, &w.name, w.kind, saved.is_none()).await?;
+        match (saved, &found) {
+            // Saved and deleted, or saved and this very object still there.
+            (Some(_), None) => {}
+            (Some(s), Some((_, obj))) if obj.uid().as_deref() == Some(s.uid.as_str()) => {}
+            (Some(s), Some((kind, obj))) => {
+                return Ok(Outcome::Fail(format!(
+                    "{} {}/{} is another object than the one saved (uid {} saved, {} now); refusing to touch it",
+                    kind.kind(),
+                    job.namespace,
+                    w.name,
+                    s.uid,
+                    obj.uid().unwrap_or_default()
+                )));
             }
+            (None, Some((kind, obj))) => match verify_workload(*kind, obj, &w.claim_template, &db) {
+                Ok(saved) => to_save.push(saved),
+                Err(refused) => return Ok(Outcome::Fail(refused.0)),
+            },
             (None, None) => {
                 return Ok(Outcome::Fail(format!(
                     "{} {}/{} of {} {} does not exist",
@@ -123,12 +152,28 @@ pub async fn orphan(ctx: &Ctx, job: &mut Job) -> Result<Outcome> {
                     job.database
                 )));
             }
-        };
+        }
+        live.push(found);
     }
-    job.annotate(ctx, &to_save).await?;
+    if !to_save.is_empty() {
+        let pods = controlled_pods(ctx, job, &to_save).await?;
+        let state = job.saved_mut(ctx).await?;
+        for (name, uid) in pods {
+            state.pods.entry(name).or_insert(SavedPod {
+                uid: Some(uid),
+                ..SavedPod::default()
+            });
+        }
+        state.workloads.extend(to_save);
+        if let Err(e @ Error::Saved { .. }) = job.save(ctx).await {
+            // Too large to save: nothing was deleted yet.
+            return Ok(Outcome::Fail(e.to_string()));
+        }
+    }
     let in_flight = &ctx.in_flight;
+    let state = job.state()?;
     // A delete already sent whose mark the cache does not show yet is not sent again.
-    let to_delete: Vec<(WorkloadKind, &str, Option<String>)> = workloads
+    let to_delete: Vec<(WorkloadKind, &str, String, Option<String>)> = workloads
         .iter()
         .zip(&live)
         .filter_map(|(w, l)| match l {
@@ -140,7 +185,8 @@ pub async fn orphan(ctx: &Ctx, job: &mut Job) -> Result<Outcome> {
                         obj.resource_version().as_deref(),
                     ) =>
             {
-                Some((*kind, w.name.as_str(), obj.resource_version()))
+                let uid = state.workload(&w.name)?.uid.clone();
+                Some((*kind, w.name.as_str(), uid, obj.resource_version()))
             }
             _ => None,
         })
@@ -148,10 +194,10 @@ pub async fn orphan(ctx: &Ctx, job: &mut Job) -> Result<Outcome> {
     futures::future::try_join_all(
         to_delete
             .iter()
-            .map(|(kind, name, _)| orphan_delete(ctx, job, *kind, name)),
+            .map(|(kind, name, uid, _)| orphan_delete(ctx, job, *kind, name, uid)),
     )
     .await?;
-    for (kind, name, rv) in to_delete {
+    for (kind, name, _, rv) in to_delete {
         in_flight.sent((kind.plural(), &job.namespace, name), ORPHAN, rv);
     }
     let left = live.iter().filter(|l| l.is_some()).count();
@@ -161,6 +207,10 @@ pub async fn orphan(ctx: &Ctx, job: &mut Job) -> Result<Outcome> {
             SOON,
         ));
     }
+    let used_kind = state
+        .workloads
+        .first()
+        .map_or(job.kind.workload_kind(), |w| w.kind);
     Ok(Outcome::Done(vec![condition(
         used_kind.orphan_condition(),
         c::TRUE,
@@ -174,154 +224,83 @@ pub async fn orphan(ctx: &Ctx, job: &mut Job) -> Result<Outcome> {
     )]))
 }
 
-/// Whether the workload exists: the cache answers when synced, else the API server.
-async fn exists(ctx: &Ctx, job: &Job, kind: WorkloadKind, name: &str) -> Result<bool> {
-    let cached = ctx
-        .caches(job.kind)
-        .map_or(Cached::Unknown, |c| c.workload(kind, &job.namespace, name));
-    match cached {
-        Cached::Present(_) => Ok(true),
-        // A creation the cache has not seen yet answers 409 below, which is success.
-        Cached::Absent => Ok(false),
-        Cached::Unknown => Ok(ctx
-            .workload_api(kind, &job.namespace)
-            .get_opt(name)
-            .await
-            .during(|| format!("get {} {name}", kind.kind()))?
-            .is_some()),
-    }
+/// How one saved workload stands when it should be there.
+pub enum Presence {
+    /// It is there, controlled by the database.
+    Back,
+    /// Missing: create it.
+    Missing,
+    /// Still going away (the orphan delete is not through yet).
+    Leaving,
+    /// Another object holds its name: never touched, reported.
+    Foreign(String),
 }
 
-/// Creates one saved workload unless it exists, with the claim size `size_of` gives.
-async fn recreate_one(
-    ctx: &Ctx,
-    job: &Job,
-    workloads: &[Workload],
-    (key, kind, text): (&str, WorkloadKind, &str),
-    size_of: &impl AsyncSize,
-) -> Result<()> {
-    let saved: Value = crate::saved::decode(text).map_err(|source| Error::Saved {
-        key: key.to_owned(),
-        source,
-    })?;
-    let name = saved
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .ok_or_else(|| Error::Invalid(format!("saved manifest {key} has no metadata.name")))?;
-    if exists(ctx, job, kind, name).await? {
-        return Ok(());
-    }
-    let template = workloads
-        .iter()
-        .find(|w| w.name == name)
-        .map(|w| w.claim_template.clone())
-        .or_else(|| workloads.first().map(|w| w.claim_template.clone()))
-        .unwrap_or_else(|| "data".to_owned());
-    let size = size_of.size(ctx, job, name, &template, &saved).await?;
-    let manifest =
-        with_claim_size(&saved, &template, &size).map_err(|e| Error::Invalid(format!("{key}: {e}")))?;
+/// Where a saved workload stands (the cache answers when synced; a creation it has not seen
+/// yet answers 409 on create, which is success).
+pub async fn presence(ctx: &Ctx, job: &Job, w: &SavedWorkload, db: &DatabaseId) -> Result<Presence> {
+    Ok(match find(ctx, job, &w.name, w.kind, false).await? {
+        None => Presence::Missing,
+        Some((_, obj)) if obj.metadata.deletion_timestamp.is_some() => Presence::Leaving,
+        Some((_, obj))
+            if controlled_by(obj.metadata.owner_references.as_deref(), db.kind.kind(), &db.uid) =>
+        {
+            Presence::Back
+        }
+        Some((kind, _)) => Presence::Foreign(format!(
+            "{} {}/{} exists and is not controlled by {} {}/{}; it is left as it is",
+            kind.kind(),
+            job.namespace,
+            w.name,
+            db.kind.kind(),
+            db.namespace,
+            db.name
+        )),
+    })
+}
+
+/// Creates one saved workload with `size` in its claim template (exists already is fine).
+pub async fn create(ctx: &Ctx, job: &Job, w: &SavedWorkload, size: &str, db: &DatabaseId) -> Result<()> {
+    let manifest = restorable_workload(w, size, db).map_err(|e| Error::Invalid(e.0))?;
     let obj: DynamicObject = serde_json::from_value(manifest).map_err(|source| Error::Json {
-        what: format!("manifest {key}"),
+        what: format!("saved {} {}", w.kind.kind(), w.name),
         source,
     })?;
     match ctx
-        .workload_api(kind, &job.namespace)
+        .workload_api(w.kind, &job.namespace)
         .create(&PostParams::default(), &obj)
         .await
     {
         Ok(_) => Ok(()),
         Err(e) if matches!(crate::error::code_of(&e), Some(409)) => Ok(()),
-        Err(e) => Err(e).during(|| format!("recreate {} {}/{name}", kind.kind(), job.namespace)),
+        Err(e) => Err(e).during(|| format!("create {} {}/{}", w.kind.kind(), job.namespace, w.name)),
     }
 }
 
-/// Creates every saved workload that does not exist (all at once), with the claim size
-/// `size_of` gives. Returns the kind of the workloads seen (for the condition name).
-async fn recreate_saved(
-    ctx: &Ctx,
-    job: &Job,
-    workloads: &[Workload],
-    size_of: impl AsyncSize,
-) -> Result<Option<WorkloadKind>> {
-    let saved: Vec<(&str, WorkloadKind, &str)> = job
-        .annotations
-        .iter()
-        .filter_map(|(key, text)| saved_workload_kind(key).map(|kind| (key.as_str(), kind, text.as_str())))
-        .collect();
-    let creates = saved
-        .iter()
-        .map(|&one| recreate_one(ctx, job, workloads, one, &size_of));
-    futures::future::try_join_all(creates).await?;
-    Ok(saved.last().map(|&(_, kind, _)| kind))
-}
-
-/// Where a recreated workload's claim size comes from.
-trait AsyncSize {
-    async fn size(
-        &self,
-        ctx: &Ctx,
-        job: &Job,
-        workload: &str,
-        template: &str,
-        saved: &Value,
-    ) -> Result<String>;
-}
-
-/// The request's target.
-struct Target<'a>(&'a Quantity);
-
-impl AsyncSize for Target<'_> {
-    async fn size(&self, _: &Ctx, _: &Job, _: &str, _: &str, _: &Value) -> Result<String> {
-        Ok(self.0.as_str().to_owned())
-    }
-}
-
-/// What the workload's PVCs really have: the largest capacity, never below the saved size.
-struct RealSize;
-
-impl AsyncSize for RealSize {
-    async fn size(
-        &self,
-        ctx: &Ctx,
-        job: &Job,
-        workload: &str,
-        template: &str,
-        saved: &Value,
-    ) -> Result<String> {
-        let saved_size = claim_size(saved, template);
-        let mut best = saved_size.as_deref().and_then(|s| Quantity::parse(s).ok());
-        let prefix = format!("{template}-{workload}-");
-        let pvcs = Api::<PersistentVolumeClaim>::namespaced(ctx.client.clone(), &job.namespace)
-            .list(&Default::default())
-            .await
-            .during(|| "list PVCs".into())?;
-        for pvc in pvcs
-            .items
-            .iter()
-            .filter(|p| p.metadata.name.as_deref().is_some_and(|n| n.starts_with(&prefix)))
-        {
-            let cap = pvc
-                .status
-                .as_ref()
-                .and_then(|s| s.capacity.as_ref())
-                .and_then(|c| c.get("storage"));
-            if let Some(q) = cap.and_then(|q| Quantity::parse(&q.0).ok())
-                && best.as_ref().is_none_or(|b| q > *b)
-            {
-                best = Some(q);
-            }
-        }
-        best.map(|q| q.as_str().to_owned())
-            .ok_or_else(|| Error::Invalid(format!("no claim size known for workload {workload}")))
-    }
-}
-
+/// Recreates every saved workload with the admitted size (all at once).
 pub async fn recreate(ctx: &Ctx, job: &Job) -> Result<Outcome> {
-    let target = job.target()?.clone();
-    let workloads = database_workloads(ctx, job).await?;
-    let kind = recreate_saved(ctx, job, &workloads, Target(&target))
-        .await?
-        .unwrap_or(job.kind.workload_kind());
+    let target = job.target()?;
+    let db = job.database_id()?;
+    let state = job.state()?;
+    let mut missing = Vec::new();
+    for w in &state.workloads {
+        match presence(ctx, job, w, &db).await? {
+            Presence::Back => {}
+            Presence::Foreign(why) => return Ok(Outcome::Fail(why)),
+            Presence::Leaving => {
+                return Ok(Outcome::wait(
+                    format!("waiting for {} {} to be deleted", w.kind.kind(), w.name),
+                    SOON,
+                ));
+            }
+            Presence::Missing => missing.push(w),
+        }
+    }
+    futures::future::try_join_all(missing.iter().map(|w| create(ctx, job, w, target.as_str(), &db))).await?;
+    let kind = state
+        .workloads
+        .first()
+        .map_or(job.kind.workload_kind(), |w| w.kind);
     Ok(Outcome::Done(vec![condition(
         kind.update_condition(),
         c::TRUE,
@@ -330,20 +309,4 @@ pub async fn recreate(ctx: &Ctx, job: &Job) -> Result<Outcome> {
         job.generation,
         time(jiff::Timestamp::now()),
     )]))
-}
-
-/// Cleanup: recreate any saved workload still missing with the size its PVCs really have.
-pub async fn restore(ctx: &Ctx, job: &Job) -> Result<()> {
-    let workloads = database_workloads(ctx, job).await.unwrap_or_default();
-    recreate_saved(ctx, job, &workloads, RealSize).await?;
-    Ok(())
-}
-
-/// The keys of every saved workload manifest.
-pub fn saved_keys(job: &Job) -> Vec<String> {
-    job.annotations
-        .keys()
-        .filter(|k| saved_workload_kind(k).is_some())
-        .cloned()
-        .collect()
 }

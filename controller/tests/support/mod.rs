@@ -20,6 +20,33 @@ use volops_controller::{Config, Metrics, PauseHandshake};
 use volops_sandbox::{ClusterConfig, Sandbox, SandboxOptions};
 
 pub const WAIT: Duration = Duration::from_secs(60);
+/// Where the in-process controllers keep their saved state (the chart's release namespace).
+pub const STATE_NS: &str = "volops-system";
+/// The tenant of the tests' namespaces (COMMON identities).
+pub const TENANT: &str = "alice";
+
+/// A client acting as the tenant: what anyone allowed to create ops requests in their own
+/// namespace can do. The one place tenants' clients are made (RBAC bindings go here).
+pub async fn tenant_client(sb: &Sandbox) -> kube::Client {
+    sb.client_as(TENANT, &["tenants", "system:authenticated"])
+        .await
+        .expect("tenant client")
+}
+
+/// A client acting as the chart's controller ServiceAccount. The one place controllers'
+/// clients are made for the tenant tests (RBAC bindings go here).
+pub async fn controller_client(sb: &Sandbox) -> kube::Client {
+    sb.client_as(
+        "system:serviceaccount:volops-system:volops-controller",
+        &[
+            "system:serviceaccounts",
+            "system:serviceaccounts:volops-system",
+            "system:authenticated",
+        ],
+    )
+    .await
+    .expect("controller client")
+}
 
 pub async fn sandbox() -> (Sandbox, kube::Client) {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -40,15 +67,18 @@ pub async fn sandbox() -> (Sandbox, kube::Client) {
     (sb, client)
 }
 
-/// Namespace, an expandable StorageClass of `mode`, and every volops CRD.
+/// Namespace, the controller's state namespace, an expandable StorageClass of `mode`, and
+/// every volops CRD.
 pub async fn setup(client: &kube::Client, ns: &str, class: &str, mode: &str) {
     let nss: Api<Namespace> = Api::all(client.clone());
-    let _ = nss
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap(),
-        )
-        .await;
+    for name in [ns, STATE_NS] {
+        let _ = nss
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": name}})).unwrap(),
+            )
+            .await;
+    }
     storage_class(client, class, mode, 20).await;
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     for crd in volops_shared::crd::all().expect("crds") {
@@ -271,4 +301,81 @@ pub fn condition_time(r: &DynamicObject, type_: &str) -> Option<String> {
         .find(|c| c["type"] == type_)
         .and_then(|c| c["lastTransitionTime"].as_str())
         .map(str::to_owned)
+}
+
+/// The events about the named object in `ns`, as (type, reason, note, series count).
+pub async fn events_about(client: &kube::Client, ns: &str, name: &str) -> Vec<(String, String, String, i32)> {
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), ns);
+    events
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+        .map(|e| {
+            (
+                e.type_.unwrap_or_default(),
+                e.reason.unwrap_or_default(),
+                e.note.unwrap_or_default(),
+                e.series.map_or(1, |s| s.count),
+            )
+        })
+        .collect()
+}
+
+/// The condition of `type_` on the request, if any.
+pub fn condition<'a>(r: &'a DynamicObject, type_: &str) -> Option<&'a serde_json::Value> {
+    r.data["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)
+}
+
+/// The message of the request's condition `type_` ("" if none).
+pub fn condition_message(r: &DynamicObject, type_: &str) -> String {
+    condition(r, type_)
+        .and_then(|c| c["message"].as_str())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The controller's saved state for the request with this UID, if any.
+pub async fn saved_state(
+    client: &kube::Client,
+    request_uid: &str,
+) -> Option<volops_controller::saved::SavedState> {
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), STATE_NS);
+    let secret = secrets
+        .get_opt(&volops_controller::saved::secret_name(request_uid))
+        .await
+        .unwrap()?;
+    Some(volops_controller::saved::SavedState::from_secret(&secret).expect("a readable saved state"))
+}
+
+/// Polls the saved state of the request with this UID until `cond` holds (or `give_up` holds
+/// for the request); returns whether `cond` held.
+pub async fn wait_saved(
+    client: &kube::Client,
+    ops: &Api<DynamicObject>,
+    name: &str,
+    what: &str,
+    cond: impl Fn(&volops_controller::saved::SavedState) -> bool,
+) -> bool {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let r = ops.get(name).await.unwrap();
+        let uid = r.metadata.uid.clone().unwrap();
+        if saved_state(client, &uid).await.is_some_and(|s| cond(&s)) {
+            return true;
+        }
+        if at(&r, "/status/phase").is_some_and(|p| p != "Progressing" && p != "Pending") {
+            return false;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -90,6 +90,8 @@ fn emit_run(report: &ChaosReport, config: &ChaosConfig) {
                "failed_with_cleanup": report.failed().len(), "pvcs_watched": report.pvcs_watched,
                "controller_api_requests": report.api_requests,
                "reconcile_errors": report.reconcile_errors, "graceful_stop": report.graceful_stop,
+               "forged_saved_states": report.forged, "forged_refused": report.forged_refused,
+               "database_edits": report.database_edits,
                "violations": report.violations.len(), "seconds": report.elapsed.as_secs_f64()}),
     );
 }

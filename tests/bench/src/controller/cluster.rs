@@ -54,10 +54,11 @@ pub async fn namespace(client: &kube::Client, name: &str) -> Result<()> {
     }
 }
 
-/// Namespace `ns`, an online-expandable class whose every resize step takes `resize_delay`,
-/// and the volops CRDs.
+/// Namespace `ns`, the controller's own namespace (its saved state lives there), an
+/// online-expandable class whose every resize step takes `resize_delay`, and the volops CRDs.
 pub async fn setup(client: &kube::Client, ns: &str, class: &str, resize_delay: Duration) -> Result<()> {
     namespace(client, ns).await?;
+    namespace(client, volops_controller::DEFAULT_STATE_NAMESPACE).await?;
     let sc: StorageClass = serde_json::from_value(json!({
         "metadata": {"name": class},
         "provisioner": "sandbox.volops.dev/csi",

@@ -134,7 +134,9 @@ impl Database {
         let Some(topology) = self.shape.topology() else {
             return Vec::new();
         };
+        // The fixture's shapes are small; a refused topology has no PVCs.
         workloads(self.kind(), &self.name, &topology)
+            .unwrap_or_default()
             .iter()
             .flat_map(|w| w.pods().into_iter().map(|pod| (w.pvc_of(&pod), pod)))
             .collect()

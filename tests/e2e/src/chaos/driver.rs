@@ -15,6 +15,7 @@ use volops_shared::DatabaseKind;
 
 use super::databases::{Db, NS};
 use super::invariants::wait_clean;
+use super::tenant::{TenantCounts, forged_annotations, refused};
 use crate::wait::{is_final, phase};
 
 /// Deadline of one request (its steps time out after 30 s each).
@@ -105,10 +106,18 @@ async fn gave_up(client: &Client, db: &Db, error: String, out: &[Outcome]) -> St
 }
 
 /// Runs rounds until at least `min_rounds` are done and the kill loop has reached its quota
-/// (or the database's own limit). An `Err` is an invariant violation.
-pub async fn drive(client: Client, db: Db, quota: Quota) -> Result<Vec<Outcome>, String> {
+/// (or the database's own limit). The tenant creates the requests, every other one with forged
+/// saved state in its annotations (created without them if admission refuses them). An `Err`
+/// is an invariant violation.
+pub async fn drive(
+    client: Client,
+    tenant: Client,
+    db: Db,
+    quota: Quota,
+    counts: TenantCounts,
+) -> Result<Vec<Outcome>, String> {
     let api: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), NS, &volops_webhook::caches::ops_resource(db.kind));
+        Api::namespaced_with(tenant, NS, &volops_webhook::caches::ops_resource(db.kind));
     let mut out = Vec::new();
     for round in 1usize.. {
         let enough_kills = quota.kills.load(Ordering::SeqCst) >= quota.min_kills;
@@ -118,14 +127,30 @@ pub async fn drive(client: Client, db: Db, quota: Quota) -> Result<Vec<Outcome>,
         let (name, size) = (format!("{}-r{round}", db.name), format!("{}Gi", round + 1));
         let deadline = Instant::now() + REQUEST_DEADLINE;
         let req = ops_request(&db, &name, &size)?;
-        let created = retry(&format!("creating {name}"), deadline, || async {
-            match api.create(&PostParams::default(), &req).await {
-                Ok(_) => Ok(()),
-                Err(kube::Error::Api(e)) if e.reason == "AlreadyExists" => Ok(()),
-                Err(e) => Err(e.to_string()),
+        let mut forged = req.clone();
+        forged.metadata.annotations = Some(forged_annotations(&db, round as u64));
+        let mut forge = round % 2 == 1;
+        let created = loop {
+            let body = if forge { &forged } else { &req };
+            match api.create(&PostParams::default(), body).await {
+                Ok(_) => {
+                    if forge {
+                        counts.forged.fetch_add(1, Ordering::SeqCst);
+                    }
+                    break Ok(());
+                }
+                Err(kube::Error::Api(e)) if e.reason == "AlreadyExists" => break Ok(()),
+                Err(e) if forge && refused(&e) => {
+                    counts.refused.fetch_add(1, Ordering::SeqCst);
+                    forge = false;
+                }
+                Err(e) if Instant::now() >= deadline => {
+                    break Err(format!("creating {name}: gave up; last error: {e}"));
+                }
+                // Injected faults clear on the next try; keep retries cheap.
+                Err(_) => tokio::time::sleep(Duration::from_millis(25)).await,
             }
-        })
-        .await;
+        };
         if let Err(e) = created {
             return Err(gave_up(&client, &db, e, &out).await);
         }

@@ -92,6 +92,54 @@ pub async fn wait_clean(client: &Client, db: &Db, deadline: Instant) -> Result<(
     }
 }
 
+/// What is left over once every request ended (waiting up to `deadline`): a request that is
+/// not final or keeps a finalizer, a saved state of the controller's.
+pub async fn left_over(client: &Client, deadline: Instant) -> Vec<String> {
+    loop {
+        let mut found = Vec::new();
+        for kind in [DatabaseKind::Redis, DatabaseKind::ZooKeeper] {
+            let api: Api<DynamicObject> =
+                Api::namespaced_with(client.clone(), NS, &volops_webhook::caches::ops_resource(kind));
+            match api.list(&ListParams::default()).await {
+                Ok(list) => {
+                    for r in &list.items {
+                        if !crate::wait::is_final(r) {
+                            found.push(format!("{} {} is not final", kind.ops_kind(), r.name_any()));
+                        }
+                        if !r.finalizers().is_empty() {
+                            found.push(format!(
+                                "{} {} keeps finalizers {:?}",
+                                kind.ops_kind(),
+                                r.name_any(),
+                                r.finalizers()
+                            ));
+                        }
+                    }
+                }
+                Err(e) => found.push(format!("listing {}: {e}", kind.ops_plural())),
+            }
+        }
+        let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+            Api::namespaced(client.clone(), volops_controller::DEFAULT_STATE_NAMESPACE);
+        let saved = format!(
+            "app.kubernetes.io/component={}",
+            volops_controller::saved::COMPONENT
+        );
+        match secrets.list(&ListParams::default().labels(&saved)).await {
+            Ok(list) => found.extend(
+                list.items
+                    .iter()
+                    .map(|s| format!("saved state {} is left over", s.name_any())),
+            ),
+            Err(e) => found.push(format!("listing saved states: {e}")),
+        }
+        if found.is_empty() || Instant::now() >= deadline {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Per PVC: its database and the largest request or capacity ever seen, in bytes.
 pub type PvcSizes = Arc<Mutex<BTreeMap<String, (String, i128)>>>;
 

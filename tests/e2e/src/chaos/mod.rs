@@ -1,22 +1,27 @@
 //! Chaos: rounds of Redis (standalone, cluster) and ZooKeeper expansions, Online and Offline,
-//! while the controller is killed at random moments (seeded) and the sandbox fails a share of
-//! API requests (500/409/429) and cuts watch streams. Used by the `reliability_chaos` test and
-//! by `volops-bench chaos` (the same code at volume).
+//! while the controller is killed at random moments (seeded), the sandbox fails a share of API
+//! requests (500/409/429) and cuts watch streams, and a hostile tenant forges saved state in the
+//! requests' annotations (at CREATE and UPDATE) and edits their databases. Used by the
+//! `reliability_chaos` test and by `volops-bench chaos` (the same code at volume).
 //!
 //! Invariants, each a [`ChaosReport::violations`] entry when broken: every request ends
 //! Successful, or Failed with the cleanup done (database not paused, every workload and pod
 //! back); never a pod missing in Online mode and never more than one pod of a database missing
 //! at once in Offline mode (pod watches); no PVC ever requests or reaches more than the largest
 //! size asked for its database (PVC watch); the database's `spec.storage` is the size of its
-//! last Successful request; the controller stops gracefully at the end.
+//! last Successful request; no object is ever created from what the tenant wrote (watches: no
+//! pod, StatefulSet or PetSet with its image, a hostPath or its names); at the end no request
+//! is non-final or keeps a finalizer and no saved state is left; the controller stops
+//! gracefully at the end.
 
 mod databases;
 mod driver;
 mod invariants;
+mod tenant;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
@@ -26,7 +31,8 @@ use volops_sandbox::{FaultConfig, FaultRule};
 pub use databases::{Db, NS, databases};
 pub use driver::Outcome;
 use driver::{Quota, drive};
-use invariants::{bytes, pvcs_past_target, track_pvc_sizes, wait_clean};
+use invariants::{bytes, left_over, pvcs_past_target, track_pvc_sizes, wait_clean};
+use tenant::{TenantCounts, tenant_client, watch_forged_objects};
 
 use crate::error::kube_ctx;
 use crate::track::MissingPods;
@@ -89,6 +95,12 @@ pub struct ChaosReport {
     pub reconcile_errors: u64,
     pub graceful_stop: bool,
     pub elapsed: Duration,
+    /// Forged saved state the API server took (request CREATEs and UPDATEs).
+    pub forged: usize,
+    /// Forged writes admission refused.
+    pub forged_refused: usize,
+    /// Database edits mid-flight.
+    pub database_edits: usize,
     /// Broken invariants; empty when the run is clean.
     pub violations: Vec<String>,
 }
@@ -106,14 +118,18 @@ impl ChaosReport {
     pub fn summary(&self) -> String {
         format!(
             "chaos seed {}: {} expansions ({} Successful, {} Failed with cleanup) across {} databases, \
-             {} controller kill points; the controller sent {} API requests and counted {} reconcile \
-             errors; graceful stop at the end: {}; {} violation(s); {:.1}s",
+             {} controller kill points, {} forged saved states ({} refused by admission), {} database \
+             edits; the controller sent {} API requests and counted {} reconcile errors; graceful stop \
+             at the end: {}; {} violation(s); {:.1}s",
             self.seed,
             self.outcomes.len(),
             self.successful(),
             self.failed().len(),
             self.databases,
             self.kill_points,
+            self.forged,
+            self.forged_refused,
+            self.database_edits,
             self.api_requests,
             self.reconcile_errors,
             if self.graceful_stop { "ok" } else { "NO" },
@@ -183,6 +199,17 @@ pub async fn run(config: &ChaosConfig) -> Result<ChaosReport> {
         })
         .collect();
     let (pvc_max, pvc_task) = track_pvc_sizes(client.clone());
+    let (forged_seen, forged_watches) = watch_forged_objects(client.clone());
+    let tenant = tenant_client(&h).await?;
+    let counts = TenantCounts::default();
+    let tenant_stop = Arc::new(AtomicBool::new(false));
+    let tenant_task = tokio::spawn(tenant::act(
+        tenant.clone(),
+        dbs.clone(),
+        seed,
+        counts.clone(),
+        tenant_stop.clone(),
+    ));
     h.sandbox().faults().set(FaultConfig {
         seed,
         rules: if config.fault_rate > 0.0 {
@@ -201,7 +228,15 @@ pub async fn run(config: &ChaosConfig) -> Result<ChaosReport> {
     };
     let drivers: Vec<_> = dbs
         .iter()
-        .map(|db| tokio::spawn(drive(client.clone(), db.clone(), quota.clone())))
+        .map(|db| {
+            tokio::spawn(drive(
+                client.clone(),
+                tenant.clone(),
+                db.clone(),
+                quota.clone(),
+                counts.clone(),
+            ))
+        })
         .collect();
     let all_done = || drivers.iter().all(|d| d.is_finished());
     let mut rng = StdRng::seed_from_u64(seed ^ 0x6b69_6c6c);
@@ -228,6 +263,10 @@ pub async fn run(config: &ChaosConfig) -> Result<ChaosReport> {
             Ok(Err(v)) => violations.push(v),
             Err(e) => violations.push(format!("a driver task failed: {e}")),
         }
+    }
+    tenant_stop.store(true, Ordering::SeqCst);
+    if let Err(e) = tenant_task.await {
+        violations.push(format!("the tenant task failed: {e}"));
     }
     h.sandbox().faults().clear();
     let kill_points = quota.kills.load(Ordering::SeqCst);
@@ -258,6 +297,15 @@ pub async fn run(config: &ChaosConfig) -> Result<ChaosReport> {
     }
     drop(watches);
     pvc_task.abort();
+    // Nothing the tenant wrote was ever created; nothing is left over.
+    for w in forged_watches {
+        w.abort();
+    }
+    let forged = forged_seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    for o in forged {
+        violations.push(format!("{o} was created from what the tenant wrote"));
+    }
+    violations.extend(left_over(&client, Instant::now() + Duration::from_secs(30)).await);
     let targets: BTreeMap<String, i128> = dbs
         .iter()
         .map(|db| {
@@ -327,6 +375,9 @@ pub async fn run(config: &ChaosConfig) -> Result<ChaosReport> {
         reconcile_errors,
         graceful_stop,
         elapsed: started.elapsed(),
+        forged: TenantCounts::get(&counts.forged),
+        forged_refused: TenantCounts::get(&counts.refused),
+        database_edits: TenantCounts::get(&counts.database_edits),
         violations,
     })
 }
