@@ -61,7 +61,9 @@ async fn wait_bound(h: &Harness, kind: DatabaseKind, db: &DynamicObject, timeout
     })?;
     let view = DatabaseView::from_json(kind, &json);
     let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(h.client(), NS);
-    for workload in workloads(kind, &view.name, &view.topology) {
+    let workloads = workloads(kind, &view.name, &view.topology)
+        .map_err(|e| Error::Invalid(format!("database {}: {e}", view.name)))?;
+    for workload in workloads {
         for pvc in workload.pvcs() {
             wait_for(&pvcs, &pvc, "PVC bound", timeout, |p| capacity(p).is_some()).await?;
         }
