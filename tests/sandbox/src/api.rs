@@ -28,6 +28,8 @@ pub struct Api {
     pub authorizer: Arc<dyn crate::machinery::Authorizer>,
     /// Credentials (admin token, client CA, token signing key) and the RBAC index.
     pub auth: crate::auth::Auth,
+    /// kube's audit log (Metadata level), when asked for.
+    pub audit: crate::audit::AuditLog,
     pub bookmark_interval: Duration,
     pub server_address: String,
     pub shutdown: tokio::sync::watch::Receiver<bool>,

@@ -43,6 +43,7 @@
 
 mod admit;
 mod api;
+mod audit;
 mod auth;
 mod discovery;
 mod events;
@@ -110,6 +111,8 @@ pub struct SandboxOptions {
     pub event_ttl: Duration,
     /// How often watches that asked for bookmarks get one.
     pub bookmark_interval: Duration,
+    /// Keep kube's audit log (level Metadata) of the newest this many requests (0: none).
+    pub audit_capacity: usize,
 }
 
 impl Default for SandboxOptions {
@@ -123,6 +126,7 @@ impl Default for SandboxOptions {
             watch_history_age: Duration::from_secs(300),
             event_ttl: Duration::from_secs(3600),
             bookmark_interval: Duration::from_secs(10),
+            audit_capacity: 0,
         }
     }
 }
@@ -178,6 +182,7 @@ impl Sandbox {
             authorizer: auth.rbac.clone(),
             auth,
             bookmark_interval: opts.bookmark_interval,
+            audit: audit::AuditLog::new(opts.audit_capacity),
             server_address: addr.to_string(),
             shutdown: shutdown_rx.clone(),
         });
@@ -398,6 +403,12 @@ impl Sandbox {
         self.api
             .store
             .history_len(&(group.to_owned(), resource.to_owned()))
+    }
+
+    /// The audit log (`audit.k8s.io/v1` Events, oldest first; empty unless
+    /// `SandboxOptions::audit_capacity` was set).
+    pub fn audit_events(&self) -> Vec<serde_json::Value> {
+        self.api.audit.events()
     }
 
     /// The simulated cluster, if started.

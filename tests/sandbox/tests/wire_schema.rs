@@ -21,7 +21,11 @@ const SKIPPED_MODULES: &[&str] = &["metrics", "apimachinery.pkg.apis.testapigrou
 /// Bodies of subresources (no `Resource` impl in k8s-pb) that clients send as protobuf:
 /// `kubectl create token`, evictions, scale.
 const SUBRESOURCE_KINDS: &[(&str, &str, &str)] = &[
-    ("authentication.k8s.io/v1", "TokenRequest", "api.authentication.v1.TokenRequest"),
+    (
+        "authentication.k8s.io/v1",
+        "TokenRequest",
+        "api.authentication.v1.TokenRequest",
+    ),
     ("policy/v1", "Eviction", "api.policy.v1.Eviction"),
     ("autoscaling/v1", "Scale", "api.autoscaling.v1.Scale"),
 ];

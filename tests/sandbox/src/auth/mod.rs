@@ -100,14 +100,26 @@ pub async fn filter(State(api): State<Arc<Api>>, mut request: Request, next: Nex
         &query,
     );
     attrs.user = user;
-    match api.authorizer.authorize(&attrs) {
+    let (decision, reason) = if api.audit.enabled() {
+        api.authorizer.authorize_with_reason(&attrs)
+    } else {
+        (api.authorizer.authorize(&attrs), String::new())
+    };
+    match decision {
         Decision::Allow => {}
         Decision::Deny(reason) | Decision::NoOpinion(reason) => {
+            api.audit.record(&attrs, false, &reason, 403);
             return error_response(&forbidden(&attrs, &reason));
         }
     }
+    let audited = api.audit.enabled().then(|| attrs.clone());
     request.extensions_mut().insert(RequestUser(attrs.user));
-    next.run(request).await
+    let response = next.run(request).await;
+    if let Some(attrs) = audited {
+        api.audit
+            .record(&attrs, true, &reason, response.status().as_u16());
+    }
+    response
 }
 
 /// A review or token request body: JSON, YAML, or the protobuf kubectl sends.
