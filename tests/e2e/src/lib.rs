@@ -11,6 +11,7 @@
 
 pub mod apply;
 pub mod chaos;
+pub mod chart;
 pub mod chart_config;
 pub mod demo;
 pub mod error;
