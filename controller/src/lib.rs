@@ -63,6 +63,8 @@ pub struct Config {
     /// Only the holder of this lease runs the controllers.
     pub leader_election: Option<LeaderConfig>,
     pub probe_listen: Option<SocketAddr>,
+    /// `/metrics` on its own listener; None (or the probe address) serves it with the probes.
+    pub metrics_listen: Option<SocketAddr>,
     /// This instance's name (events, lease holder).
     pub identity: String,
     /// Online mode: at most this many PVCs of one request patched but not yet grown at a time
@@ -84,6 +86,7 @@ impl Default for Config {
             pause_handshake: PauseHandshake::default(),
             leader_election: None,
             probe_listen: None,
+            metrics_listen: None,
             identity: format!("volops-controller-{}", std::process::id()),
             pvc_parallelism: None,
             state_namespace: DEFAULT_STATE_NAMESPACE.to_owned(),
@@ -122,7 +125,7 @@ pub async fn run_with_metrics(
             metrics: metrics.clone(),
             ready: ready.clone(),
         };
-        let (_, server) = probes::bind(addr, state).await?;
+        let (_, _, server) = probes::bind(addr, config.metrics_listen, state).await?;
         let mut rx = stop_rx.clone();
         probe_task = Some(tokio::spawn(async move {
             tokio::select! {

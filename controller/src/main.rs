@@ -1,5 +1,6 @@
-//! `volops-controller [--probe-listen A] [--pause-handshake kubedb|self] [--leader-election]
-//! [--lease-namespace NS] [--log-format text|json] [--pvc-parallelism N] [--state-namespace NS]`.
+//! `volops-controller [--probe-listen A] [--metrics-listen A] [--pause-handshake kubedb|self]
+//! [--leader-election] [--lease-namespace NS] [--log-format text|json] [--pvc-parallelism N]
+//! [--state-namespace NS]`.
 
 use std::net::SocketAddr;
 
@@ -31,9 +32,12 @@ enum LogFormat {
     about = "Carries out KubeDB volume expansion ops requests"
 )]
 struct Args {
-    /// Address of /healthz, /readyz and /metrics.
+    /// Address of /healthz and /readyz.
     #[arg(long, default_value = "0.0.0.0:8080")]
     probe_listen: SocketAddr,
+    /// Address of /metrics; the --probe-listen address serves it there as before.
+    #[arg(long, default_value = "0.0.0.0:9090")]
+    metrics_listen: SocketAddr,
     /// How the database is paused during an expansion.
     #[arg(long, value_enum, default_value = "kubedb")]
     pause_handshake: Handshake,
@@ -101,6 +105,7 @@ async fn main() -> std::process::ExitCode {
             grace: 5,
         }),
         probe_listen: Some(args.probe_listen),
+        metrics_listen: Some(args.metrics_listen),
         identity,
         pvc_parallelism: std::num::NonZeroUsize::new(args.pvc_parallelism),
         state_namespace: args.state_namespace.clone(),

@@ -1,6 +1,9 @@
-//! `/healthz`, `/readyz` and `/metrics` on `--probe-listen`.
+//! `/healthz` and `/readyz` on `--probe-listen`, `/metrics` on `--metrics-listen` (or on the
+//! probe listener when both name the same address), so that a NetworkPolicy can open the
+//! metrics port to scrapers only.
 
 use std::{
+    future::IntoFuture,
     net::SocketAddr,
     sync::{
         Arc,
@@ -21,12 +24,22 @@ pub struct ProbeState {
     pub ready: Arc<AtomicBool>,
 }
 
+/// Probes and metrics on one listener.
 pub fn router(state: ProbeState) -> Router {
+    probes_router(state.clone()).merge(metrics_router(state))
+}
+
+/// `/healthz` and `/readyz` only.
+pub fn probes_router(state: ProbeState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
         .with_state(state)
+}
+
+/// `/metrics` only.
+pub fn metrics_router(state: ProbeState) -> Router {
+    Router::new().route("/metrics", get(metrics)).with_state(state)
 }
 
 async fn readyz(State(s): State<ProbeState>) -> impl IntoResponse {
@@ -47,18 +60,44 @@ async fn metrics(State(s): State<ProbeState>) -> impl IntoResponse {
     )
 }
 
-/// Binds the probe listener (so a bad address fails at start) and returns the server future.
-pub async fn bind(
-    addr: SocketAddr,
-    state: ProbeState,
-) -> Result<(SocketAddr, impl Future<Output = std::io::Result<()>> + Send)> {
+async fn listen(addr: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr)> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| Error::Probe { addr, source })?;
     let local = listener
         .local_addr()
         .map_err(|source| Error::Probe { addr, source })?;
-    Ok((local, async move { axum::serve(listener, router(state)).await }))
+    Ok((listener, local))
+}
+
+/// Binds the probe listener and, when `metrics` is another address, the metrics listener (so a
+/// bad address fails at start); returns where probes and metrics are served and the server future.
+pub async fn bind(
+    addr: SocketAddr,
+    metrics: Option<SocketAddr>,
+    state: ProbeState,
+) -> Result<(
+    SocketAddr,
+    SocketAddr,
+    impl Future<Output = std::io::Result<()>> + Send,
+)> {
+    let (probe_listener, probe_addr) = listen(addr).await?;
+    let metrics_listener = match metrics.filter(|m| *m != addr) {
+        Some(m) => Some(listen(m).await?),
+        None => None,
+    };
+    let metrics_addr = metrics_listener.as_ref().map_or(probe_addr, |(_, a)| *a);
+    let serve = async move {
+        match metrics_listener {
+            Some((listener, _)) => {
+                let probes = axum::serve(probe_listener, probes_router(state.clone())).into_future();
+                let metrics = axum::serve(listener, metrics_router(state)).into_future();
+                tokio::try_join!(probes, metrics).map(|_| ())
+            }
+            None => axum::serve(probe_listener, router(state)).await,
+        }
+    };
+    Ok((probe_addr, metrics_addr, serve))
 }
 
 #[cfg(test)]
@@ -110,5 +149,52 @@ mod tests {
         );
         assert!(body.ends_with("# EOF\n"));
         assert_eq!(get(router, "/nope").await.0, StatusCode::NOT_FOUND);
+        assert_eq!(
+            get(super::probes_router(state.clone()), "/metrics").await.0,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            get(super::metrics_router(state), "/healthz").await.0,
+            StatusCode::NOT_FOUND
+        );
+    }
+
+    /// The status of a plain HTTP/1.0 GET over a socket, as a scraper or the kubelet sends it.
+    async fn http_get(addr: SocketAddr, path: &str) -> StatusCode {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        tcp.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        tcp.read_to_end(&mut answer).await.unwrap();
+        let head = String::from_utf8_lossy(&answer);
+        let code = head.split_whitespace().nth(1).unwrap();
+        StatusCode::from_bytes(code.as_bytes()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn metrics_listen_serves_metrics_apart_and_the_probe_address_shares_one_listener() {
+        let state = ProbeState {
+            metrics: Arc::new(Metrics::default()),
+            ready: Arc::new(AtomicBool::new(true)),
+        };
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        let (probe, metrics, serve) = bind(any, Some(any), state.clone()).await.unwrap();
+        // Port 0 twice asks for two listeners only when the addresses differ: here they are the same.
+        assert_eq!(probe, metrics);
+        let task = tokio::spawn(serve);
+        assert_eq!(http_get(probe, "/metrics").await, StatusCode::OK);
+        task.abort();
+
+        let other = SocketAddr::from(([127, 0, 0, 2], 0));
+        let (probe, metrics, serve) = bind(any, Some(other), state).await.unwrap();
+        assert_ne!(probe, metrics);
+        let task = tokio::spawn(serve);
+        assert_eq!(http_get(metrics, "/metrics").await, StatusCode::OK);
+        assert_eq!(http_get(metrics, "/readyz").await, StatusCode::NOT_FOUND);
+        assert_eq!(http_get(probe, "/metrics").await, StatusCode::NOT_FOUND);
+        assert_eq!(http_get(probe, "/readyz").await, StatusCode::OK);
+        task.abort();
     }
 }

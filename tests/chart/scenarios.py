@@ -39,6 +39,22 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "logFormat": "text",
     },
     "existing-secret": {"tls": {"existingSecret": "my-webhook-tls", "caBundle": "Q0EK"}},
+    "locked-down": {
+        "webhook": {"clientCA": {"secret": "apiserver-client-ca"}},
+        "networkPolicy": {
+            "webhook": {"from": [{"ipBlock": {"cidr": "10.0.0.0/24"}}]},
+            "metrics": {
+                "from": [
+                    {
+                        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+                        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+                    }
+                ]
+            },
+            "egress": [{"ports": [{"port": 53, "protocol": "UDP"}]}, {"to": [{"ipBlock": {"cidr": "10.0.0.1/32"}}]}],
+        },
+    },
+    "network-policy-off": {"networkPolicy": {"enabled": False}},
 }
 
 

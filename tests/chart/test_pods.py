@@ -33,13 +33,17 @@ def test_pods_are_hardened(docs, component):
 
 
 @pytest.mark.parametrize("component", COMPONENTS)
-def test_probes_on_probe_port_and_resources(default_docs, component):
+def test_probes_on_probe_port_metrics_apart_and_resources(default_docs, component):
     c = container(default_docs, component)
-    probe_port = {p["name"]: p["containerPort"] for p in c["ports"]}["http-metrics"]
-    assert probe_port == 8080
-    assert f"--probe-listen=0.0.0.0:{probe_port}" in c["args"]
-    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http-metrics"}
-    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http-metrics"}
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    # Probes and metrics on ports of their own, so a NetworkPolicy can open metrics to scrapers only.
+    assert (ports["probes"], ports["http-metrics"]) == (8080, 9090)
+    assert f"--probe-listen=0.0.0.0:{ports['probes']}" in c["args"]
+    assert f"--metrics-listen=0.0.0.0:{ports['http-metrics']}" in c["args"]
+    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+        assert c[probe]["httpGet"]["port"] == "probes"
+    assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert c["resources"]["requests"]["cpu"] and c["resources"]["limits"]["memory"]
     env = {e["name"]: e.get("valueFrom") for e in c["env"]}
     assert env["POD_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
@@ -53,6 +57,13 @@ def test_webhook_args_and_cert_secret_mounted_as_directory(default_docs):
         "--tls-key=/tls/tls.key",
         "--listen=0.0.0.0:8443",
         "--probe-listen=0.0.0.0:8080",
+        "--metrics-listen=0.0.0.0:9090",
+        "--header-read-timeout=10s",
+        "--idle-timeout=120s",
+        "--request-timeout=5s",
+        "--max-connections=1024",
+        "--max-body-bytes=8Mi",
+        "--max-body-memory=32Mi",
         "--log-format=json",
         "--controller-username=system:serviceaccount:volops-system:volops-controller",
         "--direct-growth=deny",
@@ -70,6 +81,7 @@ def test_controller_args_leader_election(default_docs):
     assert c["image"] == "ghcr.io/volops/volops-controller:0.1.0"
     assert c["args"] == [
         "--probe-listen=0.0.0.0:8080",
+        "--metrics-listen=0.0.0.0:9090",
         "--pause-handshake=kubedb",
         f"--state-namespace={NAMESPACE}",
         "--leader-election",
@@ -105,6 +117,33 @@ def test_webhook_knows_the_controller_and_the_direct_growth_mode():
     assert sa["metadata"]["namespace"] == "platform"
     assert "--controller-username=system:serviceaccount:platform:ops-controller" in args
     assert "--direct-growth=within-policy" in args
+
+
+def test_webhook_limits_and_client_ca_follow_values(default_docs):
+    assert not any(a.startswith("--client-ca") for a in container(default_docs, "webhook")["args"])
+    docs = chartlib.all_docs(
+        chartlib.render_manifests(
+            {
+                "webhook": {
+                    "limits": {"maxConnections": 300, "maxBodyMemory": "64Mi", "idleTimeout": "1m"},
+                    "clientCA": {"configMap": "apiserver-client-ca"},
+                }
+            }
+        )
+    )
+    c = container(docs, "webhook")
+    for arg in ("--max-connections=300", "--max-body-memory=64Mi", "--idle-timeout=1m", "--max-body-bytes=8Mi"):
+        assert arg in c["args"]
+    assert "--client-ca=/client-ca/ca.crt" in c["args"]
+    # The whole ConfigMap directory, no subPath, so that a rotated CA is seen.
+    mounts = {m["name"]: m for m in c["volumeMounts"]}
+    assert mounts["client-ca"] == {"name": "client-ca", "mountPath": "/client-ca", "readOnly": True}
+    volumes = {v["name"]: v for v in pod_spec(docs, "webhook")["volumes"]}
+    assert volumes["client-ca"] == {"name": "client-ca", "configMap": {"name": "apiserver-client-ca"}}
+    docs = chartlib.all_docs(chartlib.render_manifests({"webhook": {"clientCA": {"secret": "ca", "key": "root.pem"}}}))
+    assert "--client-ca=/client-ca/root.pem" in container(docs, "webhook")["args"]
+    volumes = {v["name"]: v for v in pod_spec(docs, "webhook")["volumes"]}
+    assert volumes["client-ca"]["secret"] == {"secretName": "ca"}
 
 
 def test_pvc_parallelism_flag_follows_values(default_docs):
@@ -167,7 +206,12 @@ def test_service_monitor_scrapes_both_components():
     assert svc["spec"]["selector"] == {"app.kubernetes.io/name": "volops", "app.kubernetes.io/instance": "volops"}
     assert sm["spec"]["selector"]["matchLabels"].items() <= svc["metadata"]["labels"].items()
     assert sm["spec"]["endpoints"][0]["port"] == svc["spec"]["ports"][0]["name"] == "http-metrics"
+    assert svc["spec"]["ports"][0]["port"] == 9090
     assert sm["spec"]["endpoints"][0]["path"] == "/metrics"
+    # The Service's target port is the metrics port of both pods, not their probe port.
+    for component in COMPONENTS:
+        ports = {p["name"]: p["containerPort"] for p in container(docs, component)["ports"]}
+        assert ports[svc["spec"]["ports"][0]["targetPort"]] == 9090
 
 
 def test_chart_test_hook_calls_webhook_over_verified_tls(default_docs):

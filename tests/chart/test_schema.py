@@ -24,6 +24,13 @@ BAD_VALUES = [
     ({"webhook": {"replicas": 0}}, ["/webhook/replicas"]),
     ({"logFormat": "xml"}, ["/logFormat"]),
     ({"webhook": {"externalURL": "http://plain:80"}}, ["/webhook/externalURL"]),
+    ({"webhook": {"limits": {"maxBodyBytes": "8MB"}}}, ["/webhook/limits/maxBodyBytes"]),
+    ({"webhook": {"limits": {"idleTimeout": "120"}}}, ["/webhook/limits/idleTimeout"]),
+    ({"webhook": {"limits": {"maxConnections": 0}}}, ["/webhook/limits/maxConnections"]),
+    ({"webhook": {"clientCA": {"file": "x"}}}, ["/webhook/clientCA", "file"]),
+    ({"networkPolicy": {"enabled": "yes"}}, ["/networkPolicy/enabled", "boolean"]),
+    ({"networkPolicy": {"webhook": {"from": [{"ipBlock": {}}]}}}, ["/networkPolicy/webhook/from/0/ipBlock", "cidr"]),
+    ({"networkPolicy": {"metrics": {"from": [{"namespace": "monitoring"}]}}}, ["/networkPolicy/metrics/from/0"]),
 ]
 
 
@@ -50,6 +57,7 @@ def test_default_values_pass_the_schema():
         ({"controller": {"leaderElection": {"enabled": False}}}, ["leaderElection", "replicas"]),
         ({"tls": {"existingSecret": "mine"}}, ["tls.caBundle"]),
         ({"certManager": {"enabled": True, "issuerRef": {"kind": "ClusterIssuer"}}}, ["issuerRef.name"]),
+        ({"webhook": {"clientCA": {"configMap": "a", "secret": "b"}}}, ["webhook.clientCA", "not both"]),
     ],
 )
 def test_templates_refuse_contradictions(values, words):

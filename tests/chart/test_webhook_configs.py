@@ -209,7 +209,7 @@ def test_service_targets_https_port():
     deploy = chartlib.one(docs, "Deployment", "volops-webhook")
     assert svc["spec"]["selector"] == deploy["spec"]["selector"]["matchLabels"]
     ports = {p["name"]: p["containerPort"] for p in deploy["spec"]["template"]["spec"]["containers"][0]["ports"]}
-    assert ports == {"https": 8443, "http-metrics": 8080}
+    assert ports == {"https": 8443, "probes": 8080, "http-metrics": 9090}
 
 
 def test_external_url_replaces_service_reference():

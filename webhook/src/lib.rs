@@ -7,8 +7,12 @@
 //! with [`routes::router`].
 
 pub mod admit;
+pub mod body;
 pub mod caches;
+pub mod conns;
+pub mod fd_limit;
 pub mod fields;
+pub mod limits;
 pub mod metrics;
 pub mod probes;
 pub mod reflectors;
@@ -17,7 +21,9 @@ pub mod review;
 pub mod routes;
 pub mod run;
 pub mod server;
+pub mod server_args;
 pub mod tls;
+pub mod tracked;
 pub mod views;
 
 pub use caches::{Caches, Writers};

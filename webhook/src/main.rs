@@ -8,6 +8,7 @@ use clap::{Parser, ValueEnum};
 use tokio_util::sync::CancellationToken;
 use volops_shared::facts::DirectGrowth;
 use volops_webhook::Config;
+use volops_webhook::server_args::ServerArgs;
 
 // mimalloc (as linkerd's policy-controller uses jemalloc): a third less CPU than glibc's malloc
 // for the many short-lived JSON values of watches and reviews (docs/PERFORMANCE.md); its
@@ -41,7 +42,7 @@ struct Args {
     /// HTTPS address for /validate and /mutate.
     #[arg(long, default_value = "0.0.0.0:8443")]
     listen: SocketAddr,
-    /// Plain-HTTP address for /healthz, /readyz and /metrics.
+    /// Plain-HTTP address for /healthz and /readyz.
     #[arg(long, default_value = "0.0.0.0:8080")]
     probe_listen: SocketAddr,
     #[arg(long, value_enum, default_value = "text")]
@@ -61,6 +62,9 @@ struct Args {
     /// is judged by the policies), or judge all of it `within-policy`.
     #[arg(long, value_enum, env = "VOLOPS_DIRECT_GROWTH", default_value = "deny")]
     direct_growth: DirectGrowthArg,
+    /// Limits, client certificates, metrics listener.
+    #[command(flatten)]
+    server: ServerArgs,
 }
 
 fn init_logs(format: LogFormat) {
@@ -110,6 +114,10 @@ async fn main() -> ExitCode {
         DirectGrowthArg::Deny => DirectGrowth::Deny,
         DirectGrowthArg::WithinPolicy => DirectGrowth::WithinPolicy,
     };
+    if let Err(e) = args.server.apply(&mut config) {
+        tracing::error!(error = %e, "invalid arguments");
+        return ExitCode::from(2);
+    }
     let client = match kube::Client::try_default().await {
         Ok(c) => c,
         Err(e) => {

@@ -53,8 +53,22 @@ pub struct CacheLabels {
     pub cache: &'static str,
 }
 
+/// Why the server refused a request or closed a connection.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: &'static str,
+}
+
 pub struct Metrics {
     registry: Registry,
+    /// Requests answered without a decision because of a limit (webhook/README.md, "Limits").
+    pub refused: Family<ReasonLabels, Counter>,
+    /// Open HTTPS connections (TLS handshakes included).
+    pub connections: Gauge,
+    /// Connections the server closed or refused, by reason.
+    pub connections_closed: Family<ReasonLabels, Counter>,
+    /// Bytes of admission review bodies held in memory now (`--max-body-memory`).
+    pub body_memory: Gauge,
     pub requests: Family<RequestLabels, Counter>,
     /// Denials by the rule that denied (the decision log line is at debug level).
     pub denials: Family<DenialLabels, Counter>,
@@ -74,6 +88,10 @@ impl Metrics {
         let denials = Family::<DenialLabels, Counter>::default();
         let latency = Histogram::new(latency_buckets());
         let cache_objects = Family::<CacheLabels, Gauge>::default();
+        let refused = Family::<ReasonLabels, Counter>::default();
+        let connections = Gauge::default();
+        let connections_closed = Family::<ReasonLabels, Counter>::default();
+        let body_memory = Gauge::default();
         registry.register("admission_requests", "Admission decisions", requests.clone());
         registry.register(
             "admission_denials",
@@ -90,13 +108,43 @@ impl Metrics {
             "Objects held in each watch cache",
             cache_objects.clone(),
         );
+        registry.register(
+            "admission_requests_refused",
+            "Admission requests answered without a decision because of a limit",
+            refused.clone(),
+        );
+        registry.register("connections", "Open HTTPS connections", connections.clone());
+        registry.register(
+            "connections_closed",
+            "HTTPS connections the server closed or refused, by reason",
+            connections_closed.clone(),
+        );
+        registry.register(
+            "body_memory_bytes",
+            "Bytes of admission review bodies held in memory",
+            body_memory.clone(),
+        );
         Self {
             registry,
+            refused,
+            connections,
+            connections_closed,
+            body_memory,
             requests,
             denials,
             latency,
             cache_objects,
         }
+    }
+
+    pub fn count_refused(&self, reason: &'static str) {
+        self.refused.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    pub fn count_closed(&self, reason: &'static str) {
+        self.connections_closed
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
     }
 
     /// The OpenMetrics text, with cache sizes taken now.

@@ -1,4 +1,6 @@
-//! The plain-HTTP probe router: `/healthz`, `/readyz`, `/metrics`.
+//! The plain-HTTP routers: the kubelet's probes (`/healthz`, `/readyz`) and `/metrics`, served
+//! on one listener or on two (`--metrics-listen`, so that a NetworkPolicy can open the metrics
+//! port to scrapers only).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,12 +21,22 @@ pub struct ProbeState {
     pub serving: Arc<AtomicBool>,
 }
 
+/// Probes and metrics on one listener.
 pub fn router(state: Arc<ProbeState>) -> Router {
+    probes_router(state.clone()).merge(metrics_router(state))
+}
+
+/// `/healthz` and `/readyz` only.
+pub fn probes_router(state: Arc<ProbeState>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
         .with_state(state)
+}
+
+/// `/metrics` only.
+pub fn metrics_router(state: Arc<ProbeState>) -> Router {
+    Router::new().route("/metrics", get(metrics)).with_state(state)
 }
 
 async fn readyz(State(s): State<Arc<ProbeState>>) -> Response {

@@ -1,6 +1,7 @@
-//! Certificate reload: watch the directories of the cert and key (a Secret volume swaps its
-//! `..data` symlink, which a watch on the file itself misses), debounce, re-read both files and
-//! swap only a good pair; a slow periodic re-read catches anything the watch missed.
+//! Certificate reload: watch the directories of the cert and key, and of the client CA when set
+//! (a Secret or ConfigMap volume swaps its `..data` symlink, which a watch on the file itself
+//! misses), debounce, re-read the files and swap only a good pair or CA; a slow periodic
+//! re-read catches anything the watch missed.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::tls::{CertResolver, load_pair};
+use crate::tls::{CertResolver, ServerTls, load_pair};
 
 #[derive(Debug, thiserror::Error)]
 #[error("watching {dir} for certificate changes: {source}")]
@@ -49,10 +50,24 @@ pub fn reload_once(cfg: &ReloadConfig, resolver: &CertResolver) {
     }
 }
 
+/// Re-reads the client CA (if any); swaps it in when it parses and differs from the current one.
+pub fn reload_client_ca_once(tls: &ServerTls) {
+    match tls.reload_client_ca() {
+        Ok(true) => tracing::info!("client CA reloaded"),
+        Ok(false) => {}
+        Err(e) => tracing::error!(error = %e, "client CA reload refused; keeping the current one"),
+    }
+}
+
+fn reload_all(cfg: &ReloadConfig, tls: &ServerTls) {
+    reload_once(cfg, tls.resolver());
+    reload_client_ca_once(tls);
+}
+
 /// Starts the watcher and the reload task; they stop when `shutdown` fires.
 pub fn spawn(
     cfg: ReloadConfig,
-    resolver: Arc<CertResolver>,
+    tls: Arc<ServerTls>,
     shutdown: CancellationToken,
 ) -> Result<tokio::task::JoinHandle<()>, WatchError> {
     let (tx, mut rx) = mpsc::channel::<()>(1);
@@ -67,6 +82,8 @@ pub fn spawn(
         source,
     })?;
     let mut dirs = vec![parent(&cfg.cert), parent(&cfg.key)];
+    dirs.extend(tls.client_ca_path().as_deref().map(parent));
+    dirs.sort();
     dirs.dedup();
     for dir in &dirs {
         watcher
@@ -83,7 +100,7 @@ pub fn spawn(
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = tick.tick() => reload_once(&cfg, &resolver),
+                _ = tick.tick() => reload_all(&cfg, &tls),
                 Some(()) = rx.recv() => {
                     // Debounce: wait until events stop for `debounce`.
                     loop {
@@ -95,7 +112,7 @@ pub fn spawn(
                             },
                         }
                     }
-                    reload_once(&cfg, &resolver);
+                    reload_all(&cfg, &tls);
                 }
             }
         }

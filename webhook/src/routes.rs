@@ -4,20 +4,21 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 use volops_shared::facts::RuleOptions;
 
 use crate::admit::{Decision, Endpoint, decide};
+use crate::body::{self, BodyLimits};
 use crate::caches::Caches;
+use crate::limits::Limits;
 use crate::metrics::{DenialLabels, Metrics, RequestLabels, label};
 use crate::review::{ReviewIn, ReviewOut};
 
-/// Largest AdmissionReview accepted (object + oldObject of a ~1.5 MiB etcd object, with room).
+/// Largest AdmissionReview accepted by default (object + oldObject of a ~1.5 MiB etcd object,
+/// with room; `--max-body-bytes`).
 pub const MAX_BODY: usize = 8 * 1024 * 1024;
 
 /// What the admission handlers share.
@@ -27,56 +28,48 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
 }
 
-/// The admission router; `timeout` bounds reading each request's body (deciding is CPU-only
-/// and takes microseconds).
+/// The admission router with the default body limits; `timeout` bounds reading each request's
+/// body (deciding is CPU-only and takes microseconds).
 pub fn router(state: Arc<AppState>, timeout: Duration) -> Router {
+    router_with(state, BodyLimits::new(timeout, &Limits::default()))
+}
+
+/// The admission router reading bodies within `body` (size, time, memory of all bodies).
+pub fn router_with(state: Arc<AppState>, body: BodyLimits) -> Router {
     Router::new()
         .route("/validate", post(validate))
         .route("/mutate", post(mutate))
-        .with_state(Served { app: state, timeout })
+        .with_state(Served { app: state, body })
 }
 
-/// The router's state: the handlers' state and the body-read limit. No middleware layer: each
+/// The router's state: the handlers' state and the body limits. No middleware layer: each
 /// one costs a boxed future and a service clone per request.
 #[derive(Clone)]
 struct Served {
     app: Arc<AppState>,
-    timeout: Duration,
+    body: BodyLimits,
 }
 
 async fn validate(State(s): State<Served>, req: Request) -> Response {
-    match read_body(req, s.timeout).await {
-        Ok(body) => handle(Endpoint::Validate, &s.app, &body),
-        Err(resp) => resp,
-    }
+    review(Endpoint::Validate, &s, req).await
 }
 
 async fn mutate(State(s): State<Served>, req: Request) -> Response {
-    match read_body(req, s.timeout).await {
-        Ok(body) => handle(Endpoint::Mutate, &s.app, &body),
-        Err(resp) => resp,
-    }
+    review(Endpoint::Mutate, &s, req).await
 }
 
-/// The body, at most [`MAX_BODY`] bytes (413 above), read within `limit` (503 after it:
-/// kube-apiserver gives up at 10 s). A body already buffered never arms the timer.
-async fn read_body(req: Request, limit: Duration) -> Result<Bytes, Response> {
-    let too_large = || (StatusCode::PAYLOAD_TOO_LARGE, "admission review too large").into_response();
-    // Read up to the limit even when Content-Length already says too much: answering before
-    // the client has sent its body makes it see a broken pipe instead of the 413.
-    let body = Limited::new(req.into_body(), MAX_BODY);
-    match tokio::time::timeout(limit, body.collect()).await {
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
-        Ok(Err(e)) => {
-            Err((StatusCode::BAD_REQUEST, format!("reading admission review: {e}")).into_response())
+/// Reads the body within the limits and decides; the body's memory charge is held until the
+/// answer is built.
+async fn review(endpoint: Endpoint, s: &Served, req: Request) -> Response {
+    match body::read(req.into_body(), &s.body).await {
+        Ok((bytes, charge)) => {
+            let resp = handle(endpoint, &s.app, &bytes);
+            drop(charge);
+            resp
         }
-        Err(_) => {
-            tracing::warn!(
-                timeout_ms = limit.as_millis() as u64,
-                "admission request timed out"
-            );
-            Err((StatusCode::SERVICE_UNAVAILABLE, "admission request timed out").into_response())
+        Err(refusal) => {
+            s.app.metrics.count_refused(refusal.reason());
+            refusal.into_response()
         }
     }
 }

@@ -1,5 +1,6 @@
-//! Starting the webhook in-process: bind both listeners, load the certificate, start the
-//! reloader (and, with a client, the reflectors), and serve until the token is cancelled.
+//! Starting the webhook in-process: bind the listeners, load the certificate (and client CA),
+//! start the reloader (and, with a client, the reflectors), and serve until the token is
+//! cancelled.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,15 +10,16 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
-use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use volops_shared::facts::RuleOptions;
 
+use crate::body::BodyLimits;
 use crate::caches::Caches;
+use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::reload::{ReloadConfig, WatchError};
-use crate::tls::{CertResolver, TlsError};
-use crate::{probes, reflectors, reload, routes, server, tls};
+use crate::tls::{ServerTls, TlsError};
+use crate::{fd_limit, probes, reflectors, reload, routes, server};
 
 /// Everything the webhook is started with (the CLI maps onto it).
 #[derive(Clone, Debug)]
@@ -31,6 +33,15 @@ pub struct Config {
     pub request_timeout: Duration,
     pub reload_debounce: Duration,
     pub reload_interval: Duration,
+    /// Connection and body limits of the HTTPS listener.
+    pub limits: Limits,
+    /// Require client certificates signed by this CA (PEM), reloaded like the serving pair.
+    pub client_ca: Option<PathBuf>,
+    /// `/metrics` on a listener of its own; None serves it on the probe listener.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Raise the open-file limit to its maximum and keep `limits.max_connections` below it
+    /// (webhook/src/fd_limit.rs); off only to measure the webhook without it.
+    pub fit_open_files: bool,
 }
 
 impl Config {
@@ -45,6 +56,10 @@ impl Config {
             request_timeout: Duration::from_secs(5),
             reload_debounce: Duration::from_millis(200),
             reload_interval: Duration::from_secs(60),
+            limits: Limits::default(),
+            client_ca: None,
+            metrics_listen: None,
+            fit_open_files: true,
         }
     }
 }
@@ -67,8 +82,10 @@ pub enum RunError {
 pub struct Running {
     /// Where HTTPS (admission) is served; the real port when `listen` asked for port 0.
     pub https_addr: SocketAddr,
-    /// Where the probes and metrics are served.
+    /// Where the probes are served.
     pub probe_addr: SocketAddr,
+    /// Where `/metrics` is served (the probe address without `metrics_listen`).
+    pub metrics_addr: SocketAddr,
     pub metrics: Arc<Metrics>,
     tasks: JoinSet<()>,
 }
@@ -103,20 +120,35 @@ pub async fn start(
 }
 
 /// Starts serving admission on caches filled by someone else (reflectors, or a test through
-/// the caches' writers). Returns once both listeners are bound and the certificate is loaded.
+/// the caches' writers). Returns once the listeners are bound and the certificate is loaded.
 pub async fn start_with_caches(
     config: Config,
     caches: Caches,
     shutdown: CancellationToken,
 ) -> Result<Running, RunError> {
-    let resolver = CertResolver::new(tls::load_pair(&config.tls_cert, &config.tls_key)?);
-    let acceptor = TlsAcceptor::from(Arc::new(tls::server_config(resolver.clone())?));
+    let tls = ServerTls::load(&config.tls_cert, &config.tls_key, config.client_ca.as_deref())?;
     let https = bind("https", config.listen).await?;
     let probe = bind("probe", config.probe_listen).await?;
+    let metrics_listener = match config.metrics_listen {
+        Some(addr) => Some((bind("metrics", addr).await?, addr)),
+        None => None,
+    };
     let addr = |l: &TcpListener, a: SocketAddr| l.local_addr().unwrap_or(a);
     let (https_addr, probe_addr) = (addr(&https, config.listen), addr(&probe, config.probe_listen));
+    let metrics_addr = metrics_listener.as_ref().map_or(probe_addr, |(l, a)| addr(l, *a));
     let metrics = Arc::new(Metrics::new());
     let serving = Arc::new(AtomicBool::new(false));
+    let mut limits = config.limits.clone();
+    if config.fit_open_files {
+        limits.max_connections = fd_limit::connection_cap(limits.max_connections, fd_limit::raise_nofile());
+    }
+    if limits.max_connections < config.limits.max_connections {
+        tracing::warn!(
+            max_connections = limits.max_connections,
+            asked = config.limits.max_connections,
+            "the open-file limit holds fewer connections than asked; capping there"
+        );
+    }
 
     let mut tasks = JoinSet::new();
     let reload_cfg = ReloadConfig {
@@ -125,7 +157,7 @@ pub async fn start_with_caches(
         debounce: config.reload_debounce,
         interval: config.reload_interval,
     };
-    let reloader = reload::spawn(reload_cfg, resolver, shutdown.clone())?;
+    let reloader = reload::spawn(reload_cfg, tls.clone(), shutdown.clone())?;
     tasks.spawn(async move {
         let _ = reloader.await;
     });
@@ -134,10 +166,14 @@ pub async fn start_with_caches(
         options: config.options.clone(),
         metrics: metrics.clone(),
     });
+    let body_limits =
+        BodyLimits::new(config.request_timeout, &limits).reporting_to(metrics.body_memory.clone());
     tasks.spawn(server::serve_tls(
         https,
-        acceptor,
-        routes::router(app, config.request_timeout),
+        tls,
+        routes::router_with(app, body_limits),
+        limits,
+        metrics.clone(),
         shutdown.clone(),
     ));
     let probe_state = Arc::new(probes::ProbeState {
@@ -145,12 +181,26 @@ pub async fn start_with_caches(
         metrics: metrics.clone(),
         serving: serving.clone(),
     });
-    tasks.spawn(server::serve_plain(probe, probes::router(probe_state), shutdown));
+    match metrics_listener {
+        Some((listener, _)) => {
+            let metrics_router = probes::metrics_router(probe_state.clone());
+            tasks.spawn(server::serve_plain(listener, metrics_router, shutdown.clone()));
+            tasks.spawn(server::serve_plain(
+                probe,
+                probes::probes_router(probe_state),
+                shutdown,
+            ));
+        }
+        None => {
+            tasks.spawn(server::serve_plain(probe, probes::router(probe_state), shutdown));
+        }
+    }
     serving.store(true, Ordering::Release);
-    tracing::info!(%https_addr, %probe_addr, "volops webhook serving");
+    tracing::info!(%https_addr, %probe_addr, %metrics_addr, "volops webhook serving");
     Ok(Running {
         https_addr,
         probe_addr,
+        metrics_addr,
         metrics,
         tasks,
     })

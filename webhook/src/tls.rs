@@ -1,15 +1,17 @@
 //! The serving certificate: loaded from PEM files, held behind a resolver so a reload swaps it
-//! for new handshakes without touching open connections.
+//! for new handshakes without touching open connections; and the optional client CA
+//! (`--client-ca`), whose reload swaps the acceptor of new connections.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
-use rustls::{ServerConfig, version};
+use rustls::{RootCertStore, ServerConfig, version};
+use tokio_rustls::TlsAcceptor;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -33,6 +35,13 @@ pub enum TlsError {
     },
     #[error("building the TLS server configuration: {0}")]
     Config(#[source] rustls::Error),
+    #[error("client CA {path}: {source}")]
+    ClientCa { path: PathBuf, source: rustls::Error },
+    #[error("client CA {path}: {source}")]
+    ClientVerifier {
+        path: PathBuf,
+        source: rustls::server::VerifierBuilderError,
+    },
 }
 
 fn provider() -> Arc<CryptoProvider> {
@@ -103,13 +112,131 @@ impl ResolvesServerCert for CertResolver {
     }
 }
 
-/// TLS 1.2/1.3 with ALPN h2 and http/1.1, serving whatever the resolver holds.
-pub fn server_config(resolver: Arc<CertResolver>) -> Result<ServerConfig, TlsError> {
-    let mut config = ServerConfig::builder_with_provider(provider())
+/// The CA certificates client certificates must chain to, read from a PEM file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClientCa {
+    path: PathBuf,
+    certs: Vec<CertificateDer<'static>>,
+}
+
+impl ClientCa {
+    pub fn load(path: &Path) -> Result<ClientCa, TlsError> {
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .map_err(|source| TlsError::Cert {
+                path: path.to_owned(),
+                source,
+            })?;
+        if certs.is_empty() {
+            return Err(TlsError::NoCert {
+                path: path.to_owned(),
+            });
+        }
+        Ok(ClientCa {
+            path: path.to_owned(),
+            certs,
+        })
+    }
+
+    /// A verifier that requires a client certificate signed by this CA.
+    fn verifier(&self) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, TlsError> {
+        let mut roots = RootCertStore::empty();
+        for cert in &self.certs {
+            roots.add(cert.clone()).map_err(|source| TlsError::ClientCa {
+                path: self.path.clone(),
+                source,
+            })?;
+        }
+        WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+            .build()
+            .map_err(|source| TlsError::ClientVerifier {
+                path: self.path.clone(),
+                source,
+            })
+    }
+}
+
+/// TLS 1.2/1.3 with ALPN h2 and http/1.1, serving whatever the resolver holds; with a client
+/// CA, a handshake without a certificate it signed fails.
+pub fn server_config(
+    resolver: Arc<CertResolver>,
+    client_ca: Option<&ClientCa>,
+) -> Result<ServerConfig, TlsError> {
+    let builder = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&version::TLS13, &version::TLS12])
-        .map_err(TlsError::Config)?
-        .with_no_client_auth()
-        .with_cert_resolver(resolver);
+        .map_err(TlsError::Config)?;
+    let builder = match client_ca {
+        Some(ca) => builder.with_client_cert_verifier(ca.verifier()?),
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder.with_cert_resolver(resolver);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
+}
+
+/// What new connections are accepted with: the serving certificate (swapped in the resolver)
+/// and the client CA (swapped by replacing the acceptor; open connections keep theirs).
+pub struct ServerTls {
+    resolver: Arc<CertResolver>,
+    client_ca: Option<Mutex<ClientCa>>,
+    acceptor: RwLock<TlsAcceptor>,
+}
+
+impl ServerTls {
+    /// Loads the serving pair and, when given, the client CA.
+    pub fn load(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Result<Arc<ServerTls>, TlsError> {
+        let resolver = CertResolver::new(load_pair(cert, key)?);
+        let ca = client_ca.map(ClientCa::load).transpose()?;
+        let acceptor = TlsAcceptor::from(Arc::new(server_config(resolver.clone(), ca.as_ref())?));
+        Ok(Arc::new(ServerTls {
+            resolver,
+            client_ca: ca.map(Mutex::new),
+            acceptor: RwLock::new(acceptor),
+        }))
+    }
+
+    pub fn resolver(&self) -> &Arc<CertResolver> {
+        &self.resolver
+    }
+
+    /// The acceptor for a new connection.
+    pub fn acceptor(&self) -> TlsAcceptor {
+        match self.acceptor.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The client CA file, when client certificates are required.
+    pub fn client_ca_path(&self) -> Option<PathBuf> {
+        let ca = self.client_ca.as_ref()?;
+        let g = match ca.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        Some(g.path.clone())
+    }
+
+    /// Re-reads the client CA; true when it changed and new connections now verify against it.
+    /// On an error the current CA stays.
+    pub fn reload_client_ca(&self) -> Result<bool, TlsError> {
+        let Some(ca) = &self.client_ca else {
+            return Ok(false);
+        };
+        let mut current = match ca.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let fresh = ClientCa::load(&current.path)?;
+        if fresh == *current {
+            return Ok(false);
+        }
+        let acceptor = TlsAcceptor::from(Arc::new(server_config(self.resolver.clone(), Some(&fresh))?));
+        match self.acceptor.write() {
+            Ok(mut g) => *g = acceptor,
+            Err(poisoned) => *poisoned.into_inner() = acceptor,
+        }
+        *current = fresh;
+        Ok(true)
+    }
 }

@@ -17,11 +17,19 @@ fn help_lists_the_contract_flags_and_missing_cert_flags_fail() {
         "--pass-through-other-types",
         "--controller-username",
         "--direct-growth",
+        "--metrics-listen",
+        "--client-ca",
+        "--header-read-timeout",
+        "--idle-timeout",
+        "--request-timeout",
+        "--max-connections",
+        "--max-body-bytes",
+        "--max-body-memory",
     ] {
         assert!(help.contains(flag), "{flag} missing from:\n{help}");
     }
     assert!(
-        help.contains("0.0.0.0:8443") && help.contains("0.0.0.0:8080"),
+        help.contains("0.0.0.0:8443") && help.contains("0.0.0.0:8080") && help.contains("0.0.0.0:9090"),
         "{help}"
     );
     assert!(
@@ -36,4 +44,15 @@ fn help_lists_the_contract_flags_and_missing_cert_flags_fail() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--tls-cert"));
+    // Limits are checked before anything starts.
+    let out = Command::new(bin)
+        .args(["--tls-cert", "c", "--tls-key", "k", "--max-body-bytes", "8MB"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--max-body-bytes"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -1,146 +1,25 @@
 //! HTTPS on 127.0.0.1 with a client that trusts only the generated CA; certificate rotation the
-//! way kubelet does it (`..data` symlink swap); graceful shutdown.
+//! way kubelet does it (`..data` symlink swap); client certificates (`--client-ca`) and their
+//! rotation; graceful shutdown; the metrics listener apart from the probes.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
 
 mod common;
+mod https;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::*;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
+use https::*;
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, RootCertStore};
-use serde_json::Value;
 use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
-use tokio_util::sync::CancellationToken;
-use volops_certs::{Bundle, generate};
-use volops_webhook::{Config, Running, start_with_caches};
-
-fn bundle() -> Bundle {
-    generate(&["localhost".to_owned()], &[IpAddr::V4(Ipv4Addr::LOCALHOST)], 1).unwrap()
-}
-
-fn leaf_der(b: &Bundle) -> CertificateDer<'static> {
-    CertificateDer::from_pem_slice(b.cert_pem.as_bytes()).unwrap()
-}
-
-/// A Secret volume as kubelet lays it out: `..<ts>/tls.*`, `..data -> ..<ts>`,
-/// `tls.crt -> ..data/tls.crt`, `tls.key -> ..data/tls.key`.
-struct SecretVolume {
-    dir: tempfile::TempDir,
-    generation: u32,
-}
-
-impl SecretVolume {
-    fn new(b: &Bundle) -> Self {
-        let mut v = Self {
-            dir: tempfile::tempdir().unwrap(),
-            generation: 0,
-        };
-        v.publish(&b.cert_pem, &b.key_pem);
-        for f in ["tls.crt", "tls.key"] {
-            std::os::unix::fs::symlink(Path::new("..data").join(f), v.dir.path().join(f)).unwrap();
-        }
-        v
-    }
-
-    /// Writes a new timestamped dir and atomically re-points `..data` at it.
-    fn publish(&mut self, cert: &str, key: &str) {
-        self.generation += 1;
-        let ts = format!("..2026_11_21_06_00_{:02}.{}", self.generation, self.generation);
-        let new = self.dir.path().join(&ts);
-        std::fs::create_dir(&new).unwrap();
-        std::fs::write(new.join("tls.crt"), cert).unwrap();
-        std::fs::write(new.join("tls.key"), key).unwrap();
-        let tmp = self.dir.path().join("..data_tmp");
-        std::os::unix::fs::symlink(&ts, &tmp).unwrap();
-        let data = self.dir.path().join("..data");
-        let old = std::fs::read_link(&data).ok();
-        std::fs::rename(&tmp, &data).unwrap();
-        if let Some(old) = old {
-            std::fs::remove_dir_all(self.dir.path().join(old)).unwrap();
-        }
-    }
-
-    fn cert(&self) -> PathBuf {
-        self.dir.path().join("tls.crt")
-    }
-    fn key(&self) -> PathBuf {
-        self.dir.path().join("tls.key")
-    }
-}
-
-async fn start(vol: &SecretVolume) -> (Running, CancellationToken) {
-    install_provider();
-    let mut config = Config::new(vol.cert(), vol.key());
-    config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-    config.probe_listen = SocketAddr::from(([127, 0, 0, 1], 0));
-    config.reload_debounce = Duration::from_millis(50);
-    let token = CancellationToken::new();
-    let running = start_with_caches(config, World::standard().caches(), token.clone())
-        .await
-        .unwrap();
-    (running, token)
-}
-
-fn client_config(cas: &[&Bundle], alpn: &[u8]) -> Arc<ClientConfig> {
-    let mut roots = RootCertStore::empty();
-    for ca in cas {
-        roots
-            .add(CertificateDer::from_pem_slice(ca.ca_cert_pem.as_bytes()).unwrap())
-            .unwrap();
-    }
-    let mut cfg = ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    cfg.alpn_protocols = vec![alpn.to_vec()];
-    Arc::new(cfg)
-}
-
-type Stream = tokio_rustls::client::TlsStream<TcpStream>;
-
-async fn connect(addr: SocketAddr, cfg: Arc<ClientConfig>) -> Result<Stream, std::io::Error> {
-    let tcp = TcpStream::connect(addr).await?;
-    TlsConnector::from(cfg)
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await
-}
-
-fn served_leaf(s: &Stream) -> CertificateDer<'static> {
-    s.get_ref().1.peer_certificates().unwrap()[0].clone().into_owned()
-}
-
-/// An HTTP/1.1 keep-alive connection.
-async fn h1(stream: Stream) -> http1::SendRequest<Full<Bytes>> {
-    let (sender, conn) = http1::handshake(TokioIo::new(stream)).await.unwrap();
-    tokio::spawn(conn);
-    sender
-}
-
-fn validate_request() -> http::Request<Full<Bytes>> {
-    let body = serde_json::to_vec(&Review::create_redis_ops(redis_ops("rd", "2Gi")).to_json()).unwrap();
-    http::Request::post("/validate")
-        .header("host", "localhost")
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body)))
-        .unwrap()
-}
-
-async fn send_h1(sender: &mut http1::SendRequest<Full<Bytes>>) -> Value {
-    sender.ready().await.unwrap();
-    let resp = sender.send_request(validate_request()).await.unwrap();
-    assert_eq!(resp.status(), 200);
-    serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap()
-}
 
 #[tokio::test]
 async fn https_with_only_the_generated_ca_h1_and_h2() {
@@ -152,7 +31,7 @@ async fn https_with_only_the_generated_ca_h1_and_h2() {
         .await
         .unwrap();
     assert_eq!(served_leaf(&stream), leaf_der(&b));
-    let mut sender = h1(stream).await;
+    let (mut sender, _conn) = h1(stream).await;
     let mut latencies = Vec::new();
     for _ in 0..200 {
         let t = Instant::now();
@@ -223,7 +102,7 @@ async fn rotation_by_symlink_swap_serves_the_new_cert_and_keeps_open_connections
 
     let stream = connect(running.https_addr, trust.clone()).await.unwrap();
     assert_eq!(served_leaf(&stream), leaf_der(&old));
-    let mut kept = h1(stream).await;
+    let (mut kept, _conn) = h1(stream).await;
     send_h1(&mut kept).await;
 
     vol.publish(&new.cert_pem, &new.key_pem);
@@ -304,4 +183,137 @@ async fn shutdown_closes_idle_keep_alive_connections_and_stops_accepting() {
         .unwrap()
         .unwrap();
     assert!(TcpStream::connect(addr).await.is_err());
+}
+
+/// The API server's client certificate: a leaf signed by a CA of its own (`--client-ca`).
+fn client_bundle() -> volops_certs::Bundle {
+    volops_certs::generate(&["kube-apiserver-webhook-client".to_owned()], &[], 1).unwrap()
+}
+
+async fn start_with_client_ca(
+    vol: &SecretVolume,
+    ca_vol: &SecretVolume,
+) -> (volops_webhook::Running, tokio_util::sync::CancellationToken) {
+    let mut config = config(vol);
+    config.client_ca = Some(ca_vol.path("ca.crt"));
+    start_config(config).await
+}
+
+/// What a handshake and one review over it end in: Ok(allowed) or Err(the client's error).
+async fn review_with(addr: std::net::SocketAddr, cfg: Arc<ClientConfig>) -> Result<bool, String> {
+    let stream = connect(addr, cfg).await.map_err(|e| e.to_string())?;
+    // TLS 1.3: the server checks the client certificate after the client's handshake ends, so
+    // a refusal arrives as an alert on the first read.
+    let (mut sender, _conn) = h1(stream).await;
+    sender.ready().await.map_err(|e| e.to_string())?;
+    let resp = sender
+        .send_request(validate_request())
+        .await
+        .map_err(|e| format!("{e}: {:?}", std::error::Error::source(&e)))?;
+    let body = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    let review: serde_json::Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+    Ok(review["response"]["allowed"] == true)
+}
+
+#[tokio::test]
+async fn client_ca_refuses_no_certificate_and_a_wrong_ca_and_reviews_with_the_right_one() {
+    let server = bundle();
+    let (apiserver, stranger) = (client_bundle(), client_bundle());
+    let vol = SecretVolume::new(&server);
+    let ca_vol = SecretVolume::with(&[("ca.crt", &apiserver.ca_cert_pem)]);
+    let (running, token) = start_with_client_ca(&vol, &ca_vol).await;
+    let addr = running.https_addr;
+
+    let none = review_with(addr, client_config(&[&server], b"http/1.1")).await;
+    assert!(
+        none.as_ref().is_err_and(|e| e.contains("CertificateRequired")),
+        "{none:?}"
+    );
+    // Both CAs carry the same name, so the signature check is what refuses (alert DecryptError).
+    let wrong = review_with(addr, client_config_with_cert(&[&server], &stranger)).await;
+    assert!(
+        wrong.as_ref().is_err_and(|e| e.contains("AlertReceived")),
+        "{wrong:?}"
+    );
+    assert_eq!(
+        review_with(addr, client_config_with_cert(&[&server], &apiserver)).await,
+        Ok(true)
+    );
+
+    let (_, metrics) = get_plain(running.metrics_addr, "/metrics").await;
+    assert_eq!(
+        metric(
+            &metrics,
+            r#"volops_webhook_connections_closed_total{reason="handshake_failed"}"#
+        ),
+        2.0,
+        "{metrics}"
+    );
+    token.cancel();
+    running.wait().await;
+}
+
+#[tokio::test]
+async fn client_ca_rotation_accepts_the_new_ca_and_keeps_open_connections() {
+    let server = bundle();
+    let (old, new) = (client_bundle(), client_bundle());
+    let vol = SecretVolume::new(&server);
+    let mut ca_vol = SecretVolume::with(&[("ca.crt", &old.ca_cert_pem)]);
+    let (running, token) = start_with_client_ca(&vol, &ca_vol).await;
+    let addr = running.https_addr;
+    let stream = connect(addr, client_config_with_cert(&[&server], &old))
+        .await
+        .unwrap();
+    let (mut kept, _conn) = h1(stream).await;
+    send_h1(&mut kept).await;
+
+    // A bad file is refused and the current CA kept.
+    ca_vol.publish_files(&[("ca.crt", "not a certificate")]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        review_with(addr, client_config_with_cert(&[&server], &old)).await,
+        Ok(true)
+    );
+
+    ca_vol.publish_files(&[("ca.crt", &new.ca_cert_pem)]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while review_with(addr, client_config_with_cert(&[&server], &new)).await != Ok(true) {
+        assert!(
+            Instant::now() < deadline,
+            "new client CA not in force within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        review_with(addr, client_config_with_cert(&[&server], &old))
+            .await
+            .is_err()
+    );
+    // The connection opened under the old CA is not cut.
+    assert_eq!(send_h1(&mut kept).await["response"]["allowed"], true);
+    token.cancel();
+    running.wait().await;
+}
+
+#[tokio::test]
+async fn metrics_listen_serves_metrics_apart_from_the_probes() {
+    let b = bundle();
+    let vol = SecretVolume::new(&b);
+    let mut config = config(&vol);
+    config.metrics_listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+    let (running, token) = start_config(config).await;
+    assert_ne!(running.metrics_addr, running.probe_addr);
+    review_once(running.https_addr, &b).await;
+    let (status, text) = get_plain(running.metrics_addr, "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(text.contains("volops_webhook_admission_requests_total"), "{text}");
+    assert!(text.contains("# TYPE volops_webhook_connections gauge"), "{text}");
+    assert_eq!(get_plain(running.metrics_addr, "/readyz").await.0, 404);
+    assert_eq!(get_plain(running.probe_addr, "/metrics").await.0, 404);
+    assert_eq!(get_plain(running.probe_addr, "/readyz").await.0, 200);
+    token.cancel();
+    running.wait().await;
 }

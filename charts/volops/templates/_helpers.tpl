@@ -63,6 +63,16 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 {{- end -}}
 
+{{/* "true" when the webhook requires client certificates (webhook.clientCA names a source). */}}
+{{- define "volops.webhook.clientCA" -}}
+{{- with .Values.webhook.clientCA -}}
+{{- if and .configMap .secret -}}
+{{- fail "webhook.clientCA: set configMap or secret, not both" -}}
+{{- end -}}
+{{- if or .configMap .secret -}}true{{- end -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "volops.image" -}}
 {{- printf "%s:%s" .image.repository (default .root.Chart.AppVersion .image.tag) -}}
 {{- end -}}
@@ -235,26 +245,26 @@ env:
   {{- end }}
 {{- end -}}
 
-{{/* Probes on the plain-HTTP probe port. */}}
+{{/* Probes on the plain-HTTP probe port (metrics have a port of their own). */}}
 {{- define "volops.probes" -}}
 livenessProbe:
   httpGet:
     path: /healthz
-    port: http-metrics
+    port: probes
   periodSeconds: 10
   timeoutSeconds: 2
   failureThreshold: 3
 readinessProbe:
   httpGet:
     path: /readyz
-    port: http-metrics
+    port: probes
   periodSeconds: 5
   timeoutSeconds: 2
   failureThreshold: 3
 startupProbe:
   httpGet:
     path: /healthz
-    port: http-metrics
+    port: probes
   periodSeconds: 2
   failureThreshold: 30
 {{- end -}}

@@ -1,4 +1,4 @@
-//! `volops-bench webhook|controller|chaos`: benchmarks that print one JSON object per result
+//! `volops-bench webhook|webhook-flood|controller|chaos`: benchmarks that print one JSON object per result
 //! line on stdout and a short human summary on stderr (docs/PERFORMANCE.md).
 //!
 //! The webhook and the controller under test run as child processes of this binary (hidden
@@ -32,6 +32,8 @@ struct Cli {
 enum Command {
     /// Admission throughput and latency against a no-op handler on the same TLS stack.
     Webhook(webhook::Args),
+    /// The webhook's memory and a real review under floods of idle connections and large bodies.
+    WebhookFlood(webhook::flood::Args),
     /// Many Online expansions at once, against the same run with PVC parallelism 1.
     Controller(controller::Args),
     /// Kill points and injected faults with the reliability invariants.
@@ -61,6 +63,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Webhook(args) => webhook::run(args).await,
+        Command::WebhookFlood(args) => webhook::flood::run(args).await,
         Command::Controller(args) => controller::run(args).await,
         Command::Chaos(args) => chaos::run(args).await,
         Command::ServeWebhook(args) => webhook::serve(args).await,

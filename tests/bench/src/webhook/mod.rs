@@ -3,6 +3,7 @@
 //! webhook; then its resident memory with 10,000 PVCs cached.
 
 mod fixture;
+pub mod flood;
 mod inproc;
 mod mix;
 mod populate;

@@ -12,7 +12,6 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde::Deserialize;
-use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use volops_webhook::review::{AdmissionResponse, ReviewOut};
 use volops_webhook::{server, tls};
@@ -35,6 +34,24 @@ pub struct ServeArgs {
     pub tls_cert: PathBuf,
     #[arg(long)]
     pub tls_key: PathBuf,
+    /// Every connection and body limit set out of reach (the webhook before it had them,
+    /// but for its 16 KiB HTTP/1.1 head buffer).
+    #[arg(long)]
+    pub limits_off: bool,
+    /// Lower the open-file limit (soft and hard) to this first, as a container's may be.
+    #[arg(long)]
+    pub nofile: Option<u64>,
+}
+
+/// Limits no flood of `volops-bench webhook-flood` reaches.
+fn limits_off() -> volops_webhook::limits::Limits {
+    volops_webhook::limits::Limits {
+        header_read_timeout: std::time::Duration::from_secs(3600),
+        idle_timeout: std::time::Duration::from_secs(3600),
+        max_connections: 1 << 30,
+        max_body_bytes: volops_webhook::routes::MAX_BODY,
+        body_memory_bytes: 1 << 40,
+    }
 }
 
 fn loopback() -> SocketAddr {
@@ -43,11 +60,18 @@ fn loopback() -> SocketAddr {
 
 pub async fn serve(args: ServeArgs) -> Result<()> {
     let shutdown = CancellationToken::new();
+    if let Some(n) = args.nofile {
+        volops_webhook::fd_limit::set_nofile(n).context("lowering the open-file limit")?;
+    }
     match args.handler {
         Handler::Webhook => {
             let mut config = volops_webhook::Config::new(args.tls_cert, args.tls_key);
             config.listen = loopback();
             config.probe_listen = loopback();
+            if args.limits_off {
+                config.limits = limits_off();
+                config.fit_open_files = false;
+            }
             let client = kube::Client::try_default()
                 .await
                 .context("no Kubernetes client configuration")?;
@@ -61,14 +85,16 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
             running.wait().await;
         }
         Handler::Noop => {
-            let resolver = tls::CertResolver::new(tls::load_pair(&args.tls_cert, &args.tls_key)?);
-            let acceptor = TlsAcceptor::from(Arc::new(tls::server_config(resolver)?));
+            let tls = tls::ServerTls::load(&args.tls_cert, &args.tls_key, None)?;
             let listener = tokio::net::TcpListener::bind(loopback()).await?;
             let addr = listener.local_addr()?;
+            // The webhook's own connection limits, so both run the same server.
             let serving = tokio::spawn(server::serve_tls(
                 listener,
-                acceptor,
+                tls,
                 noop_router(),
+                volops_webhook::limits::Limits::default(),
+                Arc::new(volops_webhook::metrics::Metrics::new()),
                 shutdown.clone(),
             ));
             proc::announce_ready(&serde_json::json!({"https_addr": addr.to_string()}));
