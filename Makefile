@@ -4,7 +4,7 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/target
 CARGO ?= cargo
 PYTHON ?= python3
 
-.PHONY: test fmt-check clippy rust-test chart-test crds build bench bench-smoke
+.PHONY: test fmt-check clippy rust-test chart-test python-deps crds build bench bench-smoke demo
 
 test: fmt-check clippy rust-test chart-test
 
@@ -14,23 +14,31 @@ fmt-check:
 clippy:
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
-rust-test:
+rust-test: python-deps
 	$(CARGO) test --workspace --locked
 
 build:
 	$(CARGO) build --workspace --locked --bins
 
-chart-test: build
+chart-test: build python-deps
 	VOLOPS_CRDGEN=$(CARGO_TARGET_DIR)/debug/volops-crdgen $(PYTHON) -m pytest tests/chart -q
 
 crds:
 	$(CARGO) run -q -p volops-shared --bin volops-crdgen
-demo: ; cargo run --release -p volops-e2e --bin volops-demo
 
-# docs/PERFORMANCE.md: the three benchmarks at full size (release build, a few minutes each).
+# The Helm engine (PyPI's helm-python-sdk) renders the chart for its tests, and for the e2e
+# tests and the demo, which deploy the chart's RBAC.
+python-deps:
+	$(PYTHON) -m pip install -q --disable-pip-version-check -r tests/chart/requirements.txt
+
+demo: python-deps
+	$(CARGO) run --release -p volops-e2e --bin volops-demo
+
+# docs/PERFORMANCE.md: the benchmarks at full size (release build, a few minutes each).
 bench:
 	$(CARGO) build --release --locked -p volops-bench
 	$(CARGO_TARGET_DIR)/release/volops-bench webhook
+	$(CARGO_TARGET_DIR)/release/volops-bench webhook-flood
 	$(CARGO_TARGET_DIR)/release/volops-bench controller
 	$(CARGO_TARGET_DIR)/release/volops-bench chaos
 
@@ -38,5 +46,6 @@ bench:
 bench-smoke:
 	$(CARGO) build --locked -p volops-bench
 	$(CARGO_TARGET_DIR)/debug/volops-bench webhook --tiny
+	$(CARGO_TARGET_DIR)/debug/volops-bench webhook-flood --tiny
 	$(CARGO_TARGET_DIR)/debug/volops-bench controller --tiny
 	$(CARGO_TARGET_DIR)/debug/volops-bench chaos --tiny

@@ -215,9 +215,10 @@ async fn an_absurd_database_spec_fails_its_request_and_another_expansion_succeed
     let tenant = tenant_client(&sb).await;
     let poisoned = database(&tenant, "poison", "Cluster", "rd", "standard").await;
     let healthy = database(&tenant, "healthy", "Standalone", "rd", "standard").await;
-    // The poisoned database is paused by its owner (so the provisioner leaves it alone), then
-    // given fifty million shards.
-    poisoned
+    // The poisoned database is paused (by its provisioner, or the platform team: tenants
+    // cannot write a database's status) so the provisioner leaves it alone; the tenant then
+    // gives it fifty million shards.
+    dynamic(&admin, "poison", "kubedb.com", "v1", "Redis", "redises")
         .patch_status(
             "rd",
             &PatchParams::default(),

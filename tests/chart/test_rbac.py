@@ -103,3 +103,48 @@ def test_each_deployment_runs_as_its_own_service_account(default_docs):
         sa = deploy["spec"]["template"]["spec"]["serviceAccountName"]
         assert sa == f"volops-{component}"
         assert chartlib.one(default_docs, "ServiceAccount", sa)["metadata"]["namespace"] == NAMESPACE
+
+
+TENANT_WRITE = READ | {"create", "update", "patch", "delete", "deletecollection"}
+TENANT_EDIT_RIGHTS = {
+    ("ops.kubedb.com", "redisopsrequests"): TENANT_WRITE,
+    ("ops.kubedb.com", "zookeeperopsrequests"): TENANT_WRITE,
+    ("kubedb.com", "redises"): TENANT_WRITE,
+    ("kubedb.com", "zookeepers"): TENANT_WRITE,
+}
+TENANT_VIEW_RIGHTS = {
+    **{("ops.kubedb.com", f"{kind}opsrequests{sub}"): READ for kind in ("redis", "zookeeper") for sub in ("", "/status")},
+    **{("kubedb.com", f"{db}{sub}"): READ for db in ("redises", "zookeepers") for sub in ("", "/status")},
+}
+
+
+def aggregated_to(role: dict) -> set[str]:
+    labels = role["metadata"].get("labels", {})
+    prefix = "rbac.authorization.k8s.io/aggregate-to-"
+    return {k[len(prefix):] for k, v in labels.items() if k.startswith(prefix) and v == "true"}
+
+
+def test_tenant_roles_extend_admin_edit_and_view_without_status_or_policies(default_docs):
+    edit = chartlib.one(default_docs, "ClusterRole", "volops-tenant-edit")
+    view = chartlib.one(default_docs, "ClusterRole", "volops-tenant-view")
+    assert aggregated_to(edit) == {"admin", "edit"}
+    assert aggregated_to(view) == {"view"}
+    assert rights(edit) == TENANT_EDIT_RIGHTS
+    assert rights(view) == TENANT_VIEW_RIGHTS
+    # The state machine (/status), the platform team's limits and Secrets are never a tenant's.
+    for granted in (rights(edit), rights(view)):
+        for (group, resource), verbs in granted.items():
+            assert group != "volops.dev" and resource != "secrets"
+            assert not (resource.endswith("/status") and verbs - READ), (resource, verbs)
+    # Bound by the platform team per namespace, never by the chart.
+    for kind in ("RoleBinding", "ClusterRoleBinding"):
+        for binding in chartlib.find(default_docs, kind):
+            assert not binding["roleRef"]["name"].startswith("volops-tenant-"), binding["metadata"]["name"]
+
+
+def test_tenant_roles_follow_their_values():
+    without_databases = chartlib.all_docs(chartlib.render_manifests({"tenantRoles": {"databases": False}}))
+    edit = rights(chartlib.one(without_databases, "ClusterRole", "volops-tenant-edit"))
+    assert {g for g, _ in edit} == {"ops.kubedb.com"}
+    disabled = chartlib.all_docs(chartlib.render_manifests({"tenantRoles": {"enabled": False}}))
+    assert not [r for r in chartlib.find(disabled, "ClusterRole") if r["metadata"]["name"].startswith("volops-tenant-")]

@@ -26,16 +26,59 @@ pub const STATE_NS: &str = "volops-system";
 pub const TENANT: &str = "alice";
 
 /// A client acting as the tenant: what anyone allowed to create ops requests in their own
-/// namespace can do. The one place tenants' clients are made (RBAC bindings go here).
+/// namespaces can do. The tenant is bound to Kubernetes' `edit` role in every namespace that
+/// exists when this is called, except the controller's own ([`STATE_NS`]); `edit` is extended
+/// by aggregation with the ops requests and databases, as the chart's tenant roles do (the
+/// chart's exact roles are what `tests/e2e` runs under).
 pub async fn tenant_client(sb: &Sandbox) -> kube::Client {
+    let admin = sb.client().await.expect("admin client");
+    apply_rbac(
+        &admin,
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+               "metadata": {"name": "test-tenant-volops",
+                            "labels": {"rbac.authorization.k8s.io/aggregate-to-edit": "true"}},
+               "rules": [{"apiGroups": ["ops.kubedb.com"],
+                          "resources": ["redisopsrequests", "zookeeperopsrequests"],
+                          "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
+                         {"apiGroups": ["kubedb.com"], "resources": ["redises", "zookeepers"],
+                          "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]}]}),
+    )
+    .await;
+    let nss: Api<Namespace> = Api::all(admin.clone());
+    for ns in nss.list(&Default::default()).await.expect("namespaces").items {
+        let name = ns.metadata.name.unwrap_or_default();
+        if name == STATE_NS || name.starts_with("kube-") || name == "default" {
+            continue;
+        }
+        apply_rbac(
+            &admin,
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                   "metadata": {"name": "tenant-edit", "namespace": name},
+                   "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
+                   "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": TENANT}]}),
+        )
+        .await;
+    }
     sb.client_as(TENANT, &["tenants", "system:authenticated"])
         .await
         .expect("tenant client")
 }
 
-/// A client acting as the chart's controller ServiceAccount. The one place controllers'
-/// clients are made for the tenant tests (RBAC bindings go here).
+/// A client acting as the chart's controller ServiceAccount, bound to `cluster-admin`: these
+/// tests are about what the controller does with what tenants write; the chart's exact RBAC
+/// is what `tests/e2e` runs the controller under.
 pub async fn controller_client(sb: &Sandbox) -> kube::Client {
+    let admin = sb.client().await.expect("admin client");
+    apply_rbac(
+        &admin,
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+               "metadata": {"name": "test-volops-controller"},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                           "name": "cluster-admin"},
+               "subjects": [{"kind": "ServiceAccount", "name": "volops-controller",
+                             "namespace": STATE_NS}]}),
+    )
+    .await;
     sb.client_as(
         "system:serviceaccount:volops-system:volops-controller",
         &[
@@ -46,6 +89,28 @@ pub async fn controller_client(sb: &Sandbox) -> kube::Client {
     )
     .await
     .expect("controller client")
+}
+
+/// Creates an RBAC object (or leaves the one already there).
+async fn apply_rbac(admin: &kube::Client, obj: serde_json::Value) {
+    let kind = obj["kind"].as_str().unwrap_or_default().to_string();
+    let ar = ApiResource {
+        group: "rbac.authorization.k8s.io".into(),
+        version: "v1".into(),
+        api_version: "rbac.authorization.k8s.io/v1".into(),
+        plural: format!("{}s", kind.to_lowercase()),
+        kind,
+    };
+    let api: Api<DynamicObject> = match obj["metadata"]["namespace"].as_str() {
+        Some(ns) => Api::namespaced_with(admin.clone(), ns, &ar),
+        None => Api::all_with(admin.clone(), &ar),
+    };
+    let obj: DynamicObject = serde_json::from_value(obj).expect("an RBAC object");
+    match api.create(&PostParams::default(), &obj).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 409 => {}
+        Err(e) => panic!("creating {:?}: {e}", obj.metadata.name),
+    }
 }
 
 pub async fn sandbox() -> (Sandbox, kube::Client) {

@@ -15,6 +15,7 @@ use volops_sandbox::{ClusterConfig, Sandbox, SandboxOptions};
 use volops_shared::DatabaseKind;
 
 use crate::apply::{self, FIELD_MANAGER};
+use crate::chart;
 use crate::chart_config::{self, RELEASE_NS, SERVICE, Target};
 use crate::error::{Error, Result, io_ctx, kube_ctx};
 use crate::identity;
@@ -92,6 +93,7 @@ impl Harness {
         .await?;
         let client = sandbox.client().await?;
         let controller_client = identity::controller_client(&sandbox).await?;
+        let webhook_client = identity::webhook_client(&sandbox).await?;
         let dir = tempfile::tempdir().map_err(io_ctx("temporary directory"))?;
         let mut harness_ns = Namespace::default();
         harness_ns.metadata.name = Some(RELEASE_NS.to_owned());
@@ -103,10 +105,11 @@ impl Harness {
             )
             .await
             .map_err(kube_ctx("creating the release namespace"))?;
+        install_chart_rbac(&client).await?;
         if opts.install_crds {
             install_crds(&client).await?;
         }
-        let webhook = Webhook::start(client.clone(), dir.path()).await?;
+        let webhook = Webhook::start(webhook_client, dir.path()).await?;
         let https = webhook.https_addr;
         sandbox.set_service_resolver(Arc::new(move |ns: &str, name: &str, _port: u16| {
             (ns == RELEASE_NS && name == SERVICE).then_some(https)
@@ -159,8 +162,19 @@ impl Harness {
         self.controller_client.clone()
     }
 
-    /// A client acting as the tests' tenant (`identity::TENANT`).
+    /// A client acting as the tests' tenant (`identity::TENANT`), bound to `edit` in every
+    /// namespace that exists now except the release namespace and the system ones.
     pub async fn tenant_client(&self) -> Result<kube::Client> {
+        let namespaces = Api::<Namespace>::all(self.client.clone())
+            .list(&Default::default())
+            .await
+            .map_err(kube_ctx("listing namespaces"))?;
+        for ns in namespaces.items {
+            let name = ns.metadata.name.unwrap_or_default();
+            if name != RELEASE_NS && name != "default" && !name.starts_with("kube-") {
+                identity::grant_edit(&self.client, &name, identity::TENANT).await?;
+            }
+        }
         identity::tenant_client(&self.sandbox, identity::TENANT).await
     }
 
@@ -273,6 +287,16 @@ impl Harness {
         self.sandbox.shutdown().await?;
         stopped
     }
+}
+
+/// Applies the RBAC of the chart as `helm install` renders it with default values: the
+/// webhook's and the controller's ServiceAccounts and roles, and the tenant roles.
+pub async fn install_chart_rbac(client: &kube::Client) -> Result<()> {
+    let chart = chart::default_render()?;
+    for file in ["controller-rbac.yaml", "webhook-rbac.yaml", "tenant-rbac.yaml"] {
+        apply::apply_all(client, chart.file(file)).await?;
+    }
+    Ok(())
 }
 
 /// Creates (or updates) every volops CRD and waits until each is served.

@@ -17,7 +17,6 @@ pub mod demo;
 pub mod error;
 pub mod harness;
 pub mod identity;
-pub mod standins;
 pub mod track;
 pub mod wait;
 pub mod webhook;

@@ -12,7 +12,7 @@ use volops_e2e::chart_config::{
     MUTATE_OPS, Target, VALIDATE_DBS, VALIDATE_OPS, VALIDATE_POLICIES, VALIDATE_PVCS, webhook_configurations,
 };
 use volops_e2e::wait::{at, wait_final, wait_ready};
-use volops_e2e::{Error, Harness, HarnessOptions, Result, apply, repo_root, standins};
+use volops_e2e::{Error, Harness, HarnessOptions, Result, apply, repo_root};
 use volops_shared::DatabaseKind;
 
 /// Whether python3 with the chart test packages is here; without them the test fails in CI
@@ -116,10 +116,11 @@ async fn chart_rendered_configs_admit_and_an_expansion_succeeds() -> Result<()> 
     }
     h.webhook().wait_ready(h.timeout()).await?;
 
-    // RBAC (the sandbox has no RBAC API: stored through stand-in CRDs, not enforced).
-    standins::install_rbac(&client).await?;
+    // RBAC: the harness runs the webhook and the controller as the chart's ServiceAccounts
+    // under the default render's roles; this render's are the same objects (applied again,
+    // unchanged), enforced by the API server.
     let mut rbac = Vec::new();
-    for f in ["controller-rbac.yaml", "webhook-rbac.yaml"] {
+    for f in ["controller-rbac.yaml", "webhook-rbac.yaml", "tenant-rbac.yaml"] {
         rbac.extend(h.apply_file(&out.join(f)).await?);
     }
     let rbac_kinds = kinds(&rbac);

@@ -26,12 +26,9 @@ use crate::Harness;
 /// The image every forged manifest runs: an object showing it was made from a tenant's write.
 pub const FORGED_IMAGE: &str = "chaos.invalid/forged:latest";
 
-/// The tenant who owns the chaos namespace (COMMON identities). The one place its client is
-/// made (RBAC bindings go here).
+/// The tenant who owns the chaos namespace (bound to `edit` there by the harness).
 pub async fn tenant_client(h: &Harness) -> crate::Result<Client> {
-    Ok(h.sandbox()
-        .client_as("alice", &["tenants", "system:authenticated"])
-        .await?)
+    h.tenant_client().await
 }
 
 /// What the tenant did.
