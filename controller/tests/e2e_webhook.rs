@@ -124,7 +124,7 @@ async fn expansions_succeed_with_the_webhook_in_the_path() {
         "{shrink:?}"
     );
 
-    let as_controller = sb.client_as(CONTROLLER, &[]).await.unwrap();
+    let as_controller = controller_client(&sb).await;
     let (stop, task) = start_controller(as_controller, Arc::new(Metrics::default()));
     rd_ops
         .create(

@@ -6,32 +6,34 @@ import chartlib
 from scenarios import NAMESPACE
 
 READ = {"get", "list", "watch"}
+CACHED = {"list", "watch"}
 
 WEBHOOK_RIGHTS = {
-    ("kubedb.com", "redises"): READ,
-    ("kubedb.com", "zookeepers"): READ,
-    ("ops.kubedb.com", "redisopsrequests"): READ,
-    ("ops.kubedb.com", "zookeeperopsrequests"): READ,
-    ("volops.dev", "volumeexpansionpolicies"): READ,
-    ("", "persistentvolumeclaims"): READ,
-    ("", "resourcequotas"): READ,
-    ("", "namespaces"): READ,
-    ("storage.k8s.io", "storageclasses"): READ,
+    ("kubedb.com", "redises"): CACHED,
+    ("kubedb.com", "zookeepers"): CACHED,
+    ("ops.kubedb.com", "redisopsrequests"): CACHED,
+    ("ops.kubedb.com", "zookeeperopsrequests"): CACHED,
+    ("volops.dev", "volumeexpansionpolicies"): CACHED,
+    ("", "persistentvolumeclaims"): CACHED,
+    ("", "resourcequotas"): CACHED,
+    ("", "namespaces"): CACHED,
+    ("storage.k8s.io", "storageclasses"): CACHED,
 }
 
-RW = READ | {"patch", "update"}
 CREATE_DELETE = READ | {"create", "delete"}
 CONTROLLER_RIGHTS = {
-    **{("ops.kubedb.com", f"{kind}opsrequests{sub}"): RW for kind in ("redis", "zookeeper") for sub in ("", "/status", "/finalizers")},
-    **{("kubedb.com", f"{db}{sub}"): RW for db in ("redises", "zookeepers") for sub in ("", "/status")},
+    **{("ops.kubedb.com", f"{kind}opsrequests"): READ | {"patch"} for kind in ("redis", "zookeeper")},
+    **{("ops.kubedb.com", f"{kind}opsrequests/status"): {"patch"} for kind in ("redis", "zookeeper")},
+    **{("kubedb.com", db): READ | {"patch"} for db in ("redises", "zookeepers")},
+    **{("kubedb.com", f"{db}/status"): {"patch"} for db in ("redises", "zookeepers")},
     ("", "persistentvolumeclaims"): READ | {"patch"},
     ("", "pods"): CREATE_DELETE,
     ("apps", "statefulsets"): CREATE_DELETE,
     ("apps.k8s.appscode.com", "petsets"): CREATE_DELETE,
-    ("storage.k8s.io", "storageclasses"): READ,
-    ("", "resourcequotas"): READ,
+    ("storage.k8s.io", "storageclasses"): CACHED,
+    ("", "resourcequotas"): CACHED,
     ("", "namespaces"): READ,
-    ("volops.dev", "volumeexpansionpolicies"): READ,
+    ("volops.dev", "volumeexpansionpolicies"): CACHED,
     ("events.k8s.io", "events"): {"create", "patch"},
 }
 
@@ -73,7 +75,7 @@ def test_controller_cluster_role_exact_verbs(docs):
 
 CONTROLLER_NAMESPACED_RIGHTS = {
     # Leader election.
-    "volops-controller-leader-election": {("coordination.k8s.io", "leases"): {"get", "create", "update", "patch"}},
+    "volops-controller-leader-election": {("coordination.k8s.io", "leases"): {"get", "create", "patch"}},
     # Saved state: one Secret per running request, only here.
     "volops-controller-saved-state": {("", "secrets"): {"get", "list", "create", "update", "delete"}},
 }

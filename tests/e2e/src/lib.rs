@@ -14,6 +14,7 @@ pub mod chaos;
 pub mod chart;
 pub mod chart_config;
 pub mod demo;
+pub mod deployed;
 pub mod error;
 pub mod harness;
 pub mod identity;

@@ -115,7 +115,7 @@ impl Webhook {
 }
 
 /// GET over plain HTTP/1.1; Ok(body) on 200, Err(Invalid(response)) otherwise.
-async fn probe_get(addr: SocketAddr, path: &str) -> Result<String> {
+pub(crate) async fn probe_get(addr: SocketAddr, path: &str) -> Result<String> {
     let mut tcp = tokio::net::TcpStream::connect(addr)
         .await
         .map_err(io_ctx(format!("connecting to {addr}")))?;
