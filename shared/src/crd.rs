@@ -122,8 +122,14 @@ struct KubeDbVersion {
 
 /// Redis is served as `kubedb.com/v1` (stored) and `v1alpha2`, as KubeDB's own CRD does.
 const REDIS_VERSIONS: &[KubeDbVersion] = &[
-    KubeDbVersion { name: "v1", storage: true },
-    KubeDbVersion { name: "v1alpha2", storage: false },
+    KubeDbVersion {
+        name: "v1",
+        storage: true,
+    },
+    KubeDbVersion {
+        name: "v1alpha2",
+        storage: false,
+    },
 ];
 
 /// KubeDB's kinds as volops knows them, a superset of KubeDB's own CRDs (docs/KUBEDB.md):
@@ -196,7 +202,11 @@ fn with_list_kind(mut crd: CustomResourceDefinition) -> CustomResourceDefinition
 fn keep_unknown_fields(mut crd: CustomResourceDefinition) -> Result<CustomResourceDefinition, CrdError> {
     let name = crd.metadata.name.clone().unwrap_or_default();
     for version in &mut crd.spec.versions {
-        let Some(schema) = version.schema.as_mut().and_then(|s| s.open_api_v3_schema.as_mut()) else {
+        let Some(schema) = version
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut())
+        else {
             continue;
         };
         let mut value = serde_json::to_value(&*schema).map_err(|source| CrdError::Schema {

@@ -34,7 +34,10 @@ fn redis_is_served_as_v1_and_v1alpha2_and_stored_as_v1() {
         .collect();
     assert_eq!(versions, [("v1", true, true), ("v1alpha2", true, false)]);
     for crd in &crds {
-        assert!(crd.spec.conversion.is_none(), "KubeDB's CRDs declare no conversion");
+        assert!(
+            crd.spec.conversion.is_none(),
+            "KubeDB's CRDs declare no conversion"
+        );
         assert_eq!(
             crd.spec.names.list_kind.as_deref(),
             Some(format!("{}List", crd.spec.names.kind).as_str())
@@ -54,7 +57,10 @@ fn ops_request_crds_keep_sections_volops_does_not_model() {
         assert_eq!(spec["x-kubernetes-preserve-unknown-fields"], true, "{name}");
         let db_ref = &spec["properties"]["databaseRef"];
         assert_eq!(db_ref["x-kubernetes-preserve-unknown-fields"], true, "{name}");
-        assert!(db_ref.get("required").is_none(), "{name}: KubeDB's name is optional");
+        assert!(
+            db_ref.get("required").is_none(),
+            "{name}: KubeDB's name is optional"
+        );
     }
 }
 

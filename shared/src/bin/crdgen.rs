@@ -18,7 +18,12 @@ fn run() -> Result<(), String> {
         match arg.as_str() {
             "--stdout" => stdout = true,
             "--kubedb" => kubedb = true,
-            "--chart" => chart = args.next().map(PathBuf::from).ok_or("--chart needs a directory")?,
+            "--chart" => {
+                chart = args
+                    .next()
+                    .map(PathBuf::from)
+                    .ok_or("--chart needs a directory")?
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return Ok(());
