@@ -214,10 +214,11 @@ fn keep_unknown_fields(mut crd: CustomResourceDefinition) -> Result<CustomResour
             source,
         })?;
         preserve_objects(&mut value, true);
-        if let Some(spec) = value.pointer_mut("/properties/spec/properties/databaseRef") {
-            if let Some(map) = spec.as_object_mut() {
-                map.remove("required");
-            }
+        if let Some(map) = value
+            .pointer_mut("/properties/spec/properties/databaseRef")
+            .and_then(Value::as_object_mut)
+        {
+            map.remove("required");
         }
         *schema = serde_json::from_value(value).map_err(|source| CrdError::Schema {
             crd: name.clone(),
