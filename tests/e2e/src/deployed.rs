@@ -96,7 +96,7 @@ pub struct Deployed {
 }
 
 impl Deployed {
-    /// Applies the chart's CRDs, namespace-scoped objects and webhook configurations to the
+    /// Applies the chart's CRDs (and volops's KubeDB kinds, standing in for KubeDB), namespace-scoped objects and webhook configurations to the
     /// sandbox (as its admin, like `helm install`), then starts both binaries and waits until
     /// each is ready.
     pub async fn install(sandbox: &Sandbox, chart: &RenderedChart, timeout: Duration) -> Result<Deployed> {
@@ -110,6 +110,8 @@ impl Deployed {
         })?;
         apply::apply_all(&admin, &[namespace]).await?;
         apply::apply_all(&admin, &chart.crds()).await?;
+        // KubeDB's kinds come with KubeDB, not with the default chart (docs/KUBEDB.md).
+        crate::install_crds(&admin).await?;
         for file in [
             "controller-rbac.yaml",
             "webhook-rbac.yaml",

@@ -44,6 +44,7 @@ async fn render(out: &Path, webhook_url: &str, ca_pem: &str) -> Result<()> {
         .arg(out)
         .args(["--set", &format!("webhook.externalURL={webhook_url}")])
         .args(["--set", "tls.existingSecret=x"])
+        .args(["--set", "kubedbCRDs.install=true"])
         .args(["--set-string", &format!("tls.caBundle={ca}")])
         .arg("--skip-tests")
         .output()
@@ -109,11 +110,13 @@ async fn chart_rendered_configs_admit_and_an_expansion_succeeds() -> Result<()> 
     let out = dir.path().join("rendered");
     render(&out, &h.webhook().url(), &h.webhook().ca_pem).await?;
 
-    // CRDs exactly as the chart ships them.
+    // CRDs exactly as the chart ships them: crds/, and KubeDB's kinds with kubedbCRDs.install.
     let crd_dir = repo_root().join("charts/volops/crds");
     for f in files(&crd_dir)? {
         h.apply_file(&f).await?;
     }
+    let kubedb = h.apply_file(&out.join("kubedb-crds.yaml")).await?;
+    assert_eq!(kinds(&kubedb), ["CustomResourceDefinition"; 4]);
     h.webhook().wait_ready(h.timeout()).await?;
 
     // RBAC: the harness runs the webhook and the controller as the chart's ServiceAccounts
