@@ -14,7 +14,7 @@ use support::*;
 use volops_controller::{Config, Metrics, PauseHandshake, metrics::RequestLabels};
 use volops_shared::facts::VolumeExpansionOwner;
 
-/// What KubeDB's ops-manager writes when it starts a VolumeExpansion request (docs/KUBEDB.md).
+/// What KubeDB's ops-manager writes when it starts a VolumeExpansion request (its first condition).
 async fn started_by_kubedb(ops: &kube::Api<kube::api::DynamicObject>, name: &str) {
     let status = json!({"status": {"phase": "Progressing", "observedGeneration": 1, "conditions": [
         {"type": "VolumeExpansion", "status": "True", "reason": "VolumeExpansion",

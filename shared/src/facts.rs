@@ -364,7 +364,8 @@ impl DirectGrowth {
 /// What the webhook does with ops requests of types volops does not handle (`--other-types`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum OtherTypes {
-    /// Admit them untouched: they are KubeDB's ops-manager's (README.md, "Other ops types").
+    /// Admit them untouched: they are KubeDB's ops-manager's (README.md, "Other ops types, and
+    /// one owner per request").
     #[default]
     Pass,
     /// Deny them: a cluster where only volops runs ops requests.

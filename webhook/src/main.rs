@@ -29,7 +29,7 @@ enum DirectGrowthArg {
     WithinPolicy,
 }
 
-/// `--other-types` (README.md, "Other ops types").
+/// `--other-types` (README.md, "Other ops types, and one owner per request").
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum OtherTypesArg {
     Pass,
