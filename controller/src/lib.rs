@@ -2,6 +2,7 @@
 //! (DESIGN.md §5). Entry point for the binary and for in-process tests: [`run`].
 
 pub mod caches;
+pub mod claim;
 pub mod cluster_caches;
 pub mod context;
 pub mod controller;
@@ -75,6 +76,9 @@ pub struct Config {
     pub state_namespace: String,
     /// How often saved states whose request is gone are looked for and cleaned up.
     pub sweep_interval: Duration,
+    /// Who acts on VolumeExpansion requests; with `Kubedb` the controller leaves them all to
+    /// KubeDB's ops-manager (controller/DESIGN-NOTES.md, "One owner per request").
+    pub volume_expansion_owner: volops_shared::facts::VolumeExpansionOwner,
 }
 
 /// The chart's release namespace.
@@ -91,6 +95,7 @@ impl Default for Config {
             pvc_parallelism: None,
             state_namespace: DEFAULT_STATE_NAMESPACE.to_owned(),
             sweep_interval: Duration::from_secs(60),
+            volume_expansion_owner: volops_shared::facts::VolumeExpansionOwner::Volops,
         }
     }
 }

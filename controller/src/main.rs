@@ -20,6 +20,13 @@ enum Handshake {
     SelfPause,
 }
 
+/// `--volume-expansion-owner` (controller/DESIGN-NOTES.md, "One owner per request").
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum OwnerArg {
+    Volops,
+    Kubedb,
+}
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum LogFormat {
     Text,
@@ -55,6 +62,15 @@ struct Args {
     /// The controller's own namespace: each request's saved state is a Secret there.
     #[arg(long, env = "POD_NAMESPACE", default_value = volops_controller::DEFAULT_STATE_NAMESPACE)]
     state_namespace: String,
+    /// Who acts on VolumeExpansion requests: `volops`, or `kubedb` to leave them all to
+    /// KubeDB's ops-manager (give the webhook the same).
+    #[arg(
+        long,
+        value_enum,
+        env = "VOLOPS_VOLUME_EXPANSION_OWNER",
+        default_value = "volops"
+    )]
+    volume_expansion_owner: OwnerArg,
 }
 
 fn init_logs(format: LogFormat) {
@@ -109,6 +125,10 @@ async fn main() -> std::process::ExitCode {
         identity,
         pvc_parallelism: std::num::NonZeroUsize::new(args.pvc_parallelism),
         state_namespace: args.state_namespace.clone(),
+        volume_expansion_owner: match args.volume_expansion_owner {
+            OwnerArg::Volops => volops_shared::facts::VolumeExpansionOwner::Volops,
+            OwnerArg::Kubedb => volops_shared::facts::VolumeExpansionOwner::Kubedb,
+        },
         ..Config::default()
     };
     let client = match kube::Client::try_default().await {

@@ -22,6 +22,7 @@ use volops_shared::{
 
 use crate::{
     caches::Freshest,
+    claim,
     context::Ctx,
     decide::{Step, next_step, step_started, step_timed_out, time},
     error::{Error, KubeContext, Result},
@@ -68,7 +69,10 @@ fn as_request<R: OpsRequest>(obj: &kube::api::DynamicObject) -> Option<R> {
 }
 
 pub async fn reconcile<R: OpsRequest>(obj: Arc<R>, ctx: Arc<Ctx>) -> Result<Action> {
-    if !obj.is_volume_expansion() {
+    // Other types are KubeDB's ops-manager's; so is VolumeExpansion when it owns it.
+    if !obj.is_volume_expansion()
+        || ctx.config.volume_expansion_owner == volops_shared::facts::VolumeExpansionOwner::Kubedb
+    {
         return Ok(Action::await_change());
     }
     let ns = obj.namespace().unwrap_or_default();
@@ -90,6 +94,9 @@ pub async fn reconcile<R: OpsRequest>(obj: Arc<R>, ctx: Arc<Ctx>) -> Result<Acti
         return Ok(Action::await_change());
     };
     let mut job = Job::from_request(fresh.as_ref())?;
+    if !claim::claimed(&job.status.conditions) && !try_claim(&ctx, &mut job).await? {
+        return Ok(Action::await_change());
+    }
     if job.deleting {
         return finish(&ctx, &mut job).await;
     }
@@ -434,6 +441,38 @@ async fn finish(ctx: &Ctx, job: &mut Job) -> Result<Action> {
     job.finalizers = finalizers;
     ctx.request_versions.forget(job.kind, &job.namespace, &job.name);
     Ok(Action::await_change())
+}
+
+/// Claims an unclaimed request, unless another controller's status shows it acts on it
+/// already: then it is left alone and reported (a Warning event). False when left alone.
+async fn try_claim(ctx: &Ctx, job: &mut Job) -> Result<bool> {
+    if let Some(why) = claim::foreign(&job.status) {
+        // A request an earlier volops (before claims) started has volops's finalizer and a
+        // saved state, which only the controller can write (its own namespace).
+        // (Its deletion is let through to the finalizer's cleanup.)
+        let legacy = job.finalizers.iter().any(|f| f == FINALIZER)
+            && (job.deleting || job.load_saved(ctx).await?.is_some());
+        if !legacy {
+            warn!(request = %job.describe(), %why, "left alone");
+            publish(ctx, job, EventType::Warning, claim::NOT_CLAIMED, why);
+            return Ok(false);
+        }
+    }
+    if job.deleting {
+        return Ok(true);
+    }
+    // Guarded by the resourceVersion: if the other controller wrote the status meanwhile, this
+    // write conflicts and the next reconcile sees its status.
+    let cond = condition(
+        claim::CLAIMED,
+        c::TRUE,
+        claim::CLAIMED,
+        &format!("{} runs this request", ctx.config.identity),
+        job.generation,
+        time(jiff::Timestamp::now()),
+    );
+    job.record(ctx, vec![cond]).await?;
+    Ok(true)
 }
 
 async fn add_finalizer(ctx: &Ctx, job: &mut Job) -> Result<()> {

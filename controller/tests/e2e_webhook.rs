@@ -21,6 +21,8 @@ use serde_json::{Value, json};
 use support::*;
 use tokio_util::sync::CancellationToken;
 use volops_controller::Metrics;
+use volops_sandbox::Sandbox;
+use volops_shared::facts::RuleOptions;
 
 const RELEASE_NS: &str = "volops-system";
 const SERVICE: &str = "volops-webhook";
@@ -73,14 +75,12 @@ async fn wait_ready(probe: SocketAddr) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn expansions_succeed_with_the_webhook_in_the_path() {
-    let (sb, client) = sandbox().await;
-    setup(&client, "db", "standard", "online").await;
-    storage_class(&client, "slow", "offline", 20).await;
-    let redis = database(&client, "db", "Cluster", "rd", "standard").await;
-    let zk = database(&client, "db", "ZooKeeper", "zk", "slow").await;
-
+/// The webhook (serving TLS) in the sandbox API server's path, as the chart registers it.
+async fn start_webhook(
+    sb: &Sandbox,
+    client: &kube::Client,
+    options: RuleOptions,
+) -> (CancellationToken, volops_webhook::Running, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let dns = [format!("{SERVICE}.{RELEASE_NS}.svc"), "localhost".to_owned()];
     let bundle = volops_certs::generate(&dns, &[IpAddr::V4(Ipv4Addr::LOCALHOST)], 1).unwrap();
@@ -89,6 +89,7 @@ async fn expansions_succeed_with_the_webhook_in_the_path() {
     let mut config = volops_webhook::Config::new(dir.path().join("tls.crt"), dir.path().join("tls.key"));
     config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
     config.probe_listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    config.options = options;
     config.options.controller_username = Some(CONTROLLER.into());
     let token = CancellationToken::new();
     let webhook = volops_webhook::start(config, client.clone(), token.clone())
@@ -110,6 +111,18 @@ async fn expansions_succeed_with_the_webhook_in_the_path() {
         .create(&PostParams::default(), &serde_json::from_value(v).unwrap())
         .await
         .unwrap();
+    (token, webhook, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expansions_succeed_with_the_webhook_in_the_path() {
+    let (sb, client) = sandbox().await;
+    setup(&client, "db", "standard", "online").await;
+    storage_class(&client, "slow", "offline", 20).await;
+    let redis = database(&client, "db", "Cluster", "rd", "standard").await;
+    let zk = database(&client, "db", "ZooKeeper", "zk", "slow").await;
+
+    let (token, webhook, _dir) = start_webhook(&sb, &client, RuleOptions::default()).await;
 
     let rd_ops = ops_api(&client, "db", "RedisOpsRequest");
     // The webhook is in the path: a shrink is refused at creation.
@@ -161,6 +174,113 @@ async fn expansions_succeed_with_the_webhook_in_the_path() {
         assert_eq!(at(&db, "/spec/storage/resources/requests/storage"), Some("2Gi"));
         assert!(paused_conditions(&db).is_empty());
     }
+    token.cancel();
+    webhook.wait().await;
+    sb.shutdown().await.unwrap();
+}
+
+/// Whether a PVC of the database is resizing (asked for more than it has).
+async fn resizing(client: &kube::Client, db: &str) -> bool {
+    let pvcs: Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> = Api::namespaced(client.clone(), "db");
+    let selector = volops_shared::DatabaseKind::Redis.selector(db);
+    pvcs.list(&kube::api::ListParams::default().labels(&selector))
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .any(|p| {
+            let q = |v: Option<&k8s_openapi::apimachinery::pkg::api::resource::Quantity>| {
+                v.and_then(|q| volops_shared::Quantity::parse(&q.0).ok())
+            };
+            let spec = p
+                .spec
+                .as_ref()
+                .and_then(|s| s.resources.as_ref())
+                .and_then(|r| r.requests.as_ref());
+            let status = p.status.as_ref().and_then(|s| s.capacity.as_ref());
+            match (
+                q(spec.and_then(|r| r.get("storage"))),
+                q(status.and_then(|c| c.get("storage"))),
+            ) {
+                (Some(r), Some(c)) => r > c,
+                _ => false,
+            }
+        })
+}
+
+/// Issue 20: a request for a database whose volumes an earlier volops request is resizing is
+/// admitted (KubeDB queues it too), waits Pending with a condition naming the earlier one, and
+/// both end Successful, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_behind_a_running_resize_is_queued_not_denied() {
+    let (sb, client) = sandbox().await;
+    setup(&client, "db", "standard", "online").await;
+    // A slow driver: the first request's PVCs stay resizing while the second one is created.
+    storage_class(&client, "slow", "online", 3000).await;
+    let redis = database(&client, "db", "Standalone", "rd", "slow").await;
+    let (token, webhook, _dir) = start_webhook(&sb, &client, RuleOptions::default()).await;
+    let as_controller = controller_client(&sb).await;
+    let (stop, task) = start_controller(as_controller, Arc::new(Metrics::default()));
+    let rd_ops = ops_api(&client, "db", "RedisOpsRequest");
+    rd_ops
+        .create(
+            &PostParams::default(),
+            &ops_request("RedisOpsRequest", "first", "rd", "Online", "2Gi", json!({})),
+        )
+        .await
+        .unwrap();
+    let deadline = Instant::now() + WAIT;
+    while !resizing(&client, "rd").await {
+        assert!(Instant::now() < deadline, "the first request never resized a PVC");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let second = rd_ops
+        .create(
+            &PostParams::default(),
+            &ops_request("RedisOpsRequest", "second", "rd", "Online", "3Gi", json!({})),
+        )
+        .await;
+    // The resize was in flight before and after the create, so the webhook judged it then.
+    let still = resizing(&client, "rd").await;
+    assert!(
+        second.is_ok(),
+        "denied behind the first request's resize: {second:?}"
+    );
+    assert!(
+        still,
+        "the resize ended before the second request was judged: the test proves nothing"
+    );
+    let queued = wait_for(&rd_ops, "second", "second Queued", |r| has_condition(r, "Queued")).await;
+    assert_eq!(at(&queued, "/status/phase"), Some("Pending"));
+    assert!(
+        condition_message(&queued, "Queued").starts_with("waiting for RedisOpsRequest db/first"),
+        "{:#?}",
+        queued.data["status"]
+    );
+    let first = wait_final(&rd_ops, "first").await;
+    let second = wait_final(&rd_ops, "second").await;
+    let _ = stop.send(());
+    task.await.unwrap();
+    for r in [&first, &second] {
+        assert_eq!(
+            at(r, "/status/phase"),
+            Some("Successful"),
+            "{:#?}",
+            r.data["status"]
+        );
+    }
+    let first_done = condition_time(&first, "Successful").unwrap();
+    let second_started = condition_time(&second, "VolumeExpansion").unwrap();
+    assert!(
+        second_started >= first_done,
+        "second started {second_started} before first ended {first_done}"
+    );
+    assert_eq!(
+        condition(&second, "Queued").and_then(|c| c["status"].as_str()),
+        Some("False")
+    );
+    let db = redis.get("rd").await.unwrap();
+    assert_eq!(at(&db, "/spec/storage/resources/requests/storage"), Some("3Gi"));
     token.cancel();
     webhook.wait().await;
     sb.shutdown().await.unwrap();

@@ -361,11 +361,55 @@ impl DirectGrowth {
     }
 }
 
+/// What the webhook does with ops requests of types volops does not handle (`--other-types`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OtherTypes {
+    /// Admit them untouched: they are KubeDB's ops-manager's (README.md, "Other ops types, and
+    /// one owner per request").
+    #[default]
+    Pass,
+    /// Deny them: a cluster where only volops runs ops requests.
+    Deny,
+}
+
+impl OtherTypes {
+    /// The flag value (`--other-types pass|deny`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pass => "pass",
+            Self::Deny => "deny",
+        }
+    }
+}
+
+/// Who acts on `VolumeExpansion` ops requests (`--volume-expansion-owner`): never both
+/// (controller/DESIGN-NOTES.md, "One owner per request").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum VolumeExpansionOwner {
+    /// volops's webhook judges them and its controller runs them.
+    #[default]
+    Volops,
+    /// KubeDB's ops-manager runs them; volops's webhook and controller leave them alone.
+    Kubedb,
+}
+
+impl VolumeExpansionOwner {
+    /// The flag value (`--volume-expansion-owner volops|kubedb`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Volops => "volops",
+            Self::Kubedb => "kubedb",
+        }
+    }
+}
+
 /// Switches that change what the rules allow.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RuleOptions {
-    /// Admit ops requests of types volops does not handle (KubeDB's ops-manager runs too).
-    pub pass_through_other_types: bool,
+    /// Ops requests of types volops does not handle: passed through (the default) or denied.
+    pub other_types: OtherTypes,
+    /// Who owns `VolumeExpansion` requests; with `Kubedb` the rules admit them untouched.
+    pub volume_expansion_owner: VolumeExpansionOwner,
     /// How storage growing outside an ops request is judged.
     pub direct_growth: DirectGrowth,
     /// The controller's user (`--controller-username`): the only one who may write volops's

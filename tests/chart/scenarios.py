@@ -34,7 +34,7 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     "crds-skipped": {},
     "everything-on": {
         "metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "prom"}}},
-        "webhook": {"passThroughOtherTypes": True, "podDisruptionBudget": {"maxUnavailable": 1}},
+        "webhook": {"otherTypes": "deny", "podDisruptionBudget": {"maxUnavailable": 1}},
         "controller": {"pauseHandshake": "self"},
         "logFormat": "text",
     },

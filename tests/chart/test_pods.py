@@ -65,6 +65,8 @@ def test_webhook_args_and_cert_secret_mounted_as_directory(default_docs):
         "--max-body-bytes=8Mi",
         "--max-body-memory=32Mi",
         "--log-format=json",
+        "--other-types=pass",
+        "--volume-expansion-owner=volops",
         "--controller-username=system:serviceaccount:volops-system:volops-controller",
         "--direct-growth=deny",
     ]
@@ -84,6 +86,7 @@ def test_controller_args_leader_election(default_docs):
         "--metrics-listen=0.0.0.0:9090",
         "--pause-handshake=kubedb",
         f"--state-namespace={NAMESPACE}",
+        "--volume-expansion-owner=volops",
         "--leader-election",
         "--log-format=json",
     ]
@@ -98,11 +101,25 @@ def test_controller_keeps_its_saved_state_in_the_release_namespace():
 def test_optional_flags_follow_values():
     docs = chartlib.all_docs(rendered("everything-on"))
     webhook_args = container(docs, "webhook")["args"]
-    assert "--pass-through-other-types" in webhook_args
+    assert "--other-types=deny" in webhook_args
     assert not any(a.startswith("--log-format") for a in webhook_args)
     assert "--pause-handshake=self" in container(docs, "controller")["args"]
     ha_off = chartlib.all_docs(rendered("ha-off"))
     assert "--leader-election" not in container(ha_off, "controller")["args"]
+
+
+def test_the_old_pass_through_value_still_passes_other_types():
+    docs = chartlib.all_docs(
+        chartlib.render_manifests({"webhook": {"otherTypes": "deny", "passThroughOtherTypes": True}})
+    )
+    assert "--other-types=pass" in container(docs, "webhook")["args"]
+
+
+def test_kubedb_owning_volume_expansion_reaches_both_binaries():
+    # Both must agree, or one of them acts on requests the other leaves to KubeDB.
+    docs = chartlib.all_docs(chartlib.render_manifests({"volumeExpansionOwner": "kubedb"}))
+    for name in ("webhook", "controller"):
+        assert "--volume-expansion-owner=kubedb" in container(docs, name)["args"], name
 
 
 def test_webhook_knows_the_controller_and_the_direct_growth_mode():

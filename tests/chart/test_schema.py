@@ -16,6 +16,8 @@ BAD_VALUES = [
     ({"webhook": {"timeoutSeconds": 0}}, ["/webhook/timeoutSeconds"]),
     ({"webhook": {"failurePolicy": "fail"}}, ["/webhook/failurePolicy", "Fail"]),
     ({"webhook": {"directGrowth": "allow"}}, ["/webhook/directGrowth", "within-policy"]),
+    ({"webhook": {"otherTypes": "allow"}}, ["/webhook/otherTypes", "pass"]),
+    ({"volumeExpansionOwner": "both"}, ["/volumeExpansionOwner", "kubedb"]),
     ({"controller": {"pauseHandshake": "none"}}, ["/controller/pauseHandshake", "kubedb"]),
     ({"controller": {"pvcParallelism": -1}}, ["/controller/pvcParallelism"]),
     ({"controller": {"pvcParallelism": "all"}}, ["/controller/pvcParallelism", "want integer"]),

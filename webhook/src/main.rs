@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
 use tokio_util::sync::CancellationToken;
-use volops_shared::facts::DirectGrowth;
+use volops_shared::facts::{DirectGrowth, OtherTypes, VolumeExpansionOwner};
 use volops_webhook::Config;
 use volops_webhook::server_args::ServerArgs;
 
@@ -29,6 +29,20 @@ enum DirectGrowthArg {
     WithinPolicy,
 }
 
+/// `--other-types` (README.md, "Other ops types, and one owner per request").
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum OtherTypesArg {
+    Pass,
+    Deny,
+}
+
+/// `--volume-expansion-owner` (controller/DESIGN-NOTES.md, "One owner per request").
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum OwnerArg {
+    Volops,
+    Kubedb,
+}
+
 /// volops admission webhook (HTTPS AdmissionReview v1 server).
 #[derive(Debug, Parser)]
 #[command(version)]
@@ -47,9 +61,22 @@ struct Args {
     probe_listen: SocketAddr,
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
-    /// Admit ops requests of types volops does not handle (KubeDB's ops-manager runs too).
-    #[arg(long)]
+    /// Ops requests of types volops does not handle: `pass` them through untouched (KubeDB's
+    /// ops-manager runs them) or `deny` them.
+    #[arg(long, value_enum, env = "VOLOPS_OTHER_TYPES", default_value = "pass")]
+    other_types: OtherTypesArg,
+    /// The old switch for `--other-types pass` (now the default); still accepted.
+    #[arg(long, hide = true)]
     pass_through_other_types: bool,
+    /// Who acts on VolumeExpansion requests: `volops`, or `kubedb` to admit them untouched
+    /// for KubeDB's ops-manager (the controller must be given the same).
+    #[arg(
+        long,
+        value_enum,
+        env = "VOLOPS_VOLUME_EXPANSION_OWNER",
+        default_value = "volops"
+    )]
+    volume_expansion_owner: OwnerArg,
     /// The controller's user: the only one who may write volops's annotations on ops requests;
     /// its writes are admitted unchecked (the chart passes its ServiceAccount's).
     #[arg(
@@ -107,7 +134,14 @@ async fn main() -> ExitCode {
     let mut config = Config::new(args.tls_cert, args.tls_key);
     config.listen = args.listen;
     config.probe_listen = args.probe_listen;
-    config.options.pass_through_other_types = args.pass_through_other_types;
+    config.options.other_types = match (args.other_types, args.pass_through_other_types) {
+        (OtherTypesArg::Pass, _) | (_, true) => OtherTypes::Pass,
+        (OtherTypesArg::Deny, false) => OtherTypes::Deny,
+    };
+    config.options.volume_expansion_owner = match args.volume_expansion_owner {
+        OwnerArg::Volops => VolumeExpansionOwner::Volops,
+        OwnerArg::Kubedb => VolumeExpansionOwner::Kubedb,
+    };
     // Issue 18 (admission side): who the controller is, and how direct growth is judged.
     config.options.controller_username = Some(args.controller_username.into());
     config.options.direct_growth = match args.direct_growth {

@@ -14,7 +14,8 @@ fn help_lists_the_contract_flags_and_missing_cert_flags_fail() {
         "--listen",
         "--probe-listen",
         "--log-format",
-        "--pass-through-other-types",
+        "--other-types",
+        "--volume-expansion-owner",
         "--controller-username",
         "--direct-growth",
         "--metrics-listen",
@@ -55,4 +56,28 @@ fn help_lists_the_contract_flags_and_missing_cert_flags_fail() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // The old switch is still accepted (it means --other-types pass); a bad value is refused.
+    let out = Command::new(bin)
+        .args([
+            "--tls-cert",
+            "c",
+            "--tls-key",
+            "k",
+            "--pass-through-other-types",
+            "--max-body-bytes",
+            "8MB",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--max-body-bytes") && !stderr.contains("unexpected argument"),
+        "{stderr}"
+    );
+    let out = Command::new(bin)
+        .args(["--tls-cert", "c", "--tls-key", "k", "--other-types", "allow"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("pass, deny"));
 }

@@ -37,21 +37,29 @@ async fn rule1_type_missing_unknown_and_other() {
          ReplaceSentinel, RotateAuth, Announce, StorageMigration",
     );
     obj["spec"]["type"] = json!("Restart");
-    assert_denied(
-        &validate(&w, &Review::create_redis_ops(obj.clone())).await,
-        422,
-        "volops handles only RedisOpsRequest of type VolumeExpansion, not Restart; run KubeDB's ops-manager \
-         for Restart, or start the webhook with --pass-through-other-types if it runs in this cluster",
-    );
-    let pass = RuleOptions {
-        pass_through_other_types: true,
-        ..RuleOptions::default()
-    };
-    let resp = post(&w.router(pass), "/validate", &Review::create_redis_ops(obj)).await;
+    // Passed through by default (KubeDB's ops-manager runs it).
+    let resp = post(
+        &w.router(RuleOptions::default()),
+        "/validate",
+        &Review::create_redis_ops(obj.clone()),
+    )
+    .await;
     assert_allowed(&resp);
     assert_eq!(
         warnings(&resp),
         ["volops does not handle RedisOpsRequest of type Restart; it is left to KubeDB's ops-manager"]
+    );
+    let deny = RuleOptions {
+        other_types: volops_shared::facts::OtherTypes::Deny,
+        ..RuleOptions::default()
+    };
+    let resp = post(&w.router(deny), "/validate", &Review::create_redis_ops(obj)).await;
+    assert_denied(
+        &resp,
+        422,
+        "volops handles only RedisOpsRequest of type VolumeExpansion, not Restart, and this cluster denies \
+         the other types (webhook --other-types deny); run Restart where KubeDB's ops-manager \
+         handles it, or ask your cluster admin to pass other types through",
     );
 }
 

@@ -12,7 +12,8 @@ use k8s_openapi::api::{
 use kube::{Api, ResourceExt, api::ListParams};
 use volops_shared::{
     Facts,
-    api::{ApplyPolicy, VolumeExpansionPolicy},
+    api::{ApplyPolicy, OpsRequestPhase, VolumeExpansionPolicy},
+    conditions::{self as c, condition},
     facts::{DatabaseView, OpsRequestView, PolicyView, PvcView, QuotaView, StorageClassView},
     rules::{QueueDecision, decide_queue, quotas_need_namespace_pvcs, validate_create},
 };
@@ -21,20 +22,63 @@ use super::{Job, LATER, Outcome, SOON, to_json};
 use crate::{
     cluster_caches::ClusterCaches,
     context::Ctx,
+    decide::time,
     error::{KubeContext, Result},
     saved::Admitted,
 };
 
+/// The condition of a request waiting behind another one of its database.
+pub const QUEUED: &str = "Queued";
+
 pub async fn run(ctx: &Ctx, job: &mut Job) -> Result<Outcome> {
     let request = OpsRequestView::from_json(job.kind, &job.raw);
     let others = other_requests(ctx, job).await?;
+    let mut started = Vec::new();
     match decide_queue(&request, &others) {
-        QueueDecision::Run => {}
+        QueueDecision::Run => {
+            // A request that waited says so no more once it starts.
+            if let Some(q) = c::find(&job.status.conditions, QUEUED).filter(|q| q.status == c::TRUE) {
+                started.push(condition(
+                    QUEUED,
+                    c::FALSE,
+                    QUEUED,
+                    &format!(
+                        "started, no longer waiting ({})",
+                        q.message.as_deref().unwrap_or_default()
+                    ),
+                    job.generation,
+                    time(jiff::Timestamp::now()),
+                ));
+            }
+        }
         QueueDecision::Wait { behind } => {
-            return Ok(Outcome::wait(
-                format!("waiting for {} {}/{behind}", job.kind.ops_kind(), job.namespace),
-                LATER,
-            ));
+            // Shown on the request: it stays Pending until `behind` is over (KubeDB's
+            // single-flight per database), then is judged again by the same rules.
+            let message = format!(
+                "waiting for {} {}/{behind}: one request at a time per database; this one is judged again \
+                 and starts when that one is over",
+                job.kind.ops_kind(),
+                job.namespace
+            );
+            let shown = c::find(&job.status.conditions, QUEUED)
+                .is_some_and(|q| q.status == c::TRUE && q.message.as_deref() == Some(message.as_str()));
+            if !shown {
+                let mut status = job.status.clone();
+                status.phase = Some(OpsRequestPhase::Pending);
+                c::set(
+                    &mut status.conditions,
+                    condition(
+                        QUEUED,
+                        c::TRUE,
+                        QUEUED,
+                        &message,
+                        job.generation,
+                        time(jiff::Timestamp::now()),
+                    ),
+                );
+                job.write_status(ctx, status).await?;
+            }
+            return Ok(Outcome::wait(message, LATER));
         }
         QueueDecision::Skip { superseded_by } => {
             return Ok(Outcome::Skip(format!(
@@ -86,7 +130,7 @@ pub async fn run(ctx: &Ctx, job: &mut Job) -> Result<Outcome> {
     };
     job.saved_mut(ctx).await?.admitted = Some(admitted);
     job.save(ctx).await?;
-    Ok(Outcome::Done(Vec::new()))
+    Ok(Outcome::Done(started))
 }
 
 /// Pure: why `apply: IfReady` holds the request back, if it does.

@@ -71,7 +71,10 @@ pub fn validate_database_update(facts: &Facts, before: Option<&str>) -> Verdict 
     if !(above(before.as_ref()) && after > &from) {
         return Verdict::allow(Vec::new());
     }
-    if facts.options.direct_growth == DirectGrowth::Deny {
+    // KubeDB's ops-manager grows spec.storage when it owns VolumeExpansion: judged by policy.
+    if facts.options.direct_growth == DirectGrowth::Deny
+        && facts.options.volume_expansion_owner == crate::facts::VolumeExpansionOwner::Volops
+    {
         return Verdict::deny(
             Denial::new(
                 Rule::DirectGrowth,

@@ -247,3 +247,17 @@ fn other_pvcs_and_within_policy_growth_are_judged_by_the_policies_and_quotas() {
          of 6Gi; ask for a smaller size or have the quota raised"
     );
 }
+
+#[test]
+fn with_kubedb_owning_volume_expansion_its_growth_is_judged_not_denied() {
+    // KubeDB's ops-manager grows the PVCs and spec.storage itself (README.md, "Other ops types, and one owner per request").
+    let kubedb = || RuleOptions {
+        volume_expansion_owner: crate::facts::VolumeExpansionOwner::Kubedb,
+        ..RuleOptions::default()
+    };
+    assert!(validate_pvc_growth(&pvc_edit("50Gi", kubedb())).allowed());
+    assert!(validate_database_update(&edit("1Gi", "2Gi", kubedb()), Some("1Gi")).allowed());
+    let mut g = pvc_edit("50Gi", kubedb());
+    g.policies = vec![policy("cap", max_size("3Gi"))];
+    assert_eq!(denial(validate_pvc_growth(&g)).0, Rule::Policy);
+}

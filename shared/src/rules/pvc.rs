@@ -60,7 +60,10 @@ pub fn validate_pvc_growth(g: &PvcGrowth) -> Verdict {
         _ => return Verdict::allow(Vec::new()),
     };
     let current = Quantity::parse(current.as_str()).ok();
-    if let (DirectGrowth::Deny, Some((kind, db))) = (g.options.direct_growth, pvc_database(pvc)) {
+    // KubeDB's ops-manager grows the volumes when it owns VolumeExpansion: judged by policy.
+    let deny = g.options.direct_growth == DirectGrowth::Deny
+        && g.options.volume_expansion_owner == crate::facts::VolumeExpansionOwner::Volops;
+    if let (true, Some((kind, db))) = (deny, pvc_database(pvc)) {
         let from = current
             .as_ref()
             .map_or_else(|| "?".to_owned(), Quantity::to_string);

@@ -1,14 +1,19 @@
 //! Rules 1-3: the request's type, its database, and its size field.
 
 use super::{Ctx, Denial, Rule, RuleResult};
-use crate::{api::ops::VOLUME_EXPANSION, facts::Facts, quantity::Quantity};
+use crate::{
+    api::ops::VOLUME_EXPANSION,
+    facts::{Facts, OtherTypes, VolumeExpansionOwner},
+    quantity::Quantity,
+};
 
 pub(crate) enum TypeDecision {
     Handle,
     PassThrough(Vec<String>),
 }
 
-/// Rule 1: volops handles `VolumeExpansion`; other known types are denied unless passed through.
+/// Rule 1: volops handles `VolumeExpansion` (unless KubeDB owns it); other known types pass
+/// through untouched unless `--other-types deny`.
 pub(crate) fn check_type(facts: &Facts) -> Result<TypeDecision, Denial> {
     let kind = facts.kind;
     let req = &facts.request;
@@ -21,7 +26,14 @@ pub(crate) fn check_type(facts: &Facts) -> Result<TypeDecision, Denial> {
         ));
     };
     if t == VOLUME_EXPANSION {
-        return Ok(TypeDecision::Handle);
+        return Ok(match facts.options.volume_expansion_owner {
+            VolumeExpansionOwner::Volops => TypeDecision::Handle,
+            VolumeExpansionOwner::Kubedb => TypeDecision::PassThrough(vec![format!(
+                "volops leaves {} of type {VOLUME_EXPANSION} to KubeDB's ops-manager \
+                 (--volume-expansion-owner kubedb)",
+                kind.ops_kind()
+            )]),
+        });
     }
     if !kind.ops_types().contains(&t) {
         return Err(Denial::new(
@@ -33,20 +45,21 @@ pub(crate) fn check_type(facts: &Facts) -> Result<TypeDecision, Denial> {
             ),
         ));
     }
-    if facts.options.pass_through_other_types {
-        return Ok(TypeDecision::PassThrough(vec![format!(
+    match facts.options.other_types {
+        OtherTypes::Pass => Ok(TypeDecision::PassThrough(vec![format!(
             "volops does not handle {} of type {t}; it is left to KubeDB's ops-manager",
             kind.ops_kind()
-        )]));
+        )])),
+        OtherTypes::Deny => Err(Denial::new(
+            Rule::UnsupportedType,
+            format!(
+                "volops handles only {} of type {VOLUME_EXPANSION}, not {t}, and this cluster denies \
+                 the other types (webhook --other-types deny); run {t} where KubeDB's ops-manager \
+                 handles it, or ask your cluster admin to pass other types through",
+                kind.ops_kind()
+            ),
+        )),
     }
-    Err(Denial::new(
-        Rule::UnsupportedType,
-        format!(
-            "volops handles only {} of type {VOLUME_EXPANSION}, not {t}; run KubeDB's ops-manager for {t}, \
-             or start the webhook with --pass-through-other-types if it runs in this cluster",
-            kind.ops_kind()
-        ),
-    ))
 }
 
 /// Rule 2: the database exists, is Durable, and has `spec.storage`.

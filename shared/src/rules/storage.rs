@@ -94,6 +94,19 @@ pub(crate) fn check_pvcs(ctx: &Ctx<'_>) -> RuleResult {
                 .true_conditions
                 .iter()
                 .any(|c| c == "Resizing" || c == "FileSystemResizePending");
+        if (requested_more || resizing)
+            && let Some(earlier) = resizing_for(ctx.facts)
+        {
+            // The resize is an earlier volops request's: this one queues behind it (KubeDB's
+            // single-flight per database) and is judged again when it starts.
+            return Ok(vec![format!(
+                "PVC {} is resizing for {} {}/{earlier}; this request stays Pending until that one is over, \
+                 and is judged again then",
+                pvc.name,
+                ctx.facts.kind.ops_kind(),
+                ctx.facts.request.namespace
+            )]);
+        }
         if requested_more || resizing {
             return Err(Denial::new(
                 Rule::PvcState,
@@ -108,4 +121,21 @@ pub(crate) fn check_pvcs(ctx: &Ctx<'_>) -> RuleResult {
         }
     }
     Ok(Vec::new())
+}
+
+/// The earlier volops request of the same database that is Progressing, whose resize a PVC
+/// in flight is (a resize done by hand has none).
+fn resizing_for(facts: &Facts) -> Option<&str> {
+    let this = &facts.request;
+    facts
+        .other_requests
+        .iter()
+        .find(|o| {
+            o.name != this.name
+                && o.namespace == this.namespace
+                && o.database == this.database
+                && o.is_volume_expansion()
+                && o.phase.as_deref() == Some("Progressing")
+        })
+        .map(|o| o.name.as_str())
 }

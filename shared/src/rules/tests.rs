@@ -37,19 +37,21 @@ fn a_valid_request_is_allowed_without_warnings() {
 fn rule1_type() {
     let mut f = facts("2Gi");
     f.request.type_ = Some("Restart".into());
+    // Passed through by default.
+    assert_eq!(
+        allowed(&f),
+        ["volops does not handle RedisOpsRequest of type Restart; it is left to KubeDB's ops-manager"]
+    );
+    f.options.other_types = crate::facts::OtherTypes::Deny;
     assert_eq!(
         denied(&f),
         (
             Rule::UnsupportedType,
-            "volops handles only RedisOpsRequest of type VolumeExpansion, not Restart; run KubeDB's ops-manager \
-             for Restart, or start the webhook with --pass-through-other-types if it runs in this cluster"
+            "volops handles only RedisOpsRequest of type VolumeExpansion, not Restart, and this cluster denies \
+             the other types (webhook --other-types deny); run Restart where KubeDB's ops-manager \
+             handles it, or ask your cluster admin to pass other types through"
                 .into()
         )
-    );
-    f.options.pass_through_other_types = true;
-    assert_eq!(
-        allowed(&f),
-        ["volops does not handle RedisOpsRequest of type Restart; it is left to KubeDB's ops-manager"]
     );
     f.request.type_ = Some("Explode".into());
     assert_eq!(
@@ -290,6 +292,33 @@ fn rule6_pvc_state() {
     let mut f = facts("3Gi");
     f.namespace_pvcs[3].resize_status = Some("ControllerResizeInProgress".into());
     assert_eq!(denied(&f).0, Rule::PvcState);
+    // A resize an earlier volops request of the same database is running queues this one.
+    let mut f = facts("3Gi");
+    f.namespace_pvcs[3].request = Some("2Gi".into());
+    let mut running = request("2Gi");
+    running.name = "first".into();
+    running.phase = Some("Progressing".into());
+    running.created = Some("2026-01-01T00:00:01Z".into());
+    // Not an earlier request of this database: another database's, one that is over, one of
+    // another type.
+    let mut elsewhere = running.clone();
+    elsewhere.database = Some("rd2".into());
+    let mut over = running.clone();
+    over.phase = Some("Successful".into());
+    let mut restart = running.clone();
+    restart.type_ = Some("Restart".into());
+    f.other_requests = vec![elsewhere, over, restart];
+    assert_eq!(denied(&f).0, Rule::PvcState, "a resize by hand is still denied");
+    f.other_requests.push(running);
+    let w = allowed(&f);
+    assert!(
+        w.contains(
+            &"PVC data-rd-shard1-1 is resizing for RedisOpsRequest demo/first; this request stays Pending \
+              until that one is over, and is judged again then"
+                .to_owned()
+        ),
+        "{w:?}"
+    );
     // PVCs of other databases do not matter.
     let mut f = facts("2Gi");
     let mut other = pvc("data-other-0", "other", "1Gi");
@@ -464,6 +493,22 @@ fn rule9_spec_is_immutable_but_status_updates_pass() {
         d.message,
         "the spec of RedisOpsRequest demo/grow cannot change once the request is accepted (changed: spec.timeout, \
          spec.volumeExpansion.redis); create a new RedisOpsRequest instead"
+    );
+}
+
+#[test]
+fn kubedb_owning_volume_expansion_makes_volops_admit_it_untouched() {
+    use crate::facts::VolumeExpansionOwner;
+    // Even a request volops would deny (a shrink) is KubeDB's to judge.
+    let mut f = facts("512Mi");
+    assert_eq!(denied(&f).0, Rule::NotGrowing);
+    f.options.volume_expansion_owner = VolumeExpansionOwner::Kubedb;
+    assert_eq!(
+        allowed(&f),
+        [
+            "volops leaves RedisOpsRequest of type VolumeExpansion to KubeDB's ops-manager \
+          (--volume-expansion-owner kubedb)"
+        ]
     );
 }
 
