@@ -76,7 +76,8 @@ impl Case {
             Case::QuotaExceeded => denied(403, "ResourceQuota"),
             Case::PolicyMaxSize => denied(403, "maxSize"),
             Case::BadSize => denied(422, "is not a valid quantity"),
-            Case::UnsupportedType => denied(422, "volops handles only"),
+            // Other ops types pass through by default (docs/KUBEDB.md): allowed, unpatched.
+            Case::UnsupportedType => Expect::Allowed { patch: false },
             Case::SpecChange => denied(422, "cannot change once the request is accepted"),
         }
     }
