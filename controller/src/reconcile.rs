@@ -233,8 +233,8 @@ async fn apply(
             if entered {
                 count_phase(ctx, job);
             }
-            for (reason, note) in events {
-                publish(ctx, job, EventType::Normal, reason, note);
+            for (reason, action, note) in events {
+                publish_as(ctx, job, EventType::Normal, reason, action, note);
             }
             info!(request = %job.describe(), step = step.label(), "step finished");
             Ok(Action::requeue(NEXT_STEP))
@@ -269,14 +269,17 @@ async fn apply(
     }
 }
 
-/// The events of a finished step, as (reason, note), with KubeDB's reasons and texts: the
-/// pause and resume as `Starting`/`Successful`, every other KubeDB condition under its own
-/// type, `Successful` at the end. volops's own conditions (Queued) have no event here.
-pub fn step_events(job: &Job, step: Step, conditions: &[Condition]) -> Vec<(&'static str, String)> {
+/// The events of a finished step, as (reason, action, note), with KubeDB's reasons and
+/// texts: the pause and resume as `Starting`/`Successful`, every other KubeDB condition under
+/// its own type, `Successful` at the end. volops's own conditions (Queued) have no event here.
+/// The action tells apart events of one reason (a recorder folds same-reason, same-action
+/// events into one series).
+pub fn step_events(job: &Job, step: Step, conditions: &[Condition]) -> Vec<(&'static str, &'static str, String)> {
     let mut events = Vec::new();
     if step == Step::Admit {
         events.push((
             c::STARTING,
+            step.label(),
             format!(
                 "Start processing for {}: {}/{}",
                 job.kind.ops_kind(),
@@ -288,10 +291,12 @@ pub fn step_events(job: &Job, step: Step, conditions: &[Condition]) -> Vec<(&'st
     for cond in conditions {
         let note = cond.message.clone().unwrap_or_default();
         match cond.type_.as_str() {
-            c::PAUSE_DATABASE | c::SUCCESSFUL => events.push((c::SUCCESSFUL, note)),
+            c::PAUSE_DATABASE => events.push((c::SUCCESSFUL, c::PAUSE_DATABASE, note)),
+            c::SUCCESSFUL => events.push((c::SUCCESSFUL, c::SUCCESSFUL, note)),
             c::RESUME_DATABASE => {
                 events.push((
                     c::STARTING,
+                    c::RESUME_DATABASE,
                     format!(
                         "Resuming {} database: {}/{}",
                         job.kind.kind(),
@@ -299,11 +304,11 @@ pub fn step_events(job: &Job, step: Step, conditions: &[Condition]) -> Vec<(&'st
                         job.database
                     ),
                 ));
-                events.push((c::SUCCESSFUL, note));
+                events.push((c::SUCCESSFUL, c::RESUME_DATABASE, note));
             }
             t => {
                 if let Some(kubedb) = KUBEDB_STEP_CONDITIONS.iter().find(|k| **k == t) {
-                    events.push((*kubedb, note));
+                    events.push((*kubedb, *kubedb, note));
                 }
             }
         }
@@ -647,11 +652,16 @@ fn count_phase(ctx: &Ctx, job: &Job) {
 /// its event: the round trip would otherwise sit between every step of every request.
 /// Events name volops's controller as their reporter (who really acted), not KubeDB's.
 pub fn publish(ctx: &Ctx, job: &Job, type_: EventType, reason: &str, note: String) {
+    publish_as(ctx, job, type_, reason, reason, note);
+}
+
+/// [`publish`] with an action other than the reason.
+pub fn publish_as(ctx: &Ctx, job: &Job, type_: EventType, reason: &str, action: &str, note: String) {
     let event = Event {
         type_,
         reason: reason.into(),
         note: Some(note),
-        action: reason.into(),
+        action: action.into(),
         secondary: None,
     };
     let (recorder, reference, request) = (ctx.recorder.clone(), job.reference(), job.describe());
@@ -700,9 +710,33 @@ mod tests {
         condition(type_, c::TRUE, type_, message, Some(1), at(1))
     }
 
+    fn step_events(job: &Job, step: Step, conditions: &[Condition]) -> Vec<(&'static str, String)> {
+        super::step_events(job, step, conditions)
+            .into_iter()
+            .map(|(reason, _, note)| (reason, note))
+            .collect()
+    }
+
     #[test]
     fn finished_steps_emit_kubedbs_event_reasons_and_texts() {
         let zk = job("ZooKeeperOpsRequest");
+        // Each Starting/Successful event has its own action, so none folds into another.
+        let end = [
+            done(c::RESUME_DATABASE, "resumed"),
+            done(c::SUCCESSFUL, "completed"),
+        ];
+        let actions: Vec<(&str, &str)> = super::step_events(&zk, Step::ResumeDatabase, &end)
+            .into_iter()
+            .map(|(reason, action, _)| (reason, action))
+            .collect();
+        assert_eq!(
+            actions,
+            [
+                ("Starting", "ResumeDatabase"),
+                ("Successful", "ResumeDatabase"),
+                ("Successful", "Successful")
+            ]
+        );
         assert_eq!(
             step_events(&zk, Step::Admit, &[]),
             vec![(

@@ -19,7 +19,7 @@ use crate::{
     context::Ctx,
     decide::time,
     error::{Error, KubeContext, Result},
-    reconcile::publish,
+    reconcile::publish_as,
 };
 
 /// The database's status conditions.
@@ -149,7 +149,7 @@ pub async fn pause(ctx: &Ctx, job: &mut Job) -> Result<Outcome> {
         )
         .await?;
         // KubeDB's event for the same act.
-        publish(ctx, job, EventType::Normal, c::STARTING, message);
+        publish_as(ctx, job, EventType::Normal, c::STARTING, c::PAUSE_DATABASE, message);
     }
     match action {
         PauseAction::Done => {
