@@ -328,7 +328,14 @@ mod tests {
         // A deletion mid-way: counted from the start of the step it stopped.
         assert!(cleanup_may_wait(&cs, at(100 + grace).0));
         assert!(!cleanup_may_wait(&cs, at(101 + grace).0));
-        cs.push(condition(c::VOLUME_EXPANSION, c::TRUE, c::FAILED, "", None, at(500)));
+        cs.push(condition(
+            c::VOLUME_EXPANSION,
+            c::TRUE,
+            c::FAILED,
+            "",
+            None,
+            at(500),
+        ));
         assert!(cleanup_may_wait(&cs, at(500 + grace).0));
         assert!(!cleanup_may_wait(&cs, at(501 + grace).0));
         // The failure an earlier volops recorded counts the same.

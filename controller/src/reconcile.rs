@@ -4,6 +4,7 @@
 
 use std::{sync::Arc, time::Duration};
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{
     Api, ResourceExt,
     api::{Patch, PatchParams},
@@ -14,7 +15,6 @@ use kube::{
 };
 use serde_json::json;
 use tracing::{debug, info, warn};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use volops_shared::{
     api::{Condition, OpsRequestPhase, OpsRequestStatus},
     conditions::{self as c, condition},
@@ -274,7 +274,11 @@ async fn apply(
 /// its own type, `Successful` at the end. volops's own conditions (Queued) have no event here.
 /// The action tells apart events of one reason (a recorder folds same-reason, same-action
 /// events into one series).
-pub fn step_events(job: &Job, step: Step, conditions: &[Condition]) -> Vec<(&'static str, &'static str, String)> {
+pub fn step_events(
+    job: &Job,
+    step: Step,
+    conditions: &[Condition],
+) -> Vec<(&'static str, &'static str, String)> {
     let mut events = Vec::new();
     if step == Step::Admit {
         events.push((
@@ -753,7 +757,10 @@ mod tests {
             vec![("Successful", "Successfully paused ...".to_owned())]
         );
         let recreated = [
-            done(c::UPDATE_PETSETS, "successfully reconciled the ZooKeeper resources"),
+            done(
+                c::UPDATE_PETSETS,
+                "successfully reconciled the ZooKeeper resources",
+            ),
             done(c::READY_PETSETS, "PetSet is recreated"),
         ];
         let reasons: Vec<&str> = step_events(&zk, Step::RecreateWorkloads, &recreated)
@@ -763,7 +770,10 @@ mod tests {
         assert_eq!(reasons, ["UpdatePetSets", "ReadyPetSets"]);
         let end = [
             done(c::RESUME_DATABASE, "Successfully resumed ..."),
-            done(c::SUCCESSFUL, "Successfully completed volumeExpansion for ZooKeeper"),
+            done(
+                c::SUCCESSFUL,
+                "Successfully completed volumeExpansion for ZooKeeper",
+            ),
         ];
         assert_eq!(
             step_events(&zk, Step::ResumeDatabase, &end),

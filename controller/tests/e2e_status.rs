@@ -108,7 +108,12 @@ async fn expand_and_check(client: &kube::Client, ns: &str, db_kind: &str, mode: 
     .await
     .unwrap();
     let done = wait_final(&ops, "grow").await;
-    assert_eq!(at(&done, "/status/phase"), Some("Successful"), "{:#?}", done.data["status"]);
+    assert_eq!(
+        at(&done, "/status/phase"),
+        Some("Successful"),
+        "{:#?}",
+        done.data["status"]
+    );
     assert_eq!(done.data["status"]["observedGeneration"], json!(1));
 
     let (pvc_type, pvc_message) = if kind == "ZooKeeper" {
@@ -139,7 +144,11 @@ async fn expand_and_check(client: &kube::Client, ns: &str, db_kind: &str, mode: 
         (pvc_type, pvc_type, pvc_message),
         (&update_type, &update_type, &reconciled),
         (&ready_type, &ready_type, &recreated),
-        ("UpdateDatabase", "UpdateDatabase", "successfully updated the storage of"),
+        (
+            "UpdateDatabase",
+            "UpdateDatabase",
+            "successfully updated the storage of",
+        ),
         ("ResumeDatabase", "DatabaseResumeSucceeded", &resumed),
         ("Successful", "Successful", &completed),
     ];
@@ -150,13 +159,20 @@ async fn expand_and_check(client: &kube::Client, ns: &str, db_kind: &str, mode: 
         .collect();
     assert_eq!(kubedb.len(), want.len(), "{db_kind} {mode}: {got:#?}");
     for ((t, status, reason, message), (wt, wr, wm)) in kubedb.iter().zip(&want) {
-        assert_eq!((t.as_str(), status.as_str(), reason.as_str()), (*wt, "True", *wr), "{got:#?}");
+        assert_eq!(
+            (t.as_str(), status.as_str(), reason.as_str()),
+            (*wt, "True", *wr),
+            "{got:#?}"
+        );
         assert!(message.starts_with(wm), "{t}: {message:?} is not {wm:?}");
     }
     // volops's extras are there too, and never KubeDB's `Failed` type.
     let types: Vec<&str> = got.iter().map(|(t, ..)| t.as_str()).collect();
     assert!(types.contains(&"ClaimedByVolops"), "{types:?}");
-    let pause = got.iter().find(|(t, ..)| t == "PauseDatabase").expect("PauseDatabase");
+    let pause = got
+        .iter()
+        .find(|(t, ..)| t == "PauseDatabase")
+        .expect("PauseDatabase");
     assert_eq!(
         (pause.1.as_str(), pause.2.as_str(), pause.3.as_str()),
         (
@@ -165,7 +181,10 @@ async fn expand_and_check(client: &kube::Client, ns: &str, db_kind: &str, mode: 
             format!("Successfully paused {kind} database: {ns}/db for {ops_kind}: grow").as_str()
         )
     );
-    assert!(!types.contains(&"Failed") && !types.contains(&"Cleanup"), "{types:?}");
+    assert!(
+        !types.contains(&"Failed") && !types.contains(&"Cleanup"),
+        "{types:?}"
+    );
 
     let seen = events(client, ns, "grow", ("Successful", &completed)).await;
     let want_events: Vec<(&str, String)> = vec![
@@ -190,16 +209,10 @@ async fn expand_and_check(client: &kube::Client, ns: &str, db_kind: &str, mode: 
             "{db_kind} {mode}: no Normal {reason} {note:?} among {seen:#?}"
         );
     }
-    assert!(
-        seen.iter().any(|[_, r, ..]| r == "UpdateDatabase"),
-        "{seen:#?}"
-    );
+    assert!(seen.iter().any(|[_, r, ..]| r == "UpdateDatabase"), "{seen:#?}");
     assert!(seen.iter().all(|[t, ..]| t == "Normal"), "{seen:#?}");
     // Events name who really acted: volops, not KubeDB's ops-manager.
-    assert!(
-        seen.iter().all(|[.., by]| by == "volops-controller"),
-        "{seen:#?}"
-    );
+    assert!(seen.iter().all(|[.., by]| by == "volops-controller"), "{seen:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -232,7 +245,9 @@ async fn a_failure_has_kubedbs_shape_and_the_database_ends_resumed() {
     .unwrap();
     let done = wait_final(&ops, "grow").await;
     assert_eq!(at(&done, "/status/phase"), Some("Failed"));
-    let ve = condition(&done, "VolumeExpansion").expect("VolumeExpansion").clone();
+    let ve = condition(&done, "VolumeExpansion")
+        .expect("VolumeExpansion")
+        .clone();
     assert_eq!(ve["status"], "True", "{ve}");
     assert_eq!(ve["reason"], "Failed", "{ve}");
     assert_eq!(ve["observedGeneration"], 1, "{ve}");
@@ -311,7 +326,12 @@ async fn a_request_an_earlier_volops_failed_is_still_cleaned_up() {
     let done = wait_final(&ops, "grow").await;
     let _ = stop.send(());
     task.await.unwrap();
-    assert_eq!(at(&done, "/status/phase"), Some("Failed"), "{:#?}", done.data["status"]);
+    assert_eq!(
+        at(&done, "/status/phase"),
+        Some("Failed"),
+        "{:#?}",
+        done.data["status"]
+    );
     assert_eq!(
         failure(&done),
         ("Expand".to_owned(), "recorded by an earlier volops".to_owned()),

@@ -163,10 +163,7 @@ mod tests {
         assert_eq!(failure(&cs).and_then(|c| c.message.as_deref()), Some("boom"));
         assert_eq!(cs[0].last_transition_time, at(5), "the failure is stamped");
         // What volops wrote before: `{type: Failed, reason: <step>}`.
-        let legacy = vec![
-            started,
-            condition(FAILED, TRUE, "Expand", "old", Some(1), at(9)),
-        ];
+        let legacy = vec![started, condition(FAILED, TRUE, "Expand", "old", Some(1), at(9))];
         assert_eq!(failure(&legacy).and_then(|c| c.reason.as_deref()), Some("Expand"));
         let not_true = vec![condition(FAILED, FALSE, "Expand", "", None, at(9))];
         assert!(failure(&not_true).is_none());

@@ -149,7 +149,14 @@ pub async fn pause(ctx: &Ctx, job: &mut Job) -> Result<Outcome> {
         )
         .await?;
         // KubeDB's event for the same act.
-        publish_as(ctx, job, EventType::Normal, c::STARTING, c::PAUSE_DATABASE, message);
+        publish_as(
+            ctx,
+            job,
+            EventType::Normal,
+            c::STARTING,
+            c::PAUSE_DATABASE,
+            message,
+        );
     }
     match action {
         PauseAction::Done => {
