@@ -373,10 +373,14 @@ pub fn failure_conditions(job: &Job, step: &str, reason: &str, now: Time) -> [Co
             CLEANUP,
             c::UNKNOWN,
             step,
-            &format!(
-                "{step} failed; restoring the workloads and pods the request took away, then resuming \
-                 the database"
-            ),
+            &if step == Step::Admit.label() {
+                format!("{step} failed; nothing was taken away")
+            } else {
+                format!(
+                    "{step} failed; restoring the workloads and pods the request took away, then \
+                     resuming the database"
+                )
+            },
             job.generation,
             now,
         ),
@@ -411,7 +415,9 @@ pub fn failed_status(job: &Job, problems: &[Problem], now: Time) -> OpsRequestSt
             ),
         );
     }
-    let (state, message) = if problems.is_empty() {
+    let (state, message) = if problems.is_empty() && step == Step::Admit.label() {
+        (c::TRUE, format!("{step} failed; nothing was taken away"))
+    } else if problems.is_empty() {
         (
             c::TRUE,
             format!("{step} failed; workloads and pods restored, database resumed"),
