@@ -53,12 +53,16 @@ impl Step {
 /// Conditions whose True status marks a finished step (either workload kind's name counts).
 pub const ORPHAN_DONE: [&str; 2] = [c::ORPHAN_PETSET_PODS, c::ORPHAN_STATEFULSET_PODS];
 pub const RECREATE_DONE: [&str; 2] = [c::UPDATE_PETSETS, c::UPDATE_STATEFULSETS];
-const STEP_MARKERS: [&str; 9] = [
+/// ZooKeeper's PVC step is `UpdateNodePVCs`, Redis's `VolumeExpansionSucceeded` (and a
+/// ZooKeeper request an earlier volops started may carry the latter).
+pub const EXPAND_DONE: [&str; 2] = [c::VOLUME_EXPANSION_SUCCEEDED, c::UPDATE_NODE_PVCS];
+const STEP_MARKERS: [&str; 10] = [
     c::VOLUME_EXPANSION,
     c::PAUSE_DATABASE,
     c::ORPHAN_PETSET_PODS,
     c::ORPHAN_STATEFULSET_PODS,
     c::VOLUME_EXPANSION_SUCCEEDED,
+    c::UPDATE_NODE_PVCS,
     c::UPDATE_PETSETS,
     c::UPDATE_STATEFULSETS,
     c::UPDATE_DATABASE,
@@ -76,7 +80,8 @@ pub fn next_step(status: Option<&OpsRequestStatus>) -> Step {
         return Step::Done;
     }
     let cs = status.conditions.as_slice();
-    if is_true(cs, c::FAILED) {
+    // KubeDB's failure shape, or the `Failed` condition an earlier volops wrote.
+    if c::failure(cs).is_some() {
         return Step::Cleanup;
     }
     if status.phase != Some(OpsRequestPhase::Progressing) || !is_true(cs, c::VOLUME_EXPANSION) {
@@ -86,7 +91,7 @@ pub fn next_step(status: Option<&OpsRequestStatus>) -> Step {
         Step::PauseDatabase
     } else if !any_true(cs, &ORPHAN_DONE) {
         Step::OrphanWorkloads
-    } else if !is_true(cs, c::VOLUME_EXPANSION_SUCCEEDED) {
+    } else if !any_true(cs, &EXPAND_DONE) {
         Step::Expand
     } else if !any_true(cs, &RECREATE_DONE) {
         Step::RecreateWorkloads
@@ -126,7 +131,7 @@ pub const RESIZE_GRACE: Duration = Duration::from_secs(60);
 /// Whether the cleanup may still wait for a resize: within [`RESIZE_GRACE`] of the failure
 /// (or, for a deletion mid-way, of the start of the step it stopped).
 pub fn cleanup_may_wait(conditions: &[Condition], now: jiff::Timestamp) -> bool {
-    let since = c::find(conditions, c::FAILED)
+    let since = c::failure(conditions)
         .map(|f| f.last_transition_time.0)
         .or_else(|| step_started(conditions));
     let Ok(grace) = jiff::SignedDuration::try_from(RESIZE_GRACE) else {
@@ -164,6 +169,20 @@ mod tests {
                 .collect(),
             ..Default::default()
         }
+    }
+
+    /// KubeDB's failure shape: `VolumeExpansion` with reason Failed, after `trues`.
+    fn failed(phase: Option<OpsRequestPhase>, trues: &[&str]) -> OpsRequestStatus {
+        let mut st = status(phase, trues);
+        st.conditions.push(condition(
+            c::VOLUME_EXPANSION,
+            c::TRUE,
+            c::FAILED,
+            "boom",
+            None,
+            at(0),
+        ));
+        st
     }
 
     #[test]
@@ -248,10 +267,26 @@ mod tests {
                 Step::Succeed,
             ),
             (
+                status(
+                    p,
+                    &[
+                        c::VOLUME_EXPANSION,
+                        c::PAUSE_DATABASE,
+                        c::ORPHAN_PETSET_PODS,
+                        c::UPDATE_NODE_PVCS,
+                    ],
+                ),
+                Step::RecreateWorkloads,
+            ),
+            // The failure shape of an earlier volops: `{type: Failed, reason: <step>}`.
+            (
                 status(p, &[c::VOLUME_EXPANSION, c::PAUSE_DATABASE, c::FAILED]),
                 Step::Cleanup,
             ),
             (status(Some(Pending), &[c::FAILED]), Step::Cleanup),
+            (failed(p, &[c::PAUSE_DATABASE]), Step::Cleanup),
+            (failed(Some(Pending), &[]), Step::Cleanup),
+            (failed(Some(Failed), &[]), Step::Done),
             (status(Some(Failed), &[c::FAILED]), Step::Done),
             (status(Some(Successful), &[]), Step::Done),
             (status(Some(Skipped), &[c::SKIPPED]), Step::Done),
@@ -293,9 +328,20 @@ mod tests {
         // A deletion mid-way: counted from the start of the step it stopped.
         assert!(cleanup_may_wait(&cs, at(100 + grace).0));
         assert!(!cleanup_may_wait(&cs, at(101 + grace).0));
-        cs.push(condition(c::FAILED, c::TRUE, "", "", None, at(500)));
+        cs.push(condition(
+            c::VOLUME_EXPANSION,
+            c::TRUE,
+            c::FAILED,
+            "",
+            None,
+            at(500),
+        ));
         assert!(cleanup_may_wait(&cs, at(500 + grace).0));
         assert!(!cleanup_may_wait(&cs, at(501 + grace).0));
+        // The failure an earlier volops recorded counts the same.
+        let legacy = vec![condition(c::FAILED, c::TRUE, "Expand", "", None, at(700))];
+        assert!(cleanup_may_wait(&legacy, at(700 + grace).0));
+        assert!(!cleanup_may_wait(&legacy, at(701 + grace).0));
         assert!(!cleanup_may_wait(&[], at(0).0), "nothing to count from");
     }
 

@@ -4,6 +4,7 @@
 
 use std::{sync::Arc, time::Duration};
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{
     Api, ResourceExt,
     api::{Patch, PatchParams},
@@ -15,7 +16,7 @@ use kube::{
 use serde_json::json;
 use tracing::{debug, info, warn};
 use volops_shared::{
-    api::{Condition, OpsRequestPhase},
+    api::{Condition, OpsRequestPhase, OpsRequestStatus},
     conditions::{self as c, condition},
     duration,
 };
@@ -44,6 +45,10 @@ pub const FINALIZER: &str = "volops.dev/cleanup";
 const NEXT_STEP: Duration = Duration::ZERO;
 /// The condition that names what the cleanup could not restore.
 pub const RESTORE_FAILED: &str = "RestoreFailed";
+/// volops's condition of the cleanup after a failure (docs/KUBEDB.md, "Status and events"):
+/// its reason is the step that failed; Unknown while the cleanup runs, True once everything
+/// is back and the database resumed, False when it gave up on something (see RestoreFailed).
+pub const CLEANUP: &str = "Cleanup";
 /// At most this many objects are named in the RestoreFailed condition.
 const NAMED_PROBLEMS: usize = 10;
 
@@ -216,7 +221,7 @@ async fn apply(
                 };
                 ctx.metrics.step_duration.get_or_create(&labels).observe(secs);
             }
-            let note = conditions.first().and_then(|c| c.message.clone());
+            let events = step_events(job, step, &conditions);
             if conditions.iter().any(|cond| cond.type_ == c::SUCCESSFUL) {
                 status.phase = Some(OpsRequestPhase::Successful);
             }
@@ -228,23 +233,10 @@ async fn apply(
             if entered {
                 count_phase(ctx, job);
             }
-            publish(
-                ctx,
-                job,
-                EventType::Normal,
-                step.label(),
-                note.unwrap_or_else(|| format!("{} done", step.label())),
-            );
-            info!(request = %job.describe(), step = step.label(), "step finished");
-            if job.status.phase == Some(OpsRequestPhase::Successful) && step != Step::Succeed {
-                publish(
-                    ctx,
-                    job,
-                    EventType::Normal,
-                    c::SUCCESSFUL,
-                    "volume expansion finished".into(),
-                );
+            for (reason, action, note) in events {
+                publish_as(ctx, job, EventType::Normal, reason, action, note);
             }
+            info!(request = %job.describe(), step = step.label(), "step finished");
             Ok(Action::requeue(NEXT_STEP))
         }
         Outcome::Wait { reason, after } => {
@@ -277,40 +269,182 @@ async fn apply(
     }
 }
 
-/// Records the failure; the next reconcile runs the cleanup, then writes phase Failed.
+/// The events of a finished step, as (reason, action, note), with KubeDB's reasons and
+/// texts: the pause and resume as `Starting`/`Successful`, every other KubeDB condition under
+/// its own type, `Successful` at the end. volops's own conditions (Queued) have no event here.
+/// The action tells apart events of one reason (a recorder folds same-reason, same-action
+/// events into one series).
+pub fn step_events(
+    job: &Job,
+    step: Step,
+    conditions: &[Condition],
+) -> Vec<(&'static str, &'static str, String)> {
+    let mut events = Vec::new();
+    if step == Step::Admit {
+        events.push((
+            c::STARTING,
+            step.label(),
+            format!(
+                "Start processing for {}: {}/{}",
+                job.kind.ops_kind(),
+                job.namespace,
+                job.name
+            ),
+        ));
+    }
+    for cond in conditions {
+        let note = cond.message.clone().unwrap_or_default();
+        match cond.type_.as_str() {
+            c::PAUSE_DATABASE => events.push((c::SUCCESSFUL, c::PAUSE_DATABASE, note)),
+            c::SUCCESSFUL => events.push((c::SUCCESSFUL, c::SUCCESSFUL, note)),
+            c::RESUME_DATABASE => {
+                events.push((
+                    c::STARTING,
+                    c::RESUME_DATABASE,
+                    format!(
+                        "Resuming {} database: {}/{}",
+                        job.kind.kind(),
+                        job.namespace,
+                        job.database
+                    ),
+                ));
+                events.push((c::SUCCESSFUL, c::RESUME_DATABASE, note));
+            }
+            t => {
+                if let Some(kubedb) = KUBEDB_STEP_CONDITIONS.iter().find(|k| **k == t) {
+                    events.push((*kubedb, *kubedb, note));
+                }
+            }
+        }
+    }
+    events
+}
+
+/// The summary conditions whose event reason is the condition type (KUBEDB.md §3.5).
+const KUBEDB_STEP_CONDITIONS: [&str; 9] = [
+    c::ORPHAN_PETSET_PODS,
+    c::ORPHAN_STATEFULSET_PODS,
+    c::VOLUME_EXPANSION_SUCCEEDED,
+    c::UPDATE_NODE_PVCS,
+    c::UPDATE_PETSETS,
+    c::UPDATE_STATEFULSETS,
+    c::READY_PETSETS,
+    c::READY_STATEFULSETS,
+    c::UPDATE_DATABASE,
+];
+
+/// Records the failure in KubeDB's shape (`VolumeExpansion` with reason Failed, the error as
+/// its message) and volops's `Cleanup` condition naming the step; the next reconcile runs the
+/// cleanup, then writes phase Failed.
 async fn fail(ctx: &Ctx, job: &mut Job, step: Step, reason: String) -> Result<Action> {
     warn!(request = %job.describe(), step = step.label(), %reason, "failed");
     let mut status = job.status.clone();
-    c::set(
-        &mut status.conditions,
-        condition(
-            c::FAILED,
-            c::TRUE,
-            step.label(),
-            &reason,
-            job.generation,
-            time(jiff::Timestamp::now()),
-        ),
-    );
+    for cond in failure_conditions(job, step.label(), &reason, time(jiff::Timestamp::now())) {
+        c::replace(&mut status.conditions, cond);
+    }
     job.write_status(ctx, status).await?;
     publish(
         ctx,
         job,
         EventType::Warning,
-        c::FAILED,
-        format!("{}: {reason}", step.label()),
+        c::FAILED_TO_START,
+        format!(
+            "Fail to be ready {}: \"{}\". Reason: {reason}",
+            job.kind.ops_kind(),
+            job.name
+        ),
     );
     Ok(Action::requeue(Duration::from_millis(100)))
+}
+
+/// The conditions a failure writes: KubeDB's `{type: VolumeExpansion, reason: Failed, status:
+/// True, message: <error>}` and volops's `Cleanup` (Unknown: running) whose reason is the step.
+pub fn failure_conditions(job: &Job, step: &str, reason: &str, now: Time) -> [Condition; 2] {
+    [
+        condition(
+            c::VOLUME_EXPANSION,
+            c::TRUE,
+            c::FAILED,
+            reason,
+            job.generation,
+            now.clone(),
+        ),
+        condition(
+            CLEANUP,
+            c::UNKNOWN,
+            step,
+            &if step == Step::Admit.label() {
+                format!("{step} failed; nothing was taken away")
+            } else {
+                format!(
+                    "{step} failed; restoring the workloads and pods the request took away, then \
+                     resuming the database"
+                )
+            },
+            job.generation,
+            now,
+        ),
+    ]
+}
+
+/// The status once the cleanup is over: phase Failed, `Cleanup` True (or False when something
+/// was not restored) and, for a request an earlier volops failed with `{type: Failed, reason:
+/// <step>}`, KubeDB's failure shape in its place.
+pub fn failed_status(job: &Job, problems: &[Problem], now: Time) -> OpsRequestStatus {
+    let mut status = job.status.clone();
+    status.phase = Some(OpsRequestPhase::Failed);
+    let legacy = c::find(&status.conditions, c::FAILED)
+        .filter(|f| f.status == c::TRUE)
+        .cloned();
+    let step = c::find(&status.conditions, CLEANUP)
+        .or(legacy.as_ref())
+        .and_then(|f| f.reason.clone())
+        .unwrap_or_default();
+    if let Some(old) = legacy {
+        c::remove(&mut status.conditions, c::FAILED);
+        let message = old.message.clone().unwrap_or_default();
+        c::replace(
+            &mut status.conditions,
+            condition(
+                c::VOLUME_EXPANSION,
+                c::TRUE,
+                c::FAILED,
+                &message,
+                job.generation,
+                old.last_transition_time.clone(),
+            ),
+        );
+    }
+    let (state, message) = if problems.is_empty() && step == Step::Admit.label() {
+        (c::TRUE, format!("{step} failed; nothing was taken away"))
+    } else if problems.is_empty() {
+        (
+            c::TRUE,
+            format!("{step} failed; workloads and pods restored, database resumed"),
+        )
+    } else {
+        (
+            c::FALSE,
+            format!(
+                "{step} failed; {} objects not restored (see {RESTORE_FAILED})",
+                problems.len()
+            ),
+        )
+    };
+    c::set(
+        &mut status.conditions,
+        condition(CLEANUP, state, &step, &message, job.generation, now),
+    );
+    if let Some(cond) = restore_failed(job, problems) {
+        c::set(&mut status.conditions, cond);
+    }
+    status
 }
 
 /// The cleanup is over: phase Failed (with what it could not restore, if anything) in one
 /// status write, one event per problem, then the saved state goes.
 async fn finish_failed(ctx: &Ctx, job: &mut Job, problems: Vec<Problem>) -> Result<Outcome> {
-    let mut status = job.status.clone();
-    status.phase = Some(OpsRequestPhase::Failed);
-    if let Some(cond) = restore_failed(job, &problems) {
-        c::set(&mut status.conditions, cond);
-    }
+    let status = failed_status(job, &problems, time(jiff::Timestamp::now()));
     job.write_status(ctx, status).await?;
     count_phase(ctx, job);
     publish_problems(ctx, job, &problems);
@@ -319,7 +453,7 @@ async fn finish_failed(ctx: &Ctx, job: &mut Job, problems: Vec<Problem>) -> Resu
             ctx,
             job,
             EventType::Normal,
-            "Cleanup",
+            CLEANUP,
             "workloads and pods restored, database resumed".into(),
         );
     }
@@ -526,12 +660,18 @@ fn count_phase(ctx: &Ctx, job: &Job) {
 
 /// Publishes an Event in the background. Like client-go's recorder, a step does not wait for
 /// its event: the round trip would otherwise sit between every step of every request.
-fn publish(ctx: &Ctx, job: &Job, type_: EventType, reason: &str, note: String) {
+/// Events name volops's controller as their reporter (who really acted), not KubeDB's.
+pub fn publish(ctx: &Ctx, job: &Job, type_: EventType, reason: &str, note: String) {
+    publish_as(ctx, job, type_, reason, reason, note);
+}
+
+/// [`publish`] with an action other than the reason.
+pub fn publish_as(ctx: &Ctx, job: &Job, type_: EventType, reason: &str, action: &str, note: String) {
     let event = Event {
         type_,
         reason: reason.into(),
         note: Some(note),
-        action: reason.into(),
+        action: action.into(),
         secondary: None,
     };
     let (recorder, reference, request) = (ctx.recorder.clone(), job.reference(), job.describe());
@@ -553,4 +693,159 @@ pub fn error_policy<R: OpsRequest>(_obj: Arc<R>, err: &Error, ctx: Arc<Ctx>) -> 
         })
         .inc();
     Action::requeue(Duration::from_secs(5))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use volops_shared::api::{RedisOpsRequest, ZooKeeperOpsRequest};
+
+    fn job(kind: &str) -> Job {
+        let body = json!({"apiVersion": "ops.kubedb.com/v1alpha1", "kind": kind,
+            "metadata": {"name": "grow", "namespace": "demo", "generation": 1, "uid": "u"},
+            "spec": {"type": "VolumeExpansion", "databaseRef": {"name": "db"},
+                     "volumeExpansion": {"mode": "Offline", "node": "2Gi", "redis": "2Gi"}}});
+        match kind {
+            "RedisOpsRequest" => Job::from_request(&serde_json::from_value::<RedisOpsRequest>(body).unwrap()),
+            _ => Job::from_request(&serde_json::from_value::<ZooKeeperOpsRequest>(body).unwrap()),
+        }
+        .unwrap()
+    }
+
+    fn at(secs: i64) -> Time {
+        Time(jiff::Timestamp::from_second(secs).unwrap())
+    }
+
+    fn done(type_: &str, message: &str) -> Condition {
+        condition(type_, c::TRUE, type_, message, Some(1), at(1))
+    }
+
+    fn step_events(job: &Job, step: Step, conditions: &[Condition]) -> Vec<(&'static str, String)> {
+        super::step_events(job, step, conditions)
+            .into_iter()
+            .map(|(reason, _, note)| (reason, note))
+            .collect()
+    }
+
+    #[test]
+    fn finished_steps_emit_kubedbs_event_reasons_and_texts() {
+        let zk = job("ZooKeeperOpsRequest");
+        // Each Starting/Successful event has its own action, so none folds into another.
+        let end = [
+            done(c::RESUME_DATABASE, "resumed"),
+            done(c::SUCCESSFUL, "completed"),
+        ];
+        let actions: Vec<(&str, &str)> = super::step_events(&zk, Step::ResumeDatabase, &end)
+            .into_iter()
+            .map(|(reason, action, _)| (reason, action))
+            .collect();
+        assert_eq!(
+            actions,
+            [
+                ("Starting", "ResumeDatabase"),
+                ("Successful", "ResumeDatabase"),
+                ("Successful", "Successful")
+            ]
+        );
+        assert_eq!(
+            step_events(&zk, Step::Admit, &[]),
+            vec![(
+                "Starting",
+                "Start processing for ZooKeeperOpsRequest: demo/grow".to_owned()
+            )]
+        );
+        // volops's own Queued condition has no event.
+        let queued = condition("Queued", c::FALSE, "Queued", "started", Some(1), at(1));
+        assert_eq!(step_events(&zk, Step::Admit, &[queued]).len(), 1);
+        let paused = done(c::PAUSE_DATABASE, "Successfully paused ...");
+        assert_eq!(
+            step_events(&zk, Step::PauseDatabase, &[paused]),
+            vec![("Successful", "Successfully paused ...".to_owned())]
+        );
+        let recreated = [
+            done(
+                c::UPDATE_PETSETS,
+                "successfully reconciled the ZooKeeper resources",
+            ),
+            done(c::READY_PETSETS, "PetSet is recreated"),
+        ];
+        let reasons: Vec<&str> = step_events(&zk, Step::RecreateWorkloads, &recreated)
+            .into_iter()
+            .map(|(r, _)| r)
+            .collect();
+        assert_eq!(reasons, ["UpdatePetSets", "ReadyPetSets"]);
+        let end = [
+            done(c::RESUME_DATABASE, "Successfully resumed ..."),
+            done(
+                c::SUCCESSFUL,
+                "Successfully completed volumeExpansion for ZooKeeper",
+            ),
+        ];
+        assert_eq!(
+            step_events(&zk, Step::ResumeDatabase, &end),
+            vec![
+                ("Starting", "Resuming ZooKeeper database: demo/db".to_owned()),
+                ("Successful", "Successfully resumed ...".to_owned()),
+                (
+                    "Successful",
+                    "Successfully completed volumeExpansion for ZooKeeper".to_owned()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_failure_has_kubedbs_shape_and_the_cleanup_names_the_step() {
+        let mut rd = job("RedisOpsRequest");
+        rd.status.phase = Some(OpsRequestPhase::Progressing);
+        rd.status.conditions = vec![done(c::VOLUME_EXPANSION, "started")];
+        for cond in failure_conditions(&rd, "Expand", "PVC data-db-0: Infeasible", at(9)) {
+            c::replace(&mut rd.status.conditions, cond);
+        }
+        let ve = c::find(&rd.status.conditions, c::VOLUME_EXPANSION).unwrap();
+        assert_eq!(
+            (ve.status.as_str(), ve.reason.as_deref(), ve.message.as_deref()),
+            ("True", Some("Failed"), Some("PVC data-db-0: Infeasible"))
+        );
+        assert_eq!(ve.observed_generation, Some(1));
+        assert!(c::find(&rd.status.conditions, c::FAILED).is_none());
+        assert_eq!(crate::decide::next_step(Some(&rd.status)), Step::Cleanup);
+        let end = failed_status(&rd, &[], at(20));
+        assert_eq!(end.phase, Some(OpsRequestPhase::Failed));
+        let cleanup = c::find(&end.conditions, CLEANUP).unwrap();
+        assert_eq!(
+            (cleanup.status.as_str(), cleanup.reason.as_deref()),
+            ("True", Some("Expand"))
+        );
+        let problems = [Problem {
+            object: "Pod demo/db-0".into(),
+            message: "forbidden".into(),
+            refused: true,
+        }];
+        let end = failed_status(&rd, &problems, at(20));
+        assert_eq!(c::find(&end.conditions, CLEANUP).unwrap().status, "False");
+        assert!(c::find(&end.conditions, RESTORE_FAILED).is_some());
+    }
+
+    #[test]
+    fn a_legacy_failure_ends_in_kubedbs_shape() {
+        let mut rd = job("RedisOpsRequest");
+        rd.status.phase = Some(OpsRequestPhase::Progressing);
+        rd.status.conditions = vec![
+            done(c::VOLUME_EXPANSION, "started"),
+            condition(c::FAILED, c::TRUE, "Expand", "boom", Some(1), at(5)),
+        ];
+        let end = failed_status(&rd, &[], at(20));
+        assert!(c::find(&end.conditions, c::FAILED).is_none(), "{end:?}");
+        let ve = c::find(&end.conditions, c::VOLUME_EXPANSION).unwrap();
+        assert_eq!(
+            (ve.reason.as_deref(), ve.message.as_deref()),
+            (Some("Failed"), Some("boom"))
+        );
+        assert_eq!(ve.last_transition_time, at(5), "the time of the failure");
+        assert_eq!(
+            c::find(&end.conditions, CLEANUP).unwrap().reason.as_deref(),
+            Some("Expand")
+        );
+    }
 }

@@ -16,18 +16,6 @@ use support::*;
 use volops_controller::Metrics;
 use volops_shared::api::VolumeExpansionPolicy;
 
-fn failed_message(r: &kube::api::DynamicObject) -> (String, String) {
-    let failed = r.data["status"]["conditions"]
-        .as_array()
-        .and_then(|cs| cs.iter().find(|c| c["type"] == "Failed"))
-        .cloned()
-        .unwrap_or_default();
-    (
-        failed["reason"].as_str().unwrap_or_default().to_owned(),
-        failed["message"].as_str().unwrap_or_default().to_owned(),
-    )
-}
-
 /// A cache lags the API server by a watch event (the webhook's too): give the events that
 /// changed the facts time to arrive before the request that must see them.
 async fn settle() {
@@ -76,7 +64,7 @@ async fn admit_decides_on_policies_labels_and_classes_changed_while_it_runs() {
         .expect("created");
     let done = wait_final(&ops, "second").await;
     assert_eq!(at(&done, "/status/phase"), Some("Failed"));
-    let (reason, message) = failed_message(&done);
+    let (reason, message) = failure(&done);
     assert_eq!(reason, "Admit");
     assert!(
         message.contains("tenant-limits") && message.contains("maxSize of 2Gi"),
@@ -101,7 +89,7 @@ async fn admit_decides_on_policies_labels_and_classes_changed_while_it_runs() {
     let third = ops_request("RedisOpsRequest", "third", "rd", "Online", "3Gi", json!({}));
     ops.create(&PostParams::default(), &third).await.expect("created");
     let done = wait_final(&ops, "third").await;
-    let (reason, message) = failed_message(&done);
+    let (reason, message) = failure(&done);
     assert_eq!(at(&done, "/status/phase"), Some("Failed"), "{message}");
     assert_eq!(reason, "Admit");
     assert!(message.contains("allowVolumeExpansion"), "{message}");

@@ -207,7 +207,7 @@ async fn offline_zookeeper_survives_a_crash_at_every_step() {
         StopAt::Condition("OrphanPetSetPods"),
         StopAt::SavedPod("db-0"),
         StopAt::SavedPod("db-1"),
-        StopAt::Condition("VolumeExpansionSucceeded"),
+        StopAt::Condition("UpdateNodePVCs"),
         StopAt::Condition("UpdatePetSets"),
     ];
     for (i, p) in points.into_iter().enumerate() {

@@ -131,7 +131,7 @@ async fn deleting_a_zookeeper_mid_flight_fails_the_request_and_lets_the_namespac
         .await
         .expect("database deleted");
     let done = wait_final(&ops, "grow").await;
-    let failed = condition_message(&done, "Failed");
+    let failed = failure_message(&done);
     assert_eq!(at(&done, "/status/phase"), Some("Failed"), "{failed}");
     assert!(
         failed.contains("ZooKeeper zk/zk-quickstart") && failed.contains("no longer exists"),
@@ -192,10 +192,10 @@ async fn a_timeout_that_is_not_a_go_duration_fails_the_request_once() {
     .expect("ops request created");
     let done = wait_final(&ops, "grow").await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let failures = warnings(&admin, "team", "grow", "Failed").await;
+    let failures = warnings(&admin, "team", "grow", "FailedToStart").await;
     let _ = stop.send(());
     task.await.unwrap();
-    let failed = condition_message(&done, "Failed");
+    let failed = failure_message(&done);
     assert_eq!(at(&done, "/status/phase"), Some("Failed"), "{failed}");
     assert!(
         failed.contains("spec.timeout") && failed.contains("\"300\"") && failed.contains("5m"),
@@ -258,7 +258,7 @@ async fn an_absurd_database_spec_fails_its_request_and_another_expansion_succeed
     assert!(!task.is_finished(), "the controller still runs");
     let _ = stop.send(());
     task.await.unwrap();
-    let failed = condition_message(&poisoned_done, "Failed");
+    let failed = failure_message(&poisoned_done);
     assert_eq!(at(&poisoned_done, "/status/phase"), Some("Failed"), "{failed}");
     assert!(failed.contains("spec.cluster.shards is 50000000"), "{failed}");
     assert_eq!(

@@ -30,16 +30,9 @@ async fn an_infeasible_resize_fails_fast_with_the_driver_message_and_cleans_up()
     let _ = stop.send(());
     task.await.unwrap();
     assert_eq!(at(&done, "/status/phase"), Some("Failed"));
-    let failed = done.data["status"]["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == "Failed")
-        .cloned()
-        .expect("Failed condition");
-    let message = failed["message"].as_str().unwrap();
+    let (step, message) = failure(&done);
     assert!(message.contains("Infeasible"), "{message}");
-    assert_eq!(failed["reason"], "Expand");
+    assert_eq!(step, "Expand");
 
     let sts = dynamic(&client, "db", "apps", "v1", "StatefulSet", "statefulsets");
     let set = sts.get("rd").await.expect("workload recreated by the cleanup");

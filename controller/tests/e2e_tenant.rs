@@ -278,7 +278,7 @@ async fn a_spec_changed_after_admission_fails_the_request_and_is_never_carried_o
     let _ = stop.send(());
     task.await.unwrap();
     pvc_watch.abort();
-    let failed = condition_message(&done, "Failed");
+    let failed = failure_message(&done);
     assert_eq!(
         at(&done, "/status/phase"),
         Some("Failed"),
@@ -355,7 +355,7 @@ async fn a_database_named_after_another_teams_statefulset_never_touches_it() {
     let done = wait_final(&ops, "grow").await;
     let _ = stop.send(());
     task.await.unwrap();
-    let failed = condition_message(&done, "Failed");
+    let failed = failure_message(&done);
     assert_eq!(at(&done, "/status/phase"), Some("Failed"), "{failed}");
     assert!(
         failed.contains("StatefulSet shared/cache") && failed.contains("not controlled by Redis"),
@@ -471,7 +471,7 @@ async fn a_pod_a_tenant_puts_in_place_of_the_database_s_is_never_deleted() {
     let still = pods.get_opt("zk-2").await.unwrap();
     let _ = stop.send(());
     task.await.unwrap();
-    let failed = condition_message(&done, "Failed");
+    let failed = failure_message(&done);
     assert_eq!(at(&done, "/status/phase"), Some("Failed"), "{failed}");
     assert!(
         failed.contains("pod team/zk-2") && failed.contains("refusing to delete it"),

@@ -13,6 +13,7 @@ pub const DATABASE_RESUME_SUCCEEDED: &str = "DatabaseResumeSucceeded";
 pub const ORPHAN_PETSET_PODS: &str = "OrphanPetSetPods";
 pub const ORPHAN_STATEFULSET_PODS: &str = "OrphanStatefulSetPods";
 pub const VOLUME_EXPANSION_SUCCEEDED: &str = "VolumeExpansionSucceeded";
+pub const UPDATE_NODE_PVCS: &str = "UpdateNodePVCs";
 pub const VOLUME_EXPANSION_FAILED: &str = "VolumeExpansionFailed";
 pub const UPDATE_PETSETS: &str = "UpdatePetSets";
 pub const UPDATE_STATEFULSETS: &str = "UpdateStatefulSets";
@@ -24,6 +25,10 @@ pub const FAILED: &str = "Failed";
 pub const SKIPPED: &str = "Skipped";
 pub const PROGRESSING: &str = "Progressing";
 pub const RETRYING: &str = "Retrying";
+
+/// Event reasons KubeDB's ops-manager uses besides condition types.
+pub const STARTING: &str = "Starting";
+pub const FAILED_TO_START: &str = "FailedToStart";
 
 pub const TRUE: &str = "True";
 pub const FALSE: &str = "False";
@@ -42,6 +47,16 @@ pub fn find<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Conditio
 /// Whether the condition of `type_` is present with status True.
 pub fn is_true(conditions: &[Condition], type_: &str) -> bool {
     find(conditions, type_).is_some_and(|c| c.status == TRUE)
+}
+
+/// The condition that marks a failed request: KubeDB's shape, `{type: VolumeExpansion, reason:
+/// Failed, status: True}`, or the `{type: Failed}` one volops wrote before (a request in flight
+/// across an upgrade is still cleaned up).
+pub fn failure(conditions: &[Condition]) -> Option<&Condition> {
+    conditions
+        .iter()
+        .find(|c| c.type_ == VOLUME_EXPANSION && c.status == TRUE && c.reason.as_deref() == Some(FAILED))
+        .or_else(|| conditions.iter().find(|c| c.type_ == FAILED && c.status == TRUE))
 }
 
 /// Builds a condition stamped `now`.
@@ -80,6 +95,15 @@ pub fn set(conditions: &mut Vec<Condition>, mut new: Condition) -> bool {
             conditions.push(new);
             true
         }
+    }
+}
+
+/// Adds or replaces the condition of the same type, keeping its place and its own time: a
+/// change of reason is a transition too (KubeDB's condition helper stamps every change).
+pub fn replace(conditions: &mut Vec<Condition>, new: Condition) {
+    match conditions.iter_mut().find(|c| c.type_ == new.type_) {
+        Some(old) => *old = new,
+        None => conditions.push(new),
     }
 }
 
@@ -124,6 +148,25 @@ mod tests {
         assert!(remove(&mut cs, PAUSED));
         assert!(!remove(&mut cs, PAUSED));
         assert!(find(&cs, PAUSED).is_none());
+    }
+
+    #[test]
+    fn failure_is_kubedbs_shape_or_the_legacy_one() {
+        let started = condition(VOLUME_EXPANSION, TRUE, VOLUME_EXPANSION, "", Some(1), at(1));
+        let mut cs = vec![started.clone()];
+        assert!(failure(&cs).is_none());
+        replace(
+            &mut cs,
+            condition(VOLUME_EXPANSION, TRUE, FAILED, "boom", Some(1), at(5)),
+        );
+        assert_eq!(cs.len(), 1);
+        assert_eq!(failure(&cs).and_then(|c| c.message.as_deref()), Some("boom"));
+        assert_eq!(cs[0].last_transition_time, at(5), "the failure is stamped");
+        // What volops wrote before: `{type: Failed, reason: <step>}`.
+        let legacy = vec![started, condition(FAILED, TRUE, "Expand", "old", Some(1), at(9))];
+        assert_eq!(failure(&legacy).and_then(|c| c.reason.as_deref()), Some("Expand"));
+        let not_true = vec![condition(FAILED, FALSE, "Expand", "", None, at(9))];
+        assert!(failure(&not_true).is_none());
     }
 
     #[test]

@@ -68,6 +68,20 @@ impl WorkloadKind {
             Self::PetSet => "UpdatePetSets",
         }
     }
+    /// KubeDB's condition name for the recreated workloads found again.
+    pub fn ready_condition(self) -> &'static str {
+        match self {
+            Self::StatefulSet => "ReadyStatefulSets",
+            Self::PetSet => "ReadyPetSets",
+        }
+    }
+    /// KubeDB's spelling of the kind in its orphan-delete message ("petSets", "statefulSets").
+    pub fn message_plural(self) -> &'static str {
+        match self {
+            Self::StatefulSet => "statefulSets",
+            Self::PetSet => "petSets",
+        }
+    }
 }
 
 impl DatabaseKind {
@@ -111,6 +125,15 @@ impl DatabaseKind {
         match self {
             Self::Redis => "redis",
             Self::ZooKeeper => "node",
+        }
+    }
+    /// KubeDB's summary condition of the PVC step and its message: ZooKeeper's guide shows
+    /// `UpdateNodePVCs` (named after its `node` field); a kind with one node type uses
+    /// `VolumeExpansionSucceeded` (the Redis name is not documented, docs/KUBEDB.md).
+    pub fn pvc_condition(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Redis => ("VolumeExpansionSucceeded", "successfully updated PVC sizes"),
+            Self::ZooKeeper => ("UpdateNodePVCs", "successfully updated node PVC sizes"),
         }
     }
     /// The `spec.type` values KubeDB defines for this kind's ops requests.

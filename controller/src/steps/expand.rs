@@ -40,11 +40,13 @@ pub async fn run(ctx: &Ctx, job: &mut Job) -> Result<Outcome> {
     if !matches!(outcome, Outcome::Done(_)) {
         return Ok(outcome);
     }
+    // KubeDB's summary condition and message (docs/KUBEDB.md, "Status and events").
+    let (type_, message) = job.kind.pvc_condition();
     Ok(Outcome::Done(vec![condition(
-        c::VOLUME_EXPANSION_SUCCEEDED,
+        type_,
         c::TRUE,
-        c::VOLUME_EXPANSION_SUCCEEDED,
-        &format!("successfully updated PVC sizes to {target} ({})", mode.as_str()),
+        type_,
+        message,
         job.generation,
         time(jiff::Timestamp::now()),
     )]))

@@ -5,6 +5,7 @@
 use kube::{
     ResourceExt,
     api::{DynamicObject, Patch, PatchParams},
+    runtime::events::EventType,
 };
 use serde_json::{Value, json};
 use volops_shared::{
@@ -18,6 +19,7 @@ use crate::{
     context::Ctx,
     decide::time,
     error::{Error, KubeContext, Result},
+    reconcile::publish_as,
 };
 
 /// The database's status conditions.
@@ -146,6 +148,15 @@ pub async fn pause(ctx: &Ctx, job: &mut Job) -> Result<Outcome> {
             )],
         )
         .await?;
+        // KubeDB's event for the same act.
+        publish_as(
+            ctx,
+            job,
+            EventType::Normal,
+            c::STARTING,
+            c::PAUSE_DATABASE,
+            message,
+        );
     }
     match action {
         PauseAction::Done => {
@@ -155,10 +166,12 @@ pub async fn pause(ctx: &Ctx, job: &mut Job) -> Result<Outcome> {
                 c::TRUE,
                 c::DATABASE_PAUSE_SUCCEEDED,
                 &format!(
-                    "Successfully paused {} {}/{}",
+                    "Successfully paused {} database: {}/{} for {}: {}",
                     job.kind.kind(),
                     job.namespace,
-                    job.database
+                    job.database,
+                    job.kind.ops_kind(),
+                    job.name
                 ),
                 job.generation,
                 now,
@@ -215,10 +228,12 @@ pub async fn resume_step(ctx: &Ctx, job: &Job) -> Result<Outcome> {
         c::TRUE,
         c::DATABASE_RESUME_SUCCEEDED,
         &format!(
-            "Successfully resumed {} {}/{}",
+            "Successfully resumed {} database: {}/{} for {}: {}",
             job.kind.kind(),
             job.namespace,
-            job.database
+            job.database,
+            job.kind.ops_kind(),
+            job.name
         ),
         job.generation,
         now,

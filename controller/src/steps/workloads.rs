@@ -217,7 +217,7 @@ pub async fn orphan(ctx: &Ctx, job: &mut Job) -> Result<Outcome> {
         used_kind.orphan_condition(),
         &format!(
             "successfully deleted the {} with orphan propagation policy",
-            used_kind.plural()
+            used_kind.message_plural()
         ),
         job.generation,
         time(jiff::Timestamp::now()),
@@ -301,12 +301,25 @@ pub async fn recreate(ctx: &Ctx, job: &Job) -> Result<Outcome> {
         .workloads
         .first()
         .map_or(job.kind.workload_kind(), |w| w.kind);
-    Ok(Outcome::Done(vec![condition(
-        kind.update_condition(),
-        c::TRUE,
-        kind.update_condition(),
-        &format!("successfully reconciled the {} resources", job.kind.kind()),
-        job.generation,
-        time(jiff::Timestamp::now()),
-    )]))
+    // Every workload is back or created now (a create that found it there is success):
+    // KubeDB's UpdatePetSets and ReadyPetSets (or the StatefulSet names) at once.
+    let now = time(jiff::Timestamp::now());
+    Ok(Outcome::Done(vec![
+        condition(
+            kind.update_condition(),
+            c::TRUE,
+            kind.update_condition(),
+            &format!("successfully reconciled the {} resources", job.kind.kind()),
+            job.generation,
+            now.clone(),
+        ),
+        condition(
+            kind.ready_condition(),
+            c::TRUE,
+            kind.ready_condition(),
+            &format!("{} is recreated", kind.kind()),
+            job.generation,
+            now,
+        ),
+    ]))
 }

@@ -405,6 +405,29 @@ pub fn condition_message(r: &DynamicObject, type_: &str) -> String {
         .to_owned()
 }
 
+/// The request's failure in KubeDB's shape, as (the step volops's `Cleanup` condition names,
+/// the message of `VolumeExpansion` with reason Failed); empty strings when it has none.
+pub fn failure(r: &DynamicObject) -> (String, String) {
+    let failed = r.data["status"]["conditions"]
+        .as_array()
+        .and_then(|cs| {
+            cs.iter()
+                .find(|c| c["type"] == "VolumeExpansion" && c["reason"] == "Failed" && c["status"] == "True")
+        })
+        .cloned()
+        .unwrap_or_default();
+    let step = condition(r, "Cleanup")
+        .and_then(|c| c["reason"].as_str())
+        .unwrap_or_default()
+        .to_owned();
+    (step, failed["message"].as_str().unwrap_or_default().to_owned())
+}
+
+/// The message of the request's failure (KubeDB's shape; "" if none).
+pub fn failure_message(r: &DynamicObject) -> String {
+    failure(r).1
+}
+
 /// The controller's saved state for the request with this UID, if any.
 pub async fn saved_state(
     client: &kube::Client,

@@ -317,10 +317,14 @@ pub async fn expand_all(
 }
 
 fn last_message(r: &DynamicObject) -> String {
-    r.data
-        .pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .and_then(|cs| cs.last())
+    let conditions = r.data.pointer("/status/conditions").and_then(Value::as_array);
+    // A failure's message is on `VolumeExpansion` with reason Failed (KubeDB's shape).
+    conditions
+        .and_then(|cs| {
+            cs.iter()
+                .find(|c| c["type"] == "VolumeExpansion" && c["reason"] == "Failed")
+                .or_else(|| cs.last())
+        })
         .and_then(|c| c.get("message"))
         .and_then(Value::as_str)
         .unwrap_or_default()

@@ -171,9 +171,13 @@ pub async fn drive(
             request: name.clone(),
             size,
             phase: phase(&done).unwrap_or_default().to_owned(),
+            // KubeDB's failure shape: `VolumeExpansion` with reason Failed.
             reason: done.data["status"]["conditions"]
                 .as_array()
-                .and_then(|cs| cs.iter().rev().find(|c| c["type"] == "Failed"))
+                .and_then(|cs| {
+                    cs.iter()
+                        .find(|c| c["type"] == "VolumeExpansion" && c["reason"] == "Failed")
+                })
                 .map(|c| c["message"].to_string())
                 .unwrap_or_default(),
         };
