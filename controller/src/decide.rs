@@ -1,4 +1,4 @@
-//! The step machine as a pure function of the recorded conditions (DESIGN.md §5). The request's
+//! The step machine as a pure function of the recorded conditions (docs/ARCHITECTURE.md, "The step machine"). The request's
 //! status is the only state: the next step is the first one whose completion condition is not
 //! True, so a restarted controller resumes where the last one stopped.
 

@@ -1,5 +1,5 @@
 //! volops-controller: carries out VolumeExpansion RedisOpsRequests and ZooKeeperOpsRequests
-//! (DESIGN.md §5). Entry point for the binary and for in-process tests: [`run`].
+//! (docs/ARCHITECTURE.md). Entry point for the binary and for in-process tests: [`run`].
 
 pub mod caches;
 pub mod claim;

@@ -57,7 +57,7 @@ pub fn strip_workload(obj: &Value) -> Value {
     out
 }
 
-/// A pod as KubeDB saves it before taking it down (KUBEDB.md §3.3 5.1).
+/// A pod as KubeDB saves it before taking it down (controller/DESIGN-NOTES.md).
 pub fn strip_pod(obj: &Value) -> Value {
     strip(obj)
 }

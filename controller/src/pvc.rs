@@ -1,4 +1,4 @@
-//! Pure reading of a PVC's resize progress against the target size (KUBEDB.md §4).
+//! Pure reading of a PVC's resize progress against the target size (controller/DESIGN-NOTES.md).
 
 use std::num::NonZeroUsize;
 

@@ -320,7 +320,7 @@ pub fn step_events(
     events
 }
 
-/// The summary conditions whose event reason is the condition type (KUBEDB.md §3.5).
+/// The summary conditions whose event reason is the condition type (docs/KUBEDB.md, "Status and events").
 const KUBEDB_STEP_CONDITIONS: [&str; 9] = [
     c::ORPHAN_PETSET_PODS,
     c::ORPHAN_STATEFULSET_PODS,

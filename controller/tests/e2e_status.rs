@@ -18,7 +18,7 @@ use serde_json::json;
 use support::*;
 use volops_controller::Metrics;
 
-/// The condition types KubeDB writes (KUBEDB.md §3.5), in the order volops must write them.
+/// The condition types KubeDB writes (docs/KUBEDB.md, "Status and events"), in the order volops must write them.
 const KUBEDB_TYPES: [&str; 12] = [
     "VolumeExpansion",
     "OrphanPetSetPods",

@@ -1,4 +1,4 @@
-//! KubeDB condition names (KUBEDB.md §3.5) and helpers to keep a condition list current.
+//! KubeDB condition names (docs/KUBEDB.md, "Status and events") and helpers to keep a condition list current.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 

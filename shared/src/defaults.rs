@@ -1,4 +1,4 @@
-//! The mutating defaults of DESIGN.md §4, as an RFC 6902 patch over the request's JSON.
+//! The mutating defaults (README.md, "The API"), as an RFC 6902 patch over the request's JSON.
 
 use json_patch::{AddOperation, Patch, PatchOperation, jsonptr::PointerBuf};
 use serde_json::{Value, json};

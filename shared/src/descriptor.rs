@@ -1,4 +1,4 @@
-//! Per-database descriptors: where a database's volumes live (KUBEDB.md §3.6). Adding a
+//! Per-database descriptors: where a database's volumes live (docs/ARCHITECTURE.md, "Adding a database kind"). Adding a
 //! database kind is adding a descriptor here.
 
 use std::collections::BTreeMap;

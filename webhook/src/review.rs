@@ -1,6 +1,6 @@
 //! AdmissionReview v1 on the wire. Our own serde types: the request keeps `object` and
 //! `oldObject` as raw JSON text (parsed only as far as a decision needs), and the response
-//! writes `patch` as a base64 string, which kube-core's type does not (ANCHORS.md §2.5).
+//! writes `patch` as a base64 string, which kube-core's type does not (webhook/README.md).
 
 use std::borrow::Cow;
 

@@ -1,4 +1,4 @@
-//! The binary's command-line contract (DESIGN.md §7).
+//! The binary's command-line contract (README.md, "Configuration").
 
 use std::process::Command;
 

@@ -1,5 +1,5 @@
 //! Expand: Online patches every PVC of the saved workloads to the target at once and waits for
-//! the capacity; Offline goes pod by pod (KUBEDB.md §3.3 step 5) so at most one pod of the
+//! the capacity; Offline goes pod by pod (controller/DESIGN-NOTES.md) so at most one pod of the
 //! database is missing.
 
 use std::{collections::BTreeMap, sync::Arc};

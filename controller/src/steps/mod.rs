@@ -1,4 +1,4 @@
-//! The steps of DESIGN.md §5. Each is idempotent: it looks at the cluster and the request's
+//! The steps of docs/ARCHITECTURE.md, "The step machine". Each is idempotent: it looks at the cluster and the request's
 //! saved state, does at most what is still missing, and says whether the step is finished.
 
 pub mod admit;

@@ -1,5 +1,5 @@
 //! PauseDatabase and ResumeDatabase: the `Paused` condition on the database's status
-//! (KUBEDB.md §3.2). With the kubedb handshake volops asks (Unknown) and the provisioner
+//! (docs/KUBEDB.md). With the kubedb handshake volops asks (Unknown) and the provisioner
 //! acknowledges (True); with `self` volops sets True itself. Resume removes the condition.
 
 use kube::{

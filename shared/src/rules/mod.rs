@@ -1,4 +1,4 @@
-//! The admission rules of DESIGN.md §4 as pure functions over [`Facts`]. The webhook turns a
+//! The admission rules (docs/ARCHITECTURE.md, "Where each rule lives") as pure functions over [`Facts`]. The webhook turns a
 //! [`Verdict`] into an AdmissionResponse; the controller re-checks the same rules before it acts.
 
 mod annotations;
@@ -147,7 +147,7 @@ impl<'a> Ctx<'a> {
     }
 }
 
-/// Every CREATE rule in order (DESIGN.md §4, rules 1-8 and 10); the first denial wins.
+/// Every CREATE rule in order (docs/ARCHITECTURE.md); the first denial wins.
 pub fn validate_create(facts: &Facts) -> Verdict {
     let mut warnings = Vec::new();
     match request::check_type(facts) {

@@ -78,7 +78,7 @@ pub fn current_size(facts: &Facts) -> Option<(Quantity, String)> {
 }
 
 /// Rule 4: desired > current, checked only while the request has not started (once it runs,
-/// the controller has written the new size into the database, see KUBEDB.md §2.2).
+/// the controller has written the new size into the database, see docs/KUBEDB.md).
 pub(crate) fn check_growing(ctx: &Ctx<'_>) -> RuleResult {
     let facts = ctx.facts;
     if !facts.request.is_pending() {

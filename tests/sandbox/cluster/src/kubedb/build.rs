@@ -1,4 +1,4 @@
-//! Pure KubeDB naming and object building (KUBEDB.md §1.1-1.2, §3.6).
+//! Pure KubeDB naming and object building (docs/KUBEDB.md).
 
 use crate::util::{controller_ref, petset_ar, redis_ar, statefulset_ar, zookeeper_ar};
 use kube::ResourceExt;

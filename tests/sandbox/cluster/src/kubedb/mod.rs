@@ -1,6 +1,6 @@
 //! KubeDB-like provisioner for `redises.kubedb.com` (v1) and `zookeepers.kubedb.com`
 //! (v1alpha2). It waits for their CRDs, then creates the workloads and Services as KubeDB names
-//! them, keeps `status.phase`, and answers the pause handshake (KUBEDB.md §3.2): `Paused`
+//! them, keeps `status.phase`, and answers the pause handshake (docs/KUBEDB.md): `Paused`
 //! Unknown becomes True; while True nothing of the DB is touched; once the condition is removed
 //! missing workloads are recreated from the DB's current spec.
 
