@@ -171,7 +171,7 @@ mod tests {
         let m = Metrics::default();
         m.ops_phase
             .get_or_create(&PhaseLabels {
-                kind: "Redis".into(),
+                kind: "RedisOpsRequest".into(),
                 phase: "Successful".into(),
             })
             .inc();
@@ -187,7 +187,9 @@ mod tests {
             .inc();
         let text = m.encode();
         assert!(
-            text.contains("volops_controller_ops_phase_total{kind=\"Redis\",phase=\"Successful\"} 1"),
+            text.contains(
+                "volops_controller_ops_phase_total{kind=\"RedisOpsRequest\",phase=\"Successful\"} 1"
+            ),
             "{text}"
         );
         assert!(

@@ -216,7 +216,7 @@ async fn apply(
                     .as_secs_f64()
                     .max(0.0);
                 let labels = StepLabels {
-                    kind: job.kind.kind().into(),
+                    kind: job.kind.ops_kind().into(),
                     step: step.label().into(),
                 };
                 ctx.metrics.step_duration.get_or_create(&labels).observe(secs);
@@ -652,7 +652,7 @@ fn count_phase(ctx: &Ctx, job: &Job) {
     ctx.metrics
         .ops_phase
         .get_or_create(&PhaseLabels {
-            kind: job.kind.kind().into(),
+            kind: job.kind.ops_kind().into(),
             phase: phase.into(),
         })
         .inc();

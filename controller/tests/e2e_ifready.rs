@@ -71,6 +71,7 @@ async fn if_ready_waits_for_a_not_ready_database_then_runs() {
             "a PVC was patched while held"
         );
     }
+    // Checked below, after the run, to count under the label the controller writes.
     assert_eq!(expansions(&metrics, "RedisOpsRequest"), 0);
 
     // The provisioner resumes and reports the database Ready: the request runs to the end.
@@ -81,6 +82,10 @@ async fn if_ready_waits_for_a_not_ready_database_then_runs() {
         Some("Successful"),
         "{:#?}",
         done.data["status"]
+    );
+    assert!(
+        expansions(&metrics, "RedisOpsRequest") > 0,
+        "the run patched PVCs under the label the held check reads"
     );
     let _ = stop.send(());
     task.await.unwrap();

@@ -40,7 +40,10 @@ async fn only_the_leader_acts_and_the_standby_takes_over() {
     .unwrap();
     let one = wait_final(&ops, "one").await;
     assert_eq!(at(&one, "/status/phase"), Some("Successful"));
-    let (a, b) = (expansions(&ma, "Redis"), expansions(&mb, "Redis"));
+    let (a, b) = (
+        expansions(&ma, "RedisOpsRequest"),
+        expansions(&mb, "RedisOpsRequest"),
+    );
     assert!(
         (a > 0) != (b > 0),
         "exactly one controller patched PVCs: a={a} b={b}"
@@ -70,7 +73,7 @@ async fn only_the_leader_acts_and_the_standby_takes_over() {
         two.data["status"]
     );
     assert!(
-        expansions(&survivor, "Redis") > before,
+        expansions(&survivor, "RedisOpsRequest") > before,
         "the standby did the second expansion"
     );
     let _ = stop_b.send(());

@@ -96,7 +96,7 @@ async fn patch_pvc(ctx: &Ctx, job: &Job, name: &str, target: &Quantity) -> Resul
     ctx.metrics
         .pvc_expansions
         .get_or_create(&KindLabels {
-            kind: job.kind.kind().into(),
+            kind: job.kind.ops_kind().into(),
         })
         .inc();
     Ok(())

@@ -95,7 +95,7 @@ mod tests {
                     volops_controller_api_requests_total{verb=\"get\",resource=\"pods\"} 120\n\
                     volops_controller_api_requests_total{verb=\"patch\",resource=\"pods\"} 30\n\
                     volops_controller_api_requests_total_created{verb=\"get\",resource=\"pods\"} 1.7e9\n\
-                    volops_controller_pvc_expansions_total{kind=\"Redis\"} 6\n# EOF\n";
+                    volops_controller_pvc_expansions_total{kind=\"RedisOpsRequest\"} 6\n# EOF\n";
         let by = api_requests_by_labels(text).unwrap();
         assert_eq!(by.get("verb=get,resource=pods"), Some(&120));
         assert_eq!(by.values().sum::<u64>(), 150);
