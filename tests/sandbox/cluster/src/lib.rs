@@ -27,7 +27,7 @@ pub mod storage;
 pub mod util;
 pub mod workload;
 
-pub use config::ClusterConfig;
+pub use config::{ClusterConfig, RedisWorkload};
 pub use pause::PauseSwitch;
 
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod, ResourceQuota, Service};
@@ -133,11 +133,26 @@ pub async fn start(client: kube::Client, config: ClusterConfig) -> ClusterHandle
     pets.on(gc.handler::<DynamicObject>(pet_ar));
 
     if config.kubedb_provisioner {
-        let pending = vec![
-            kubedb::prepare(kubedb::build::DbKind::Redis, &mut sts, &mut services),
-            kubedb::prepare(kubedb::build::DbKind::ZooKeeper, &mut pets, &mut services),
-        ];
-        kubedb::start(all(&client), pending, gc.clone(), pause.clone(), &mut tasks);
+        // Current KubeDB runs every database on PetSets; older releases ran Redis on
+        // StatefulSets (docs/KUBEDB.md).
+        let (redis_ar, redis_sets) = match config.redis_workload {
+            RedisWorkload::PetSet => (util::petset_ar(), &mut pets),
+            RedisWorkload::StatefulSet => (util::statefulset_ar(), &mut sts),
+        };
+        let redis = kubedb::prepare(kubedb::build::DbKind::Redis, redis_ar, redis_sets, &mut services);
+        let zookeeper = kubedb::prepare(
+            kubedb::build::DbKind::ZooKeeper,
+            util::petset_ar(),
+            &mut pets,
+            &mut services,
+        );
+        kubedb::start(
+            all(&client),
+            vec![redis, zookeeper],
+            gc.clone(),
+            pause.clone(),
+            &mut tasks,
+        );
     }
 
     pods.spawn(&mut tasks);
