@@ -5,6 +5,16 @@
 //! StatefulSet/PetSet controller, PV provisioner, volume resizer, kubelet, garbage collector,
 //! ResourceQuota status and a KubeDB-like provisioner for Redis and ZooKeeper.
 //!
+//! # Workload layout of the provisioner
+//!
+//! As current KubeDB, every database runs on PetSets (`apps.k8s.appscode.com/v1`): Redis
+//! Standalone and Sentinel mode on one PetSet `<db>` (claims `data-<db>-<i>`), Redis Cluster on
+//! one PetSet per shard `<db>-shard<i>` (claims `data-<db>-shard<i>-<j>`, selector label
+//! `redis.kubedb.com/shard`), ZooKeeper on `<db>` (claims `<db>-data-<db>-<i>`).
+//! [`ClusterConfig::redis_workload`] = [`RedisWorkload::StatefulSet`] puts Redis on StatefulSets
+//! under the same names, the layout of older KubeDB releases. A `RedisSentinel` object itself is
+//! not provisioned (no sentinel pods).
+//!
 //! # StorageClass parameters understood by the resizer
 //!
 //! - `sandbox.volops.dev/resize-mode`: `online` (default), `offline` or `fail`
