@@ -339,10 +339,16 @@ async fn round(h: &Harness, kubedb: &Path, workloads: &ApiResource, growths: &[G
         names.push(obj.name_any());
         volops_e2e::apply::apply_all(&h.client(), &[obj]).await.unwrap();
     }
+    let sent = Instant::now();
     let done = futures::future::join_all(growths.iter().zip(&names).map(|(g, name)| async move {
-        wait_final(&h.ops_requests(g.db.kind, NS), name, h.timeout())
+        let done = wait_final(&h.ops_requests(g.db.kind, NS), name, h.timeout())
             .await
-            .unwrap()
+            .unwrap();
+        println!(
+            "{name}: final {:?} after the round's requests were sent",
+            sent.elapsed()
+        );
+        done
     }))
     .await;
     for ((g, name), req) in growths.iter().zip(&names).zip(&done) {
