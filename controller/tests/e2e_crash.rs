@@ -20,6 +20,7 @@ use kube::{
 use serde_json::json;
 use support::*;
 use volops_controller::Metrics;
+use volops_shared::WorkloadKind;
 
 /// Where controller A is killed.
 #[derive(Clone, Copy, Debug)]
@@ -140,12 +141,8 @@ async fn scenario(client: &kube::Client, ns: &str, zookeeper: bool, stop_at: Sto
             "{stop_at:?}: {name}"
         );
     }
-    let (group, kind, plural) = if zookeeper {
-        ("apps.k8s.appscode.com", "PetSet", "petsets")
-    } else {
-        ("apps", "StatefulSet", "statefulsets")
-    };
-    let workloads = dynamic(client, ns, group, "v1", kind, plural);
+    // Redis and ZooKeeper both run on PetSets, as in current KubeDB.
+    let workloads = petsets(client, ns);
     let w = workloads
         .get("db")
         .await
@@ -185,10 +182,10 @@ async fn online_redis_survives_a_crash_at_every_step() {
     let points = [
         StopAt::Condition("VolumeExpansion"),
         StopAt::Condition("PauseDatabase"),
-        StopAt::Condition("OrphanStatefulSetPods"),
+        StopAt::Condition(WorkloadKind::PetSet.orphan_condition()),
         StopAt::PvcPatched,
         StopAt::Condition("VolumeExpansionSucceeded"),
-        StopAt::Condition("UpdateStatefulSets"),
+        StopAt::Condition(WorkloadKind::PetSet.update_condition()),
         StopAt::Condition("UpdateDatabase"),
         StopAt::Condition("ResumeDatabase"),
     ];

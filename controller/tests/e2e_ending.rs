@@ -92,9 +92,9 @@ async fn a_restore_the_api_server_refuses_is_reported_and_the_cleanup_still_ends
         done.data["status"]
     );
     assert_eq!(restore_warnings, 1, "one Warning for the one refused pod");
-    // The rest of the cleanup went on: the StatefulSet is back, the database resumed.
-    let sts = dynamic(&admin, "team", "apps", "v1", "StatefulSet", "statefulsets");
-    sts.get("rd").await.expect("StatefulSet restored");
+    // The rest of the cleanup went on: the PetSet is back, the database resumed.
+    let sts = petsets(&admin, "team");
+    sts.get("rd").await.expect("PetSet restored");
     let db = redis.get("rd").await.unwrap();
     assert!(paused_conditions(&db).is_empty(), "database resumed");
     sb.shutdown().await.unwrap();

@@ -12,6 +12,7 @@ use kube::{
 use serde_json::json;
 use support::*;
 use volops_controller::Metrics;
+use volops_shared::WorkloadKind;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_infeasible_resize_fails_fast_with_the_driver_message_and_cleans_up() {
@@ -34,7 +35,7 @@ async fn an_infeasible_resize_fails_fast_with_the_driver_message_and_cleans_up()
     assert!(message.contains("Infeasible"), "{message}");
     assert_eq!(step, "Expand");
 
-    let sts = dynamic(&client, "db", "apps", "v1", "StatefulSet", "statefulsets");
+    let sts = petsets(&client, "db");
     let set = sts.get("rd").await.expect("workload recreated by the cleanup");
     // The claim size stays what the PVC really has.
     assert_eq!(
@@ -60,7 +61,7 @@ async fn a_step_past_spec_timeout_fails_and_resumes_the_database() {
     setup(&client, "db", "standard", "online").await;
     let redis = database(&client, "db", "Standalone", "rd", "standard").await;
     // A workload the controller cannot delete in time: a finalizer keeps it Terminating.
-    let sts = dynamic(&client, "db", "apps", "v1", "StatefulSet", "statefulsets");
+    let sts = petsets(&client, "db");
     let patch = json!({"metadata": {"finalizers": ["test.volops.dev/hold"]}});
     sts.patch("rd", &Default::default(), &kube::api::Patch::Merge(&patch))
         .await
@@ -104,7 +105,7 @@ async fn deleting_a_request_mid_way_restores_the_workload_and_resumes() {
     .await
     .expect("ops request created");
     let orphaned = wait_for(&ops, "grow", "orphaned", |r| {
-        has_condition(r, "OrphanStatefulSetPods")
+        has_condition(r, WorkloadKind::PetSet.orphan_condition())
     })
     .await;
     let uid = orphaned.metadata.uid.clone().expect("a stored request has a uid");
@@ -121,7 +122,7 @@ async fn deleting_a_request_mid_way_restores_the_workload_and_resumes() {
         .expect("watch");
     let _ = stop.send(());
     task.await.unwrap();
-    let sts = dynamic(&client, "db", "apps", "v1", "StatefulSet", "statefulsets");
+    let sts = petsets(&client, "db");
     sts.get("rd")
         .await
         .expect("workload recreated by the finalizer's cleanup");

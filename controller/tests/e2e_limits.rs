@@ -32,11 +32,8 @@ async fn an_offline_expansion_of_a_database_with_a_52_character_name_succeeds() 
         done.data.pointer("/status/conditions")
     );
 
-    let sts = dynamic(&client, "db", "apps", "v1", "StatefulSet", "statefulsets");
-    let set = sts
-        .get(name)
-        .await
-        .expect("statefulset recreated under its own name");
+    let sts = petsets(&client, "db");
+    let set = sts.get(name).await.expect("petset recreated under its own name");
     assert_eq!(
         set.data
             .pointer("/spec/volumeClaimTemplates/0/spec/resources/requests/storage"),
@@ -56,14 +53,14 @@ async fn an_offline_expansion_of_a_database_with_a_52_character_name_succeeds() 
 async fn a_cluster_whose_saved_manifests_pass_256_kib_is_expanded() {
     let (sb, client) = sandbox().await;
     setup(&client, "db", "slow", "online").await;
-    // ~105 KB of env per shard's StatefulSet, three shards: ~310 KB of manifests in plain JSON.
+    // ~105 KB of env per shard's PetSet, three shards: ~310 KB of manifests in plain JSON.
     big_redis(
         &client,
         json!({"mode": "Cluster", "cluster": {"shards": 3, "replicas": 2}}),
         700,
     )
     .await;
-    let sts = dynamic(&client, "db", "apps", "v1", "StatefulSet", "statefulsets");
+    let sts = petsets(&client, "db");
     let mut plain = 0;
     for shard in ["big-shard0", "big-shard1", "big-shard2"] {
         plain += serde_json::to_string(&sts.get(shard).await.unwrap().data["spec"])
@@ -80,7 +77,7 @@ async fn a_cluster_whose_saved_manifests_pass_256_kib_is_expanded() {
         done.data.pointer("/status/conditions")
     );
     for shard in ["big-shard0", "big-shard1", "big-shard2"] {
-        let set = sts.get(shard).await.expect("statefulset recreated");
+        let set = sts.get(shard).await.expect("petset recreated");
         assert_eq!(
             set.data
                 .pointer("/spec/volumeClaimTemplates/0/spec/resources/requests/storage"),

@@ -1,7 +1,8 @@
 //! Redis Standalone, Redis Cluster 3x2 and ZooKeeper 3, each Online and Offline, end to end:
 //! Successful, every PVC at the target, workloads recreated with the new claim size, the
 //! database's spec at the target and not paused; Online restarts no pod, Offline has at most
-//! one pod of the database missing at any moment (seen from a watch).
+//! one pod of the database missing at any moment (seen from a watch). Redis runs on PetSets as
+//! in current KubeDB, and again on StatefulSets, the layout of older KubeDB releases.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -58,7 +59,7 @@ fn track_missing(
     (max, task)
 }
 
-async fn expand(client: &kube::Client, ns: &str, db_kind: &str, mode: &str) {
+async fn expand(client: &kube::Client, ns: &str, db_kind: &str, mode: &str, redis_on: &str) {
     let nss: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
     let ns_obj = serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap();
     nss.create(&PostParams::default(), &ns_obj).await.unwrap();
@@ -68,11 +69,11 @@ async fn expand(client: &kube::Client, ns: &str, db_kind: &str, mode: &str) {
         "ZooKeeper" => ("ZooKeeperOpsRequest", "petsets", "db-data", vec!["db".to_owned()]),
         "Cluster" => (
             "RedisOpsRequest",
-            "statefulsets",
+            redis_on,
             "data",
             (0..3).map(|i| format!("db-shard{i}")).collect(),
         ),
-        _ => ("RedisOpsRequest", "statefulsets", "data", vec!["db".to_owned()]),
+        _ => ("RedisOpsRequest", redis_on, "data", vec!["db".to_owned()]),
     };
     let selector = "app.kubernetes.io/instance=db";
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
@@ -98,7 +99,7 @@ async fn expand(client: &kube::Client, ns: &str, db_kind: &str, mode: &str) {
     let _ = stop.send(());
     task.await.unwrap();
     tracker.abort();
-    let what = format!("{db_kind} {mode}");
+    let what = format!("{db_kind} {mode} on {workload}");
     assert_eq!(
         at(&done, "/status/phase"),
         Some("Successful"),
@@ -197,7 +198,26 @@ async fn every_database_shape_in_both_modes() {
     .into_iter()
     .enumerate()
     {
-        expand(&client, &format!("m{i}"), kind, mode).await;
+        expand(&client, &format!("m{i}"), kind, mode, "petsets").await;
+    }
+    sb.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_on_statefulsets_in_both_modes() {
+    let (sb, client) = sandbox_on_statefulsets().await;
+    setup(&client, "default", "standard", "online").await;
+    storage_class(&client, "slow", "offline", 20).await;
+    for (i, (kind, mode)) in [
+        ("Standalone", "Online"),
+        ("Standalone", "Offline"),
+        ("Cluster", "Online"),
+        ("Cluster", "Offline"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        expand(&client, &format!("s{i}"), kind, mode, "statefulsets").await;
     }
     sb.shutdown().await.unwrap();
 }

@@ -99,12 +99,9 @@ async fn online_redis_cluster_expansion_succeeds_without_pod_restarts() {
         let cap = &pvc.status.as_ref().unwrap().capacity.as_ref().unwrap()["storage"].0;
         assert_eq!(cap, "2Gi", "{}", pvc.name_any());
     }
-    let sts = dynamic(&client, "db", "apps", "v1", "StatefulSet", "statefulsets");
+    let sts = petsets(&client, "db");
     for i in 0..3 {
-        let set = sts
-            .get(&format!("rd-shard{i}"))
-            .await
-            .expect("statefulset recreated");
+        let set = sts.get(&format!("rd-shard{i}")).await.expect("petset recreated");
         let size = set
             .data
             .pointer("/spec/volumeClaimTemplates/0/spec/resources/requests/storage");

@@ -2,7 +2,9 @@
 //! tenant acts through the API with its own identity ([`tenant_client`]), the controller with
 //! the chart's ServiceAccount ([`controller_client`]). No webhook is registered: these are the
 //! cases the webhook does not catch (bypassed by the namespace opt-out label, `failurePolicy:
-//! Ignore`, not yet registered), so the controller alone must hold.
+//! Ignore`, not yet registered), so the controller alone must hold. Redis runs on StatefulSets
+//! here (the older KubeDB layout, [`sandbox_on_statefulsets`]): the controller's code is the same
+//! for both kinds, and these cases name the workload kind in what the tenant forges.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -119,7 +121,7 @@ async fn saved_state_secrets(client: &kube::Client) -> Vec<Secret> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn saved_manifests_and_pods_a_tenant_writes_are_never_created() {
-    let (sb, admin) = sandbox().await;
+    let (sb, admin) = sandbox_on_statefulsets().await;
     // An offline-only driver: an Online request stays in Expand until its timeout.
     setup(&admin, "team", "standard", "offline").await;
     let tenant = tenant_client(&sb).await;
@@ -222,7 +224,7 @@ fn hostile_template(template: &Value) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spec_changed_after_admission_fails_the_request_and_is_never_carried_out() {
-    let (sb, admin) = sandbox().await;
+    let (sb, admin) = sandbox_on_statefulsets().await;
     setup(&admin, "team", "standard", "online").await;
     // Each resize step takes 1.5 s: the expansion is still on its way when the spec changes.
     storage_class(&admin, "slow", "online", 1500).await;
@@ -305,7 +307,7 @@ async fn a_spec_changed_after_admission_fails_the_request_and_is_never_carried_o
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_named_after_another_teams_statefulset_never_touches_it() {
-    let (sb, admin) = sandbox().await;
+    let (sb, admin) = sandbox_on_statefulsets().await;
     setup(&admin, "shared", "standard", "online").await;
     // Team B's StatefulSet `cache`, with the labels KubeDB would give a Redis named `cache`
     // (labels are not identity: anyone may write them). No Redis owns it.
@@ -375,7 +377,7 @@ async fn a_database_named_after_another_teams_statefulset_never_touches_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_deleted_without_its_finalizer_is_still_cleaned_up() {
-    let (sb, admin) = sandbox().await;
+    let (sb, admin) = sandbox_on_statefulsets().await;
     // An offline-only driver: an Online request stays in Expand.
     setup(&admin, "team", "standard", "offline").await;
     let tenant = tenant_client(&sb).await;
@@ -428,7 +430,7 @@ async fn a_request_deleted_without_its_finalizer_is_still_cleaned_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pod_a_tenant_puts_in_place_of_the_database_s_is_never_deleted() {
-    let (sb, admin) = sandbox().await;
+    let (sb, admin) = sandbox_on_statefulsets().await;
     // Offline, each resize step 1 s: the tenant's swap of the last pod lands long before the
     // controller gets to it.
     setup(&admin, "team", "slow", "offline").await;

@@ -143,11 +143,12 @@ impl DatabaseKind {
             Self::ZooKeeper => crate::api::ops::ZOOKEEPER_OPS_TYPES,
         }
     }
-    /// The workload kind KubeDB runs this database on (see [`WorkloadKind::other`]).
+    /// The workload kind current KubeDB runs this database on: PetSets for every kind and
+    /// Redis mode (KUBEDB.md §3.6). Older releases ran Redis on StatefulSets, which volops
+    /// finds as well (see [`WorkloadKind::other`]).
     pub fn workload_kind(self) -> WorkloadKind {
         match self {
-            Self::Redis => WorkloadKind::StatefulSet,
-            Self::ZooKeeper => WorkloadKind::PetSet,
+            Self::Redis | Self::ZooKeeper => WorkloadKind::PetSet,
         }
     }
     /// Whether the database kind has `spec.storageType` (ZooKeeper does not).
@@ -430,7 +431,7 @@ mod tests {
             w[1].pvcs(),
             ["data-sample-redis-shard1-0", "data-sample-redis-shard1-1"]
         );
-        assert_eq!(w[0].kind, WorkloadKind::StatefulSet);
+        assert_eq!(w[0].kind, WorkloadKind::PetSet);
     }
 
     #[test]

@@ -166,8 +166,7 @@ async fn dry_run_adds_plan_warnings() {
         ));
     }
     expected.push(
-        "plan: the statefulsets of Redis rd will be recreated with claim size 2Gi; its pods keep running"
-            .into(),
+        "plan: the petsets of Redis rd will be recreated with claim size 2Gi; its pods keep running".into(),
     );
     assert_eq!(warnings(&resp), expected);
     // A denied dry run carries no plan.

@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 use tokio::sync::oneshot;
 use volops_controller::{Config, Metrics, PauseHandshake};
-use volops_sandbox::{ClusterConfig, Sandbox, SandboxOptions};
+use volops_sandbox::{ClusterConfig, RedisWorkload, Sandbox, SandboxOptions};
 
 pub const WAIT: Duration = Duration::from_secs(60);
 /// Where the in-process controllers keep their saved state (the chart's release namespace).
@@ -113,7 +113,17 @@ async fn apply_rbac(admin: &kube::Client, obj: serde_json::Value) {
     }
 }
 
+/// A sandbox whose KubeDB-like provisioner runs Redis on PetSets, as current KubeDB does.
 pub async fn sandbox() -> (Sandbox, kube::Client) {
+    sandbox_with(ClusterConfig::fast()).await
+}
+
+/// A sandbox whose provisioner runs Redis on StatefulSets, as older KubeDB releases did.
+pub async fn sandbox_on_statefulsets() -> (Sandbox, kube::Client) {
+    sandbox_with(ClusterConfig::fast().with_redis_workload(RedisWorkload::StatefulSet)).await
+}
+
+pub async fn sandbox_with(config: ClusterConfig) -> (Sandbox, kube::Client) {
     let _ = rustls::crypto::ring::default_provider().install_default();
     // RUST_LOG=volops_controller=debug shows the controller's steps when a test needs a look.
     if std::env::var_os("RUST_LOG").is_some() {
@@ -123,7 +133,7 @@ pub async fn sandbox() -> (Sandbox, kube::Client) {
             .try_init();
     }
     let sb = Sandbox::start(SandboxOptions {
-        cluster: Some(ClusterConfig::fast()),
+        cluster: Some(config),
         ..SandboxOptions::default()
     })
     .await
@@ -236,6 +246,11 @@ where
             panic!("timed out waiting for {what}; last: {last:?}")
         }
     }
+}
+
+/// The PetSets of `ns`: the workloads of every database in the default sandbox.
+pub fn petsets(client: &kube::Client, ns: &str) -> Api<DynamicObject> {
+    dynamic(client, ns, "apps.k8s.appscode.com", "v1", "PetSet", "petsets")
 }
 
 pub fn at<'a>(o: &'a DynamicObject, pointer: &str) -> Option<&'a str> {

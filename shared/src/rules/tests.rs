@@ -637,7 +637,7 @@ fn plan_warnings_preview_every_pvc() {
             "plan: PVC data-rd-shard0-1 grows 1Gi -> 2Gi (Online, all volumes at once)",
             "plan: PVC data-rd-shard1-0 grows 1Gi -> 2Gi (Online, all volumes at once)",
             "plan: PVC data-rd-shard1-1 grows 1Gi -> 2Gi (Online, all volumes at once)",
-            "plan: the statefulsets of Redis rd will be recreated with claim size 2Gi; its pods keep running",
+            "plan: the petsets of Redis rd will be recreated with claim size 2Gi; its pods keep running",
         ]
     );
 }

@@ -275,6 +275,12 @@ impl Harness {
         )
     }
 
+    /// The PetSets of `ns`: where the sandbox's KubeDB-like provisioner runs every database
+    /// (unless [`ClusterConfig::redis_workload`] puts Redis on StatefulSets).
+    pub fn petsets(&self, ns: &str) -> Api<DynamicObject> {
+        self.dynamic(&petset_resource(), ns)
+    }
+
     /// A namespaced API for any resource.
     pub fn dynamic(&self, ar: &ApiResource, ns: &str) -> Api<DynamicObject> {
         Api::namespaced_with(self.client.clone(), ns, ar)
@@ -286,6 +292,18 @@ impl Harness {
         self.webhook.shutdown().await;
         self.sandbox.shutdown().await?;
         stopped
+    }
+}
+
+/// KubeDB's `apps.k8s.appscode.com/v1 PetSet`.
+pub fn petset_resource() -> ApiResource {
+    let w = volops_shared::WorkloadKind::PetSet;
+    ApiResource {
+        group: w.group().into(),
+        version: "v1".into(),
+        api_version: w.api_version().into(),
+        kind: w.kind().into(),
+        plural: w.plural().into(),
     }
 }
 

@@ -23,7 +23,7 @@ pub mod wait;
 pub mod webhook;
 
 pub use error::{Error, Result};
-pub use harness::{Harness, HarnessOptions, install_crds};
+pub use harness::{Harness, HarnessOptions, install_crds, petset_resource};
 pub use webhook::Webhook;
 
 /// The repository root (examples/, charts/, tests/chart/ live there).

@@ -53,6 +53,19 @@ const OTHER_PATHS: &[(&str, &str, &str, &str)] = &[
     ("volops-controller", "get", "petsets", "the same, for PetSets"),
     (
         "volops-controller",
+        "delete",
+        "statefulsets",
+        "the orphan step on Redis run on StatefulSets, the older KubeDB layout; this run's are on PetSets \
+         (controller/src/steps/workloads.rs; controller/tests/e2e_matrix.rs, tests/e2e/tests/kubedb_docs.rs)",
+    ),
+    (
+        "volops-controller",
+        "create",
+        "statefulsets",
+        "the recreate step on that older layout (the same files)",
+    ),
+    (
+        "volops-controller",
         "get",
         "namespaces",
         "a namespace's labels are read when no cache holds it (controller/src/steps/admit.rs)",

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::ResourceExt;
-use kube::api::{Api, ApiResource, ListParams};
+use kube::api::{Api, ListParams};
 use serde_json::Value;
 use volops_e2e::track::MissingPods;
 use volops_e2e::wait::{at, wait_final, wait_ready};
@@ -101,11 +101,10 @@ async fn online_redis_cluster_grows_every_volume_without_restarting_pods() -> Re
     let caps = capacities(&client, selector).await;
     assert_eq!(caps.len(), 6, "{caps:?}");
     assert!(caps.values().all(|c| c == "2Gi"), "{caps:?}");
-    let sts_ar = ApiResource::erase::<k8s_openapi::api::apps::v1::StatefulSet>(&());
-    let sts = h.dynamic(&sts_ar, "demo");
+    let pets = h.petsets("demo");
     for i in 0..3 {
-        let set = sts.get(&format!("sample-redis-shard{i}")).await.map_err(|e| {
-            volops_e2e::Error::Invalid(format!("StatefulSet sample-redis-shard{i} not recreated: {e}"))
+        let set = pets.get(&format!("sample-redis-shard{i}")).await.map_err(|e| {
+            volops_e2e::Error::Invalid(format!("PetSet sample-redis-shard{i} not recreated: {e}"))
         })?;
         assert_eq!(claim_size(&set), Some(&Value::from("2Gi")), "shard{i}");
     }
@@ -166,16 +165,7 @@ async fn offline_zookeeper_never_has_more_than_one_pod_missing() -> Result<()> {
     let caps = capacities(&client, selector).await;
     assert_eq!(caps.len(), 3, "{caps:?}");
     assert!(caps.values().all(|c| c == "2Gi"), "{caps:?}");
-    let pets = h.dynamic(
-        &ApiResource {
-            group: "apps.k8s.appscode.com".into(),
-            version: "v1".into(),
-            api_version: "apps.k8s.appscode.com/v1".into(),
-            kind: "PetSet".into(),
-            plural: "petsets".into(),
-        },
-        "demo",
-    );
+    let pets = h.petsets("demo");
     let pet = pets
         .get("zk-quickstart")
         .await

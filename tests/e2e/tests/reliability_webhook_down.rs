@@ -16,7 +16,6 @@ use futures::StreamExt;
 use k8s_openapi::api::admissionregistration::v1::{
     MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
 };
-use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
@@ -24,7 +23,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
 use volops_e2e::wait::{phase, wait_final, wait_for, wait_ready};
 use volops_e2e::{Harness, HarnessOptions, repo_root};
-use volops_shared::DatabaseKind;
+use volops_shared::{DatabaseKind, WorkloadKind};
 
 const NS: &str = "demo";
 const DB: &str = "redis-standalone";
@@ -111,7 +110,7 @@ async fn failure_policy_fail_refuses_requests_while_the_webhook_is_down() {
 #[derive(Debug, PartialEq)]
 struct Untouched {
     pvcs: BTreeMap<String, (String, Value)>,
-    statefulsets: BTreeMap<String, String>,
+    petsets: BTreeMap<String, String>,
     pods: BTreeMap<String, String>,
     db_storage: Value,
 }
@@ -119,7 +118,7 @@ struct Untouched {
 async fn snapshot(h: &Harness) -> Untouched {
     let lp = ListParams::default().labels(SELECTOR);
     let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(h.client(), NS);
-    let sts: Api<StatefulSet> = Api::namespaced(h.client(), NS);
+    let sts = h.petsets(NS);
     let pods: Api<Pod> = Api::namespaced(h.client(), NS);
     let db = h.databases(DatabaseKind::Redis, NS).get(DB).await.unwrap();
     Untouched {
@@ -134,7 +133,7 @@ async fn snapshot(h: &Harness) -> Untouched {
                 (p.name_any(), (p.resource_version().unwrap_or_default(), spec))
             })
             .collect(),
-        statefulsets: sts
+        petsets: sts
             .list(&lp)
             .await
             .unwrap()
@@ -180,7 +179,7 @@ async fn the_controller_refuses_a_shrink_that_bypassed_the_webhook() {
         .unwrap();
     let before = snapshot(&h).await;
     assert_eq!(before.pvcs.len(), 1, "{before:?}");
-    assert_eq!(before.statefulsets.len(), 1, "{before:?}");
+    assert_eq!(before.petsets.len(), 1, "{before:?}");
 
     // Watch the database from now on: the Paused condition must never appear.
     let ever_paused = Arc::new(AtomicBool::new(false));
@@ -228,9 +227,9 @@ async fn the_controller_refuses_a_shrink_that_bypassed_the_webhook() {
 }
 
 /// Issue 18 finding 3: the controller never depends on the webhook. The webhook goes down
-/// (failurePolicy Fail) once both requests have orphaned their StatefulSets, the most dangerous
+/// (failurePolicy Fail) once both requests have orphaned their PetSets, the most dangerous
 /// state; the controller still carries one to Successful and rolls the failing other one back,
-/// and both databases end resumed with their StatefulSets back and no finalizer left.
+/// and both databases end resumed with their PetSets back and no finalizer left.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn finding3_the_controller_finishes_and_rolls_back_with_the_webhook_down() {
     let mut h = Harness::start(HarnessOptions {
@@ -299,11 +298,11 @@ async fn finding3_the_controller_finishes_and_rolls_back_with_the_webhook_down()
     let orphaned = |o: &DynamicObject| {
         o.data["status"]["conditions"].as_array().is_some_and(|cs| {
             cs.iter()
-                .any(|c| c["type"] == "OrphanStatefulSetPods" && c["status"] == "True")
+                .any(|c| c["type"] == WorkloadKind::PetSet.orphan_condition() && c["status"] == "True")
         })
     };
     for name in ["grow-ok", "grow-fail"] {
-        let o = wait_for(&ops, name, "StatefulSet orphaned", h.timeout(), orphaned)
+        let o = wait_for(&ops, name, "PetSet orphaned", h.timeout(), orphaned)
             .await
             .unwrap();
         assert!(phase(&o) == Some("Progressing"), "{:#}", o.data["status"]);
@@ -343,7 +342,7 @@ async fn finding3_the_controller_finishes_and_rolls_back_with_the_webhook_down()
     );
     assert_eq!(phase(&ok), Some("Successful"), "{:#}", ok.data["status"]);
     assert_eq!(phase(&failed), Some("Failed"), "{:#}", failed.data["status"]);
-    let sts: Api<StatefulSet> = Api::namespaced(h.client(), NS);
+    let sts = h.petsets(NS);
     for db in ["rd-ok", "rd-fail"] {
         let d = dbs.get(db).await.unwrap();
         let paused_now = d.data["status"]["conditions"]
@@ -352,7 +351,7 @@ async fn finding3_the_controller_finishes_and_rolls_back_with_the_webhook_down()
         assert!(!paused_now, "{db} left paused: {:#}", d.data["status"]);
         assert!(
             sts.get_opt(db).await.unwrap().is_some(),
-            "StatefulSet {db} not recreated"
+            "PetSet {db} not recreated"
         );
     }
     let grown = pvcs.get("data-rd-ok-0").await.unwrap();

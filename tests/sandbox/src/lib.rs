@@ -72,7 +72,7 @@ use tokio::sync::watch as tokio_watch;
 
 pub use auth::ClientCertificate;
 pub use faults::{FaultConfig, FaultRule, Faults};
-pub use volops_sandbox_cluster::{ClusterConfig, ClusterHandle};
+pub use volops_sandbox_cluster::{ClusterConfig, ClusterHandle, RedisWorkload};
 
 /// Errors starting or stopping the sandbox.
 #[derive(Debug, thiserror::Error)]

@@ -18,9 +18,14 @@ pub const WAIT: Duration = Duration::from_secs(20);
 
 /// A sandbox with the simulated cluster on fast delays.
 pub async fn sandbox() -> (Sandbox, kube::Client) {
+    sandbox_with(ClusterConfig::fast()).await
+}
+
+/// A sandbox with the simulated cluster configured so.
+pub async fn sandbox_with(config: ClusterConfig) -> (Sandbox, kube::Client) {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let sb = Sandbox::start(SandboxOptions {
-        cluster: Some(ClusterConfig::fast()),
+        cluster: Some(config),
         ..SandboxOptions::default()
     })
     .await

@@ -58,7 +58,7 @@ async fn kubectl_shows_pods_claims_and_workloads_like_a_cluster() {
     wait_for(&redis, "rd", "redis Ready", |o| phase(o) == Some("Ready")).await;
     let kubeconfig = sb.kubeconfig_path().to_path_buf();
 
-    let all = run(&kubectl, &kubeconfig, &["get", "pods,pvc,sts", "-n", "db"]).await;
+    let all = run(&kubectl, &kubeconfig, &["get", "pods,pvc,petsets", "-n", "db"]).await;
     let pod = row(&all, "pod/rd-1");
     assert_eq!(&pod[1..3], ["1/1", "Running"], "{all}");
     let pvc = row(&all, "persistentvolumeclaim/data-rd-0");
@@ -67,7 +67,12 @@ async fn kubectl_shows_pods_claims_and_workloads_like_a_cluster() {
     assert_eq!(pvc[3], "1Gi", "capacity column: {all}");
     assert_eq!(pvc[4], "RWO", "access modes column: {all}");
     assert_eq!(pvc[5], "standard", "storage class column: {all}");
-    assert_eq!(row(&all, "statefulset.apps/rd")[1], "2/2", "{all}");
+    // Redis runs on a PetSet (READY, REPLICAS columns of the PetSet CRD).
+    assert_eq!(
+        &row(&all, "petset.apps.k8s.appscode.com/rd")[1..3],
+        ["2", "2"],
+        "{all}"
+    );
 
     // Grow one claim through the API and let the simulated resizer finish it.
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), "db");

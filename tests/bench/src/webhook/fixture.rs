@@ -189,11 +189,8 @@ impl Database {
     pub fn pvc_json(&self, name: &str, pod: &str) -> Value {
         let mut labels = self.kind().selector_labels(&self.name);
         labels.insert("app.kubernetes.io/component".into(), "database".into());
-        let pod_label = match self.kind() {
-            DatabaseKind::Redis => "statefulset.kubernetes.io/pod-name",
-            DatabaseKind::ZooKeeper => "apps.k8s.appscode.com/pod-name",
-        };
-        labels.insert(pod_label.into(), pod.into());
+        // Every database runs on PetSets, as in current KubeDB.
+        labels.insert("apps.k8s.appscode.com/pod-name".into(), pod.into());
         json!({
             "apiVersion": "v1",
             "kind": "PersistentVolumeClaim",

@@ -96,6 +96,7 @@ async fn run(args: Args) -> volops_e2e::Result<ExitCode> {
     for cmd in [
         "kubectl get redis,zookeeper -n demo",
         "kubectl get pvc -n demo",
+        "kubectl get petsets -n demo  # every database runs on PetSets, as in current KubeDB",
         "kubectl get redisopsrequest,zookeeperopsrequest -n demo",
         "kubectl describe redisopsrequest rd-online-volume-expansion -n demo",
         "kubectl apply -f examples/zookeeper-online-expansion.yaml  # denied: 2Gi now",

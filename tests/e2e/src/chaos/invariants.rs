@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -20,14 +19,11 @@ pub fn bytes(q: &str) -> i128 {
     Quantity::parse(q).map(|q| q.bytes_ceil()).unwrap_or(i128::MAX)
 }
 
+/// The workloads of a database: PetSets for every kind, as the sandbox's provisioner builds
+/// them (like current KubeDB).
 fn workload_resource(kind: DatabaseKind) -> ApiResource {
-    match kind {
-        DatabaseKind::Redis => ApiResource::erase::<StatefulSet>(&()),
-        DatabaseKind::ZooKeeper => ApiResource::from_gvk_with_plural(
-            &GroupVersionKind::gvk("apps.k8s.appscode.com", "v1", "PetSet"),
-            "petsets",
-        ),
-    }
+    let w = kind.workload_kind();
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(w.group(), "v1", w.kind()), w.plural())
 }
 
 /// One look at the database: not paused, its workloads there, every pod present.

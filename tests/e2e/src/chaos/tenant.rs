@@ -55,10 +55,8 @@ fn hostile_pod_spec() -> Value {
 }
 
 fn workload_kind(db: &Db) -> (&'static str, &'static str) {
-    match db.kind {
-        DatabaseKind::Redis => ("apps/v1", "StatefulSet"),
-        DatabaseKind::ZooKeeper => ("apps.k8s.appscode.com/v1", "PetSet"),
-    }
+    let w = db.kind.workload_kind();
+    (w.api_version(), w.kind())
 }
 
 fn hostile_workload(db: &Db, name: &str) -> String {

@@ -23,6 +23,18 @@ pub struct ClusterConfig {
     pub node_name: String,
     /// Run the KubeDB-like provisioner (it still waits for the Redis/ZooKeeper CRDs).
     pub kubedb_provisioner: bool,
+    /// The workload kind the provisioner runs Redis on (ZooKeeper is always on PetSets).
+    pub redis_workload: RedisWorkload,
+}
+
+/// The workload kind of the provisioner's Redis databases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RedisWorkload {
+    /// `apps.k8s.appscode.com/v1 PetSet`, as current KubeDB runs every Redis mode.
+    #[default]
+    PetSet,
+    /// `apps/v1 StatefulSet`, the layout of older KubeDB releases.
+    StatefulSet,
 }
 
 impl Default for ClusterConfig {
@@ -35,6 +47,7 @@ impl Default for ClusterConfig {
             seed: 42,
             node_name: "sandbox-node-0".to_owned(),
             kubedb_provisioner: true,
+            redis_workload: RedisWorkload::PetSet,
         }
     }
 }
@@ -48,6 +61,14 @@ impl ClusterConfig {
             resize_delay: Duration::from_millis(30),
             pv_provision_delay: Duration::from_millis(5),
             ..Self::default()
+        }
+    }
+
+    /// This configuration with Redis on `workload`.
+    pub fn with_redis_workload(self, workload: RedisWorkload) -> Self {
+        Self {
+            redis_workload: workload,
+            ..self
         }
     }
 }

@@ -5,6 +5,16 @@
 //! StatefulSet/PetSet controller, PV provisioner, volume resizer, kubelet, garbage collector,
 //! ResourceQuota status and a KubeDB-like provisioner for Redis and ZooKeeper.
 //!
+//! # Workload layout of the provisioner
+//!
+//! As current KubeDB, every database runs on PetSets (`apps.k8s.appscode.com/v1`): Redis
+//! Standalone and Sentinel mode on one PetSet `<db>` (claims `data-<db>-<i>`), Redis Cluster on
+//! one PetSet per shard `<db>-shard<i>` (claims `data-<db>-shard<i>-<j>`, selector label
+//! `redis.kubedb.com/shard`), ZooKeeper on `<db>` (claims `<db>-data-<db>-<i>`).
+//! [`ClusterConfig::redis_workload`] = [`RedisWorkload::StatefulSet`] puts Redis on StatefulSets
+//! under the same names, the layout of older KubeDB releases. A `RedisSentinel` object itself is
+//! not provisioned (no sentinel pods).
+//!
 //! # StorageClass parameters understood by the resizer
 //!
 //! - `sandbox.volops.dev/resize-mode`: `online` (default), `offline` or `fail`
@@ -27,7 +37,7 @@ pub mod storage;
 pub mod util;
 pub mod workload;
 
-pub use config::ClusterConfig;
+pub use config::{ClusterConfig, RedisWorkload};
 pub use pause::PauseSwitch;
 
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod, ResourceQuota, Service};
@@ -133,11 +143,26 @@ pub async fn start(client: kube::Client, config: ClusterConfig) -> ClusterHandle
     pets.on(gc.handler::<DynamicObject>(pet_ar));
 
     if config.kubedb_provisioner {
-        let pending = vec![
-            kubedb::prepare(kubedb::build::DbKind::Redis, &mut sts, &mut services),
-            kubedb::prepare(kubedb::build::DbKind::ZooKeeper, &mut pets, &mut services),
-        ];
-        kubedb::start(all(&client), pending, gc.clone(), pause.clone(), &mut tasks);
+        // Current KubeDB runs every database on PetSets; older releases ran Redis on
+        // StatefulSets (docs/KUBEDB.md).
+        let (redis_ar, redis_sets) = match config.redis_workload {
+            RedisWorkload::PetSet => (util::petset_ar(), &mut pets),
+            RedisWorkload::StatefulSet => (util::statefulset_ar(), &mut sts),
+        };
+        let redis = kubedb::prepare(kubedb::build::DbKind::Redis, redis_ar, redis_sets, &mut services);
+        let zookeeper = kubedb::prepare(
+            kubedb::build::DbKind::ZooKeeper,
+            util::petset_ar(),
+            &mut pets,
+            &mut services,
+        );
+        kubedb::start(
+            all(&client),
+            vec![redis, zookeeper],
+            gc.clone(),
+            pause.clone(),
+            &mut tasks,
+        );
     }
 
     pods.spawn(&mut tasks);

@@ -1,6 +1,6 @@
 //! Pure KubeDB naming and object building (docs/KUBEDB.md).
 
-use crate::util::{controller_ref, petset_ar, redis_ar, statefulset_ar, zookeeper_ar};
+use crate::util::{controller_ref, redis_ar, zookeeper_ar};
 use kube::ResourceExt;
 use kube::api::{ApiResource, DynamicObject};
 use serde_json::{Value, json};
@@ -19,14 +19,6 @@ impl DbKind {
         match self {
             Self::Redis => redis_ar(),
             Self::ZooKeeper => zookeeper_ar(),
-        }
-    }
-
-    /// The workload resource (StatefulSet for Redis, PetSet for ZooKeeper).
-    pub fn workload_ar(self) -> ApiResource {
-        match self {
-            Self::Redis => statefulset_ar(),
-            Self::ZooKeeper => petset_ar(),
         }
     }
 
@@ -68,8 +60,9 @@ fn int(spec: &Value, pointer: &str, default: i64) -> i64 {
     spec.pointer(pointer).and_then(Value::as_i64).unwrap_or(default)
 }
 
-/// The workloads KubeDB would run for `db`, built from its current spec.
-pub fn workloads(kind: DbKind, db: &DynamicObject) -> Vec<Workload> {
+/// The workloads KubeDB would run for `db`, built from its current spec, of kind `ar`
+/// (PetSet, or StatefulSet for older KubeDB's Redis).
+pub fn workloads(kind: DbKind, ar: &ApiResource, db: &DynamicObject) -> Vec<Workload> {
     let name = db.name_any();
     let spec = db.data.get("spec").cloned().unwrap_or(Value::Null);
     match kind {
@@ -83,13 +76,23 @@ pub fn workloads(kind: DbKind, db: &DynamicObject) -> Vec<Workload> {
                     .map(|i| {
                         let mut sel = selector(kind, &name);
                         sel.insert("redis.kubedb.com/shard".into(), i.to_string());
-                        workload(kind, db, &format!("{name}-shard{i}"), replicas, sel, claim, &spec)
+                        workload(
+                            kind,
+                            ar,
+                            db,
+                            &format!("{name}-shard{i}"),
+                            replicas,
+                            sel,
+                            claim,
+                            &spec,
+                        )
                     })
                     .collect()
             } else {
                 let replicas = int(&spec, "/replicas", 1);
                 vec![workload(
                     kind,
+                    ar,
                     db,
                     &name,
                     replicas,
@@ -104,6 +107,7 @@ pub fn workloads(kind: DbKind, db: &DynamicObject) -> Vec<Workload> {
             let claim = format!("{name}-data");
             vec![workload(
                 kind,
+                ar,
                 db,
                 &name,
                 replicas,
@@ -115,8 +119,10 @@ pub fn workloads(kind: DbKind, db: &DynamicObject) -> Vec<Workload> {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn workload(
     kind: DbKind,
+    ar: &ApiResource,
     db: &DynamicObject,
     set: &str,
     replicas: i64,
@@ -125,7 +131,6 @@ fn workload(
     spec: &Value,
 ) -> Workload {
     let db_name = db.name_any();
-    let ar = kind.workload_ar();
     let mut labels = sel.clone();
     labels.insert("app.kubernetes.io/component".into(), "database".into());
     let volume = claim.unwrap_or("data");
@@ -258,6 +263,7 @@ pub fn paused_status(db: &DynamicObject) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::util::{petset_ar, statefulset_ar};
 
     fn db(kind: DbKind, spec: Value) -> DynamicObject {
         let ar = kind.ar();
@@ -270,17 +276,18 @@ mod tests {
     }
 
     #[test]
-    fn redis_cluster_has_one_statefulset_per_shard() {
+    fn redis_cluster_has_one_petset_per_shard() {
         let d = db(
             DbKind::Redis,
             json!({"mode": "Cluster", "version": "7", "storage": {"resources": {"requests": {"storage": "1Gi"}}}}),
         );
-        let ws = workloads(DbKind::Redis, &d);
+        let ws = workloads(DbKind::Redis, &petset_ar(), &d);
         let names: Vec<&str> = ws.iter().map(|w| w.name.as_str()).collect();
         assert_eq!(names, ["db-shard0", "db-shard1", "db-shard2"]);
         assert!(ws.iter().all(|w| w.replicas == 2));
         let o = &ws[1].object;
-        assert_eq!(o["kind"], "StatefulSet");
+        assert_eq!(o["kind"], "PetSet");
+        assert_eq!(o["apiVersion"], "apps.k8s.appscode.com/v1");
         assert_eq!(
             o["spec"]["selector"]["matchLabels"]["redis.kubedb.com/shard"],
             "1"
@@ -299,6 +306,40 @@ mod tests {
     }
 
     #[test]
+    fn redis_sentinel_mode_is_one_petset_named_after_the_database() {
+        // The docs' redis_sentinel_redis.yaml: mode Sentinel, 3 replicas, a sentinelRef.
+        let d = db(
+            DbKind::Redis,
+            json!({"mode": "Sentinel", "version": "8.2.2", "replicas": 3,
+                   "sentinelRef": {"name": "sen-demo", "namespace": "demo"},
+                   "storage": {"resources": {"requests": {"storage": "1Gi"}}}}),
+        );
+        let ws = workloads(DbKind::Redis, &petset_ar(), &d);
+        assert_eq!(ws.len(), 1);
+        assert_eq!((ws[0].name.as_str(), ws[0].replicas), ("db", 3));
+        assert_eq!(ws[0].object["kind"], "PetSet");
+        assert_eq!(
+            ws[0].object["spec"]["volumeClaimTemplates"][0]["metadata"]["name"],
+            "data"
+        );
+    }
+
+    #[test]
+    fn redis_on_statefulsets_is_the_same_layout_under_the_older_kind() {
+        let spec = json!({"mode": "Cluster", "version": "7", "storage": {"resources": {"requests": {"storage": "1Gi"}}}});
+        let d = db(DbKind::Redis, spec);
+        let pets = workloads(DbKind::Redis, &petset_ar(), &d);
+        let sets = workloads(DbKind::Redis, &statefulset_ar(), &d);
+        assert_eq!(sets.len(), 3);
+        for (p, s) in pets.iter().zip(&sets) {
+            assert_eq!(s.object["kind"], "StatefulSet");
+            assert_eq!(s.object["apiVersion"], "apps/v1");
+            assert_eq!(p.name, s.name);
+            assert_eq!(p.object["spec"], s.object["spec"]);
+        }
+    }
+
+    #[test]
     fn the_pod_template_settings_of_the_database_container_are_kept() {
         let d = db(
             DbKind::Redis,
@@ -307,7 +348,7 @@ mod tests {
                 {"name": "redis", "env": [{"name": "A", "value": "1"}],
                  "resources": {"limits": {"memory": "1Gi"}}}]}}}),
         );
-        let ws = workloads(DbKind::Redis, &d);
+        let ws = workloads(DbKind::Redis, &petset_ar(), &d);
         let c = &ws[0].object["spec"]["template"]["spec"]["containers"][0];
         assert_eq!(c["name"], "redis");
         assert_eq!(c["env"], json!([{"name": "A", "value": "1"}]));
@@ -320,7 +361,7 @@ mod tests {
             DbKind::Redis,
             json!({"version": "7", "replicas": 3, "storageType": "Ephemeral"}),
         );
-        let ws = workloads(DbKind::Redis, &d);
+        let ws = workloads(DbKind::Redis, &petset_ar(), &d);
         assert_eq!(ws.len(), 1);
         assert_eq!(ws[0].name, "db");
         assert_eq!(ws[0].replicas, 3);
@@ -337,7 +378,7 @@ mod tests {
             DbKind::ZooKeeper,
             json!({"version": "3.9", "replicas": 3, "storage": {}}),
         );
-        let ws = workloads(DbKind::ZooKeeper, &d);
+        let ws = workloads(DbKind::ZooKeeper, &petset_ar(), &d);
         assert_eq!(ws[0].object["kind"], "PetSet");
         assert_eq!(ws[0].object["apiVersion"], "apps.k8s.appscode.com/v1");
         assert_eq!(

@@ -1,6 +1,7 @@
 //! KubeDB-like provisioner for `redises.kubedb.com` (v1) and `zookeepers.kubedb.com`
-//! (v1alpha2). It waits for their CRDs, then creates the workloads and Services as KubeDB names
-//! them, keeps `status.phase`, and answers the pause handshake (docs/KUBEDB.md): `Paused`
+//! (v1alpha2). It waits for their CRDs, then creates the workloads (PetSets, as current KubeDB;
+//! Redis on StatefulSets when configured so) and Services as KubeDB names them, keeps
+//! `status.phase`, and answers the pause handshake (docs/KUBEDB.md): `Paused`
 //! Unknown becomes True; while True nothing of the DB is touched; once the condition is removed
 //! missing workloads are recreated from the DB's current spec.
 
@@ -16,7 +17,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::ResourceExt;
-use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
@@ -31,6 +32,7 @@ const PROVISIONER_WORKERS: usize = 16;
 /// Per-kind wiring made before the informers start (so no event is missed).
 pub struct Pending {
     kind: DbKind,
+    workload: ApiResource,
     queue: Queue,
     sets: Store<DynamicObject>,
     services: Store<Service>,
@@ -39,6 +41,7 @@ pub struct Pending {
 /// Registers the provisioner's triggers on the workload and Service informers.
 pub fn prepare(
     kind: DbKind,
+    workload: ApiResource,
     sets: &mut Informer<DynamicObject>,
     services: &mut Informer<Service>,
 ) -> Pending {
@@ -67,6 +70,7 @@ pub fn prepare(
     });
     Pending {
         kind,
+        workload,
         queue,
         sets: sets.store(),
         services: services.store(),
@@ -76,6 +80,8 @@ pub fn prepare(
 struct Ctx {
     client: kube::Client,
     kind: DbKind,
+    /// The workload kind this database kind runs on.
+    workload: ApiResource,
     dbs: Store<DynamicObject>,
     sets: Store<DynamicObject>,
     services: Store<Service>,
@@ -128,6 +134,7 @@ fn run(client: kube::Client, p: Pending, gc: Collector, pause: PauseSwitch, task
     let ctx = Arc::new(Ctx {
         client,
         kind: p.kind,
+        workload: p.workload,
         dbs: dbs.store(),
         sets: p.sets,
         services: p.services,
@@ -196,10 +203,10 @@ async fn reconcile(ctx: &Ctx, key: &Key) -> Result<Option<Duration>, Error> {
         _ => {}
     }
     ensure_services(ctx, &db).await?;
-    let wl_ar = ctx.kind.workload_ar();
-    let sets_api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &key.ns, &wl_ar);
+    let wl_ar = &ctx.workload;
+    let sets_api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &key.ns, wl_ar);
     let mut observed = Vec::new();
-    for w in build::workloads(ctx.kind, &db) {
+    for w in build::workloads(ctx.kind, wl_ar, &db) {
         let existing = ctx
             .sets
             .get(&ObjectRef::new_with(&w.name, wl_ar.clone()).within(&key.ns));
