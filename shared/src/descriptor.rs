@@ -144,7 +144,7 @@ impl DatabaseKind {
         }
     }
     /// The workload kind current KubeDB runs this database on: PetSets for every kind and
-    /// Redis mode (KUBEDB.md §3.6). Older releases ran Redis on StatefulSets, which volops
+    /// Redis mode (docs/KUBEDB.md). Older releases ran Redis on StatefulSets, which volops
     /// finds as well (see [`WorkloadKind::other`]).
     pub fn workload_kind(self) -> WorkloadKind {
         match self {
