@@ -131,6 +131,8 @@ pub enum Freshest {
 /// The resourceVersions of each ops request (by kind/ns/name) this process wrote or read, and
 /// what its last write returned: after its own status write a reconcile goes on from that
 /// object instead of reading the request again, while the watch event is still on its way.
+/// Kept because it pays: without it every step costs a GET, +23% API requests per request
+/// (docs/PERFORMANCE.md, "Read-your-own-writes, measured").
 #[derive(Default)]
 pub struct RequestVersions(Mutex<HashMap<String, Known>>);
 
@@ -206,72 +208,9 @@ impl RequestVersions {
     }
 }
 
-/// Writes this process sent whose effect its caches may not show yet: an object (resource,
-/// namespace, name), what was asked of it (a PVC's target size, an orphan delete), and the
-/// resourceVersion the cache showed when it was sent. While the cache still shows that version,
-/// the write is in flight, not missing: each event of a request wakes it, often before the
-/// events of its own writes arrive, and sending again only loads the API server.
-#[derive(Default)]
-pub struct InFlight(Mutex<HashMap<String, (String, String)>>);
-
-impl InFlight {
-    fn key(resource: &str, ns: &str, name: &str) -> String {
-        format!("{resource}/{ns}/{name}")
-    }
-
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, String)>> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Records that `what` was sent for the object while the cache showed version `rv`.
-    pub fn sent(&self, (resource, ns, name): (&str, &str, &str), what: &str, rv: Option<String>) {
-        if let Some(rv) = rv {
-            self.map()
-                .insert(Self::key(resource, ns, name), (what.to_owned(), rv));
-        }
-    }
-
-    /// Whether the cached object at `rv` predates this process's `what` for it; an object seen
-    /// at any other version is forgotten (the cache has moved on, it tells the truth now).
-    pub fn pending(&self, (resource, ns, name): (&str, &str, &str), what: &str, rv: Option<&str>) -> bool {
-        let key = Self::key(resource, ns, name);
-        let mut map = self.map();
-        match map.get(&key) {
-            Some((w, v)) if w == what && Some(v.as_str()) == rv => true,
-            Some(_) => {
-                map.remove(&key);
-                false
-            }
-            None => false,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_write_is_in_flight_until_the_cache_shows_another_version() {
-        let p = InFlight::default();
-        let pvc = ("persistentvolumeclaims", "db", "data-0");
-        assert!(!p.pending(pvc, "2Gi", Some("7")), "never sent");
-        p.sent(pvc, "2Gi", Some("7".into()));
-        assert!(p.pending(pvc, "2Gi", Some("7")));
-        assert!(!p.pending(pvc, "3Gi", Some("7")), "another target");
-        p.sent(pvc, "2Gi", Some("7".into()));
-        let other = ("persistentvolumeclaims", "db", "data-1");
-        assert!(!p.pending(other, "2Gi", Some("7")), "another PVC");
-        assert!(
-            !p.pending(("statefulsets", "db", "data-0"), "2Gi", Some("7")),
-            "another resource"
-        );
-        assert!(!p.pending(pvc, "2Gi", Some("8")), "the cache moved on");
-        assert!(
-            !p.pending(pvc, "2Gi", Some("7")),
-            "and the record is gone with it"
-        );
-    }
 
     fn written(rv: &str) -> DynamicObject {
         let mut obj = DynamicObject::new("x", &crate::context::database_resource(DatabaseKind::Redis));

@@ -14,7 +14,7 @@ use volops_shared::{DatabaseKind, WorkloadKind};
 
 use crate::{
     Config,
-    caches::{InFlight, KindCaches, RequestVersions},
+    caches::{KindCaches, RequestVersions},
     cluster_caches::ClusterCaches,
     metrics::Metrics,
 };
@@ -35,8 +35,6 @@ pub struct Ctx {
     caches: RwLock<BTreeMap<&'static str, KindCaches>>,
     /// The newest known resourceVersion of each request (when the cached copy will do).
     pub request_versions: RequestVersions,
-    /// Writes this process sent that its caches do not show yet.
-    pub in_flight: InFlight,
     /// The cluster-wide facts Admit re-checks, once the controllers run.
     cluster: RwLock<Option<ClusterCaches>>,
 }
@@ -56,7 +54,6 @@ impl Ctx {
             requests: RwLock::default(),
             caches: RwLock::default(),
             request_versions: RequestVersions::default(),
-            in_flight: InFlight::default(),
             cluster: RwLock::default(),
         }
     }

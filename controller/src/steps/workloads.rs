@@ -24,9 +24,6 @@ use crate::{
     saved::{SavedPod, SavedWorkload},
 };
 
-/// What [`InFlight`](crate::caches::InFlight) records for an orphan delete.
-const ORPHAN: &str = "orphan-delete";
-
 /// One workload as a step sees it: its kind and object, or None when it does not exist.
 pub type Live = Option<(WorkloadKind, Arc<DynamicObject>)>;
 
@@ -170,23 +167,16 @@ pub async fn orphan(ctx: &Ctx, job: &mut Job) -> Result<Outcome> {
             return Ok(Outcome::Fail(e.to_string()));
         }
     }
-    let in_flight = &ctx.in_flight;
     let state = job.state()?;
-    // A delete already sent whose mark the cache does not show yet is not sent again.
-    let to_delete: Vec<(WorkloadKind, &str, String, Option<String>)> = workloads
+    // A delete the cache does not show yet is sent again: the UID precondition keeps it to
+    // the object verified, and a 404 counts as done.
+    let to_delete: Vec<(WorkloadKind, &str, String)> = workloads
         .iter()
         .zip(&live)
         .filter_map(|(w, l)| match l {
-            Some((kind, obj))
-                if obj.metadata.deletion_timestamp.is_none()
-                    && !in_flight.pending(
-                        (kind.plural(), &job.namespace, &w.name),
-                        ORPHAN,
-                        obj.resource_version().as_deref(),
-                    ) =>
-            {
+            Some((kind, obj)) if obj.metadata.deletion_timestamp.is_none() => {
                 let uid = state.workload(&w.name)?.uid.clone();
-                Some((*kind, w.name.as_str(), uid, obj.resource_version()))
+                Some((*kind, w.name.as_str(), uid))
             }
             _ => None,
         })
@@ -194,12 +184,9 @@ pub async fn orphan(ctx: &Ctx, job: &mut Job) -> Result<Outcome> {
     futures::future::try_join_all(
         to_delete
             .iter()
-            .map(|(kind, name, uid, _)| orphan_delete(ctx, job, *kind, name, uid)),
+            .map(|(kind, name, uid)| orphan_delete(ctx, job, *kind, name, uid)),
     )
     .await?;
-    for (kind, name, _, rv) in to_delete {
-        in_flight.sent((kind.plural(), &job.namespace, name), ORPHAN, rv);
-    }
     let left = live.iter().filter(|l| l.is_some()).count();
     if left > 0 {
         return Ok(Outcome::wait(
