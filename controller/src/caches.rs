@@ -21,8 +21,6 @@ use kube::{
 };
 use volops_shared::{DatabaseKind, WorkloadKind};
 
-use crate::context::{database_resource, workload_resource};
-
 /// One database kind's PVC, database and workload caches (filled by its controller's watches).
 #[derive(Clone)]
 pub struct KindCaches {
@@ -87,7 +85,7 @@ impl KindCaches {
         if !synced(&self.databases) {
             return None;
         }
-        let key = ObjectRef::new_with(name, database_resource(self.kind)).within(ns);
+        let key = ObjectRef::new_with(name, self.kind.database_resource()).within(ns);
         self.databases.get(&key)
     }
 
@@ -99,7 +97,7 @@ impl KindCaches {
         if !synced(store) {
             return Cached::Unknown;
         }
-        let key = ObjectRef::new_with(name, workload_resource(kind)).within(ns);
+        let key = ObjectRef::new_with(name, kind.resource()).within(ns);
         store.get(&key).map_or(Cached::Absent, Cached::Present)
     }
 }
@@ -213,7 +211,7 @@ mod tests {
     use super::*;
 
     fn written(rv: &str) -> DynamicObject {
-        let mut obj = DynamicObject::new("x", &crate::context::database_resource(DatabaseKind::Redis));
+        let mut obj = DynamicObject::new("x", &DatabaseKind::Redis.database_resource());
         obj.metadata.resource_version = Some(rv.into());
         obj
     }

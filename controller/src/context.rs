@@ -7,7 +7,7 @@ use std::{
 
 use kube::{
     Api, Client,
-    api::{ApiResource, DynamicObject},
+    api::DynamicObject,
     runtime::events::{Recorder, Reporter},
 };
 use volops_shared::{DatabaseKind, WorkloadKind};
@@ -114,31 +114,11 @@ impl Ctx {
     }
 
     pub fn database_api(&self, kind: DatabaseKind, ns: &str) -> Api<DynamicObject> {
-        Api::namespaced_with(self.client.clone(), ns, &database_resource(kind))
+        Api::namespaced_with(self.client.clone(), ns, &kind.database_resource())
     }
 
     pub fn workload_api(&self, kind: WorkloadKind, ns: &str) -> Api<DynamicObject> {
-        Api::namespaced_with(self.client.clone(), ns, &workload_resource(kind))
-    }
-}
-
-pub fn database_resource(kind: DatabaseKind) -> ApiResource {
-    ApiResource {
-        group: kind.group().into(),
-        version: kind.version().into(),
-        api_version: format!("{}/{}", kind.group(), kind.version()),
-        kind: kind.kind().into(),
-        plural: kind.plural().into(),
-    }
-}
-
-pub fn workload_resource(kind: WorkloadKind) -> ApiResource {
-    ApiResource {
-        group: kind.group().into(),
-        version: "v1".into(),
-        api_version: kind.api_version().into(),
-        kind: kind.kind().into(),
-        plural: kind.plural().into(),
+        Api::namespaced_with(self.client.clone(), ns, &kind.resource())
     }
 }
 

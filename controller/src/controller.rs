@@ -18,7 +18,7 @@ use volops_shared::{DatabaseKind, WorkloadKind, api::OpsRequestPhase};
 
 use crate::{
     caches::KindCaches,
-    context::{Ctx, database_resource, workload_resource},
+    context::Ctx,
     ops::OpsRequest,
     reconcile::{error_policy, reconcile},
 };
@@ -56,7 +56,7 @@ fn offshoot_requests<R: OpsRequest, O: Resource>(store: &Store<R>, obj: &O) -> V
 
 /// Whether the cluster serves the PetSet API (the CRD is optional).
 async fn serves(ctx: &Ctx, kind: WorkloadKind) -> bool {
-    let api: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &workload_resource(kind));
+    let api: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &kind.resource());
     api.list(&ListParams::default().limit(1)).await.is_ok()
 }
 
@@ -99,7 +99,7 @@ pub async fn run_kind<R: OpsRequest>(
     )
     .touched_objects();
     let kind: DatabaseKind = R::KIND;
-    let ar = database_resource(kind);
+    let ar = kind.database_resource();
     let db_writer = reflector::store::Writer::new(ar.clone());
     let databases = db_writer.as_reader();
     let db_events = reflector(
@@ -119,7 +119,7 @@ pub async fn run_kind<R: OpsRequest>(
         if wk == WorkloadKind::PetSet && !serves(&ctx, wk).await {
             continue;
         }
-        let ar = workload_resource(wk);
+        let ar = wk.resource();
         let writer = reflector::store::Writer::new(ar.clone());
         workloads.push((wk, writer.as_reader()));
         let events = reflector(

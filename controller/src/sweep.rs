@@ -10,7 +10,7 @@ use std::{future::Future, sync::Arc};
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::{
     ResourceExt,
-    api::{Api, ApiResource, DynamicObject},
+    api::{Api, DynamicObject},
     runtime::events::{Event, EventType},
 };
 use tracing::{debug, info, warn};
@@ -56,13 +56,7 @@ async fn request_of(ctx: &Ctx, id: &RequestIdentity) -> Result<Request> {
     let Some(kind) = id.database_kind() else {
         return Ok(Request::Gone);
     };
-    let ar = ApiResource {
-        group: "ops.kubedb.com".into(),
-        version: "v1alpha1".into(),
-        api_version: "ops.kubedb.com/v1alpha1".into(),
-        kind: kind.ops_kind().into(),
-        plural: kind.ops_plural().into(),
-    };
+    let ar = kind.ops_resource();
     let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), &id.namespace, &ar);
     let obj = api
         .get_opt(&id.name)

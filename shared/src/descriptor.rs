@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use kube::core::{ApiResource, GroupVersionKind};
+
 use crate::api::{Redis, ZooKeeper};
 
 /// The database kinds volops can expand.
@@ -351,9 +353,60 @@ pub fn workloads(kind: DatabaseKind, db: &str, topology: &Topology) -> Result<Ve
     })
 }
 
+/// The ops requests' API group and version (both kinds).
+const OPS_GROUP: &str = "ops.kubedb.com";
+const OPS_VERSION: &str = "v1alpha1";
+
+impl DatabaseKind {
+    /// The API resource of the database kind (served as dynamic objects: rules read JSON).
+    pub fn database_resource(self) -> ApiResource {
+        let gvk = GroupVersionKind::gvk(self.group(), self.version(), self.kind());
+        ApiResource::from_gvk_with_plural(&gvk, self.plural())
+    }
+
+    /// The API resource of the kind's ops requests.
+    pub fn ops_resource(self) -> ApiResource {
+        let gvk = GroupVersionKind::gvk(OPS_GROUP, OPS_VERSION, self.ops_kind());
+        ApiResource::from_gvk_with_plural(&gvk, self.ops_plural())
+    }
+}
+
+impl WorkloadKind {
+    /// The API resource of the workload kind (`v1` for both).
+    pub fn resource(self) -> ApiResource {
+        let gvk = GroupVersionKind::gvk(self.group(), "v1", self.kind());
+        ApiResource::from_gvk_with_plural(&gvk, self.plural())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn api_resources_name_kubedbs_kinds() {
+        let rd = DatabaseKind::Redis.database_resource();
+        assert_eq!(
+            (rd.api_version.as_str(), rd.plural.as_str()),
+            ("kubedb.com/v1", "redises")
+        );
+        let zk = DatabaseKind::ZooKeeper.ops_resource();
+        assert_eq!(
+            (zk.api_version.as_str(), zk.kind.as_str(), zk.plural.as_str()),
+            (
+                "ops.kubedb.com/v1alpha1",
+                "ZooKeeperOpsRequest",
+                "zookeeperopsrequests"
+            )
+        );
+        for w in [WorkloadKind::PetSet, WorkloadKind::StatefulSet] {
+            let ar = w.resource();
+            assert_eq!(
+                (ar.api_version.as_str(), ar.plural.as_str()),
+                (w.api_version(), w.plural())
+            );
+        }
+    }
 
     #[test]
     fn selects_agrees_with_the_selector_labels() {

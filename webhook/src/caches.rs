@@ -6,7 +6,7 @@
 use futures::FutureExt;
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, ResourceQuota};
 use k8s_openapi::api::storage::v1::StorageClass;
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+use kube::api::{ApiResource, DynamicObject};
 use kube::runtime::reflector::{self, Store, store::Writer};
 use kube::runtime::watcher::Event;
 use serde_json::Value;
@@ -20,21 +20,6 @@ use std::collections::BTreeMap;
 use volops_shared::api::VolumeExpansionPolicy;
 use volops_shared::facts::{Facts, OpsRequestView, PolicyView, PvcView, RuleOptions, Shared};
 use volops_shared::rules::{PvcGrowth, policy_applies};
-
-const OPS_GROUP: &str = "ops.kubedb.com";
-const OPS_VERSION: &str = "v1alpha1";
-
-/// The API resource of a database kind (served as dynamic objects: the rules read JSON).
-pub fn database_resource(kind: DatabaseKind) -> ApiResource {
-    let gvk = GroupVersionKind::gvk(kind.group(), kind.version(), kind.kind());
-    ApiResource::from_gvk_with_plural(&gvk, kind.plural())
-}
-
-/// The API resource of a database kind's ops requests.
-pub fn ops_resource(kind: DatabaseKind) -> ApiResource {
-    let gvk = GroupVersionKind::gvk(OPS_GROUP, OPS_VERSION, kind.ops_kind());
-    ApiResource::from_gvk_with_plural(&gvk, kind.ops_plural())
-}
 
 /// Read sides of every cache.
 #[derive(Clone)]
@@ -101,10 +86,10 @@ impl Caches {
             let w = Writer::new(ar);
             (w.as_reader(), w)
         };
-        let (redis, w_redis) = dynamic(database_resource(DatabaseKind::Redis));
-        let (zookeeper, w_zookeeper) = dynamic(database_resource(DatabaseKind::ZooKeeper));
-        let (redis_ops, w_redis_ops) = dynamic(ops_resource(DatabaseKind::Redis));
-        let (zookeeper_ops, w_zookeeper_ops) = dynamic(ops_resource(DatabaseKind::ZooKeeper));
+        let (redis, w_redis) = dynamic(DatabaseKind::Redis.database_resource());
+        let (zookeeper, w_zookeeper) = dynamic(DatabaseKind::ZooKeeper.database_resource());
+        let (redis_ops, w_redis_ops) = dynamic(DatabaseKind::Redis.ops_resource());
+        let (zookeeper_ops, w_zookeeper_ops) = dynamic(DatabaseKind::ZooKeeper.ops_resource());
         let (classes, w_classes) = reflector::store();
         let (quotas, w_quotas) = reflector::store();
         let (namespaces, w_namespaces) = reflector::store();

@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use volops_shared::DatabaseKind;
 
-use crate::caches::{ApplyEvent, PvcWriter, Writers, database_resource, ops_resource};
+use crate::caches::{ApplyEvent, PvcWriter, Writers};
 use crate::views::Views;
 
 /// Drops what no rule reads but every object carries, to keep the caches small.
@@ -109,7 +109,7 @@ pub fn spawn_all(client: &Client, w: Writers, views: Views, stop: &CancellationT
         spawn_dynamic(
             &mut set,
             client,
-            database_resource(kind),
+            kind.database_resource(),
             db_writer,
             database_cache(kind),
             move |e| v1.apply_database(kind, e),
@@ -118,7 +118,7 @@ pub fn spawn_all(client: &Client, w: Writers, views: Views, stop: &CancellationT
         spawn_dynamic(
             &mut set,
             client,
-            ops_resource(kind),
+            kind.ops_resource(),
             ops_writer,
             ops_cache(kind),
             move |e| v2.apply_ops(kind, e),

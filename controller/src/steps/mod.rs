@@ -13,7 +13,7 @@ use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use kube::{
     Api, ResourceExt,
-    api::{ApiResource, DynamicObject, Patch, PatchParams},
+    api::{DynamicObject, Patch, PatchParams},
 };
 use serde_json::{Value, json};
 use volops_shared::{
@@ -236,13 +236,7 @@ impl Job {
 
     /// The ops request through a dynamic API (the steps are not generic).
     pub fn api(&self, ctx: &Ctx) -> Api<DynamicObject> {
-        let ar = ApiResource {
-            group: "ops.kubedb.com".into(),
-            version: "v1alpha1".into(),
-            api_version: "ops.kubedb.com/v1alpha1".into(),
-            kind: self.kind.ops_kind().into(),
-            plural: self.kind.ops_plural().into(),
-        };
+        let ar = self.kind.ops_resource();
         Api::namespaced_with(ctx.client.clone(), &self.namespace, &ar)
     }
 

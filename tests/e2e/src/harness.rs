@@ -259,20 +259,12 @@ impl Harness {
 
     /// The API of a database kind in `ns`.
     pub fn databases(&self, kind: DatabaseKind, ns: &str) -> Api<DynamicObject> {
-        Api::namespaced_with(
-            self.client.clone(),
-            ns,
-            &volops_webhook::caches::database_resource(kind),
-        )
+        Api::namespaced_with(self.client.clone(), ns, &kind.database_resource())
     }
 
     /// The API of a kind's ops requests in `ns`.
     pub fn ops_requests(&self, kind: DatabaseKind, ns: &str) -> Api<DynamicObject> {
-        Api::namespaced_with(
-            self.client.clone(),
-            ns,
-            &volops_webhook::caches::ops_resource(kind),
-        )
+        Api::namespaced_with(self.client.clone(), ns, &kind.ops_resource())
     }
 
     /// The PetSets of `ns`: where the sandbox's KubeDB-like provisioner runs every database
@@ -297,14 +289,7 @@ impl Harness {
 
 /// KubeDB's `apps.k8s.appscode.com/v1 PetSet`.
 pub fn petset_resource() -> ApiResource {
-    let w = volops_shared::WorkloadKind::PetSet;
-    ApiResource {
-        group: w.group().into(),
-        version: "v1".into(),
-        api_version: w.api_version().into(),
-        kind: w.kind().into(),
-        plural: w.plural().into(),
-    }
+    volops_shared::WorkloadKind::PetSet.resource()
 }
 
 /// Applies the RBAC of the chart as `helm install` renders it with default values: the

@@ -425,15 +425,11 @@ async fn tenant_is_refused(k: &Kubectl) {
 }
 
 fn db_api(client: &kube::Client, kind: DatabaseKind) -> Api<DynamicObject> {
-    Api::namespaced_with(
-        client.clone(),
-        NS,
-        &volops_webhook::caches::database_resource(kind),
-    )
+    Api::namespaced_with(client.clone(), NS, &kind.database_resource())
 }
 
 fn ops_api(client: &kube::Client, kind: DatabaseKind) -> Api<DynamicObject> {
-    Api::namespaced_with(client.clone(), NS, &volops_webhook::caches::ops_resource(kind))
+    Api::namespaced_with(client.clone(), NS, &kind.ops_resource())
 }
 
 fn made_by<'a>(audit: &'a [Value], user: &'a str) -> impl Iterator<Item = &'a Value> + 'a {

@@ -281,7 +281,7 @@ async fn finding3_the_controller_finishes_and_rolls_back_with_the_webhook_down()
     let tenant_ops: Api<DynamicObject> = Api::namespaced_with(
         h.tenant_client().await.unwrap(),
         NS,
-        &volops_webhook::caches::ops_resource(DatabaseKind::Redis),
+        &DatabaseKind::Redis.ops_resource(),
     );
     let request = |name: &str, db: &str| {
         let mut r = grow_request(name, "2Gi");
@@ -319,13 +319,10 @@ async fn finding3_the_controller_finishes_and_rolls_back_with_the_webhook_down()
     assert!(down.to_string().contains("failed calling webhook"), "{down}");
     // ... while a write of the controller's own user never goes to it.
     let probe = json!({"metadata": {"labels": {"example.com/probe": "controller"}}});
-    let own = Api::<DynamicObject>::namespaced_with(
-        h.controller_client(),
-        NS,
-        &volops_webhook::caches::ops_resource(DatabaseKind::Redis),
-    )
-    .patch("grow-ok", &Default::default(), &kube::api::Patch::Merge(&probe))
-    .await;
+    let own =
+        Api::<DynamicObject>::namespaced_with(h.controller_client(), NS, &DatabaseKind::Redis.ops_resource())
+            .patch("grow-ok", &Default::default(), &kube::api::Patch::Merge(&probe))
+            .await;
     assert!(
         own.is_ok(),
         "the API server sent the controller's own write to the webhook (are the configuration's \

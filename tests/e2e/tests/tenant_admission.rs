@@ -81,11 +81,7 @@ async fn finding1_a_tenant_cannot_write_the_controllers_annotations() {
     let h = standalone_redis().await;
     let alice = h.tenant_client().await.unwrap();
     let ops = |c: &kube::Client| -> Api<DynamicObject> {
-        Api::namespaced_with(
-            c.clone(),
-            NS,
-            &volops_webhook::caches::ops_resource(DatabaseKind::Redis),
-        )
+        Api::namespaced_with(c.clone(), NS, &DatabaseKind::Redis.ops_resource())
     };
     let pp = PostParams::default();
 
@@ -167,11 +163,7 @@ async fn finding1_a_tenant_cannot_write_the_controllers_annotations() {
 async fn finding2_a_timeout_that_is_not_a_duration_is_denied_at_admission() {
     let h = standalone_redis().await;
     let alice = h.tenant_client().await.unwrap();
-    let ops: Api<DynamicObject> = Api::namespaced_with(
-        alice,
-        NS,
-        &volops_webhook::caches::ops_resource(DatabaseKind::Redis),
-    );
+    let ops: Api<DynamicObject> = Api::namespaced_with(alice, NS, &DatabaseKind::Redis.ops_resource());
     let mut seconds = grow_request("in-seconds", "2Gi");
     seconds.data["spec"]["timeout"] = json!("300");
     let (code, message) = refused(ops.create(&PostParams::default(), &seconds).await);
@@ -228,11 +220,8 @@ async fn finding6_storage_grown_around_an_ops_request_is_judged() {
         "{message}"
     );
     // The database's spec.storage edited upward.
-    let dbs: Api<DynamicObject> = Api::namespaced_with(
-        alice.clone(),
-        NS,
-        &volops_webhook::caches::database_resource(DatabaseKind::Redis),
-    );
+    let dbs: Api<DynamicObject> =
+        Api::namespaced_with(alice.clone(), NS, &DatabaseKind::Redis.database_resource());
     let storage = json!({"spec": {"storage": {"resources": {"requests": {"storage": "500Ti"}}}}});
     let (code, message) = refused(dbs.patch(DB, &pq, &merge(storage)).await);
     println!("spec.storage edit: {code} {message}");
@@ -292,11 +281,8 @@ async fn opt_out(h: &Harness, set: bool) {
 async fn finding6_a_spec_raised_while_the_webhook_was_bypassed_does_not_block_expansion() {
     let mut h = standalone_redis().await;
     let alice = h.tenant_client().await.unwrap();
-    let dbs: Api<DynamicObject> = Api::namespaced_with(
-        alice.clone(),
-        NS,
-        &volops_webhook::caches::database_resource(DatabaseKind::Redis),
-    );
+    let dbs: Api<DynamicObject> =
+        Api::namespaced_with(alice.clone(), NS, &DatabaseKind::Redis.database_resource());
     // The namespace opted out for a moment: the edit goes through unchecked.
     opt_out(&h, true).await;
     let storage = json!({"spec": {"storage": {"resources": {"requests": {"storage": "500Ti"}}}}});
@@ -308,11 +294,7 @@ async fn finding6_a_spec_raised_while_the_webhook_was_bypassed_does_not_block_ex
 
     // The volumes are still 1Gi: growing them to 2Gi is growth, not a "shrink" from 500Ti.
     h.start_controller();
-    let ops: Api<DynamicObject> = Api::namespaced_with(
-        alice,
-        NS,
-        &volops_webhook::caches::ops_resource(DatabaseKind::Redis),
-    );
+    let ops: Api<DynamicObject> = Api::namespaced_with(alice, NS, &DatabaseKind::Redis.ops_resource());
     ops.create(&PostParams::default(), &grow_request("after-bypass", "2Gi"))
         .await
         .unwrap();
@@ -409,11 +391,7 @@ async fn finding6_a_policy_volops_cannot_enforce_is_refused_and_a_stored_one_fai
         .await
         .unwrap();
     let alice = h.tenant_client().await.unwrap();
-    let ops: Api<DynamicObject> = Api::namespaced_with(
-        alice,
-        NS,
-        &volops_webhook::caches::ops_resource(DatabaseKind::Redis),
-    );
+    let ops: Api<DynamicObject> = Api::namespaced_with(alice, NS, &DatabaseKind::Redis.ops_resource());
     let (code, message) = refused(ops.create(&pp, &grow_request("under-broken-policy", "2Gi")).await);
     println!("request under a broken policy: {code} {message}");
     assert_eq!(code, 403, "{message}");

@@ -23,7 +23,6 @@ use tokio::io::AsyncWriteExt;
 use volops_e2e::chart_config::{RELEASE_NS, SERVICE, Target, webhook_configurations};
 use volops_sandbox::{ClusterConfig, Sandbox, SandboxOptions};
 use volops_shared::DatabaseKind;
-use volops_webhook::caches::database_resource;
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -170,7 +169,7 @@ async fn kubectl_meets_every_denial_and_sees_defaults_and_plan() {
     create::<StorageClass>(&client, class("fast", true)).await;
     create::<StorageClass>(&client, class("fixed", false)).await;
     let dbs: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), "demo", &database_resource(DatabaseKind::Redis));
+        Api::namespaced_with(client.clone(), "demo", &DatabaseKind::Redis.database_resource());
     for db in [
         redis(
             "rd",

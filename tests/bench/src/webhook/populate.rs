@@ -11,7 +11,6 @@ use kube::api::{DynamicObject, Patch, PatchParams, PostParams};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use volops_shared::api::VolumeExpansionPolicy;
-use volops_webhook::caches::{database_resource, ops_resource};
 
 use super::fixture::{self, Database};
 
@@ -106,7 +105,7 @@ pub async fn namespaces(client: &kube::Client, range: Range<usize>) -> Result<Co
 async fn database(client: kube::Client, db: Database) -> Result<Counts> {
     let kind = db.kind();
     let dbs: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), &db.namespace, &database_resource(kind));
+        Api::namespaced_with(client.clone(), &db.namespace, &kind.database_resource());
     let obj: DynamicObject = typed(db.to_json())?;
     dbs.create(&PostParams::default(), &obj)
         .await
@@ -124,7 +123,7 @@ async fn database(client: kube::Client, db: Database) -> Result<Counts> {
             .await
             .with_context(|| format!("binding PVC {}/{name}", db.namespace))?;
     }
-    let ops: Api<DynamicObject> = Api::namespaced_with(client, &db.namespace, &ops_resource(kind));
+    let ops: Api<DynamicObject> = Api::namespaced_with(client, &db.namespace, &kind.ops_resource());
     let existing = fixture::existing_ops(&db);
     for (obj, phase) in &existing {
         let obj: DynamicObject = typed(obj.clone())?;

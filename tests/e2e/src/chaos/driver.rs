@@ -116,8 +116,7 @@ pub async fn drive(
     quota: Quota,
     counts: TenantCounts,
 ) -> Result<Vec<Outcome>, String> {
-    let api: Api<DynamicObject> =
-        Api::namespaced_with(tenant, NS, &volops_webhook::caches::ops_resource(db.kind));
+    let api: Api<DynamicObject> = Api::namespaced_with(tenant, NS, &db.kind.ops_resource());
     let mut out = Vec::new();
     for round in 1usize.. {
         let enough_kills = quota.kills.load(Ordering::SeqCst) >= quota.min_kills;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
+use kube::api::{Api, DynamicObject, ListParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use volops_shared::{DatabaseKind, Quantity};
@@ -19,21 +19,11 @@ pub fn bytes(q: &str) -> i128 {
     Quantity::parse(q).map(|q| q.bytes_ceil()).unwrap_or(i128::MAX)
 }
 
-/// The workloads of a database: PetSets for every kind, as the sandbox's provisioner builds
-/// them (like current KubeDB).
-fn workload_resource(kind: DatabaseKind) -> ApiResource {
-    let w = kind.workload_kind();
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(w.group(), "v1", w.kind()), w.plural())
-}
-
 /// One look at the database: not paused, its workloads there, every pod present.
 async fn clean_now(client: &Client, db: &Db) -> Result<(), String> {
-    let dbs: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        NS,
-        &volops_webhook::caches::database_resource(db.kind),
-    );
-    let workloads: Api<DynamicObject> = Api::namespaced_with(client.clone(), NS, &workload_resource(db.kind));
+    let dbs: Api<DynamicObject> = Api::namespaced_with(client.clone(), NS, &db.kind.database_resource());
+    let workloads: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), NS, &db.kind.workload_kind().resource());
     let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
     let lp = ListParams::default().labels(&db.selector());
     let d = dbs.get(&db.name).await.map_err(|e| e.to_string())?;
@@ -94,8 +84,7 @@ pub async fn left_over(client: &Client, deadline: Instant) -> Vec<String> {
     loop {
         let mut found = Vec::new();
         for kind in [DatabaseKind::Redis, DatabaseKind::ZooKeeper] {
-            let api: Api<DynamicObject> =
-                Api::namespaced_with(client.clone(), NS, &volops_webhook::caches::ops_resource(kind));
+            let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), NS, &kind.ops_resource());
             match api.list(&ListParams::default()).await {
                 Ok(list) => {
                     for r in &list.items {

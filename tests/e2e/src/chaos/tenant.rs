@@ -133,8 +133,7 @@ pub async fn act(client: Client, dbs: Vec<Db>, seed: u64, counts: TenantCounts, 
     while !stop.load(Ordering::SeqCst) {
         tokio::time::sleep(Duration::from_millis(rng.random_range(50..300))).await;
         let db = &dbs[rng.random_range(0..dbs.len())];
-        let requests: Api<DynamicObject> =
-            Api::namespaced_with(client.clone(), NS, &volops_webhook::caches::ops_resource(db.kind));
+        let requests: Api<DynamicObject> = Api::namespaced_with(client.clone(), NS, &db.kind.ops_resource());
         let Ok(list) = requests.list(&ListParams::default()).await else {
             continue;
         };
@@ -162,11 +161,8 @@ pub async fn act(client: Client, dbs: Vec<Db>, seed: u64, counts: TenantCounts, 
                 Err(_) => 0,
             };
         } else {
-            let databases: Api<DynamicObject> = Api::namespaced_with(
-                client.clone(),
-                NS,
-                &volops_webhook::caches::database_resource(db.kind),
-            );
+            let databases: Api<DynamicObject> =
+                Api::namespaced_with(client.clone(), NS, &db.kind.database_resource());
             let edit = json!({"metadata": {"annotations": {"chaos.volops.dev/edit": n.to_string()}},
                               "spec": {"podTemplate": {"metadata": {"annotations": {"chaos.volops.dev/edit": n.to_string()}}}}});
             if databases
