@@ -1,9 +1,6 @@
 //! What every reconcile shares: the client, the settings, metrics and the event recorder.
 
-use std::{
-    collections::BTreeMap,
-    sync::{Arc, RwLock},
-};
+use std::{collections::BTreeMap, sync::Arc};
 
 use kube::{
     Api, Client,
@@ -23,24 +20,35 @@ use crate::{
 /// None while the cache is not filled yet.
 pub type RequestLister = Arc<dyn Fn(&str, &str) -> Option<Vec<serde_json::Value>> + Send + Sync>;
 
-/// Shared state of one controller process.
+/// The watch-fed state of one ops-request kind: its requests' lister and its offshoots' caches.
+pub struct KindWatches {
+    pub caches: KindCaches,
+    pub requests: RequestLister,
+}
+
+/// Shared state of one controller process while it leads: built once, after the watches are
+/// started (docs/ARCHITECTURE.md), and never changed.
 pub struct Ctx {
     pub client: Client,
     pub config: Config,
     pub metrics: Arc<Metrics>,
     pub recorder: Recorder,
-    /// Per ops-request kind: its controller's cache of requests.
-    requests: RwLock<BTreeMap<&'static str, RequestLister>>,
-    /// Per database kind: its controller's PVC and database caches.
-    caches: RwLock<BTreeMap<&'static str, KindCaches>>,
+    /// Per database kind: its controller's caches.
+    kinds: BTreeMap<DatabaseKind, KindWatches>,
     /// The newest known resourceVersion of each request (when the cached copy will do).
     pub request_versions: RequestVersions,
-    /// The cluster-wide facts Admit re-checks, once the controllers run.
-    cluster: RwLock<Option<ClusterCaches>>,
+    /// The cluster-wide facts Admit re-checks.
+    cluster: ClusterCaches,
 }
 
 impl Ctx {
-    pub fn new(client: Client, config: Config, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        client: Client,
+        config: Config,
+        metrics: Arc<Metrics>,
+        cluster: ClusterCaches,
+        kinds: impl IntoIterator<Item = KindWatches>,
+    ) -> Self {
         let reporter = Reporter {
             controller: "volops-controller".into(),
             instance: Some(config.identity.clone()),
@@ -51,66 +59,25 @@ impl Ctx {
             config,
             metrics,
             recorder,
-            requests: RwLock::default(),
-            caches: RwLock::default(),
+            kinds: kinds.into_iter().map(|k| (k.caches.kind, k)).collect(),
             request_versions: RequestVersions::default(),
-            cluster: RwLock::default(),
+            cluster,
         }
     }
 
-    /// Registers the cluster-wide caches (called when the controllers start).
-    pub fn set_cluster_caches(&self, caches: ClusterCaches) {
-        *self
-            .cluster
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(caches);
+    /// The cluster-wide caches.
+    pub fn cluster_caches(&self) -> &ClusterCaches {
+        &self.cluster
     }
 
-    /// The cluster-wide caches, if the controllers run.
-    pub fn cluster_caches(&self) -> Option<ClusterCaches> {
-        self.cluster
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-    }
-
-    /// Registers a kind's caches (called by its controller).
-    pub fn set_caches(&self, caches: KindCaches) {
-        let mut map = self
-            .caches
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        map.insert(caches.kind.ops_kind(), caches);
-    }
-
-    /// A kind's caches, if its controller runs.
+    /// A kind's caches (None only for a kind no controller runs for).
     pub fn caches(&self, kind: DatabaseKind) -> Option<KindCaches> {
-        let map = self
-            .caches
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        map.get(kind.ops_kind()).cloned()
+        self.kinds.get(&kind).map(|k| k.caches.clone())
     }
 
-    /// Registers the cache of `kind`'s requests (called by its controller).
-    pub fn set_request_lister(&self, kind: DatabaseKind, lister: RequestLister) {
-        let mut map = self
-            .requests
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        map.insert(kind.ops_kind(), lister);
-    }
-
-    /// The cached requests of database `db` in `ns`; None without a filled cache.
+    /// The cached requests of database `db` in `ns`; None while the cache is not filled yet.
     pub fn cached_requests(&self, kind: DatabaseKind, ns: &str, db: &str) -> Option<Vec<serde_json::Value>> {
-        let lister = {
-            let map = self
-                .requests
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            map.get(kind.ops_kind())?.clone()
-        };
-        lister(ns, db)
+        (self.kinds.get(&kind)?.requests)(ns, db)
     }
 
     pub fn database_api(&self, kind: DatabaseKind, ns: &str) -> Api<DynamicObject> {

@@ -6,7 +6,7 @@ use std::{future::Future, sync::Arc};
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::{
-    Api, Resource, ResourceExt,
+    Api, Client, Resource, ResourceExt,
     api::{DynamicObject, ListParams},
     runtime::{
         Controller, WatchStreamExt,
@@ -18,7 +18,7 @@ use volops_shared::{DatabaseKind, WorkloadKind, api::OpsRequestPhase};
 
 use crate::{
     caches::KindCaches,
-    context::Ctx,
+    context::{Ctx, KindWatches, RequestLister},
     ops::OpsRequest,
     reconcile::{error_policy, reconcile},
 };
@@ -55,36 +55,38 @@ fn offshoot_requests<R: OpsRequest, O: Resource>(store: &Store<R>, obj: &O) -> V
 }
 
 /// Whether the cluster serves the PetSet API (the CRD is optional).
-async fn serves(ctx: &Ctx, kind: WorkloadKind) -> bool {
-    let api: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &kind.resource());
+async fn serves(client: &Client, kind: WorkloadKind) -> bool {
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &kind.resource());
     api.list(&ListParams::default().limit(1)).await.is_ok()
 }
 
-/// Runs the controller of one ops-request kind until `shutdown` resolves.
-pub async fn run_kind<R: OpsRequest>(
-    ctx: Arc<Ctx>,
-    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
-) {
-    let client = ctx.client.clone();
+/// One kind's controller with its watches started, before it runs.
+pub struct Prepared<R: OpsRequest> {
+    pub controller: Controller<R>,
+    pub store: Store<R>,
+    /// What the context keeps of these watches.
+    pub watches: KindWatches,
+}
+
+/// Starts the watches of one ops-request kind: its requests, and its database's PVCs,
+/// database objects, workloads and pods, each mapped back to the requests of that database.
+pub async fn prepare<R: OpsRequest>(client: &Client) -> Prepared<R> {
     // Only this kind's offshoots: KubeDB puts its selector labels on every one of them.
     let offshoots = watcher::Config::default().labels(&R::KIND.offshoot_selector());
     let controller = Controller::new(Api::<R>::all(client.clone()), watcher::Config::default());
     let store = controller.store();
     let s = store.clone();
-    ctx.set_request_lister(
-        R::KIND,
-        Arc::new(move |ns: &str, db: &str| {
-            // Until the first list is in, the cache may miss a request this one queues behind.
-            s.wait_until_ready().now_or_never()?.ok()?;
-            Some(
-                s.state()
-                    .iter()
-                    .filter(|r| r.namespace().as_deref() == Some(ns) && r.database() == db)
-                    .filter_map(|r| serde_json::to_value(r.as_ref()).ok())
-                    .collect(),
-            )
-        }),
-    );
+    let requests: RequestLister = Arc::new(move |ns: &str, db: &str| {
+        // Until the first list is in, the cache may miss a request this one queues behind.
+        s.wait_until_ready().now_or_never()?.ok()?;
+        Some(
+            s.state()
+                .iter()
+                .filter(|r| r.namespace().as_deref() == Some(ns) && r.database() == db)
+                .filter_map(|r| serde_json::to_value(r.as_ref()).ok())
+                .collect(),
+        )
+    });
     // PVCs and databases feed caches as well as triggers: a step that waits for them reads
     // the caches (see `caches`).
     let (pvcs, pvc_writer) = reflector::store();
@@ -116,7 +118,7 @@ pub async fn run_kind<R: OpsRequest>(
     let mut workloads = Vec::new();
     let mut workload_events = Vec::new();
     for wk in [WorkloadKind::StatefulSet, WorkloadKind::PetSet] {
-        if wk == WorkloadKind::PetSet && !serves(&ctx, wk).await {
+        if wk == WorkloadKind::PetSet && !serves(client, wk).await {
             continue;
         }
         let ar = wk.resource();
@@ -133,12 +135,6 @@ pub async fn run_kind<R: OpsRequest>(
         .touched_objects();
         workload_events.push((events, ar));
     }
-    ctx.set_caches(KindCaches {
-        kind,
-        pvcs,
-        databases,
-        workloads,
-    });
     let s = store.clone();
     let mut controller = controller.watches_stream(pvc_events, move |o| offshoot_requests(&s, &o));
     let s = store.clone();
@@ -167,6 +163,26 @@ pub async fn run_kind<R: OpsRequest>(
                 .collect::<Vec<_>>()
         },
     );
+    let caches = KindCaches {
+        kind,
+        pvcs,
+        databases,
+        workloads,
+    };
+    Prepared {
+        controller,
+        store,
+        watches: KindWatches { caches, requests },
+    }
+}
+
+/// Runs a prepared controller until `shutdown` resolves.
+pub async fn run<R: OpsRequest>(
+    controller: Controller<R>,
+    store: Store<R>,
+    ctx: Arc<Ctx>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
     let shutdown = shutdown.shared();
     let run = controller
         .graceful_shutdown_on(shutdown.clone())

@@ -139,16 +139,16 @@ pub async fn run_with_metrics(
             }
         }));
     }
-    let ctx = Arc::new(context::Ctx::new(client.clone(), config.clone(), metrics));
     ready.store(true, std::sync::atomic::Ordering::Relaxed);
     let result = match &config.leader_election {
         None => {
-            run_controllers(ctx, stopped(stop_rx)).await;
+            run_controllers(client, config.clone(), metrics, stopped(stop_rx)).await;
             Ok(())
         }
         Some(lc) => {
+            let (c, cfg) = (client.clone(), config.clone());
             leader::run_as_leader(client, lc, &config.identity, stop_rx, move |stop| {
-                run_controllers(ctx.clone(), stop)
+                run_controllers(c.clone(), cfg.clone(), metrics.clone(), stop)
             })
             .await
         }
@@ -164,11 +164,25 @@ pub async fn stopped(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
 }
 
-/// Both controllers until `stop`.
-async fn run_controllers(ctx: Arc<context::Ctx>, stop: impl Future<Output = ()> + Send + Sync + 'static) {
+/// Both controllers until `stop`: every watch is started first, then the context is built
+/// once from them (docs/ARCHITECTURE.md).
+async fn run_controllers(
+    client: Client,
+    config: Config,
+    metrics: Arc<Metrics>,
+    stop: impl Future<Output = ()> + Send + Sync + 'static,
+) {
     let (tx, rx) = watch::channel(false);
-    let (cluster, fill) = cluster_caches::ClusterCaches::start(&ctx.client).await;
-    ctx.set_cluster_caches(cluster);
+    let (cluster, fill) = cluster_caches::ClusterCaches::start(&client).await;
+    let redis = controller::prepare::<RedisOpsRequest>(&client).await;
+    let zookeeper = controller::prepare::<ZooKeeperOpsRequest>(&client).await;
+    let ctx = Arc::new(context::Ctx::new(
+        client,
+        config,
+        metrics,
+        cluster,
+        [redis.watches, zookeeper.watches],
+    ));
     let cluster_stop = stopped(rx.clone());
     let caches = async move {
         tokio::select! {
@@ -176,8 +190,13 @@ async fn run_controllers(ctx: Arc<context::Ctx>, stop: impl Future<Output = ()> 
             () = cluster_stop => {}
         }
     };
-    let redis = controller::run_kind::<RedisOpsRequest>(ctx.clone(), stopped(rx.clone()));
-    let zookeeper = controller::run_kind::<ZooKeeperOpsRequest>(ctx.clone(), stopped(rx.clone()));
+    let redis = controller::run(redis.controller, redis.store, ctx.clone(), stopped(rx.clone()));
+    let zookeeper = controller::run(
+        zookeeper.controller,
+        zookeeper.store,
+        ctx.clone(),
+        stopped(rx.clone()),
+    );
     let sweep = sweep::run(ctx, stopped(rx));
     let trigger = async move {
         stop.await;

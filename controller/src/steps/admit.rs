@@ -209,7 +209,7 @@ async fn facts(
     // The cached facts will do (the webhook decides on its caches too); each one the caches
     // cannot answer yet is read, the independent reads at once (the PVCs depend on the quotas).
     let cluster = if source == Source::Caches {
-        ctx.cluster_caches()
+        Some(ctx.cluster_caches().clone())
     } else {
         None
     };
