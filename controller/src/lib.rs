@@ -12,6 +12,7 @@ pub mod forged;
 pub mod leader;
 pub mod manifest;
 pub mod metrics;
+pub mod offline;
 pub mod ops;
 pub mod ownership;
 pub mod probes;

@@ -16,7 +16,7 @@ use kube::{
 };
 use volops_shared::Quantity;
 
-use super::{Job, SOON, expand, guard, pause, workloads};
+use super::{Job, SOON, expand, guard, pause, resize_wait, workloads};
 use crate::{
     context::Ctx,
     decide::holds_pause,
@@ -116,7 +116,7 @@ pub async fn pass(ctx: &Ctx, job: &mut Job) -> Result<Verdict> {
         (Some(_), _) => delete_recorded_pods(ctx, job, &state, &mut problems).await,
         (None, Ok(db)) => {
             // Bounded on its own (decide::RESIZE_GRACE).
-            if expand::claims_resizing(ctx, job).await? {
+            if resize_wait::claims_resizing(ctx, job).await? {
                 return Ok(Verdict::Wait {
                     after: SOON,
                     reason: "a claim of a pod taken down is still in its controller-side resize".into(),
@@ -157,6 +157,22 @@ pub async fn pass(ctx: &Ctx, job: &mut Job) -> Result<Verdict> {
         }
         return Ok(Verdict::GaveUp(problems));
     }
+    let save = changed_pods || state.cleanup.is_none();
+    retry_later(ctx, job, &state, problems, waiting, save, now).await
+}
+
+/// Records the cleanup's progress (when it started, how many refusals) and says when to try
+/// again; `save`: the saved state changed in this pass.
+async fn retry_later(
+    ctx: &Ctx,
+    job: &mut Job,
+    state: &SavedState,
+    problems: Vec<Problem>,
+    waiting: Option<(String, String)>,
+    save: bool,
+    now: jiff::Timestamp,
+) -> Result<Verdict> {
+    let refused = problems.iter().any(|p| p.refused);
     let after = if problems.is_empty() {
         SOON
     } else {
@@ -170,7 +186,7 @@ pub async fn pass(ctx: &Ctx, job: &mut Job) -> Result<Verdict> {
     if refused {
         progress.refusals += 1;
     }
-    if changed_pods || state.cleanup.is_none() || progress.refusals != recorded {
+    if save || progress.refusals != recorded {
         job.save(ctx).await?;
     }
     let reason = waiting.map(|(o, m)| format!("{o}: {m}")).unwrap_or_else(|| {

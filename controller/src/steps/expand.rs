@@ -11,7 +11,6 @@ use kube::{
     api::{DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions},
 };
 use serde_json::{Value, json};
-use tracing::info;
 use volops_shared::{
     Quantity,
     api::VolumeExpansionMode,
@@ -21,12 +20,12 @@ use volops_shared::{
 use super::{Job, Outcome, SOON, to_json};
 use crate::{
     context::Ctx,
-    decide::{cleanup_may_wait, time},
     error::{Error, KubeContext, Result},
     manifest::strip_pod,
     metrics::KindLabels,
+    offline::{PodAction, PodSeen, PodStep, next_action},
     ownership::restorable_pod,
-    pvc::{PvcProgress, controller_resize_pending, patch_now, progress},
+    pvc::{PvcProgress, patch_now, progress},
     saved::SavedPod,
 };
 
@@ -48,7 +47,7 @@ pub async fn run(ctx: &Ctx, job: &mut Job) -> Result<Outcome> {
         type_,
         message,
         job.generation,
-        time(jiff::Timestamp::now()),
+        c::now(),
     )]))
 }
 
@@ -146,6 +145,14 @@ async fn online(ctx: &Ctx, job: &Job, target: &Quantity) -> Result<Outcome> {
     ))
 }
 
+fn seen(pod: &Pod) -> PodSeen {
+    PodSeen {
+        uid: pod.uid(),
+        ready: pod_ready(pod),
+        deleting: pod.metadata.deletion_timestamp.is_some(),
+    }
+}
+
 fn pod_ready(pod: &Pod) -> bool {
     pod.status
         .as_ref()
@@ -153,136 +160,98 @@ fn pod_ready(pod: &Pod) -> bool {
         .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
-/// Offline: the first pod that is not finished gets the next action, then the step waits.
-/// Only a pod whose UID the saved state records (controlled by a verified workload when it was
-/// saved, or created by this request) is ever taken down.
+/// Offline: the first pod whose [`next_action`] is not `Next` acts, then the step waits.
 async fn offline(ctx: &Ctx, job: &mut Job, target: &Quantity) -> Result<Outcome> {
-    let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &job.namespace);
     let order: Vec<(String, String)> = job
         .state()?
         .workloads
         .iter()
         .flat_map(|w| w.pods().map(|pod| (w.claim_of(&pod), pod)))
         .collect();
-    for (pvc_name, pod_name) in order {
+    for (claim, pod_name) in order {
         let pvc = pvc_api(ctx, job)
-            .get_opt(&pvc_name)
+            .get_opt(&claim)
             .await
-            .during(|| format!("get PVC {pvc_name}"))?
-            .ok_or_else(|| Error::Invalid(format!("PVC {}/{pvc_name} does not exist", job.namespace)))?;
-        let pvc_progress = progress(&pvc, target);
-        if let PvcProgress::Infeasible(message) = pvc_progress {
-            return Ok(Outcome::Fail(message));
-        }
-        let pod = pods_api
+            .during(|| format!("get PVC {claim}"))?
+            .ok_or_else(|| Error::Invalid(format!("PVC {}/{claim} does not exist", job.namespace)))?;
+        let pod = pods_api(ctx, job)
             .get_opt(&pod_name)
             .await
             .during(|| format!("get pod {pod_name}"))?;
-        let record = job.state()?.pods.get(&pod_name).cloned().unwrap_or_default();
-        let reached = pvc_progress == PvcProgress::Reached;
-        let Some(saved) = record.manifest.clone() else {
-            match pod {
-                // Put back by this request: wait until it runs on the grown claim.
-                Some(pod) if record.restarted && !(pod_ready(&pod) && reached) => {
-                    return Ok(Outcome::wait(
-                        format!(
-                            "waiting for pod {pod_name} to be Ready and PVC {pvc_name} to reach {target}"
-                        ),
-                        SOON,
-                    ));
+        let saved = job.state()?.pods.get(&pod_name).cloned().unwrap_or_default();
+        let seen = pod.as_ref().map(seen);
+        let action = next_action(&PodStep {
+            namespace: &job.namespace,
+            pod: &pod_name,
+            claim: &claim,
+            target: target.as_str(),
+            saved: &saved,
+            seen: seen.as_ref(),
+            claim_progress: &progress(&pvc, target),
+        });
+        let done = match action {
+            PodAction::Next => continue,
+            PodAction::RecordRestarted => {
+                record_pod(ctx, job, &pod_name, None).await?;
+                continue;
+            }
+            PodAction::Wait(why) => why,
+            PodAction::Fail(why) => return Ok(Outcome::Fail(why)),
+            PodAction::SaveAndDelete => {
+                let pod = pod.ok_or_else(|| Error::Invalid(format!("pod {pod_name} is gone")))?;
+                take_down(ctx, job, &pod_name, &pod).await?;
+                format!("deleted pod {pod_name}")
+            }
+            PodAction::AwaitDeletion { delete } => {
+                if delete {
+                    let uid = saved.uid.unwrap_or_default();
+                    delete_pod(&pods_api(ctx, job), &pod_name, &uid).await?;
                 }
-                Some(_) | None if reached => continue,
-                Some(_) if record.restarted => continue,
-                None => return Ok(Outcome::Fail(format!("pod: {pod_name} doesn't exist"))),
-                Some(pod) => {
-                    if record.uid.is_none() || pod.uid() != record.uid {
-                        return Ok(Outcome::Fail(format!(
-                            "pod {}/{pod_name} (uid {}) is not a pod the database's workload controlled when it \
-                             was saved; refusing to delete it",
-                            job.namespace,
-                            pod.uid().unwrap_or_default()
-                        )));
-                    }
-                    // Save first: a restarted controller can always put the pod back.
-                    let stripped = strip_pod(&to_json("pod", &pod)?);
-                    let uid = pod.uid().unwrap_or_default();
-                    job.saved_mut(ctx)
-                        .await?
-                        .pods
-                        .entry(pod_name.clone())
-                        .or_default()
-                        .manifest = Some(stripped);
-                    job.save(ctx).await?;
-                    delete_pod(&pods_api, &pod_name, &uid).await?;
-                    return Ok(Outcome::wait(format!("deleted pod {pod_name}"), SOON));
-                }
+                format!("waiting for pod {pod_name} to be deleted")
+            }
+            PodAction::PatchClaim => {
+                patch_pvc(ctx, job, &claim, target).await?;
+                format!("PVC {claim} patched to {target}")
+            }
+            PodAction::Recreate => {
+                let manifest = saved.manifest.unwrap_or_default();
+                let uid = create_saved_pod(ctx, job, &pod_name, &manifest).await?;
+                record_pod(ctx, job, &pod_name, uid).await?;
+                format!("recreated pod {pod_name}")
             }
         };
-        match pod {
-            Some(pod) if record.uid.is_some() && pod.uid() == record.uid => {
-                if pod.metadata.deletion_timestamp.is_none() {
-                    delete_pod(&pods_api, &pod_name, &pod.uid().unwrap_or_default()).await?;
-                }
-                return Ok(Outcome::wait(
-                    format!("waiting for pod {pod_name} to be deleted"),
-                    SOON,
-                ));
-            }
-            None => match pvc_progress {
-                PvcProgress::NeedsPatch => {
-                    patch_pvc(ctx, job, &pvc_name, target).await?;
-                    return Ok(Outcome::wait(format!("PVC {pvc_name} patched to {target}"), SOON));
-                }
-                PvcProgress::Resizing => {
-                    return Ok(Outcome::wait(
-                        format!("waiting for PVC {pvc_name} to resize"),
-                        SOON,
-                    ));
-                }
-                _ => {
-                    let uid = create_saved_pod(ctx, job, &pod_name, &saved).await?;
-                    let entry = job
-                        .saved_mut(ctx)
-                        .await?
-                        .pods
-                        .entry(pod_name.clone())
-                        .or_default();
-                    *entry = SavedPod {
-                        uid,
-                        manifest: None,
-                        restarted: true,
-                    };
-                    job.save(ctx).await?;
-                    return Ok(Outcome::wait(format!("recreated pod {pod_name}"), SOON));
-                }
-            },
-            // Another pod at its name (one this request created before a crash, or anyone's):
-            // never deleted; once it runs on the grown claim the pod is done, its UID unknown.
-            Some(pod) => {
-                if !pod_ready(&pod) || !reached {
-                    return Ok(Outcome::wait(
-                        format!(
-                            "waiting for pod {pod_name} to be Ready and PVC {pvc_name} to reach {target}"
-                        ),
-                        SOON,
-                    ));
-                }
-                let entry = job
-                    .saved_mut(ctx)
-                    .await?
-                    .pods
-                    .entry(pod_name.clone())
-                    .or_default();
-                *entry = SavedPod {
-                    uid: None,
-                    manifest: None,
-                    restarted: true,
-                };
-                job.save(ctx).await?;
-            }
-        }
+        return Ok(Outcome::wait(done, SOON));
     }
     Ok(Outcome::Done(Vec::new()))
+}
+
+/// Saves the pod first (a restarted controller can always put it back), then deletes it.
+async fn take_down(ctx: &Ctx, job: &mut Job, pod_name: &str, pod: &Pod) -> Result<()> {
+    let stripped = strip_pod(&to_json("pod", pod)?);
+    let entry = job.saved_mut(ctx).await?.pods.entry(pod_name.to_owned());
+    entry.or_default().manifest = Some(stripped);
+    job.save(ctx).await?;
+    delete_pod(&pods_api(ctx, job), pod_name, &pod.uid().unwrap_or_default()).await
+}
+
+fn pods_api(ctx: &Ctx, job: &Job) -> Api<Pod> {
+    Api::namespaced(ctx.client.clone(), &job.namespace)
+}
+
+/// Saves that `pod_name` is back (`uid`: the pod this request created, None for one it did not).
+async fn record_pod(ctx: &Ctx, job: &mut Job, pod_name: &str, uid: Option<String>) -> Result<()> {
+    let entry = job
+        .saved_mut(ctx)
+        .await?
+        .pods
+        .entry(pod_name.to_owned())
+        .or_default();
+    *entry = SavedPod {
+        uid,
+        manifest: None,
+        restarted: true,
+    };
+    job.save(ctx).await
 }
 
 async fn delete_pod(api: &Api<Pod>, name: &str, uid: &str) -> Result<()> {
@@ -316,52 +285,4 @@ pub async fn create_saved_pod(ctx: &Ctx, job: &Job, pod_name: &str, saved: &Valu
         Err(e) if matches!(crate::error::code_of(&e), Some(409)) => Ok(None),
         Err(e) => Err(e).during(|| format!("create pod {}/{pod_name}", job.namespace)),
     }
-}
-
-/// Cleanup: whether a claim of a pod this request took down is still in its controller-side
-/// resize, so neither the pod nor its workload (whose controller would create the pod) may
-/// come back yet. Put back now, an offline-only driver needs yet another restart to grow the
-/// file system, and the claim stays half expanded. Bounded by [`crate::decide::RESIZE_GRACE`].
-pub async fn claims_resizing(ctx: &Ctx, job: &Job) -> Result<bool> {
-    if !cleanup_may_wait(&job.status.conditions, jiff::Timestamp::now()) {
-        return Ok(false);
-    }
-    let Some(state) = job.saved.as_ref().map(|s| &s.state) else {
-        return Ok(false);
-    };
-    for (pod_name, pod) in &state.pods {
-        let Some(saved) = &pod.manifest else { continue };
-        if claim_resizing(ctx, job, pod_name, saved).await? {
-            return Ok(true);
-        }
-    }
-    Ok(false)
-}
-
-/// Whether a claim of the saved pod `pod_name` is in its controller-side resize.
-async fn claim_resizing(ctx: &Ctx, job: &Job, pod_name: &str, saved: &Value) -> Result<bool> {
-    for claim in saved_claims(saved) {
-        let pvc = pvc_api(ctx, job)
-            .get_opt(&claim)
-            .await
-            .during(|| format!("get PVC {claim}"))?;
-        if pvc.as_ref().is_some_and(controller_resize_pending) {
-            info!(request = %job.describe(), pod = pod_name, pvc = %claim,
-                "cleanup keeps the pod away until the controller-side resize is done");
-            return Ok(true);
-        }
-    }
-    Ok(false)
-}
-
-/// The claims a saved pod mounts.
-fn saved_claims(saved: &Value) -> Vec<String> {
-    saved
-        .pointer("/spec/volumes")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|v| v.pointer("/persistentVolumeClaim/claimName")?.as_str())
-        .map(str::to_owned)
-        .collect()
 }

@@ -7,6 +7,7 @@ pub mod database;
 pub mod expand;
 pub mod guard;
 pub mod pause;
+pub mod resize_wait;
 pub mod workloads;
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};

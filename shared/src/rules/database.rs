@@ -52,17 +52,12 @@ pub fn validate_database_update(facts: &Facts, before: Option<&str>) -> Verdict 
         && after < b
         && (current.is_none() || below(current.as_ref().map(|(c, _)| c)))
     {
-        return Verdict::deny(
-            Denial::new(
-                Rule::DatabaseShrink,
-                format!(
-                    "{field} of {db} cannot shrink from {b} to {after}: volumes can only grow; to grow them, \
-                     create a {} with spec.type VolumeExpansion",
-                    facts.kind.ops_kind()
-                ),
-            ),
-            Vec::new(),
+        let why = format!(
+            "{field} of {db} cannot shrink from {b} to {after}: volumes can only grow; to grow them, \
+             create a {} with spec.type VolumeExpansion",
+            facts.kind.ops_kind()
         );
+        return Verdict::deny(Denial::new(Rule::DatabaseShrink, why), Vec::new());
     }
     let Some((from, source)) = current.or_else(|| before.clone().map(|b| (b, format!("{field} of {db}"))))
     else {
@@ -75,19 +70,14 @@ pub fn validate_database_update(facts: &Facts, before: Option<&str>) -> Verdict 
     if facts.options.direct_growth == DirectGrowth::Deny
         && facts.options.volume_expansion_owner == crate::facts::VolumeExpansionOwner::Volops
     {
-        return Verdict::deny(
-            Denial::new(
-                Rule::DirectGrowth,
-                format!(
-                    "{field} of {db} cannot grow from {from} ({source}) to {after} by editing the database: an edit \
-                     grows none of its volumes; create a {} with spec.type VolumeExpansion instead (this cluster \
-                     denies direct growth: volops webhook --direct-growth {})",
-                    facts.kind.ops_kind(),
-                    DirectGrowth::Deny.as_str()
-                ),
-            ),
-            Vec::new(),
+        let why = format!(
+            "{field} of {db} cannot grow from {from} ({source}) to {after} by editing the database: an edit \
+             grows none of its volumes; create a {} with spec.type VolumeExpansion instead (this cluster \
+             denies direct growth: volops webhook --direct-growth {})",
+            facts.kind.ops_kind(),
+            DirectGrowth::Deny.as_str()
         );
+        return Verdict::deny(Denial::new(Rule::DirectGrowth, why), Vec::new());
     }
     let subject = format!("growing {field} of {db} to {after}");
     let mut warnings = Vec::new();
