@@ -53,14 +53,7 @@ pub fn generate(dns: &[String], ips: &[IpAddr], days: u32) -> Result<Bundle, Cer
     let not_after = OffsetDateTime::now_utc() + Duration::days(i64::from(days));
 
     let ca_key = keypair("CA key")?;
-    let mut ca_params = CertificateParams::default();
-    ca_params.distinguished_name = name("volops dev CA");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
+    let mut ca_params = ca_params();
     ca_params.not_before = not_before;
     ca_params.not_after = not_after;
     let ca_cert = ca_params
@@ -72,6 +65,37 @@ pub fn generate(dns: &[String], ips: &[IpAddr], days: u32) -> Result<Bundle, Cer
     let issuer = Issuer::new(ca_params, ca_key);
 
     let key = keypair("serving key")?;
+    let mut params = serving_params(dns, ips)?;
+    params.not_before = not_before;
+    params.not_after = not_after;
+    let cert = params
+        .signed_by(&key, &issuer)
+        .map_err(|source| CertError::Generate {
+            what: "serving certificate",
+            source,
+        })?;
+
+    Ok(Bundle {
+        ca_cert_pem: ca_cert.pem(),
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    })
+}
+
+fn ca_params() -> CertificateParams {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = name("volops dev CA");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    params
+}
+
+/// A serving (and client) certificate for `dns` and `ips`, named after the first of them.
+fn serving_params(dns: &[String], ips: &[IpAddr]) -> Result<CertificateParams, CertError> {
     let mut params = CertificateParams::default();
     let first = dns
         .first()
@@ -97,20 +121,7 @@ pub fn generate(dns: &[String], ips: &[IpAddr], days: u32) -> Result<Bundle, Cer
         ExtendedKeyUsagePurpose::ServerAuth,
         ExtendedKeyUsagePurpose::ClientAuth,
     ];
-    params.not_before = not_before;
-    params.not_after = not_after;
-    let cert = params
-        .signed_by(&key, &issuer)
-        .map_err(|source| CertError::Generate {
-            what: "serving certificate",
-            source,
-        })?;
-
-    Ok(Bundle {
-        ca_cert_pem: ca_cert.pem(),
-        cert_pem: cert.pem(),
-        key_pem: key.serialize_pem(),
-    })
+    Ok(params)
 }
 
 fn keypair(what: &'static str) -> Result<KeyPair, CertError> {

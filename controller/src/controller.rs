@@ -3,11 +3,11 @@
 
 use std::{future::Future, sync::Arc};
 
-use futures::{FutureExt, StreamExt};
+use futures::{FutureExt, Stream, StreamExt};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::{
     Api, Client, Resource, ResourceExt,
-    api::{DynamicObject, ListParams},
+    api::{ApiResource, DynamicObject, ListParams},
     runtime::{
         Controller, WatchStreamExt,
         reflector::{self, ObjectRef, Store, reflector},
@@ -60,6 +60,43 @@ async fn serves(client: &Client, kind: WorkloadKind) -> bool {
     api.list(&ListParams::default().limit(1)).await.is_ok()
 }
 
+/// The requests of one database from the controller's store, as JSON; None until the
+/// store's first list is in (the cache may then miss a request this one queues behind).
+fn request_lister<R: OpsRequest>(store: Store<R>) -> RequestLister {
+    Arc::new(move |ns: &str, db: &str| {
+        store.wait_until_ready().now_or_never()?.ok()?;
+        Some(
+            store
+                .state()
+                .iter()
+                .filter(|r| r.namespace().as_deref() == Some(ns) && r.database() == db)
+                .filter_map(|r| serde_json::to_value(r.as_ref()).ok())
+                .collect(),
+        )
+    })
+}
+
+/// A reflector over the objects of `ar` (managedFields dropped: never read): its store, and
+/// the objects it sees change.
+fn dynamic_cache(
+    client: &Client,
+    ar: &ApiResource,
+    config: watcher::Config,
+) -> (
+    Store<DynamicObject>,
+    impl Stream<Item = Result<DynamicObject, watcher::Error>> + Send + 'static,
+) {
+    let writer = reflector::store::Writer::new(ar.clone());
+    let store = writer.as_reader();
+    let events = reflector(
+        writer,
+        watcher(Api::<DynamicObject>::all_with(client.clone(), ar), config)
+            .modify(|o| o.managed_fields_mut().clear()),
+    )
+    .touched_objects();
+    (store, events)
+}
+
 /// One kind's controller with its watches started, before it runs.
 pub struct Prepared<R: OpsRequest> {
     pub controller: Controller<R>,
@@ -75,18 +112,7 @@ pub async fn prepare<R: OpsRequest>(client: &Client) -> Prepared<R> {
     let offshoots = watcher::Config::default().labels(&R::KIND.offshoot_selector());
     let controller = Controller::new(Api::<R>::all(client.clone()), watcher::Config::default());
     let store = controller.store();
-    let s = store.clone();
-    let requests: RequestLister = Arc::new(move |ns: &str, db: &str| {
-        // Until the first list is in, the cache may miss a request this one queues behind.
-        s.wait_until_ready().now_or_never()?.ok()?;
-        Some(
-            s.state()
-                .iter()
-                .filter(|r| r.namespace().as_deref() == Some(ns) && r.database() == db)
-                .filter_map(|r| serde_json::to_value(r.as_ref()).ok())
-                .collect(),
-        )
-    });
+    let requests = request_lister(store.clone());
     // PVCs and databases feed caches as well as triggers: a step that waits for them reads
     // the caches (see `caches`).
     let (pvcs, pvc_writer) = reflector::store();
@@ -102,17 +128,7 @@ pub async fn prepare<R: OpsRequest>(client: &Client) -> Prepared<R> {
     .touched_objects();
     let kind: DatabaseKind = R::KIND;
     let ar = kind.database_resource();
-    let db_writer = reflector::store::Writer::new(ar.clone());
-    let databases = db_writer.as_reader();
-    let db_events = reflector(
-        db_writer,
-        watcher(
-            Api::<DynamicObject>::all_with(client.clone(), &ar),
-            watcher::Config::default(),
-        )
-        .modify(|db| db.managed_fields_mut().clear()),
-    )
-    .touched_objects();
+    let (databases, db_events) = dynamic_cache(client, &ar, watcher::Config::default());
     // Workloads feed caches as well: the orphan and recreate steps read them (the PetSet CRD
     // is optional, so its kind is watched only where served).
     let mut workloads = Vec::new();
@@ -121,19 +137,9 @@ pub async fn prepare<R: OpsRequest>(client: &Client) -> Prepared<R> {
         if wk == WorkloadKind::PetSet && !serves(client, wk).await {
             continue;
         }
-        let ar = wk.resource();
-        let writer = reflector::store::Writer::new(ar.clone());
-        workloads.push((wk, writer.as_reader()));
-        let events = reflector(
-            writer,
-            watcher(
-                Api::<DynamicObject>::all_with(client.clone(), &ar),
-                offshoots.clone(),
-            )
-            .modify(|w| w.managed_fields_mut().clear()),
-        )
-        .touched_objects();
-        workload_events.push((events, ar));
+        let (cache, events) = dynamic_cache(client, &wk.resource(), offshoots.clone());
+        workloads.push((wk, cache));
+        workload_events.push((events, wk.resource()));
     }
     let s = store.clone();
     let mut controller = controller.watches_stream(pvc_events, move |o| offshoot_requests(&s, &o));
@@ -143,26 +149,11 @@ pub async fn prepare<R: OpsRequest>(client: &Client) -> Prepared<R> {
         move |db| requests_of(&s, db.namespace(), Some(db.name_any().as_str())),
         ar,
     );
-    let s = store.clone();
-    controller = controller.watches(Api::<Pod>::all(client.clone()), offshoots.clone(), move |o| {
-        offshoot_requests(&s, &o)
-    });
     for (events, ar) in workload_events {
         let s = store.clone();
         controller = controller.watches_stream_with(events, move |o| offshoot_requests(&s, &o), ar);
     }
-    // A request that ends or starts wakes the others of its database (the queue).
-    let s = store.clone();
-    controller = controller.watches(
-        Api::<R>::all(client.clone()),
-        watcher::Config::default(),
-        move |r| {
-            requests_of(&s, r.namespace(), Some(r.database()))
-                .into_iter()
-                .filter(|o| o.name != r.name_any())
-                .collect::<Vec<_>>()
-        },
-    );
+    controller = wake_on_pods_and_requests(controller, &store, client, offshoots);
     let caches = KindCaches {
         kind,
         pvcs,
@@ -174,6 +165,31 @@ pub async fn prepare<R: OpsRequest>(client: &Client) -> Prepared<R> {
         store,
         watches: KindWatches { caches, requests },
     }
+}
+
+/// Pods of the kind's offshoots wake their database's requests; a request that ends or starts
+/// wakes the others of its database (the queue).
+fn wake_on_pods_and_requests<R: OpsRequest>(
+    controller: Controller<R>,
+    store: &Store<R>,
+    client: &Client,
+    offshoots: watcher::Config,
+) -> Controller<R> {
+    let s = store.clone();
+    let controller = controller.watches(Api::<Pod>::all(client.clone()), offshoots, move |o| {
+        offshoot_requests(&s, &o)
+    });
+    let s = store.clone();
+    controller.watches(
+        Api::<R>::all(client.clone()),
+        watcher::Config::default(),
+        move |r| {
+            requests_of(&s, r.namespace(), Some(r.database()))
+                .into_iter()
+                .filter(|o| o.name != r.name_any())
+                .collect::<Vec<_>>()
+        },
+    )
 }
 
 /// Runs a prepared controller until `shutdown` resolves.

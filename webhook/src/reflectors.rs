@@ -44,129 +44,93 @@ where
     });
 }
 
-/// One reflector: `feed` sees every (slimmed) event before the store does.
-fn spawn_typed<K>(
-    set: &mut JoinSet<()>,
-    client: &Client,
-    writer: Writer<K>,
-    name: &'static str,
-    slimmer: fn(&mut K),
-    feed: impl Fn(&watcher::Event<K>) + Send + 'static,
-    stop: CancellationToken,
-) where
-    K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
-    K::DynamicType: Eq + std::hash::Hash + Clone + Default + Send + Sync,
-{
-    let api = Api::<K>::all(client.clone());
-    let events = watcher(api, watcher::Config::default())
-        .default_backoff()
-        .modify(slimmer)
-        .map_ok(move |event| {
-            feed(&event);
-            event
-        });
-    drive(set, reflector(writer, events), name, stop);
+/// Starts reflectors into one set, each running until `stop`.
+struct Spawner<'a> {
+    set: JoinSet<()>,
+    client: &'a Client,
+    stop: &'a CancellationToken,
 }
 
-/// PVCs go to the view index alone (see [`PvcWriter`]): views copy only what the rules read.
-fn spawn_pvcs(set: &mut JoinSet<()>, client: &Client, mut writer: PvcWriter, stop: CancellationToken) {
-    let api = Api::<PersistentVolumeClaim>::all(client.clone());
-    let events = watcher(api, watcher::Config::default())
-        .default_backoff()
-        .map_ok(move |event| writer.apply_event(&event));
-    drive(set, events, "persistentvolumeclaims", stop);
-}
+impl Spawner<'_> {
+    /// One reflector: `feed` sees every (slimmed) event before the store does.
+    fn typed<K>(
+        &mut self,
+        writer: Writer<K>,
+        name: &'static str,
+        feed: impl Fn(&watcher::Event<K>) + Send + 'static,
+    ) where
+        K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+        K::DynamicType: Eq + std::hash::Hash + Clone + Default + Send + Sync,
+    {
+        let api = Api::<K>::all(self.client.clone());
+        let events = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .modify(slim)
+            .map_ok(move |event| {
+                feed(&event);
+                event
+            });
+        drive(&mut self.set, reflector(writer, events), name, self.stop.clone());
+    }
 
-fn spawn_dynamic(
-    set: &mut JoinSet<()>,
-    client: &Client,
-    ar: ApiResource,
-    writer: Writer<DynamicObject>,
-    name: &'static str,
-    feed: impl Fn(&watcher::Event<DynamicObject>) + Send + 'static,
-    stop: CancellationToken,
-) {
-    let api = Api::<DynamicObject>::all_with(client.clone(), &ar);
-    let events = watcher(api, watcher::Config::default())
-        .default_backoff()
-        .modify(slim)
-        .map_ok(move |event| {
-            feed(&event);
-            event
-        });
-    drive(set, reflector(writer, events), name, stop);
+    /// [`Spawner::typed`] for the objects of `ar`.
+    fn dynamic(
+        &mut self,
+        ar: ApiResource,
+        writer: Writer<DynamicObject>,
+        name: &'static str,
+        feed: impl Fn(&watcher::Event<DynamicObject>) + Send + 'static,
+    ) {
+        let api = Api::<DynamicObject>::all_with(self.client.clone(), &ar);
+        let events = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .modify(slim)
+            .map_ok(move |event| {
+                feed(&event);
+                event
+            });
+        drive(&mut self.set, reflector(writer, events), name, self.stop.clone());
+    }
+
+    /// PVCs go to the view index alone (see [`PvcWriter`]): views copy only what the rules read.
+    fn pvcs(&mut self, mut writer: PvcWriter) {
+        let api = Api::<PersistentVolumeClaim>::all(self.client.clone());
+        let events = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .map_ok(move |event| writer.apply_event(&event));
+        drive(&mut self.set, events, "persistentvolumeclaims", self.stop.clone());
+    }
 }
 
 /// Starts one reflector per cache, each feeding its view index in `views`; they run until `stop`.
 pub fn spawn_all(client: &Client, w: Writers, views: Views, stop: &CancellationToken) -> JoinSet<()> {
-    let mut set = JoinSet::new();
-    let s = || stop.clone();
+    let mut spawn = Spawner {
+        set: JoinSet::new(),
+        client,
+        stop,
+    };
     for (kind, db_writer, ops_writer) in [
         (DatabaseKind::Redis, w.redis, w.redis_ops),
         (DatabaseKind::ZooKeeper, w.zookeeper, w.zookeeper_ops),
     ] {
         let (v1, v2) = (views.clone(), views.clone());
-        spawn_dynamic(
-            &mut set,
-            client,
-            kind.database_resource(),
-            db_writer,
-            database_cache(kind),
-            move |e| v1.apply_database(kind, e),
-            s(),
-        );
-        spawn_dynamic(
-            &mut set,
-            client,
-            kind.ops_resource(),
-            ops_writer,
-            ops_cache(kind),
-            move |e| v2.apply_ops(kind, e),
-            s(),
-        );
+        let (databases, ops) = (kind.database_resource(), kind.ops_resource());
+        spawn.dynamic(databases, db_writer, database_cache(kind), move |e| {
+            v1.apply_database(kind, e)
+        });
+        spawn.dynamic(ops, ops_writer, ops_cache(kind), move |e| v2.apply_ops(kind, e));
     }
-    spawn_pvcs(&mut set, client, w.pvcs, s());
+    spawn.pvcs(w.pvcs);
     let v = views.clone();
-    spawn_typed(
-        &mut set,
-        client,
-        w.classes,
-        "storageclasses",
-        slim,
-        move |e| v.apply_class(e),
-        s(),
-    );
+    spawn.typed(w.classes, "storageclasses", move |e| v.apply_class(e));
     let v = views.clone();
-    spawn_typed(
-        &mut set,
-        client,
-        w.quotas,
-        "resourcequotas",
-        slim,
-        move |e| v.apply_quota(e),
-        s(),
-    );
+    spawn.typed(w.quotas, "resourcequotas", move |e| v.apply_quota(e));
     let v = views.clone();
-    spawn_typed(
-        &mut set,
-        client,
-        w.namespaces,
-        "namespaces",
-        slim,
-        move |e| v.apply_namespace(e),
-        s(),
-    );
-    let v = views;
-    spawn_typed(
-        &mut set,
-        client,
-        w.policies,
-        "volumeexpansionpolicies",
-        slim,
-        move |e| v.apply_policy(e),
-        s(),
-    );
-    set
+    spawn.typed(w.namespaces, "namespaces", move |e| v.apply_namespace(e));
+    spawn.typed(w.policies, "volumeexpansionpolicies", move |e| {
+        views.apply_policy(e)
+    });
+    spawn.set
 }
 
 fn database_cache(kind: DatabaseKind) -> &'static str {

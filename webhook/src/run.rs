@@ -119,6 +119,42 @@ pub async fn start(
     Ok(running)
 }
 
+/// The connection limits, capped to what the open-file limit holds when asked to fit it.
+fn connection_limits(config: &Config) -> Limits {
+    let mut limits = config.limits.clone();
+    if config.fit_open_files {
+        limits.max_connections = fd_limit::connection_cap(limits.max_connections, fd_limit::raise_nofile());
+    }
+    if limits.max_connections < config.limits.max_connections {
+        tracing::warn!(
+            max_connections = limits.max_connections,
+            asked = config.limits.max_connections,
+            "the open-file limit holds fewer connections than asked; capping there"
+        );
+    }
+    limits
+}
+
+/// Probes on `probe`, and metrics there too unless they have a listener of their own.
+fn serve_probes(
+    tasks: &mut JoinSet<()>,
+    probe: TcpListener,
+    metrics: Option<TcpListener>,
+    state: Arc<probes::ProbeState>,
+    shutdown: CancellationToken,
+) {
+    match metrics {
+        Some(listener) => {
+            let metrics_router = probes::metrics_router(state.clone());
+            tasks.spawn(server::serve_plain(listener, metrics_router, shutdown.clone()));
+            tasks.spawn(server::serve_plain(probe, probes::probes_router(state), shutdown));
+        }
+        None => {
+            tasks.spawn(server::serve_plain(probe, probes::router(state), shutdown));
+        }
+    }
+}
+
 /// Starts serving admission on caches filled by someone else (reflectors, or a test through
 /// the caches' writers). Returns once the listeners are bound and the certificate is loaded.
 pub async fn start_with_caches(
@@ -138,17 +174,7 @@ pub async fn start_with_caches(
     let metrics_addr = metrics_listener.as_ref().map_or(probe_addr, |(l, a)| addr(l, *a));
     let metrics = Arc::new(Metrics::new());
     let serving = Arc::new(AtomicBool::new(false));
-    let mut limits = config.limits.clone();
-    if config.fit_open_files {
-        limits.max_connections = fd_limit::connection_cap(limits.max_connections, fd_limit::raise_nofile());
-    }
-    if limits.max_connections < config.limits.max_connections {
-        tracing::warn!(
-            max_connections = limits.max_connections,
-            asked = config.limits.max_connections,
-            "the open-file limit holds fewer connections than asked; capping there"
-        );
-    }
+    let limits = connection_limits(&config);
 
     let mut tasks = JoinSet::new();
     let reload_cfg = ReloadConfig {
@@ -181,20 +207,13 @@ pub async fn start_with_caches(
         metrics: metrics.clone(),
         serving: serving.clone(),
     });
-    match metrics_listener {
-        Some((listener, _)) => {
-            let metrics_router = probes::metrics_router(probe_state.clone());
-            tasks.spawn(server::serve_plain(listener, metrics_router, shutdown.clone()));
-            tasks.spawn(server::serve_plain(
-                probe,
-                probes::probes_router(probe_state),
-                shutdown,
-            ));
-        }
-        None => {
-            tasks.spawn(server::serve_plain(probe, probes::router(probe_state), shutdown));
-        }
-    }
+    serve_probes(
+        &mut tasks,
+        probe,
+        metrics_listener.map(|(l, _)| l),
+        probe_state,
+        shutdown,
+    );
     serving.store(true, Ordering::Release);
     tracing::info!(%https_addr, %probe_addr, %metrics_addr, "volops webhook serving");
     Ok(Running {

@@ -3,7 +3,7 @@
 //! database's topology limits, with `apply: IfReady` wait for the database, then save what is
 //! admitted: the generation, the size, the mode and the database's UID.
 
-use std::sync::Arc;
+use std::{collections::BTreeMap, sync::Arc};
 
 use k8s_openapi::api::{
     core::v1::{Namespace, PersistentVolumeClaim, ResourceQuota},
@@ -12,7 +12,7 @@ use k8s_openapi::api::{
 use kube::{Api, ResourceExt, api::ListParams};
 use volops_shared::{
     Facts,
-    api::{ApplyPolicy, OpsRequestPhase, VolumeExpansionPolicy},
+    api::{ApplyPolicy, Condition, OpsRequestPhase, VolumeExpansionPolicy},
     conditions::{self as c, condition},
     facts::{DatabaseView, OpsRequestView, PolicyView, PvcView, QuotaView, StorageClassView},
     rules::{QueueDecision, decide_queue, quotas_need_namespace_pvcs, validate_create},
@@ -22,7 +22,6 @@ use super::{Job, LATER, Outcome, SOON, to_json};
 use crate::{
     cluster_caches::ClusterCaches,
     context::Ctx,
-    decide::time,
     error::{KubeContext, Result},
     saved::Admitted,
 };
@@ -33,62 +32,10 @@ pub const QUEUED: &str = "Queued";
 pub async fn run(ctx: &Ctx, job: &mut Job) -> Result<Outcome> {
     let request = OpsRequestView::from_json(job.kind, &job.raw);
     let others = other_requests(ctx, job).await?;
-    let mut started = Vec::new();
-    match decide_queue(&request, &others) {
-        QueueDecision::Run => {
-            // A request that waited says so no more once it starts.
-            if let Some(q) = c::find(&job.status.conditions, QUEUED).filter(|q| q.status == c::TRUE) {
-                started.push(condition(
-                    QUEUED,
-                    c::FALSE,
-                    QUEUED,
-                    &format!(
-                        "started, no longer waiting ({})",
-                        q.message.as_deref().unwrap_or_default()
-                    ),
-                    job.generation,
-                    time(jiff::Timestamp::now()),
-                ));
-            }
-        }
-        QueueDecision::Wait { behind } => {
-            // Shown on the request: it stays Pending until `behind` is over (KubeDB's
-            // single-flight per database), then is judged again by the same rules.
-            let message = format!(
-                "waiting for {} {}/{behind}: one request at a time per database; this one is judged again \
-                 and starts when that one is over",
-                job.kind.ops_kind(),
-                job.namespace
-            );
-            let shown = c::find(&job.status.conditions, QUEUED)
-                .is_some_and(|q| q.status == c::TRUE && q.message.as_deref() == Some(message.as_str()));
-            if !shown {
-                let mut status = job.status.clone();
-                status.phase = Some(OpsRequestPhase::Pending);
-                c::set(
-                    &mut status.conditions,
-                    condition(
-                        QUEUED,
-                        c::TRUE,
-                        QUEUED,
-                        &message,
-                        job.generation,
-                        time(jiff::Timestamp::now()),
-                    ),
-                );
-                job.write_status(ctx, status).await?;
-            }
-            return Ok(Outcome::wait(message, LATER));
-        }
-        QueueDecision::Skip { superseded_by } => {
-            return Ok(Outcome::Skip(format!(
-                "skipped as {}/{superseded_by} is the most updated {} of type {}",
-                job.namespace,
-                job.kind.ops_kind(),
-                volops_shared::api::ops::VOLUME_EXPANSION
-            )));
-        }
-    }
+    let started = match queue(ctx, job, &request, &others).await? {
+        Ok(started) => started,
+        Err(outcome) => return Ok(outcome),
+    };
     // A request that ended, or was deleted, without its cleanup still holds the database.
     if let Some(why) = crate::sweep::clear_database(ctx, job).await? {
         return Ok(Outcome::wait(why, SOON));
@@ -104,7 +51,7 @@ pub async fn run(ctx: &Ctx, job: &mut Job) -> Result<Outcome> {
     }
     let db = format!("{} {}/{}", job.kind.kind(), job.namespace, job.database);
     // A tenant writes these counts: an absurd one fails this request before anything is
-    // allocated for it (shared/src/descriptor.rs, `Topology::check`).
+    // allocated for it (shared/src/descriptor/mod.rs, `Topology::check`).
     if let Some(Err(e)) = facts.database.as_ref().map(|d| d.topology.check()) {
         return Ok(Outcome::Fail(format!("{db}: {e}")));
     }
@@ -131,6 +78,57 @@ pub async fn run(ctx: &Ctx, job: &mut Job) -> Result<Outcome> {
     job.saved_mut(ctx).await?.admitted = Some(admitted);
     job.save(ctx).await?;
     Ok(Outcome::Done(started))
+}
+
+/// The queue (KubeDB's single flight per database): Ok(conditions to record) when this
+/// request may start, Err(outcome) when it waits behind another one or is superseded.
+async fn queue(
+    ctx: &Ctx,
+    job: &mut Job,
+    request: &OpsRequestView,
+    others: &[OpsRequestView],
+) -> Result<std::result::Result<Vec<Condition>, Outcome>> {
+    let now = || c::now();
+    match decide_queue(request, others) {
+        QueueDecision::Run => {
+            // A request that waited says so no more once it starts.
+            let waited = c::find(&job.status.conditions, QUEUED).filter(|q| q.status == c::TRUE);
+            Ok(Ok(waited
+                .map(|q| {
+                    let why = q.message.as_deref().unwrap_or_default();
+                    let message = format!("started, no longer waiting ({why})");
+                    condition(QUEUED, c::FALSE, QUEUED, &message, job.generation, now())
+                })
+                .into_iter()
+                .collect()))
+        }
+        QueueDecision::Wait { behind } => {
+            // Shown on the request: it stays Pending until `behind` is over, then is judged
+            // again by the same rules.
+            let message = format!(
+                "waiting for {} {}/{behind}: one request at a time per database; this one is judged again \
+                 and starts when that one is over",
+                job.kind.ops_kind(),
+                job.namespace
+            );
+            let shown = c::find(&job.status.conditions, QUEUED)
+                .is_some_and(|q| q.status == c::TRUE && q.message.as_deref() == Some(message.as_str()));
+            if !shown {
+                let mut status = job.status.clone();
+                status.phase = Some(OpsRequestPhase::Pending);
+                let queued = condition(QUEUED, c::TRUE, QUEUED, &message, job.generation, now());
+                c::set(&mut status.conditions, queued);
+                job.write_status(ctx, status).await?;
+            }
+            Ok(Err(Outcome::wait(message, LATER)))
+        }
+        QueueDecision::Skip { superseded_by } => Ok(Err(Outcome::Skip(format!(
+            "skipped as {}/{superseded_by} is the most updated {} of type {}",
+            job.namespace,
+            job.kind.ops_kind(),
+            volops_shared::api::ops::VOLUME_EXPANSION
+        )))),
+    }
 }
 
 /// Pure: why `apply: IfReady` holds the request back, if it does.
@@ -186,11 +184,7 @@ async fn facts(
     let ns = job.namespace.as_str();
     let mut facts = Facts::new(job.kind, request);
     facts.other_requests = others;
-    let caches = if source == Source::Caches {
-        ctx.caches(job.kind)
-    } else {
-        None
-    };
+    let caches = (source == Source::Caches).then(|| ctx.caches(job.kind)).flatten();
     // The cached database will do (the webhook decides on its cache too); a database the
     // cache lacks is read, as it may only be new.
     let cached = caches
@@ -204,91 +198,101 @@ async fn facts(
         .map(|d| to_json("database", d.as_ref()))
         .transpose()?
         .map(|v| DatabaseView::from_json(job.kind, &v));
-    let lp = ListParams::default();
-    let client = ctx.client.clone();
-    // The cached facts will do (the webhook decides on its caches too); each one the caches
-    // cannot answer yet is read, the independent reads at once (the PVCs depend on the quotas).
-    let cluster = if source == Source::Caches {
-        Some(ctx.cluster_caches().clone())
-    } else {
-        None
-    };
-    let quotas = async {
-        if let Some(q) = cluster.as_ref().and_then(|c| c.quotas(ns)) {
-            return Ok(q);
-        }
-        Api::<ResourceQuota>::namespaced(client.clone(), ns)
-            .list(&lp)
-            .await
-            .during(|| "list ResourceQuotas".into())
-            .map(|l| l.items.iter().map(QuotaView::from_quota).collect())
-    };
-    let classes = async {
-        if let Some(c) = cluster.as_ref().and_then(ClusterCaches::storage_classes) {
-            return Ok(c);
-        }
-        Api::<StorageClass>::all(client.clone())
-            .list(&lp)
-            .await
-            .during(|| "list StorageClasses".into())
-            .map(|l| l.items.iter().map(StorageClassView::from_class).collect())
-    };
-    let namespace = async {
-        if let Some(labels) = cluster.as_ref().and_then(|c| c.namespace_labels(ns)) {
-            return Ok(labels);
-        }
-        Api::<Namespace>::all(client.clone())
-            .get_opt(ns)
-            .await
-            .during(|| format!("get namespace {ns}"))
-            .map(|n| n.and_then(|n| n.metadata.labels).unwrap_or_default())
-    };
-    // The policy CRD is optional: a cluster without it has no policies.
-    let policies = async {
-        if let Some(p) = cluster.as_ref().and_then(ClusterCaches::policies) {
-            return Ok(p);
-        }
-        match Api::<VolumeExpansionPolicy>::all(client.clone()).list(&lp).await {
-            Ok(list) => Ok(list
-                .items
-                .into_iter()
-                .map(|p| PolicyView {
-                    name: p.metadata.name.unwrap_or_default(),
-                    spec: p.spec,
-                })
-                .collect()),
-            Err(kube::Error::Api(s)) if s.code == 404 => Ok(Vec::new()),
-            Err(e) => Err(e).during(|| "list VolumeExpansionPolicies".into()),
-        }
-    };
-    let (quotas, classes, namespace, policies) = futures::try_join!(quotas, classes, namespace, policies)?;
+    let cluster = (source == Source::Caches).then(|| ctx.cluster_caches());
+    let (quotas, classes, namespace, policies) = futures::try_join!(
+        quotas(ctx, ns, cluster),
+        storage_classes(ctx, cluster),
+        namespace_labels(ctx, ns, cluster),
+        policies(ctx, cluster)
+    )?;
     facts.quotas = quotas;
     facts.storage_classes = volops_shared::facts::Shared::new(classes);
     facts.namespace_labels = namespace;
     facts.policies = policies;
+    let lp = ListParams::default();
+    let api = Api::<PersistentVolumeClaim>::namespaced(ctx.client.clone(), ns);
     // Quotas count every PVC of the namespace, which only a list shows (the PVC cache holds
     // the kind's offshoots); otherwise the cached PVCs of the database will do.
-    if quotas_need_namespace_pvcs(&facts.quotas) {
-        let pvcs = Api::<PersistentVolumeClaim>::namespaced(client, ns)
-            .list(&lp)
-            .await
-            .during(|| "list PVCs".into())?;
-        facts.namespace_pvcs = pvcs.items.iter().map(PvcView::from_pvc).collect();
-        return Ok(facts);
-    }
-    let cached = caches.and_then(|caches| caches.pvcs_selected(ns, &job.database));
+    let cached = caches
+        .filter(|_| !quotas_need_namespace_pvcs(&facts.quotas))
+        .and_then(|caches| caches.pvcs_selected(ns, &job.database));
     facts.namespace_pvcs = match cached {
         Some(pvcs) => pvcs.iter().map(|p| PvcView::from_pvc(p)).collect(),
-        None => Api::<PersistentVolumeClaim>::namespaced(client, ns)
-            .list(&ListParams::default().labels(&job.kind.selector(&job.database)))
-            .await
-            .during(|| "list PVCs".into())?
-            .items
-            .iter()
-            .map(PvcView::from_pvc)
-            .collect(),
+        None => {
+            let lp = if quotas_need_namespace_pvcs(&facts.quotas) {
+                lp
+            } else {
+                lp.labels(&job.kind.selector(&job.database))
+            };
+            let pvcs = api.list(&lp).await.during(|| "list PVCs".into())?;
+            pvcs.items.iter().map(PvcView::from_pvc).collect()
+        }
     };
     Ok(facts)
+}
+
+// Each cluster-wide fact from the cluster caches (the webhook decides on its caches too), or
+// read from the API server when they cannot answer yet (or `cluster` is None: a denial is
+// being confirmed).
+
+async fn quotas(ctx: &Ctx, ns: &str, cluster: Option<&ClusterCaches>) -> Result<Vec<QuotaView>> {
+    if let Some(q) = cluster.and_then(|c| c.quotas(ns)) {
+        return Ok(q);
+    }
+    Api::<ResourceQuota>::namespaced(ctx.client.clone(), ns)
+        .list(&ListParams::default())
+        .await
+        .during(|| "list ResourceQuotas".into())
+        .map(|l| l.items.iter().map(QuotaView::from_quota).collect())
+}
+
+async fn storage_classes(ctx: &Ctx, cluster: Option<&ClusterCaches>) -> Result<Vec<StorageClassView>> {
+    if let Some(c) = cluster.and_then(ClusterCaches::storage_classes) {
+        return Ok(c);
+    }
+    Api::<StorageClass>::all(ctx.client.clone())
+        .list(&ListParams::default())
+        .await
+        .during(|| "list StorageClasses".into())
+        .map(|l| l.items.iter().map(StorageClassView::from_class).collect())
+}
+
+async fn namespace_labels(
+    ctx: &Ctx,
+    ns: &str,
+    cluster: Option<&ClusterCaches>,
+) -> Result<BTreeMap<String, String>> {
+    if let Some(labels) = cluster.and_then(|c| c.namespace_labels(ns)) {
+        return Ok(labels);
+    }
+    Api::<Namespace>::all(ctx.client.clone())
+        .get_opt(ns)
+        .await
+        .during(|| format!("get namespace {ns}"))
+        .map(|n| n.and_then(|n| n.metadata.labels).unwrap_or_default())
+}
+
+/// Every policy (the rules pick those that select the namespace); the policy CRD is optional:
+/// a cluster without it has none.
+async fn policies(ctx: &Ctx, cluster: Option<&ClusterCaches>) -> Result<Vec<PolicyView>> {
+    if let Some(p) = cluster.and_then(ClusterCaches::policies) {
+        return Ok(p);
+    }
+    match Api::<VolumeExpansionPolicy>::all(ctx.client.clone())
+        .list(&ListParams::default())
+        .await
+    {
+        Ok(list) => Ok(list
+            .items
+            .into_iter()
+            .map(|p| PolicyView {
+                name: p.metadata.name.unwrap_or_default(),
+                spec: p.spec,
+            })
+            .collect()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(Vec::new()),
+        Err(e) => Err(e).during(|| "list VolumeExpansionPolicies".into()),
+    }
 }
 
 #[cfg(test)]

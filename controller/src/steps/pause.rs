@@ -17,7 +17,6 @@ use super::{Job, Outcome, SOON, get_database};
 use crate::{
     PauseHandshake,
     context::Ctx,
-    decide::time,
     error::{Error, KubeContext, Result},
     reconcile::publish_as,
 };
@@ -88,23 +87,22 @@ fn cached_wait(ctx: &Ctx, job: &Job) -> bool {
             })
 }
 
+/// "Redis demo/rd-quickstart": the database as messages name it.
+fn database_of(job: &Job) -> String {
+    format!("{} {}/{}", job.kind.kind(), job.namespace, job.database)
+}
+
+const WAITING_FOR_PROVISIONER: &str = "waiting for the pause request to be approved by the provisioner";
+
 pub async fn pause(ctx: &Ctx, job: &mut Job) -> Result<Outcome> {
     if cached_wait(ctx, job) {
-        return Ok(Outcome::wait(
-            "waiting for the pause request to be approved by the provisioner",
-            SOON,
-        ));
+        return Ok(Outcome::wait(WAITING_FOR_PROVISIONER, SOON));
     }
     // Anything else is decided on a fresh copy: a cached Paused=True may be an older request's.
     let Some(db) = get_database(ctx, job).await? else {
-        return Ok(Outcome::Fail(format!(
-            "{} {}/{} does not exist",
-            job.kind.kind(),
-            job.namespace,
-            job.database
-        )));
+        return Ok(Outcome::Fail(format!("{} does not exist", database_of(job))));
     };
-    let mut conditions = database_conditions(&db);
+    let conditions = database_conditions(&db);
     let action = pause_action(&conditions, ctx.config.pause_handshake);
     let requested = job.state()?.pause_requested;
     if action == PauseAction::Done && !requested {
@@ -112,10 +110,8 @@ pub async fn pause(ctx: &Ctx, job: &mut Job) -> Result<Outcome> {
         // and never resume it.
         return Ok(Outcome::wait(
             format!(
-                "{} {}/{} is paused by someone else; waiting until it is resumed",
-                job.kind.kind(),
-                job.namespace,
-                job.database
+                "{} is paused by someone else; waiting until it is resumed",
+                database_of(job)
             ),
             SOON,
         ));
@@ -126,82 +122,86 @@ pub async fn pause(ctx: &Ctx, job: &mut Job) -> Result<Outcome> {
         job.saved_mut(ctx).await?.pause_requested = true;
         job.save(ctx).await?;
     }
-    // Record the intent before touching the database (in this same pass), so a failure or a
-    // crash from here on knows this request holds the pause and the cleanup resumes it.
     if action != PauseAction::Done && c::find(&job.status.conditions, c::PAUSE_DATABASE).is_none() {
-        let message = format!(
-            "Pausing {} database: {}/{}",
-            job.kind.kind(),
-            job.namespace,
-            job.database
-        );
-        let now = time(jiff::Timestamp::now());
-        job.record(
-            ctx,
-            vec![condition(
-                c::PAUSE_DATABASE,
-                c::UNKNOWN,
-                c::PAUSE_DATABASE,
-                &message,
-                job.generation,
-                now,
-            )],
-        )
-        .await?;
-        // KubeDB's event for the same act.
-        publish_as(
-            ctx,
-            job,
-            EventType::Normal,
-            c::STARTING,
-            c::PAUSE_DATABASE,
-            message,
-        );
+        record_pausing(ctx, job).await?;
     }
     match action {
-        PauseAction::Done => {
-            let now = time(jiff::Timestamp::now());
-            Ok(Outcome::Done(vec![condition(
-                c::PAUSE_DATABASE,
-                c::TRUE,
-                c::DATABASE_PAUSE_SUCCEEDED,
-                &format!(
-                    "Successfully paused {} database: {}/{} for {}: {}",
-                    job.kind.kind(),
-                    job.namespace,
-                    job.database,
-                    job.kind.ops_kind(),
-                    job.name
-                ),
-                job.generation,
-                now,
-            )]))
-        }
-        PauseAction::WaitForProvisioner => Ok(Outcome::wait(
-            "waiting for the pause request to be approved by the provisioner",
-            SOON,
-        )),
+        PauseAction::Done => Ok(Outcome::Done(vec![condition(
+            c::PAUSE_DATABASE,
+            c::TRUE,
+            c::DATABASE_PAUSE_SUCCEEDED,
+            &format!(
+                "Successfully paused {} database: {}/{} for {}: {}",
+                job.kind.kind(),
+                job.namespace,
+                job.database,
+                job.kind.ops_kind(),
+                job.name
+            ),
+            job.generation,
+            c::now(),
+        )])),
+        PauseAction::WaitForProvisioner => Ok(Outcome::wait(WAITING_FOR_PROVISIONER, SOON)),
         PauseAction::Write(status) => {
-            let now = time(jiff::Timestamp::now());
-            let message = format!("{} {} is in process", job.kind.ops_kind(), job.name);
-            c::set(
-                &mut conditions,
-                condition(
-                    c::PAUSED,
-                    status,
-                    c::PAUSED,
-                    &message,
-                    db.metadata.generation,
-                    now,
-                ),
-            );
-            write_conditions(ctx, job, &db, &conditions).await?;
+            write_paused(ctx, job, &db, conditions, status).await?;
             Ok(Outcome::wait(
                 format!("asked {} {} to pause", job.kind.kind(), job.database),
                 SOON,
             ))
         }
     }
+}
+
+/// Records the intent before the database is touched (in the same pass), so a failure or a
+/// crash from here on knows this request holds the pause and the cleanup resumes it.
+async fn record_pausing(ctx: &Ctx, job: &mut Job) -> Result<()> {
+    let message = format!(
+        "Pausing {} database: {}/{}",
+        job.kind.kind(),
+        job.namespace,
+        job.database
+    );
+    let now = c::now();
+    let pausing = condition(
+        c::PAUSE_DATABASE,
+        c::UNKNOWN,
+        c::PAUSE_DATABASE,
+        &message,
+        job.generation,
+        now,
+    );
+    job.record(ctx, vec![pausing]).await?;
+    // KubeDB's event for the same act.
+    publish_as(
+        ctx,
+        job,
+        EventType::Normal,
+        c::STARTING,
+        c::PAUSE_DATABASE,
+        message,
+    );
+    Ok(())
+}
+
+/// Writes the database's `Paused` condition with `status`.
+async fn write_paused(
+    ctx: &Ctx,
+    job: &Job,
+    db: &DynamicObject,
+    mut conditions: Vec<Condition>,
+    status: &str,
+) -> Result<()> {
+    let message = format!("{} {} is in process", job.kind.ops_kind(), job.name);
+    let paused = condition(
+        c::PAUSED,
+        status,
+        c::PAUSED,
+        &message,
+        db.metadata.generation,
+        c::now(),
+    );
+    c::set(&mut conditions, paused);
+    write_conditions(ctx, job, db, &conditions).await
 }
 
 /// Removes `Paused` from the database (the one with UID `uid`, when given: another database
@@ -222,7 +222,7 @@ pub async fn resume(ctx: &Ctx, job: &Job, uid: Option<&str>) -> Result<()> {
 
 pub async fn resume_step(ctx: &Ctx, job: &Job) -> Result<Outcome> {
     resume(ctx, job, Some(&job.admitted()?.database_uid)).await?;
-    let now = time(jiff::Timestamp::now());
+    let now = c::now();
     Ok(Outcome::Done(vec![condition(
         c::RESUME_DATABASE,
         c::TRUE,

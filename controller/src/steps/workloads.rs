@@ -18,7 +18,6 @@ use super::{Job, Outcome, SOON, database_workloads};
 use crate::{
     caches::Cached,
     context::Ctx,
-    decide::time,
     error::{Error, KubeContext, Result},
     ownership::{DatabaseId, controlled_by, restorable_workload, verify_workload},
     saved::{SavedPod, SavedWorkload},
@@ -114,44 +113,10 @@ pub async fn orphan(ctx: &Ctx, job: &mut Job) -> Result<Outcome> {
         Ok(w) => w,
         Err(reason) => return Ok(Outcome::Fail(reason)),
     };
-    let db = job.database_id()?;
-    let state = job.state()?;
-    let mut live = Vec::with_capacity(workloads.len());
-    let mut to_save: Vec<SavedWorkload> = Vec::new();
-    for w in &workloads {
-        let saved = state.workload(&w.name);
-        let found = find(ctx, job, &w.name, w.kind, saved.is_none()).await?;
-        match (saved, &found) {
-            // Saved and deleted, or saved and this very object still there.
-            (Some(_), None) => {}
-            (Some(s), Some((_, obj))) if obj.uid().as_deref() == Some(s.uid.as_str()) => {}
-            (Some(s), Some((kind, obj))) => {
-                return Ok(Outcome::Fail(format!(
-                    "{} {}/{} is another object than the one saved (uid {} saved, {} now); refusing to touch it",
-                    kind.kind(),
-                    job.namespace,
-                    w.name,
-                    s.uid,
-                    obj.uid().unwrap_or_default()
-                )));
-            }
-            (None, Some((kind, obj))) => match verify_workload(*kind, obj, &w.claim_template, &db) {
-                Ok(saved) => to_save.push(saved),
-                Err(refused) => return Ok(Outcome::Fail(refused.0)),
-            },
-            (None, None) => {
-                return Ok(Outcome::Fail(format!(
-                    "{} {}/{} of {} {} does not exist",
-                    w.kind.kind(),
-                    job.namespace,
-                    w.name,
-                    job.kind.kind(),
-                    job.database
-                )));
-            }
-        }
-        live.push(found);
-    }
+    let (live, to_save) = match verify(ctx, job, &workloads).await? {
+        Ok(verified) => verified,
+        Err(refused) => return Ok(Outcome::Fail(refused)),
+    };
     if !to_save.is_empty() {
         let pods = controlled_pods(ctx, job, &to_save).await?;
         let state = job.saved_mut(ctx).await?;
@@ -167,12 +132,89 @@ pub async fn orphan(ctx: &Ctx, job: &mut Job) -> Result<Outcome> {
             return Ok(Outcome::Fail(e.to_string()));
         }
     }
+    delete_live(ctx, job, &workloads, &live).await?;
+    let left = live.iter().filter(|l| l.is_some()).count();
+    if left > 0 {
+        return Ok(Outcome::wait(
+            format!("waiting for {left} workloads to be deleted"),
+            SOON,
+        ));
+    }
+    let used_kind = job
+        .state()?
+        .workloads
+        .first()
+        .map_or(job.kind.workload_kind(), |w| w.kind);
+    Ok(Outcome::Done(vec![condition(
+        used_kind.orphan_condition(),
+        c::TRUE,
+        used_kind.orphan_condition(),
+        &format!(
+            "successfully deleted the {} with orphan propagation policy",
+            used_kind.message_plural()
+        ),
+        job.generation,
+        c::now(),
+    )]))
+}
+
+/// Each workload as found now, and those not saved yet once verified to belong to the
+/// database; Err(reason) when one is another object than the one saved, fails its
+/// verification, or does not exist.
+async fn verify(
+    ctx: &Ctx,
+    job: &Job,
+    workloads: &[Workload],
+) -> Result<std::result::Result<(Vec<Live>, Vec<SavedWorkload>), String>> {
+    let db = job.database_id()?;
     let state = job.state()?;
-    // A delete the cache does not show yet is sent again: the UID precondition keeps it to
-    // the object verified, and a 404 counts as done.
+    let mut live = Vec::with_capacity(workloads.len());
+    let mut to_save: Vec<SavedWorkload> = Vec::new();
+    for w in workloads {
+        let saved = state.workload(&w.name);
+        let found = find(ctx, job, &w.name, w.kind, saved.is_none()).await?;
+        match (saved, &found) {
+            // Saved and deleted, or saved and this very object still there.
+            (Some(_), None) => {}
+            (Some(s), Some((_, obj))) if obj.uid().as_deref() == Some(s.uid.as_str()) => {}
+            (Some(s), Some((kind, obj))) => {
+                return Ok(Err(format!(
+                    "{} {}/{} is another object than the one saved (uid {} saved, {} now); refusing to touch it",
+                    kind.kind(),
+                    job.namespace,
+                    w.name,
+                    s.uid,
+                    obj.uid().unwrap_or_default()
+                )));
+            }
+            (None, Some((kind, obj))) => match verify_workload(*kind, obj, &w.claim_template, &db) {
+                Ok(saved) => to_save.push(saved),
+                Err(refused) => return Ok(Err(refused.0)),
+            },
+            (None, None) => {
+                return Ok(Err(format!(
+                    "{} {}/{} of {} {} does not exist",
+                    w.kind.kind(),
+                    job.namespace,
+                    w.name,
+                    job.kind.kind(),
+                    job.database
+                )));
+            }
+        }
+        live.push(found);
+    }
+    Ok(Ok((live, to_save)))
+}
+
+/// Deletes, orphaning their pods, the saved workloads still there and not going yet. A delete
+/// the cache does not show yet is sent again: the UID precondition keeps it to the object
+/// verified, and a 404 counts as done.
+async fn delete_live(ctx: &Ctx, job: &Job, workloads: &[Workload], live: &[Live]) -> Result<()> {
+    let state = job.state()?;
     let to_delete: Vec<(WorkloadKind, &str, String)> = workloads
         .iter()
-        .zip(&live)
+        .zip(live)
         .filter_map(|(w, l)| match l {
             Some((kind, obj)) if obj.metadata.deletion_timestamp.is_none() => {
                 let uid = state.workload(&w.name)?.uid.clone();
@@ -187,28 +229,7 @@ pub async fn orphan(ctx: &Ctx, job: &mut Job) -> Result<Outcome> {
             .map(|(kind, name, uid)| orphan_delete(ctx, job, *kind, name, uid)),
     )
     .await?;
-    let left = live.iter().filter(|l| l.is_some()).count();
-    if left > 0 {
-        return Ok(Outcome::wait(
-            format!("waiting for {left} workloads to be deleted"),
-            SOON,
-        ));
-    }
-    let used_kind = state
-        .workloads
-        .first()
-        .map_or(job.kind.workload_kind(), |w| w.kind);
-    Ok(Outcome::Done(vec![condition(
-        used_kind.orphan_condition(),
-        c::TRUE,
-        used_kind.orphan_condition(),
-        &format!(
-            "successfully deleted the {} with orphan propagation policy",
-            used_kind.message_plural()
-        ),
-        job.generation,
-        time(jiff::Timestamp::now()),
-    )]))
+    Ok(())
 }
 
 /// How one saved workload stands when it should be there.
@@ -290,7 +311,7 @@ pub async fn recreate(ctx: &Ctx, job: &Job) -> Result<Outcome> {
         .map_or(job.kind.workload_kind(), |w| w.kind);
     // Every workload is back or created now (a create that found it there is success):
     // KubeDB's UpdatePetSets and ReadyPetSets (or the StatefulSet names) at once.
-    let now = time(jiff::Timestamp::now());
+    let now = c::now();
     Ok(Outcome::Done(vec![
         condition(
             kind.update_condition(),
