@@ -42,7 +42,8 @@ pub enum Cached<T> {
     Unknown,
 }
 
-fn synced<K: kube::Resource + Clone + 'static>(store: &Store<K>) -> bool
+/// Whether the store's first list is in.
+pub fn synced<K: kube::Resource + Clone + 'static>(store: &Store<K>) -> bool
 where
     K::DynamicType: Eq + std::hash::Hash + Clone,
 {

@@ -41,14 +41,7 @@ mod tests {
     };
 
     fn cond(t: &str) -> Condition {
-        condition(
-            t,
-            c::TRUE,
-            t,
-            "",
-            None,
-            crate::decide::time(jiff::Timestamp::now()),
-        )
+        condition(t, c::TRUE, t, "", None, volops_shared::conditions::now())
     }
 
     #[test]

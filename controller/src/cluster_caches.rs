@@ -25,6 +25,8 @@ use volops_shared::{
     facts::{PolicyView, QuotaView, StorageClassView},
 };
 
+use crate::caches::synced;
+
 /// Stores of the cluster-wide facts; each answers None until its first list is in.
 #[derive(Clone)]
 pub struct ClusterCaches {
@@ -33,14 +35,6 @@ pub struct ClusterCaches {
     namespaces: Store<Namespace>,
     /// None where the cluster does not serve the policy CRD.
     policies: Option<Store<VolumeExpansionPolicy>>,
-}
-
-fn synced<K>(store: &Store<K>) -> bool
-where
-    K: Resource + Clone + 'static,
-    K::DynamicType: Eq + std::hash::Hash + Clone,
-{
-    store.wait_until_ready().now_or_never().is_some_and(|r| r.is_ok())
 }
 
 /// A reflector over every `K` with managedFields dropped, driven until the stream ends; watch

@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use volops_shared::{
     api::{Condition, OpsRequestPhase, OpsRequestStatus},
     conditions::{self as c, is_true},
@@ -56,17 +55,17 @@ pub const RECREATE_DONE: [&str; 2] = [c::UPDATE_PETSETS, c::UPDATE_STATEFULSETS]
 /// ZooKeeper's PVC step is `UpdateNodePVCs`, Redis's `VolumeExpansionSucceeded` (and a
 /// ZooKeeper request an earlier volops started may carry the latter).
 pub const EXPAND_DONE: [&str; 2] = [c::VOLUME_EXPANSION_SUCCEEDED, c::UPDATE_NODE_PVCS];
-const STEP_MARKERS: [&str; 10] = [
-    c::VOLUME_EXPANSION,
-    c::PAUSE_DATABASE,
-    c::ORPHAN_PETSET_PODS,
-    c::ORPHAN_STATEFULSET_PODS,
-    c::VOLUME_EXPANSION_SUCCEEDED,
-    c::UPDATE_NODE_PVCS,
-    c::UPDATE_PETSETS,
-    c::UPDATE_STATEFULSETS,
-    c::UPDATE_DATABASE,
-    c::RESUME_DATABASE,
+
+/// The steps after Admit in order, each with the conditions whose True status marks it done
+/// (`VolumeExpansion` True with phase Progressing marks Admit done; after the last one, the
+/// request succeeds).
+pub const PIPELINE: [(Step, &[&str]); 6] = [
+    (Step::PauseDatabase, &[c::PAUSE_DATABASE]),
+    (Step::OrphanWorkloads, &ORPHAN_DONE),
+    (Step::Expand, &EXPAND_DONE),
+    (Step::RecreateWorkloads, &RECREATE_DONE),
+    (Step::UpdateDatabase, &[c::UPDATE_DATABASE]),
+    (Step::ResumeDatabase, &[c::RESUME_DATABASE]),
 ];
 
 fn any_true(conditions: &[Condition], types: &[&str]) -> bool {
@@ -87,28 +86,22 @@ pub fn next_step(status: Option<&OpsRequestStatus>) -> Step {
     if status.phase != Some(OpsRequestPhase::Progressing) || !is_true(cs, c::VOLUME_EXPANSION) {
         return Step::Admit;
     }
-    if !is_true(cs, c::PAUSE_DATABASE) {
-        Step::PauseDatabase
-    } else if !any_true(cs, &ORPHAN_DONE) {
-        Step::OrphanWorkloads
-    } else if !any_true(cs, &EXPAND_DONE) {
-        Step::Expand
-    } else if !any_true(cs, &RECREATE_DONE) {
-        Step::RecreateWorkloads
-    } else if !is_true(cs, c::UPDATE_DATABASE) {
-        Step::UpdateDatabase
-    } else if !is_true(cs, c::RESUME_DATABASE) {
-        Step::ResumeDatabase
-    } else {
-        Step::Succeed
-    }
+    PIPELINE
+        .iter()
+        .find(|(_, done)| !any_true(cs, done))
+        .map_or(Step::Succeed, |(step, _)| *step)
+}
+
+/// Whether `type_` is a condition that marks a step done.
+fn marks_a_step(type_: &str) -> bool {
+    type_ == c::VOLUME_EXPANSION || PIPELINE.iter().any(|(_, done)| done.contains(&type_))
 }
 
 /// When the current step started: the latest transition of a finished step's condition.
 pub fn step_started(conditions: &[Condition]) -> Option<jiff::Timestamp> {
     conditions
         .iter()
-        .filter(|cond| cond.status == c::TRUE && STEP_MARKERS.contains(&cond.type_.as_str()))
+        .filter(|cond| cond.status == c::TRUE && marks_a_step(&cond.type_))
         .map(|cond| cond.last_transition_time.0)
         .max()
 }
@@ -146,14 +139,10 @@ pub fn holds_pause(conditions: &[Condition]) -> bool {
     c::find(conditions, c::PAUSE_DATABASE).is_some() && !is_true(conditions, c::RESUME_DATABASE)
 }
 
-/// A Time for `now` (conditions carry k8s Time).
-pub fn time(now: jiff::Timestamp) -> Time {
-    Time(now)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use volops_shared::conditions::condition;
 
     fn at(secs: i64) -> Time {

@@ -60,6 +60,11 @@ pub fn failure(conditions: &[Condition]) -> Option<&Condition> {
 }
 
 /// Builds a condition stamped `now`.
+/// The time of a condition written now.
+pub fn now() -> Time {
+    Time(jiff::Timestamp::now())
+}
+
 pub fn condition(
     type_: &str,
     status: &str,

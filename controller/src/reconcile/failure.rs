@@ -14,7 +14,7 @@ use volops_shared::{
 use super::report::{count_phase, publish};
 use crate::{
     context::Ctx,
-    decide::{Step, time},
+    decide::Step,
     error::Result,
     saved_store,
     steps::{Job, Outcome, cleanup::Problem},
@@ -35,7 +35,7 @@ pub(super) const NAMED_PROBLEMS: usize = 10;
 pub(super) async fn fail(ctx: &Ctx, job: &mut Job, step: Step, reason: String) -> Result<Action> {
     warn!(request = %job.describe(), step = step.label(), %reason, "failed");
     let mut status = job.status.clone();
-    for cond in failure_conditions(job, step.label(), &reason, time(jiff::Timestamp::now())) {
+    for cond in failure_conditions(job, step.label(), &reason, c::now()) {
         c::replace(&mut status.conditions, cond);
     }
     job.write_status(ctx, status).await?;
@@ -140,7 +140,7 @@ pub fn failed_status(job: &Job, problems: &[Problem], now: Time) -> OpsRequestSt
 /// The cleanup is over: phase Failed (with what it could not restore, if anything) in one
 /// status write, one event per problem, then the saved state goes.
 pub(super) async fn finish_failed(ctx: &Ctx, job: &mut Job, problems: Vec<Problem>) -> Result<Outcome> {
-    let status = failed_status(job, &problems, time(jiff::Timestamp::now()));
+    let status = failed_status(job, &problems, c::now());
     job.write_status(ctx, status).await?;
     count_phase(ctx, job);
     publish_problems(ctx, job, &problems);
@@ -179,7 +179,7 @@ pub(super) fn restore_failed(job: &Job, problems: &[Problem]) -> Option<Conditio
         "Cleanup",
         &message.join("; "),
         job.generation,
-        time(jiff::Timestamp::now()),
+        c::now(),
     ))
 }
 

@@ -15,7 +15,6 @@ use super::report::publish;
 use crate::{
     claim,
     context::Ctx,
-    decide::time,
     error::{KubeContext, Result},
     forged, saved_store,
     steps::{self, Job, cleanup::Verdict},
@@ -92,7 +91,7 @@ pub(super) async fn try_claim(ctx: &Ctx, job: &mut Job) -> Result<bool> {
         claim::CLAIMED,
         &format!("{} runs this request", ctx.config.identity),
         job.generation,
-        time(jiff::Timestamp::now()),
+        c::now(),
     );
     job.record(ctx, vec![cond]).await?;
     Ok(true)
@@ -128,7 +127,7 @@ pub(super) async fn report_ignored_annotations(ctx: &Ctx, job: &mut Job) -> Resu
         forged::CONDITION,
         &message,
         job.generation,
-        time(jiff::Timestamp::now()),
+        c::now(),
     );
     job.record(ctx, vec![cond]).await?;
     warn!(request = %job.describe(), %message, "ignored annotations");

@@ -25,7 +25,7 @@ use crate::{
     caches::Freshest,
     claim,
     context::Ctx,
-    decide::{Step, next_step, step_started, step_timed_out, time},
+    decide::{Step, next_step, step_started, step_timed_out},
     error::{Error, KubeContext, Result},
     metrics::{ErrorLabels, StepLabels},
     ops::OpsRequest,
@@ -199,7 +199,7 @@ async fn apply(
                             job.kind.kind().to_ascii_lowercase()
                         ),
                         job.generation,
-                        time(jiff::Timestamp::now()),
+                        c::now(),
                     ),
                 );
             }
@@ -250,7 +250,7 @@ async fn apply(
                     c::SKIPPED,
                     &message,
                     job.generation,
-                    time(jiff::Timestamp::now()),
+                    c::now(),
                 ),
             );
             job.write_status(ctx, status).await?;

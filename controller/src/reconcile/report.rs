@@ -8,12 +8,7 @@ use volops_shared::{
     conditions::{self as c, condition},
 };
 
-use crate::{
-    context::Ctx,
-    decide::{Step, time},
-    metrics::PhaseLabels,
-    steps::Job,
-};
+use crate::{context::Ctx, decide::Step, metrics::PhaseLabels, steps::Job};
 
 /// The events of a finished step, as (reason, action, note), with KubeDB's reasons and
 /// texts: the pause and resume as `Starting`/`Successful`, every other KubeDB condition under
@@ -87,7 +82,7 @@ pub(super) fn successful(job: &Job) -> Condition {
         c::SUCCESSFUL,
         &format!("Successfully completed volumeExpansion for {}", job.kind.kind()),
         job.generation,
-        time(jiff::Timestamp::now()),
+        c::now(),
     )
 }
 

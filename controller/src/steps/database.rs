@@ -8,7 +8,6 @@ use volops_shared::conditions::{self as c, condition};
 use super::{Job, Outcome};
 use crate::{
     context::Ctx,
-    decide::time,
     error::{KubeContext, Result},
 };
 
@@ -37,6 +36,6 @@ pub async fn update(ctx: &Ctx, job: &Job) -> Result<Outcome> {
             job.database
         ),
         job.generation,
-        time(jiff::Timestamp::now()),
+        c::now(),
     )]))
 }
