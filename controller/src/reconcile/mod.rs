@@ -1,6 +1,7 @@
-//! One reconcile: fetch the request -> decide the next step from its conditions (pure) -> check
-//! it is still the request and database admitted -> do that step (idempotent) -> record its
-//! condition on `/status` -> requeue.
+//! One reconcile as a pipeline (docs/ARCHITECTURE.md): fetch the request -> decide the next
+//! step from its conditions (pure; after claiming the request and adding the finalizer) ->
+//! check it is still the request and database admitted, within its timeout -> run that step
+//! (idempotent) -> record its condition on `/status` and requeue.
 
 mod failure;
 mod lifecycle;
@@ -8,7 +9,7 @@ mod report;
 #[cfg(test)]
 mod tests;
 
-use std::{sync::Arc, time::Duration};
+use std::{ops::ControlFlow, sync::Arc, time::Duration};
 
 use kube::{
     Api, ResourceExt,
@@ -66,6 +67,7 @@ fn as_request<R: OpsRequest>(obj: &kube::api::DynamicObject) -> Option<R> {
     serde_json::to_value(obj).and_then(serde_json::from_value).ok()
 }
 
+/// fetch -> decide -> check -> run -> record.
 pub async fn reconcile<R: OpsRequest>(obj: Arc<R>, ctx: Arc<Ctx>) -> Result<Action> {
     // Other types are KubeDB's ops-manager's; so is VolumeExpansion when it owns it.
     if !obj.is_volume_expansion()
@@ -73,70 +75,18 @@ pub async fn reconcile<R: OpsRequest>(obj: Arc<R>, ctx: Arc<Ctx>) -> Result<Acti
     {
         return Ok(Action::await_change());
     }
-    let ns = obj.namespace().unwrap_or_default();
-    let name = obj.name_any();
-    let versions = &ctx.request_versions;
-    // The cached copy will do unless this process wrote or read a newer one; after its own
-    // write (the usual case: the watch event is still on its way) it goes on from what that
-    // write returned.
-    let rv = obj.resource_version();
-    let fresh = match versions.freshest(R::KIND, &ns, &name, rv.as_deref()) {
-        Freshest::Cache => Some(obj),
-        Freshest::Written(written) => match as_request::<R>(&written) {
-            Some(r) => Some(Arc::new(r)),
-            None => read_request(&ctx, &ns, &name).await?,
-        },
-        Freshest::Read => read_request(&ctx, &ns, &name).await?,
-    };
-    let Some(fresh) = fresh else {
+    let Some(fresh) = fetch(&ctx, obj).await? else {
         return Ok(Action::await_change());
     };
     let mut job = Job::from_request(fresh.as_ref())?;
-    if !claim::claimed(&job.status.conditions) && !try_claim(&ctx, &mut job).await? {
-        return Ok(Action::await_change());
-    }
-    if job.deleting {
-        return finish(&ctx, &mut job).await;
-    }
-    let step = next_step(Some(&job.status));
-    if step == Step::Done {
-        let action = finish(&ctx, &mut job).await?;
-        versions.forget(R::KIND, &ns, &name);
-        return Ok(action);
-    }
-    if step == Step::Admit {
-        job.with_raw(fresh.as_ref())?;
-    }
-    if !job.finalizers.iter().any(|f| f == FINALIZER) {
-        add_finalizer(&ctx, &mut job).await?;
-    }
-    report_ignored_annotations(&ctx, &mut job).await?;
-    // A timeout that is not a Go duration fails the request once; the cleanup needs none.
-    let timeout = match (step, job.timeout.as_deref().map(duration::parse).transpose()) {
-        (Step::Cleanup, _) => None,
-        (_, Ok(t)) => t,
-        (_, Err(e)) => return fail(&ctx, &mut job, step, format!("spec.timeout: {e}")).await,
+    let step = match decide(&ctx, &mut job, fresh.as_ref()).await? {
+        ControlFlow::Continue(step) => step,
+        ControlFlow::Break(action) => return Ok(action),
     };
-    if step == Step::Cleanup {
-        job.load_saved(&ctx).await?;
-    } else if step != Step::Admit {
-        job.load_saved(&ctx).await?;
-        if let Some(reason) = steps::guard::check(&ctx, &job).await? {
-            return fail(&ctx, &mut job, step, reason).await;
-        }
-    }
-    if !matches!(step, Step::Admit | Step::Cleanup)
-        && step_timed_out(&job.status.conditions, timeout, jiff::Timestamp::now())
-    {
-        let limit = job.timeout.clone().unwrap_or_default();
-        return fail(
-            &ctx,
-            &mut job,
-            step,
-            format!("step {} did not finish within spec.timeout {limit}", step.label()),
-        )
-        .await;
-    }
+    let timeout = match check(&ctx, &mut job, step).await? {
+        Ok(timeout) => timeout,
+        Err(reason) => return fail(&ctx, &mut job, step, reason).await,
+    };
     debug!(request = %job.describe(), step = step.label(), "reconcile");
     let outcome = match run_step(&ctx, &mut job, step).await {
         Ok(o) => o,
@@ -144,7 +94,82 @@ pub async fn reconcile<R: OpsRequest>(obj: Arc<R>, ctx: Arc<Ctx>) -> Result<Acti
         Err(e) if e.is_transient() || step == Step::Cleanup => return Err(e),
         Err(e) => return count_retry(&ctx, &mut job, step, e).await,
     };
-    apply(&ctx, &mut job, step, outcome, timeout).await
+    record(&ctx, &mut job, step, outcome, timeout).await
+}
+
+/// The freshest copy of the request: the cached one will do unless this process wrote or read
+/// a newer one; after its own write (the usual case: the watch event is still on its way) it
+/// goes on from what that write returned. None when the request is gone.
+async fn fetch<R: OpsRequest>(ctx: &Ctx, obj: Arc<R>) -> Result<Option<Arc<R>>> {
+    let (ns, name) = (obj.namespace().unwrap_or_default(), obj.name_any());
+    let rv = obj.resource_version();
+    match ctx.request_versions.freshest(R::KIND, &ns, &name, rv.as_deref()) {
+        Freshest::Cache => Ok(Some(obj)),
+        Freshest::Written(written) => match as_request::<R>(&written) {
+            Some(r) => Ok(Some(Arc::new(r))),
+            None => read_request(ctx, &ns, &name).await,
+        },
+        Freshest::Read => read_request(ctx, &ns, &name).await,
+    }
+}
+
+/// The step to run (pure: `decide::next_step` of the recorded conditions), once the request
+/// is claimed and holds the finalizer; Break when there is none: not volops's to carry out,
+/// deleted, or over.
+async fn decide<R: OpsRequest>(ctx: &Ctx, job: &mut Job, fresh: &R) -> Result<ControlFlow<Action, Step>> {
+    if !claim::claimed(&job.status.conditions) && !try_claim(ctx, job).await? {
+        return Ok(ControlFlow::Break(Action::await_change()));
+    }
+    if job.deleting {
+        return finish(ctx, job).await.map(ControlFlow::Break);
+    }
+    let step = next_step(Some(&job.status));
+    if step == Step::Done {
+        let action = finish(ctx, job).await?;
+        ctx.request_versions.forget(job.kind, &job.namespace, &job.name);
+        return Ok(ControlFlow::Break(action));
+    }
+    if step == Step::Admit {
+        job.with_raw(fresh)?;
+    }
+    if !job.finalizers.iter().any(|f| f == FINALIZER) {
+        add_finalizer(ctx, job).await?;
+    }
+    report_ignored_annotations(ctx, job).await?;
+    Ok(ControlFlow::Continue(step))
+}
+
+/// Before a step past Admit: the request and database are still the ones admitted, and the
+/// step is within `spec.timeout` (returned, parsed). Err(reason) fails the request. A timeout
+/// that is not a Go duration fails it once; the cleanup needs none.
+async fn check(
+    ctx: &Ctx,
+    job: &mut Job,
+    step: Step,
+) -> Result<std::result::Result<Option<Duration>, String>> {
+    let timeout = match (step, job.timeout.as_deref().map(duration::parse).transpose()) {
+        (Step::Cleanup, _) => None,
+        (_, Ok(t)) => t,
+        (_, Err(e)) => return Ok(Err(format!("spec.timeout: {e}"))),
+    };
+    if step == Step::Admit {
+        return Ok(Ok(timeout));
+    }
+    job.load_saved(ctx).await?;
+    if step == Step::Cleanup {
+        return Ok(Ok(timeout));
+    }
+    if let Some(reason) = steps::guard::check(ctx, job).await? {
+        return Ok(Err(reason));
+    }
+    if step_timed_out(&job.status.conditions, timeout, jiff::Timestamp::now()) {
+        let limit = job.timeout.clone().unwrap_or_default();
+        return Ok(Err(format!(
+            "step {} did not finish within spec.timeout {limit}",
+            step.label()
+        )));
+    }
+    Ok(Ok(timeout))
 }
 
 async fn run_step(ctx: &Ctx, job: &mut Job, step: Step) -> Result<Outcome> {
@@ -174,7 +199,7 @@ async fn run_step(ctx: &Ctx, job: &mut Job, step: Step) -> Result<Outcome> {
     }
 }
 
-async fn apply(
+async fn record(
     ctx: &Ctx,
     job: &mut Job,
     step: Step,
