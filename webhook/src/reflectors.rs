@@ -1,27 +1,16 @@
-//! Fills the [`Caches`] from the API server with kube-runtime reflectors (list + watch, with
-//! backoff), one task per resource.
+//! Fills the [`Caches`](crate::Caches) from the API server with kube-runtime watchers (list +
+//! watch, with backoff), one task per resource, each event turned into its view at once.
 
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::api::core::v1::PersistentVolumeClaim;
-use kube::api::{Api, ApiResource, DynamicObject};
-use kube::runtime::reflector::store::Writer;
-use kube::runtime::{WatchStreamExt, reflector, watcher};
-use kube::{Client, Resource, ResourceExt};
+use kube::api::{Api, DynamicObject};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use volops_shared::DatabaseKind;
 
-use crate::caches::{ApplyEvent, PvcWriter, Writers};
-use crate::views::Views;
-
-/// Drops what no rule reads but every object carries, to keep the caches small.
-fn slim<K: Resource>(obj: &mut K) {
-    obj.managed_fields_mut().clear();
-    if let Some(a) = obj.meta_mut().annotations.as_mut() {
-        a.remove("kubectl.kubernetes.io/last-applied-configuration");
-    }
-}
+use crate::caches::{ApplyEvent, ViewWriter, Writers};
 
 /// Drives one reflector stream until `stop`; watch errors are logged and retried by backoff.
 fn drive<S, T>(set: &mut JoinSet<()>, stream: S, name: &'static str, stop: CancellationToken)
@@ -44,92 +33,44 @@ where
     });
 }
 
-/// Starts reflectors into one set, each running until `stop`.
+/// Starts watches into one set, each running until `stop`.
 struct Spawner<'a> {
     set: JoinSet<()>,
-    client: &'a Client,
     stop: &'a CancellationToken,
 }
 
 impl Spawner<'_> {
-    /// One reflector: `feed` sees every (slimmed) event before the store does.
-    fn typed<K>(
-        &mut self,
-        writer: Writer<K>,
-        name: &'static str,
-        feed: impl Fn(&watcher::Event<K>) + Send + 'static,
-    ) where
-        K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
-        K::DynamicType: Eq + std::hash::Hash + Clone + Default + Send + Sync,
+    /// One watch (list, then watch, with backoff) whose every event goes to `writer`.
+    fn watch<K>(&mut self, api: Api<K>, mut writer: ViewWriter<K>, name: &'static str)
+    where
+        K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
     {
-        let api = Api::<K>::all(self.client.clone());
-        let events = watcher(api, watcher::Config::default())
-            .default_backoff()
-            .modify(slim)
-            .map_ok(move |event| {
-                feed(&event);
-                event
-            });
-        drive(&mut self.set, reflector(writer, events), name, self.stop.clone());
-    }
-
-    /// [`Spawner::typed`] for the objects of `ar`.
-    fn dynamic(
-        &mut self,
-        ar: ApiResource,
-        writer: Writer<DynamicObject>,
-        name: &'static str,
-        feed: impl Fn(&watcher::Event<DynamicObject>) + Send + 'static,
-    ) {
-        let api = Api::<DynamicObject>::all_with(self.client.clone(), &ar);
-        let events = watcher(api, watcher::Config::default())
-            .default_backoff()
-            .modify(slim)
-            .map_ok(move |event| {
-                feed(&event);
-                event
-            });
-        drive(&mut self.set, reflector(writer, events), name, self.stop.clone());
-    }
-
-    /// PVCs go to the view index alone (see [`PvcWriter`]): views copy only what the rules read.
-    fn pvcs(&mut self, mut writer: PvcWriter) {
-        let api = Api::<PersistentVolumeClaim>::all(self.client.clone());
         let events = watcher(api, watcher::Config::default())
             .default_backoff()
             .map_ok(move |event| writer.apply_event(&event));
-        drive(&mut self.set, events, "persistentvolumeclaims", self.stop.clone());
+        drive(&mut self.set, events, name, self.stop.clone());
     }
 }
 
-/// Starts one reflector per cache, each feeding its view index in `views`; they run until `stop`.
-pub fn spawn_all(client: &Client, w: Writers, views: Views, stop: &CancellationToken) -> JoinSet<()> {
+/// Starts one watch per cache, each feeding its view index; they run until `stop`.
+pub fn spawn_all(client: &Client, w: Writers, stop: &CancellationToken) -> JoinSet<()> {
     let mut spawn = Spawner {
         set: JoinSet::new(),
-        client,
         stop,
     };
-    for (kind, db_writer, ops_writer) in [
+    for (kind, databases, ops) in [
         (DatabaseKind::Redis, w.redis, w.redis_ops),
         (DatabaseKind::ZooKeeper, w.zookeeper, w.zookeeper_ops),
     ] {
-        let (v1, v2) = (views.clone(), views.clone());
-        let (databases, ops) = (kind.database_resource(), kind.ops_resource());
-        spawn.dynamic(databases, db_writer, database_cache(kind), move |e| {
-            v1.apply_database(kind, e)
-        });
-        spawn.dynamic(ops, ops_writer, ops_cache(kind), move |e| v2.apply_ops(kind, e));
+        let api = |ar| Api::<DynamicObject>::all_with(client.clone(), &ar);
+        spawn.watch(api(kind.database_resource()), databases, database_cache(kind));
+        spawn.watch(api(kind.ops_resource()), ops, ops_cache(kind));
     }
-    spawn.pvcs(w.pvcs);
-    let v = views.clone();
-    spawn.typed(w.classes, "storageclasses", move |e| v.apply_class(e));
-    let v = views.clone();
-    spawn.typed(w.quotas, "resourcequotas", move |e| v.apply_quota(e));
-    let v = views.clone();
-    spawn.typed(w.namespaces, "namespaces", move |e| v.apply_namespace(e));
-    spawn.typed(w.policies, "volumeexpansionpolicies", move |e| {
-        views.apply_policy(e)
-    });
+    spawn.watch(Api::all(client.clone()), w.pvcs, "persistentvolumeclaims");
+    spawn.watch(Api::all(client.clone()), w.classes, "storageclasses");
+    spawn.watch(Api::all(client.clone()), w.quotas, "resourcequotas");
+    spawn.watch(Api::all(client.clone()), w.namespaces, "namespaces");
+    spawn.watch(Api::all(client.clone()), w.policies, "volumeexpansionpolicies");
     spawn.set
 }
 

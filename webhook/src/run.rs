@@ -110,9 +110,8 @@ pub async fn start(
     shutdown: CancellationToken,
 ) -> Result<Running, RunError> {
     let (caches, writers) = Caches::new();
-    let views = caches.views.clone();
     let mut running = start_with_caches(config, caches, shutdown.clone()).await?;
-    let mut reflector_tasks = reflectors::spawn_all(&client, writers, views, &shutdown);
+    let mut reflector_tasks = reflectors::spawn_all(&client, writers, &shutdown);
     running
         .tasks
         .spawn(async move { while reflector_tasks.join_next().await.is_some() {} });

@@ -2,10 +2,9 @@
 //! review) and grouped by namespace, each group a name-sorted [`Shared`] list that a review
 //! takes by reference count.
 //!
-//! The reflectors feed these indexes before the stores see the events. Caches filled directly
-//! through their writers (tests) leave an index detached ("not live"); `Caches::facts` then
-//! builds the same lists from the store on each review. PVCs, by far the most numerous, have
-//! no store: they live only here, whoever feeds them (see `caches::PvcWriter`).
+//! They are the only copy the webhook keeps of the objects it watches (`caches::ViewWriter`
+//! turns every watch event into a view change); an index answers None until its first list is
+//! complete, and the webhook is not ready until every index is.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
@@ -272,20 +271,6 @@ impl<V: Named + Clone> ViewIndex<V> {
             .unwrap_or_default();
         Some((list, positions))
     }
-
-    /// Views of `objects` (those in `namespace`) sorted by name, as a live index would list them.
-    pub fn scan<'a, K: kube::Resource + 'a>(
-        &self,
-        namespace: &str,
-        objects: impl IntoIterator<Item = &'a K>,
-        view: impl Fn(&K) -> V,
-    ) -> Shared<V> {
-        let mut map = ByNamespace::new();
-        for obj in objects.into_iter().filter(|o| self.key(*o).0 == namespace) {
-            insert(&mut map, namespace, view(obj));
-        }
-        map.remove(namespace).unwrap_or_default()
-    }
 }
 
 fn to_json<T: serde::Serialize>(obj: &T) -> Value {
@@ -300,7 +285,7 @@ fn instance_of(pvc: &PvcView) -> Option<&str> {
     pvc.labels.get(INSTANCE_LABEL).map(String::as_str)
 }
 
-/// How each object becomes its view (the reflectors and the store scan use the same ones).
+/// How each object becomes its view.
 pub fn pvc_view(pvc: &PersistentVolumeClaim) -> PvcView {
     PvcView::from_pvc(pvc)
 }

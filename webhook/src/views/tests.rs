@@ -1,4 +1,5 @@
 use kube::runtime::reflector::{self, Store};
+use serde_json::Value;
 use serde_json::json;
 use volops_shared::facts::RuleOptions;
 
@@ -142,6 +143,18 @@ fn a_review_shares_the_index_list_instead_of_copying_it() {
     );
 }
 
+/// The views of `objects` in namespace `ns` sorted by name, as an index should list them.
+fn scan<'a>(ns: &str, objects: impl IntoIterator<Item = &'a PersistentVolumeClaim>) -> Shared<PvcView> {
+    let mut map = ByNamespace::new();
+    for obj in objects
+        .into_iter()
+        .filter(|o| o.metadata.namespace.as_deref() == Some(ns))
+    {
+        insert(&mut map, ns, pvc_view(obj));
+    }
+    map.remove(ns).unwrap_or_default()
+}
+
 /// A reflector store and an index that saw the same `events`.
 fn store_and_index<K, V>(events: &[Event<K>], view: fn(&K) -> V, cluster: bool) -> (Store<K>, ViewIndex<V>)
 where
@@ -179,7 +192,7 @@ fn the_index_lists_what_a_store_scan_lists_after_the_same_events() {
         let (store, index) = store_and_index(&events[..upto], pvc_view, false);
         for ns in ["a", "b", "c", "none"] {
             let state = store.state();
-            let scanned = index.scan(ns, state.iter().map(|o| o.as_ref()), pvc_view);
+            let scanned = scan(ns, state.iter().map(|o| o.as_ref()));
             assert_eq!(index.namespace(ns).unwrap(), scanned, "{ns} after {upto} events");
         }
     }
@@ -269,15 +282,14 @@ fn cluster() -> Vec<(&'static str, Value)> {
 }
 
 /// Caches holding `cluster()`; with `live` the view indexes are fed too (as the reflectors do).
-fn caches(live: bool) -> Caches {
-    fn fill<K>(w: &mut impl ApplyEvent<K>, objs: Vec<K>, feed: impl Fn(&Event<K>)) {
-        let mut events = vec![Event::Init];
-        events.extend(objs.into_iter().map(Event::InitApply));
-        events.push(Event::InitDone);
-        for e in &events {
-            feed(e);
-            w.apply_event(e);
+/// The caches holding [`cluster`], filled through their writers as the reflectors fill them.
+fn caches() -> Caches {
+    fn fill<K>(w: &mut impl ApplyEvent<K>, objs: Vec<K>) {
+        w.apply_event(&Event::Init);
+        for o in objs {
+            w.apply_event(&Event::InitApply(o));
         }
+        w.apply_event(&Event::InitDone);
     }
     fn of<K: serde::de::DeserializeOwned>(all: &[(&str, Value)], what: &str) -> Vec<K> {
         all.iter()
@@ -287,37 +299,22 @@ fn caches(live: bool) -> Caches {
     }
     let all = cluster();
     let (caches, mut w) = Caches::new();
-    let v = caches.views.clone();
-    let on = |f: &dyn Fn()| {
-        if live {
-            f()
-        }
-    };
-    fill(&mut w.namespaces, of(&all, "ns"), |e| {
-        on(&|| v.apply_namespace(e))
-    });
-    fill(&mut w.classes, of(&all, "class"), |e| on(&|| v.apply_class(e)));
-    fill(&mut w.policies, of(&all, "policy"), |e| on(&|| v.apply_policy(e)));
-    fill(&mut w.quotas, of(&all, "quota"), |e| on(&|| v.apply_quota(e)));
-    // PVCs have no store: their writer feeds the view index, live or not.
-    fill(&mut w.pvcs, of(&all, "pvc"), |_| {});
-    fill(&mut w.redis, of(&all, "db"), |e| {
-        on(&|| v.apply_database(DatabaseKind::Redis, e))
-    });
-    fill(&mut w.redis_ops, of(&all, "ops"), |e| {
-        on(&|| v.apply_ops(DatabaseKind::Redis, e))
-    });
-    fill(&mut w.zookeeper, vec![], |_| {});
-    fill(&mut w.zookeeper_ops, vec![], |_| {});
+    fill(&mut w.namespaces, of(&all, "ns"));
+    fill(&mut w.classes, of(&all, "class"));
+    fill(&mut w.policies, of(&all, "policy"));
+    fill(&mut w.quotas, of(&all, "quota"));
+    fill(&mut w.pvcs, of(&all, "pvc"));
+    fill(&mut w.redis, of(&all, "db"));
+    fill(&mut w.redis_ops, of(&all, "ops"));
+    fill(&mut w.zookeeper, vec![]);
+    fill(&mut w.zookeeper_ops, vec![]);
     caches
 }
 
 #[test]
-fn facts_from_live_views_equal_facts_from_the_stores() {
-    let (live, scanned) = (caches(true), caches(false));
-    assert!(live.views.quotas.namespace("demo").is_some());
-    assert!(scanned.views.quotas.namespace("demo").is_none());
-    assert!(scanned.views.pvcs.namespace("demo").is_some());
+fn facts_are_read_from_the_views_for_the_request_and_its_namespace() {
+    let caches = caches();
+    assert!(caches.unsynced().is_empty());
     let request = |name: &str, db: &str, ns: Option<&str>| {
         let mut meta = json!({"name": name});
         if let Some(ns) = ns {
@@ -328,21 +325,32 @@ fn facts_from_live_views_equal_facts_from_the_stores() {
                         "volumeExpansion": {"mode": "Online", "redis": "4Gi"}}})
     };
     let options = RuleOptions::default();
-    for (obj, ns) in [
-        (request("grow", "rd", Some("demo")), "demo"),
-        (request("old", "rd", None), "demo"),
-        (request("grow", "missing", None), "demo"),
-        (request("grow", "rd", None), "other"),
-        (request("grow", "rd", None), "nowhere"),
+    // Only the request's namespace is read: its database (if any), its PVCs and quotas.
+    for (db, ns, exists) in [
+        ("missing", "demo", false),
+        ("rd", "other", true),
+        ("rd", "nowhere", false),
     ] {
-        let a = live.facts(DatabaseKind::Redis, ns, &obj, &options);
-        let b = scanned.facts(DatabaseKind::Redis, ns, &obj, &options);
-        // PVCs come from their index in both (they have no store to scan).
-        assert!(a.instance_pvcs.is_some() && b.instance_pvcs.is_some());
-        assert_eq!(a.database_pvcs(), b.database_pvcs(), "{obj}");
-        assert_eq!(a, b, "{obj}");
+        let f = caches.facts(DatabaseKind::Redis, ns, &request("grow", db, None), &options);
+        assert_eq!(f.database.is_some(), exists, "{db} in {ns}");
+        assert!(f.database_pvcs().is_empty(), "{db} in {ns}");
+        assert_eq!(f.quotas.is_empty(), ns != "demo", "{db} in {ns}");
     }
-    let f = live.facts(
+    // The review's namespace stands in for a request that names none.
+    let named = caches.facts(
+        DatabaseKind::Redis,
+        "x",
+        &request("grow", "rd", Some("demo")),
+        &options,
+    );
+    let unnamed = caches.facts(
+        DatabaseKind::Redis,
+        "demo",
+        &request("grow", "rd", None),
+        &options,
+    );
+    assert_eq!(named.database, unnamed.database);
+    let f = caches.facts(
         DatabaseKind::Redis,
         "demo",
         &request("grow", "rd", None),
@@ -393,4 +401,15 @@ fn pvcs_live_only_in_their_view_index_which_answers_readiness_and_size() {
     assert_eq!(list[at[1] as usize].name, "data-rd-1");
     w.pvcs.apply_event(&Event::Delete(pvc("data-rd-0")));
     assert_eq!(size(&caches), Some(1));
+}
+
+#[test]
+fn every_cache_is_unsynced_until_its_first_list_is_complete() {
+    let (caches, mut w) = Caches::new();
+    assert_eq!(caches.unsynced().len(), 9);
+    w.classes.apply_event(&Event::Init);
+    assert!(caches.unsynced().contains(&"storageclasses"));
+    w.classes.apply_event(&Event::InitDone);
+    assert!(!caches.unsynced().contains(&"storageclasses"));
+    assert_eq!(caches.unsynced().len(), 8);
 }

@@ -1,5 +1,5 @@
 //! The webhook's decision path in-process, without TLS or HTTP: caches filled with the
-//! fixture's objects the way the reflectors fill them (stores and view indexes), and a timing
+//! fixture's objects the way the watches fill them (through the caches' writers), and a timing
 //! loop over the review mix through the same handler the HTTP route calls.
 
 use std::sync::Arc;
@@ -32,39 +32,36 @@ fn with_status(mut obj: Value, status: Value) -> Value {
     obj
 }
 
-/// Feeds one complete list (Init, InitApply..., InitDone) to a store and its view index.
-fn list<K>(writer: &mut impl ApplyEvent<K>, objects: Vec<K>, feed: impl Fn(&Event<K>)) {
-    let mut events = vec![Event::Init];
-    events.extend(objects.into_iter().map(Event::InitApply));
-    events.push(Event::InitDone);
-    for e in &events {
-        feed(e);
-        writer.apply_event(e);
+/// Feeds one complete list (Init, InitApply..., InitDone) to a cache's writer, as its watch does.
+fn list<K>(writer: &mut impl ApplyEvent<K>, objects: Vec<K>) {
+    writer.apply_event(&Event::Init);
+    for o in objects {
+        writer.apply_event(&Event::InitApply(o));
     }
+    writer.apply_event(&Event::InitDone);
 }
 
 /// The webhook's caches holding the fixture's first `namespaces` namespaces, with live views.
 pub fn caches(namespaces: usize) -> Result<Caches> {
     let (caches, mut w) = Caches::new();
-    let v = caches.views.clone();
     let classes = fixture::storage_classes()
         .into_iter()
         .map(typed)
         .collect::<Result<_>>()?;
-    list::<StorageClass>(&mut w.classes, classes, |e| v.apply_class(e));
+    list::<StorageClass>(&mut w.classes, classes);
     let policies = fixture::policies()
         .into_iter()
         .map(typed)
         .collect::<Result<_>>()?;
-    list::<VolumeExpansionPolicy>(&mut w.policies, policies, |e| v.apply_policy(e));
+    list::<VolumeExpansionPolicy>(&mut w.policies, policies);
     let ns = (0..namespaces)
         .map(|n| typed(fixture::namespace_json(n)))
         .collect::<Result<_>>()?;
-    list::<Namespace>(&mut w.namespaces, ns, |e| v.apply_namespace(e));
+    list::<Namespace>(&mut w.namespaces, ns);
     let quotas = (0..namespaces)
         .map(|n| typed(fixture::quota_json(n)))
         .collect::<Result<_>>()?;
-    list::<ResourceQuota>(&mut w.quotas, quotas, |e| v.apply_quota(e));
+    list::<ResourceQuota>(&mut w.quotas, quotas);
     let (mut dbs, mut ops, mut pvcs) = ([vec![], vec![]], [vec![], vec![]], vec![]);
     for db in fixture::databases(0..namespaces) {
         let k = usize::from(db.kind() == DatabaseKind::ZooKeeper);
@@ -82,13 +79,11 @@ pub fn caches(namespaces: usize) -> Result<Caches> {
     }
     let [redis, zookeeper] = dbs;
     let [redis_ops, zookeeper_ops] = ops;
-    use DatabaseKind::{Redis, ZooKeeper};
-    list(&mut w.redis, redis, |e| v.apply_database(Redis, e));
-    list(&mut w.zookeeper, zookeeper, |e| v.apply_database(ZooKeeper, e));
-    list(&mut w.redis_ops, redis_ops, |e| v.apply_ops(Redis, e));
-    list(&mut w.zookeeper_ops, zookeeper_ops, |e| v.apply_ops(ZooKeeper, e));
-    // The PVC writer feeds the view index itself.
-    list(&mut w.pvcs, pvcs, |_| {});
+    list(&mut w.redis, redis);
+    list(&mut w.zookeeper, zookeeper);
+    list(&mut w.redis_ops, redis_ops);
+    list(&mut w.zookeeper_ops, zookeeper_ops);
+    list(&mut w.pvcs, pvcs);
     Ok(caches)
 }
 
