@@ -1,4 +1,9 @@
 //! Go `time.Duration` strings as used in `spec.timeout` (`5m`, `3000s`, `1h30m`, `500ms`).
+//!
+//! Our own parser, not `kube::core::Duration` (kube 5.0): tenants write `spec.timeout`, and
+//! kube's parser panics on some of it (`5m-3s`, or past `u64` seconds like `99999999999999999999h`,
+//! in `std::time::Duration::mul_f64`) and takes what Go's `time.ParseDuration` refuses (`""` as
+//! zero, `5m0`, `+-5m`). The tests below pin each case.
 
 use std::time::Duration;
 
@@ -62,7 +67,12 @@ mod tests {
         assert_eq!(parse("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse("1.5s"), Ok(Duration::from_millis(1500)));
         assert_eq!(parse("0"), Ok(Duration::ZERO));
-        for bad in ["", "5", "m", "5x", "-5m", "5m3", "1..5s"] {
+        for bad in ["", "5", "m", "5x", "-5m", "5m3", "1..5s", "5m0", "+-5m", "5m+3s"] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+        // Errors, not panics, where kube's parser panics.
+        let huge = format!("{}h", "1".repeat(400));
+        for bad in ["5m-3s", "99999999999999999999h", huge.as_str()] {
             assert!(parse(bad).is_err(), "{bad}");
         }
         assert_eq!(

@@ -1,29 +1,20 @@
-//! Kubernetes label-selector matching (matchLabels and matchExpressions).
-
-use std::collections::BTreeMap;
+//! Kubernetes label selectors: kube's [`Selector`] evaluates them; this file adds the checks
+//! the API server makes before it evaluates one. kube's conversion from a `LabelSelector`
+//! refuses only an unknown operator and `In`/`NotIn` without a list: it takes an invalid key or
+//! value, `In: []` and `Exists` with values, and its error names no field. A policy with such a
+//! selector must be refused at admission with what is wrong where (docs/ARCHITECTURE.md).
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::core::Selector;
 
-/// Whether `labels` satisfy `selector`. An empty selector matches everything; an unknown
-/// operator matches nothing (fail closed, as the API server would reject it anyway).
-pub fn matches(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
-    let exact = selector
-        .match_labels
-        .iter()
-        .flatten()
-        .all(|(k, v)| labels.get(k) == Some(v));
-    exact
-        && selector.match_expressions.iter().flatten().all(|e| {
-            let values = e.values.as_deref().unwrap_or_default();
-            let value = labels.get(&e.key);
-            match e.operator.as_str() {
-                "In" => value.is_some_and(|v| values.contains(v)),
-                "NotIn" => value.is_none_or(|v| !values.contains(v)),
-                "Exists" => value.is_some(),
-                "DoesNotExist" => value.is_none(),
-                _ => false,
-            }
-        })
+/// `selector` as kube's [`Selector`] when the API server would accept it; otherwise every
+/// problem with it, each prefixed by `field` (e.g. `spec.namespaceSelector`).
+pub fn parse(selector: &LabelSelector, field: &str) -> Result<Selector, Vec<String>> {
+    let problems = problems(selector, field);
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Selector::try_from(selector.clone()).map_err(|e| vec![format!("{field}: {e}")])
 }
 
 /// The operators a label selector may use.
@@ -65,8 +56,7 @@ pub fn is_label_value(value: &str) -> bool {
 }
 
 /// What makes `selector` one the API server would refuse to evaluate (`field` prefixes each
-/// problem, e.g. `spec.namespaceSelector`); empty when it is valid. [`matches`] evaluates an
-/// invalid selector as matching nothing, so a caller that must not fail open checks this first.
+/// problem, e.g. `spec.namespaceSelector`); empty when it is valid.
 pub fn problems(selector: &LabelSelector, field: &str) -> Vec<String> {
     let mut out = Vec::new();
     for (k, v) in selector.match_labels.iter().flatten() {
@@ -110,6 +100,8 @@ pub fn problems(selector: &LabelSelector, field: &str) -> Vec<String> {
 mod tests {
     use super::*;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
+    use kube::core::SelectorExt;
+    use std::collections::BTreeMap;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
@@ -133,21 +125,40 @@ mod tests {
             match_labels: Some(labels(ml)),
             match_expressions: Some(ex),
         };
-        assert!(matches(&LabelSelector::default(), &ns));
-        assert!(matches(&sel(&[("tenant", "a")], vec![]), &ns));
-        assert!(!matches(&sel(&[("tenant", "b")], vec![]), &ns));
-        assert!(matches(
-            &sel(&[], vec![expr("tier", "In", &["gold", "silver"])]),
-            &ns
-        ));
-        assert!(!matches(&sel(&[], vec![expr("tier", "NotIn", &["gold"])]), &ns));
-        assert!(matches(&sel(&[], vec![expr("absent", "NotIn", &["x"])]), &ns));
-        assert!(matches(&sel(&[], vec![expr("tenant", "Exists", &[])]), &ns));
-        assert!(!matches(
-            &sel(&[], vec![expr("tenant", "DoesNotExist", &[])]),
-            &ns
-        ));
-        assert!(!matches(&sel(&[], vec![expr("tenant", "Bogus", &[])]), &ns));
+        // Some(matches) for a valid selector, None for one the API server would refuse.
+        let eval = |s: LabelSelector| parse(&s, "s").ok().map(|s| s.matches(&ns));
+        assert_eq!(eval(LabelSelector::default()), Some(true));
+        assert_eq!(eval(sel(&[("tenant", "a")], vec![])), Some(true));
+        assert_eq!(eval(sel(&[("tenant", "b")], vec![])), Some(false));
+        assert_eq!(
+            eval(sel(&[], vec![expr("tier", "In", &["gold", "silver"])])),
+            Some(true)
+        );
+        assert_eq!(eval(sel(&[], vec![expr("tier", "In", &["silver"])])), Some(false));
+        assert_eq!(eval(sel(&[], vec![expr("absent", "In", &["x"])])), Some(false));
+        assert_eq!(
+            eval(sel(&[], vec![expr("tier", "NotIn", &["gold"])])),
+            Some(false)
+        );
+        assert_eq!(eval(sel(&[], vec![expr("absent", "NotIn", &["x"])])), Some(true));
+        assert_eq!(eval(sel(&[], vec![expr("tenant", "Exists", &[])])), Some(true));
+        assert_eq!(eval(sel(&[], vec![expr("absent", "Exists", &[])])), Some(false));
+        assert_eq!(
+            eval(sel(&[], vec![expr("tenant", "DoesNotExist", &[])])),
+            Some(false)
+        );
+        assert_eq!(
+            eval(sel(&[], vec![expr("absent", "DoesNotExist", &[])])),
+            Some(true)
+        );
+        // matchLabels and matchExpressions are ANDed.
+        let both = sel(&[("tenant", "a")], vec![expr("tier", "NotIn", &["gold"])]);
+        assert_eq!(eval(both), Some(false));
+        // Refused, never evaluated: an unknown operator, and what kube's conversion would take.
+        assert_eq!(eval(sel(&[], vec![expr("tenant", "Bogus", &[])])), None);
+        assert_eq!(eval(sel(&[], vec![expr("tier", "In", &[])])), None);
+        assert_eq!(eval(sel(&[], vec![expr("tenant", "Exists", &["a"])])), None);
+        assert_eq!(eval(sel(&[("bad key", "a")], vec![])), None);
     }
 
     #[test]

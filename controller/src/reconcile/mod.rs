@@ -40,7 +40,11 @@ use lifecycle::{add_finalizer, finish, report_ignored_annotations, try_claim};
 use report::{count_phase, successful};
 pub use report::{publish, publish_as, step_events};
 
-/// Finalizer that makes a deletion mid-way run the cleanup first.
+/// Finalizer that makes a deletion mid-way run the cleanup first. Handled here, not by
+/// `kube::runtime::finalizer`: that helper keeps it for the object's whole life and drops it as
+/// soon as its cleanup returns `Ok`, while ours goes when the request is over (deleted or not:
+/// once the database is resumed and the saved state is gone, see `lifecycle::finish`), stays
+/// while a cleanup pass waits (a requeue, not an error), and is added only to a claimed request.
 pub const FINALIZER: &str = "volops.dev/cleanup";
 /// Delay before the step after a finished one: none, as every reconcile reads the request fresh
 /// (a delay here is paid once per step by every request).

@@ -12,6 +12,7 @@ use crate::{
     quantity::Quantity,
     selector,
 };
+use kube::core::SelectorExt as _;
 
 /// What grows, as a policy judges it.
 pub(crate) struct Growth<'a> {
@@ -88,9 +89,12 @@ pub fn validate_policy(name: &str, spec: &VolumeExpansionPolicySpec) -> Result<(
 /// Whether a policy applies in a namespace with `labels`: its selector selects it, or the
 /// selector is invalid (then nobody can tell, and the policy must not be skipped).
 pub fn policy_applies(spec: &VolumeExpansionPolicySpec, labels: &BTreeMap<String, String>) -> bool {
-    spec.namespace_selector.as_ref().is_none_or(|s| {
-        selector::matches(s, labels) || !selector::problems(s, "spec.namespaceSelector").is_empty()
-    })
+    spec.namespace_selector
+        .as_ref()
+        .is_none_or(|s| match selector::parse(s, "spec.namespaceSelector") {
+            Ok(valid) => valid.matches(labels),
+            Err(_) => true,
+        })
 }
 
 /// The first way a valid `spec` is broken by `growth`, if any.
