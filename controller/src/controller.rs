@@ -8,6 +8,7 @@ use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::{
     Api, Client, Resource, ResourceExt,
     api::{ApiResource, DynamicObject, ListParams},
+    core::DeserializeGuard,
     runtime::{
         Controller, WatchStreamExt,
         reflector::{self, ObjectRef, Store, reflector},
@@ -25,28 +26,44 @@ use crate::{
 
 const INSTANCE: &str = "app.kubernetes.io/instance";
 
+/// An ops request as the controller watches it: typed, or the error that kept it from being
+/// read. One request the API server stores but our types cannot read (e.g. an int32 field past
+/// its range: kube-apiserver does not enforce `format: int32`) then fails on its own instead
+/// of stopping every list, and so every request of its kind (`reconcile::unreadable`).
+pub type Watched<R> = DeserializeGuard<R>;
+
 /// Requests in the store for database `db` in `ns` that are not final.
-fn requests_of<R: OpsRequest>(store: &Store<R>, ns: Option<String>, db: Option<&str>) -> Vec<ObjectRef<R>> {
+fn requests_of<R: OpsRequest>(
+    store: &Store<Watched<R>>,
+    ns: Option<String>,
+    db: Option<&str>,
+) -> Vec<ObjectRef<Watched<R>>> {
     let (Some(ns), Some(db)) = (ns, db) else {
         return Vec::new();
     };
     store
         .state()
         .iter()
-        // Runs for every PVC, pod and workload event: compare in place, allocate nothing.
-        .filter(|r| r.meta().namespace.as_deref() == Some(ns.as_str()) && r.database() == db)
-        .filter(|r| {
-            r.status()
-                .and_then(|s| s.phase)
-                .is_none_or(|p: OpsRequestPhase| !p.is_final())
+        .filter(|w| {
+            // Runs for every PVC, pod and workload event: compare in place, allocate nothing.
+            w.0.as_ref().is_ok_and(|r| {
+                r.meta().namespace.as_deref() == Some(ns.as_str())
+                    && r.database() == db
+                    && r.status()
+                        .and_then(|s| s.phase)
+                        .is_none_or(|p: OpsRequestPhase| !p.is_final())
+            })
         })
-        .map(|r| ObjectRef::from_obj(r.as_ref()))
+        .map(|w| ObjectRef::from_obj(w.as_ref()))
         .collect()
 }
 
 /// Offshoots carry the database name in `app.kubernetes.io/instance` (the watches select only
 /// the kind's offshoots, see [`DatabaseKind::offshoot_selector`]).
-fn offshoot_requests<R: OpsRequest, O: Resource>(store: &Store<R>, obj: &O) -> Vec<ObjectRef<R>> {
+fn offshoot_requests<R: OpsRequest, O: Resource>(
+    store: &Store<Watched<R>>,
+    obj: &O,
+) -> Vec<ObjectRef<Watched<R>>> {
     requests_of(
         store,
         obj.namespace(),
@@ -62,15 +79,16 @@ async fn serves(client: &Client, kind: WorkloadKind) -> bool {
 
 /// The requests of one database from the controller's store, as JSON; None until the
 /// store's first list is in (the cache may then miss a request this one queues behind).
-fn request_lister<R: OpsRequest>(store: Store<R>) -> RequestLister {
+fn request_lister<R: OpsRequest>(store: Store<Watched<R>>) -> RequestLister {
     Arc::new(move |ns: &str, db: &str| {
         store.wait_until_ready().now_or_never()?.ok()?;
         Some(
             store
                 .state()
                 .iter()
+                .filter_map(|w| w.0.as_ref().ok())
                 .filter(|r| r.namespace().as_deref() == Some(ns) && r.database() == db)
-                .filter_map(|r| serde_json::to_value(r.as_ref()).ok())
+                .filter_map(|r| serde_json::to_value(r).ok())
                 .collect(),
         )
     })
@@ -99,8 +117,8 @@ fn dynamic_cache(
 
 /// One kind's controller with its watches started, before it runs.
 pub struct Prepared<R: OpsRequest> {
-    pub controller: Controller<R>,
-    pub store: Store<R>,
+    pub controller: Controller<Watched<R>>,
+    pub store: Store<Watched<R>>,
     /// What the context keeps of these watches.
     pub watches: KindWatches,
 }
@@ -110,7 +128,7 @@ pub struct Prepared<R: OpsRequest> {
 pub async fn prepare<R: OpsRequest>(client: &Client) -> Prepared<R> {
     // Only this kind's offshoots: KubeDB puts its selector labels on every one of them.
     let offshoots = watcher::Config::default().labels(&R::KIND.offshoot_selector());
-    let controller = Controller::new(Api::<R>::all(client.clone()), watcher::Config::default());
+    let controller = Controller::new(Api::<Watched<R>>::all(client.clone()), watcher::Config::default());
     let store = controller.store();
     let requests = request_lister(store.clone());
     // PVCs and databases feed caches as well as triggers: a step that waits for them reads
@@ -170,20 +188,21 @@ pub async fn prepare<R: OpsRequest>(client: &Client) -> Prepared<R> {
 /// Pods of the kind's offshoots wake their database's requests; a request that ends or starts
 /// wakes the others of its database (the queue).
 fn wake_on_pods_and_requests<R: OpsRequest>(
-    controller: Controller<R>,
-    store: &Store<R>,
+    controller: Controller<Watched<R>>,
+    store: &Store<Watched<R>>,
     client: &Client,
     offshoots: watcher::Config,
-) -> Controller<R> {
+) -> Controller<Watched<R>> {
     let s = store.clone();
     let controller = controller.watches(Api::<Pod>::all(client.clone()), offshoots, move |o| {
         offshoot_requests(&s, &o)
     });
     let s = store.clone();
     controller.watches(
-        Api::<R>::all(client.clone()),
+        Api::<Watched<R>>::all(client.clone()),
         watcher::Config::default(),
-        move |r| {
+        move |w| {
+            let Ok(r) = &w.0 else { return Vec::new() };
             requests_of(&s, r.namespace(), Some(r.database()))
                 .into_iter()
                 .filter(|o| o.name != r.name_any())
@@ -194,8 +213,8 @@ fn wake_on_pods_and_requests<R: OpsRequest>(
 
 /// Runs a prepared controller until `shutdown` resolves.
 pub async fn run<R: OpsRequest>(
-    controller: Controller<R>,
-    store: Store<R>,
+    controller: Controller<Watched<R>>,
+    store: Store<Watched<R>>,
     ctx: Arc<Ctx>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
@@ -215,7 +234,7 @@ pub async fn run<R: OpsRequest>(
 /// Resolves when `shutdown` comes before the store's first list. kube-runtime holds every
 /// reconcile until that list is in, and a graceful shutdown stops driving the list: its run
 /// would then never end. Nothing can be running in that state, so stopping at once is safe.
-async fn never_synced<R: OpsRequest>(shutdown: impl Future<Output = ()>, store: Store<R>) {
+async fn never_synced<R: OpsRequest>(shutdown: impl Future<Output = ()>, store: Store<Watched<R>>) {
     shutdown.await;
     if store.wait_until_ready().now_or_never().is_some() {
         // Synced: the graceful path waits for the reconciles in flight.

@@ -1,7 +1,8 @@
 //! Every failure path ends (issue 18): a restore the API server refuses is reported without
 //! blocking the rest of the cleanup, a database deleted mid-flight fails its request and lets
-//! the namespace go, a timeout that is not a Go duration fails once, and one absurd database
-//! spec fails its own request while another database's expansion succeeds.
+//! the namespace go, a timeout that is not a Go duration fails once, one absurd database spec
+//! fails its own request while another database's expansion succeeds, and so does a request
+//! the controller's types cannot read, before or during its run.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -272,6 +273,106 @@ async fn an_absurd_database_spec_fails_its_request_and_another_expansion_succeed
     // Its owner's pause is the owner's: the failed request did not take it.
     let db = poisoned.get("rd").await.unwrap();
     assert_eq!(paused_conditions(&db).len(), 1);
+    sb.shutdown().await.unwrap();
+}
+
+/// A request the API server stores but the controller's types cannot read (kube-apiserver does
+/// not enforce `format: int32` on integers) fails on its own; every other request goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_the_controller_cannot_read_fails_alone_and_another_succeeds() {
+    let (sb, admin) = sandbox().await;
+    setup(&admin, "poison", "standard", "online").await;
+    setup_namespace(&admin, "healthy").await;
+    let tenant = tenant_client(&sb).await;
+    let poisoned = database(&tenant, "poison", "Standalone", "rd", "standard").await;
+    let healthy = database(&tenant, "healthy", "Standalone", "rd", "standard").await;
+    let poison_ops = ops_api(&tenant, "poison", "RedisOpsRequest");
+    poison_ops
+        .create(
+            &PostParams::default(),
+            &ops_request(
+                "RedisOpsRequest",
+                "grow",
+                "rd",
+                "Online",
+                "2Gi",
+                json!({"maxRetries": 3_000_000_000_i64}),
+            ),
+        )
+        .await
+        .expect("the API server stores an int32 field past its range");
+    let (stop, task) = start_controller(controller_client(&sb).await, Arc::new(Metrics::default()));
+    let healthy_ops = ops_api(&tenant, "healthy", "RedisOpsRequest");
+    healthy_ops
+        .create(
+            &PostParams::default(),
+            &ops_request("RedisOpsRequest", "grow", "rd", "Online", "2Gi", json!({})),
+        )
+        .await
+        .expect("healthy request created");
+    let healthy_done = wait_final(&healthy_ops, "grow").await;
+    let poisoned_done = wait_final(&poison_ops, "grow").await;
+    let _ = stop.send(());
+    task.await.unwrap();
+    assert_eq!(
+        at(&healthy_done, "/status/phase"),
+        Some("Successful"),
+        "{:#?}",
+        healthy_done.data["status"]
+    );
+    let failed = failure_message(&poisoned_done);
+    assert_eq!(at(&poisoned_done, "/status/phase"), Some("Failed"), "{failed}");
+    assert!(
+        failed.contains("maxRetries") || failed.contains("i32"),
+        "{failed}"
+    );
+    let db = poisoned.get("rd").await.unwrap();
+    assert!(paused_conditions(&db).is_empty());
+    assert_eq!(at(&db, "/spec/storage/resources/requests/storage"), Some("1Gi"));
+    let db = healthy.get("rd").await.unwrap();
+    assert_eq!(at(&db, "/spec/storage/resources/requests/storage"), Some("2Gi"));
+    sb.shutdown().await.unwrap();
+}
+
+/// The same, written mid-flight by a tenant (no webhook in the way): the request fails at the
+/// step it had reached and its cleanup puts everything back and resumes the database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_made_unreadable_mid_flight_is_failed_and_cleaned_up() {
+    let (sb, admin) = sandbox().await;
+    setup(&admin, "team", "standard", "online").await;
+    storage_class(&admin, "slow", "online", 1500).await;
+    let tenant = tenant_client(&sb).await;
+    let redis = database(&tenant, "team", "Standalone", "rd", "slow").await;
+    let (stop, task) = start_controller(controller_client(&sb).await, Arc::new(Metrics::default()));
+    let ops = ops_api(&tenant, "team", "RedisOpsRequest");
+    ops.create(
+        &PostParams::default(),
+        &ops_request("RedisOpsRequest", "grow", "rd", "Online", "2Gi", json!({})),
+    )
+    .await
+    .expect("ops request created");
+    wait_for(&ops, "grow", "workloads orphaned", |r| {
+        has_condition(r, "OrphanPetSetPods") || has_condition(r, "OrphanStatefulSetPods")
+    })
+    .await;
+    ops.patch(
+        "grow",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"maxRetries": 3_000_000_000_i64}})),
+    )
+    .await
+    .expect("the API server takes it");
+    let done = wait_final(&ops, "grow").await;
+    let _ = stop.send(());
+    task.await.unwrap();
+    let failed = failure_message(&done);
+    assert_eq!(at(&done, "/status/phase"), Some("Failed"), "{failed}");
+    assert!(failed.contains("cannot be read"), "{failed}");
+    assert!(done.metadata.finalizers.unwrap_or_default().is_empty());
+    let db = redis.get("rd").await.unwrap();
+    assert!(paused_conditions(&db).is_empty(), "the database is resumed");
+    let petsets = dynamic(&admin, "team", "apps.k8s.appscode.com", "v1", "PetSet", "petsets");
+    petsets.get("rd").await.expect("the workload is back");
     sb.shutdown().await.unwrap();
 }
 

@@ -8,6 +8,7 @@ mod lifecycle;
 mod report;
 #[cfg(test)]
 mod tests;
+mod unreadable;
 
 use std::{ops::ControlFlow, sync::Arc, time::Duration};
 
@@ -26,6 +27,7 @@ use crate::{
     caches::Freshest,
     claim,
     context::Ctx,
+    controller::Watched,
     decide::{Step, next_step, step_started, step_timed_out},
     error::{Error, KubeContext, Result},
     metrics::{ErrorLabels, StepLabels},
@@ -71,22 +73,31 @@ fn as_request<R: OpsRequest>(obj: &kube::api::DynamicObject) -> Option<R> {
     serde_json::to_value(obj).and_then(serde_json::from_value).ok()
 }
 
+/// One request as watched: typed, or one our types cannot read (see [`unreadable`]).
+pub async fn reconcile<R: OpsRequest>(obj: Arc<Watched<R>>, ctx: Arc<Ctx>) -> Result<Action> {
+    match &obj.0 {
+        Ok(request) => reconcile_request(Arc::new(request.clone()), ctx).await,
+        Err(invalid) => unreadable::reconcile::<R>(&ctx, invalid).await,
+    }
+}
+
 /// fetch -> decide -> check -> run -> record.
-pub async fn reconcile<R: OpsRequest>(obj: Arc<R>, ctx: Arc<Ctx>) -> Result<Action> {
+async fn reconcile_request<R: OpsRequest>(obj: Arc<R>, ctx: Arc<Ctx>) -> Result<Action> {
     // Other types are KubeDB's ops-manager's; so is VolumeExpansion when it owns it.
-    if !obj.is_volume_expansion()
-        || ctx.config.volume_expansion_owner == volops_shared::facts::VolumeExpansionOwner::Kubedb
-    {
+    if !obj.is_volume_expansion() || kubedb_owns(&ctx) {
         return Ok(Action::await_change());
     }
     let Some(fresh) = fetch(&ctx, obj).await? else {
         return Ok(Action::await_change());
     };
     let mut job = Job::from_request(fresh.as_ref())?;
-    let step = match decide(&ctx, &mut job, fresh.as_ref()).await? {
+    let step = match decide(&ctx, &mut job).await? {
         ControlFlow::Continue(step) => step,
         ControlFlow::Break(action) => return Ok(action),
     };
+    if step == Step::Admit {
+        job.with_raw(fresh.as_ref())?;
+    }
     let timeout = match check(&ctx, &mut job, step).await? {
         Ok(timeout) => timeout,
         Err(reason) => return fail(&ctx, &mut job, step, reason).await,
@@ -99,6 +110,11 @@ pub async fn reconcile<R: OpsRequest>(obj: Arc<R>, ctx: Arc<Ctx>) -> Result<Acti
         Err(e) => return count_retry(&ctx, &mut job, step, e).await,
     };
     record(&ctx, &mut job, step, outcome, timeout).await
+}
+
+/// Whether KubeDB's ops-manager carries out VolumeExpansion requests in this cluster.
+fn kubedb_owns(ctx: &Ctx) -> bool {
+    ctx.config.volume_expansion_owner == volops_shared::facts::VolumeExpansionOwner::Kubedb
 }
 
 /// The freshest copy of the request: the cached one will do unless this process wrote or read
@@ -120,7 +136,7 @@ async fn fetch<R: OpsRequest>(ctx: &Ctx, obj: Arc<R>) -> Result<Option<Arc<R>>> 
 /// The step to run (pure: `decide::next_step` of the recorded conditions), once the request
 /// is claimed and holds the finalizer; Break when there is none: not volops's to carry out,
 /// deleted, or over.
-async fn decide<R: OpsRequest>(ctx: &Ctx, job: &mut Job, fresh: &R) -> Result<ControlFlow<Action, Step>> {
+async fn decide(ctx: &Ctx, job: &mut Job) -> Result<ControlFlow<Action, Step>> {
     if !claim::claimed(&job.status.conditions) && !try_claim(ctx, job).await? {
         return Ok(ControlFlow::Break(Action::await_change()));
     }
@@ -132,9 +148,6 @@ async fn decide<R: OpsRequest>(ctx: &Ctx, job: &mut Job, fresh: &R) -> Result<Co
         let action = finish(ctx, job).await?;
         ctx.request_versions.forget(job.kind, &job.namespace, &job.name);
         return Ok(ControlFlow::Break(action));
-    }
-    if step == Step::Admit {
-        job.with_raw(fresh)?;
     }
     if !job.finalizers.iter().any(|f| f == FINALIZER) {
         add_finalizer(ctx, job).await?;
@@ -312,7 +325,7 @@ async fn count_retry(ctx: &Ctx, job: &mut Job, step: Step, err: Error) -> Result
 }
 
 /// Requeue after an error, counting it.
-pub fn error_policy<R: OpsRequest>(_obj: Arc<R>, err: &Error, ctx: Arc<Ctx>) -> Action {
+pub fn error_policy<R: OpsRequest>(_obj: Arc<Watched<R>>, err: &Error, ctx: Arc<Ctx>) -> Action {
     warn!(kind = R::KIND.ops_kind(), error = %err, "reconcile failed");
     ctx.metrics
         .reconcile_errors

@@ -114,6 +114,39 @@ impl Job {
         })
     }
 
+    /// The job of a request whose spec this controller's types cannot read (`obj`: the request
+    /// as the API server stores it): enough of it to claim, fail and clean up like any other
+    /// (`reconcile::unreadable`); it never reaches a step that reads the spec.
+    pub fn unreadable(kind: DatabaseKind, obj: &DynamicObject) -> Self {
+        let status = obj
+            .data
+            .get("status")
+            .and_then(|s| serde_json::from_value(s.clone()).ok())
+            .unwrap_or_default();
+        let database = obj.data.pointer("/spec/databaseRef/name").and_then(Value::as_str);
+        Self {
+            kind,
+            namespace: obj.namespace().unwrap_or_default(),
+            name: obj.name_any(),
+            generation: obj.metadata.generation,
+            resource_version: obj.resource_version(),
+            database: database.unwrap_or_default().to_owned(),
+            target: None,
+            mode: VolumeExpansionMode::default(),
+            apply: ApplyPolicy::default(),
+            timeout: None,
+            max_retries: 0,
+            annotations: obj.annotations().clone(),
+            status,
+            raw: Value::Null,
+            uid: obj.uid(),
+            deleting: obj.metadata.deletion_timestamp.is_some(),
+            finalizers: obj.finalizers().to_vec(),
+            saved: None,
+            saved_loaded: false,
+        }
+    }
+
     /// The job of a saved state whose request is gone (the sweep cleans up after it).
     pub fn orphaned(stored: Stored) -> Option<Self> {
         let r = &stored.state.request;
