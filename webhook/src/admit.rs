@@ -206,11 +206,8 @@ fn validate_ops_create(
     {
         return denied(uid, d, Vec::new());
     }
-    // The request's eight fields straight from its text; odd shapes go through a Value.
-    let raw = req.object.map(RawValue::get);
-    let request = raw
-        .and_then(|text| OpsRequestView::from_json_text(kind, text))
-        .unwrap_or_else(|| OpsRequestView::from_json(kind, &req.object_value()));
+    // The one reader of a request's view, as in the caches and the controller.
+    let request = OpsRequestView::from_json(kind, &req.object_value());
     let namespace = req.namespace.as_deref().unwrap_or_default();
     let facts = caches.facts_of(kind, namespace, request, options);
     let verdict = validate_create(&facts);

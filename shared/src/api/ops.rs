@@ -76,6 +76,13 @@ impl VolumeExpansionMode {
             Self::Offline => "Offline",
         }
     }
+
+    /// Reads a mode as written in `spec.volumeExpansion.mode`.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Online, Self::Offline]
+            .into_iter()
+            .find(|m| m.as_str() == s)
+    }
 }
 
 /// `spec.apply`.
@@ -196,8 +203,15 @@ pub struct ZooKeeperOpsRequestSpec {
     pub max_retries: i32,
 }
 
-/// `status.phase` of an ops request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+/// `status.phase` of an ops request: KubeDB's phases, plus `Unknown` for any other text, so that
+/// a phase a later KubeDB adds never makes a request unreadable.
+///
+/// The one definition of where a request stands (docs/ARCHITECTURE.md, "Phases"): Successful,
+/// Failed, Denied and Skipped are final; every other phase, an unknown one and none at all are
+/// active: the request may still act, so the requests of its database queue behind it. The
+/// controller writes only phases of requests it claimed; one whose phase another controller wrote
+/// it leaves alone (controller/src/claim.rs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OpsRequestPhase {
     Pending,
     Progressing,
@@ -207,9 +221,39 @@ pub enum OpsRequestPhase {
     Approved,
     Denied,
     Skipped,
+    /// A phase volops does not know; read as active (see above). Not part of the schema.
+    #[serde(other)]
+    Unknown,
+}
+
+/// KubeDB's schema: the known phases only (`Unknown` is how volops reads any other).
+impl JsonSchema for OpsRequestPhase {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "OpsRequestPhase".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let names: Vec<&str> = Self::KNOWN.iter().map(|p| p.as_str()).collect();
+        schemars::json_schema!({
+            "description": "`status.phase` of an ops request.",
+            "type": "string",
+            "enum": names
+        })
+    }
 }
 
 impl OpsRequestPhase {
+    const KNOWN: [Self; 8] = [
+        Self::Pending,
+        Self::Progressing,
+        Self::Successful,
+        Self::WaitingForApproval,
+        Self::Failed,
+        Self::Approved,
+        Self::Denied,
+        Self::Skipped,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "Pending",
@@ -220,23 +264,22 @@ impl OpsRequestPhase {
             Self::Approved => "Approved",
             Self::Denied => "Denied",
             Self::Skipped => "Skipped",
+            Self::Unknown => "Unknown",
         }
     }
 
-    /// Parses a phase as it appears in `status.phase`.
+    /// Reads a phase as it appears in `status.phase` (the same as serde does): an empty text is
+    /// no phase yet, any other text KubeDB does not define is [`OpsRequestPhase::Unknown`].
     pub fn parse(s: &str) -> Option<Self> {
-        [
-            Self::Pending,
-            Self::Progressing,
-            Self::Successful,
-            Self::WaitingForApproval,
-            Self::Failed,
-            Self::Approved,
-            Self::Denied,
-            Self::Skipped,
-        ]
-        .into_iter()
-        .find(|p| p.as_str() == s)
+        if s.is_empty() {
+            return None;
+        }
+        Some(
+            Self::KNOWN
+                .into_iter()
+                .find(|p| p.as_str() == s)
+                .unwrap_or(Self::Unknown),
+        )
     }
 
     /// A request in this phase will never act again.
@@ -245,6 +288,17 @@ impl OpsRequestPhase {
             self,
             Self::Successful | Self::Failed | Self::Denied | Self::Skipped
         )
+    }
+
+    /// Whether a request with this phase (`None`: none written yet) may still act.
+    pub fn is_active(phase: Option<Self>) -> bool {
+        !phase.is_some_and(Self::is_final)
+    }
+
+    /// Whether a request with this phase (`None`: none written yet) has not started: KubeDB
+    /// checks sizes only then, and the queue orders such requests.
+    pub fn is_pending(phase: Option<Self>) -> bool {
+        matches!(phase, None | Some(Self::Pending))
     }
 }
 
