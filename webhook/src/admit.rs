@@ -170,10 +170,17 @@ pub fn decide(
     }
     match (endpoint, &*req.operation, target) {
         (Endpoint::Mutate, "CREATE", Target::Ops(kind)) => {
-            let patch = defaults_patch(kind, &req.object_value());
-            match AdmissionResponse::allow(uid, Vec::new()).with_patch(&patch) {
+            // A request the typed API cannot read gets no defaults: /validate denies it with the
+            // rule it breaks. (Serialising a patch of JSON values cannot fail in practice.)
+            let response = defaults_patch(kind, &req.object_value())
+                .map_err(|e| e.to_string())
+                .and_then(|patch| {
+                    AdmissionResponse::allow(uid, Vec::new())
+                        .with_patch(&patch)
+                        .map_err(|e| e.to_string())
+                });
+            match response {
                 Ok(response) => Decision { response, rule: None },
-                // Serialising a patch of JSON values cannot fail in practice; admit unpatched.
                 Err(e) => allowed(uid, vec![format!("volops could not apply defaults: {e}")]),
             }
         }

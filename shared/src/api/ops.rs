@@ -95,13 +95,10 @@ pub enum ApplyPolicy {
     Always,
 }
 
-fn one() -> i32 {
-    1
-}
-
 /// `spec.volumeExpansion` of a RedisOpsRequest.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RedisVolumeExpansion {
+    #[serde(default)]
     pub mode: VolumeExpansionMode,
     /// The new size of every Redis data volume.
     #[serde(
@@ -116,6 +113,7 @@ pub struct RedisVolumeExpansion {
 /// `spec.volumeExpansion` of a ZooKeeperOpsRequest.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ZooKeeperVolumeExpansion {
+    #[serde(default)]
     pub mode: VolumeExpansionMode,
     /// The new size of every ZooKeeper node's data volume.
     #[serde(
@@ -156,12 +154,13 @@ pub struct RedisOpsRequestSpec {
     pub database_ref: DatabaseRef,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volume_expansion: Option<RedisVolumeExpansion>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    // Defaults to 10m (shared/src/defaults.rs): every step is bounded.
+    #[serde(default = "crate::defaults::timeout", skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "duration_schema")]
     pub timeout: Option<String>,
     #[serde(default)]
     pub apply: ApplyPolicy,
-    #[serde(default = "one")]
+    #[serde(default = "crate::defaults::max_retries")]
     pub max_retries: i32,
 }
 
@@ -194,12 +193,13 @@ pub struct ZooKeeperOpsRequestSpec {
     pub database_ref: DatabaseRef,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volume_expansion: Option<ZooKeeperVolumeExpansion>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    // Defaults to 10m (shared/src/defaults.rs): every step is bounded.
+    #[serde(default = "crate::defaults::timeout", skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "duration_schema")]
     pub timeout: Option<String>,
     #[serde(default)]
     pub apply: ApplyPolicy,
-    #[serde(default = "one")]
+    #[serde(default = "crate::defaults::max_retries")]
     pub max_retries: i32,
 }
 
