@@ -12,10 +12,8 @@ use k8s_openapi::api::{
 };
 use serde_json::Value;
 
-mod ops_text;
-
 use crate::{
-    api::policy::VolumeExpansionPolicySpec,
+    api::{OpsRequestPhase, VolumeExpansionMode, policy::VolumeExpansionPolicySpec},
     descriptor::{DatabaseKind, Topology},
     quantity::Quantity,
 };
@@ -134,18 +132,22 @@ impl fmt::Display for QuantityText {
 }
 
 /// What the rules need to know about an ops request. Built from raw JSON so that a request the
-/// typed API would refuse (a missing field, a number where a string goes) still gets a clear
-/// verdict instead of a parse error.
+/// typed API would refuse (a missing field, a number where a string goes, a mode that is none)
+/// still gets the clear verdict of the rule it breaks instead of a parse error. The webhook and
+/// the controller build every view through [`OpsRequestView::from_json`], the one reader.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct OpsRequestView {
     pub namespace: String,
     pub name: String,
     pub type_: Option<String>,
     pub database: Option<String>,
-    pub mode: Option<String>,
+    /// `spec.volumeExpansion.mode`; `Err` keeps a text that is no mode (rule 3 denies it).
+    pub mode: Option<Result<VolumeExpansionMode, String>>,
     /// The requested size as written (numbers are turned into their decimal text).
     pub size: Option<String>,
-    pub phase: Option<String>,
+    /// `status.phase`: an unknown text reads as [`OpsRequestPhase::Unknown`], an empty one as
+    /// none.
+    pub phase: Option<OpsRequestPhase>,
     /// RFC 3339 creation time; requests are ordered by it.
     pub created: Option<String>,
 }
@@ -166,24 +168,26 @@ impl OpsRequestView {
             name: text(at("/metadata/name")).unwrap_or_default(),
             type_: text(at("/spec/type")),
             database: text(at("/spec/databaseRef/name")),
-            mode: text(at("/spec/volumeExpansion/mode")),
+            mode: text(at("/spec/volumeExpansion/mode")).map(|m| VolumeExpansionMode::parse(&m).ok_or(m)),
             size: text(at(&format!("/spec/volumeExpansion/{}", kind.size_field()))),
-            phase: text(at("/status/phase")).filter(|p| !p.is_empty()),
+            phase: text(at("/status/phase")).and_then(|p| OpsRequestPhase::parse(&p)),
             created: text(at("/metadata/creationTimestamp")),
         }
     }
 
-    /// True while the request has not started (KubeDB checks sizes only then).
-    pub fn is_pending(&self) -> bool {
-        matches!(self.phase.as_deref(), None | Some("Pending"))
+    /// The mode, when one is written and valid.
+    pub fn valid_mode(&self) -> Option<VolumeExpansionMode> {
+        self.mode.clone().and_then(Result::ok)
     }
 
-    /// True while the request may still act (not in a final phase).
+    /// True while the request has not started (see [`OpsRequestPhase::is_pending`]).
+    pub fn is_pending(&self) -> bool {
+        OpsRequestPhase::is_pending(self.phase)
+    }
+
+    /// True while the request may still act (see [`OpsRequestPhase::is_active`]).
     pub fn is_active(&self) -> bool {
-        matches!(
-            self.phase.as_deref(),
-            None | Some("Pending") | Some("Progressing")
-        )
+        OpsRequestPhase::is_active(self.phase)
     }
 
     pub fn is_volume_expansion(&self) -> bool {
@@ -484,5 +488,76 @@ impl Facts {
     /// The class a PVC without `storageClassName` gets: the cluster default.
     pub fn default_storage_class(&self) -> Option<&StorageClassView> {
         self.storage_classes.iter().find(|c| c.is_default)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn an_ops_request_view_reads_odd_shapes_as_absent_and_keeps_odd_texts() {
+        let full = json!({"metadata": {"name": "g", "namespace": "ns", "creationTimestamp": "2026-01-01T00:00:00Z"},
+                          "spec": {"type": "VolumeExpansion", "databaseRef": {"name": "rd"},
+                                   "volumeExpansion": {"mode": "Offline", "redis": "2Gi", "node": 3}},
+                          "status": {"phase": "Pending"}});
+        let rd = OpsRequestView::from_json(DatabaseKind::Redis, &full);
+        assert_eq!(
+            rd,
+            OpsRequestView {
+                namespace: "ns".into(),
+                name: "g".into(),
+                type_: Some("VolumeExpansion".into()),
+                database: Some("rd".into()),
+                mode: Some(Ok(VolumeExpansionMode::Offline)),
+                size: Some("2Gi".into()),
+                phase: Some(OpsRequestPhase::Pending),
+                created: Some("2026-01-01T00:00:00Z".into()),
+            }
+        );
+        // Numbers read as their text; the size field is the kind's.
+        let zk = OpsRequestView::from_json(DatabaseKind::ZooKeeper, &full);
+        assert_eq!(zk.size.as_deref(), Some("3"));
+        for (pointer, odd, check) in [
+            ("/spec/volumeExpansion/mode", json!("Sideways"), "mode"),
+            ("/spec/volumeExpansion", json!("Online"), "shape"),
+            ("/spec", json!([1, 2]), "shape"),
+            ("/status", json!("Pending"), "phase none"),
+            ("/status/phase", json!(""), "phase none"),
+            ("/status/phase", json!("Paused"), "phase unknown"),
+        ] {
+            let mut v = full.clone();
+            *v.pointer_mut(pointer).unwrap() = odd.clone();
+            let view = OpsRequestView::from_json(DatabaseKind::Redis, &v);
+            match check {
+                "mode" => assert_eq!(view.mode, Some(Err("Sideways".into()))),
+                "shape" => assert_eq!((view.mode, view.size), (None, None), "{pointer} = {odd}"),
+                "phase none" => assert_eq!(view.phase, None, "{pointer} = {odd}"),
+                _ => {
+                    assert_eq!(view.phase, Some(OpsRequestPhase::Unknown));
+                    assert!(view.is_active() && !view.is_pending());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn active_is_the_opposite_of_final_for_every_phase() {
+        use OpsRequestPhase::*;
+        for p in [Pending, Progressing, WaitingForApproval, Approved, Unknown] {
+            assert!(!p.is_final() && OpsRequestPhase::is_active(Some(p)), "{p:?}");
+        }
+        for p in [Successful, Failed, Denied, Skipped] {
+            assert!(p.is_final() && !OpsRequestPhase::is_active(Some(p)), "{p:?}");
+        }
+        assert!(OpsRequestPhase::is_active(None) && OpsRequestPhase::is_pending(None));
+        // serde reads what `parse` reads, and an unknown phase does not make the status unreadable.
+        let st: crate::api::OpsRequestStatus = serde_json::from_value(json!({"phase": "Paused"})).unwrap();
+        assert_eq!(st.phase, OpsRequestPhase::parse("Paused"));
+        let st: crate::api::OpsRequestStatus =
+            serde_json::from_value(json!({"phase": "WaitingForApproval"})).unwrap();
+        assert_eq!(st.phase, Some(WaitingForApproval));
     }
 }

@@ -170,10 +170,17 @@ pub fn decide(
     }
     match (endpoint, &*req.operation, target) {
         (Endpoint::Mutate, "CREATE", Target::Ops(kind)) => {
-            let patch = defaults_patch(kind, &req.object_value());
-            match AdmissionResponse::allow(uid, Vec::new()).with_patch(&patch) {
+            // A request the typed API cannot read gets no defaults: /validate denies it with the
+            // rule it breaks. (Serialising a patch of JSON values cannot fail in practice.)
+            let response = defaults_patch(kind, &req.object_value())
+                .map_err(|e| e.to_string())
+                .and_then(|patch| {
+                    AdmissionResponse::allow(uid, Vec::new())
+                        .with_patch(&patch)
+                        .map_err(|e| e.to_string())
+                });
+            match response {
                 Ok(response) => Decision { response, rule: None },
-                // Serialising a patch of JSON values cannot fail in practice; admit unpatched.
                 Err(e) => allowed(uid, vec![format!("volops could not apply defaults: {e}")]),
             }
         }
@@ -206,11 +213,8 @@ fn validate_ops_create(
     {
         return denied(uid, d, Vec::new());
     }
-    // The request's eight fields straight from its text; odd shapes go through a Value.
-    let raw = req.object.map(RawValue::get);
-    let request = raw
-        .and_then(|text| OpsRequestView::from_json_text(kind, text))
-        .unwrap_or_else(|| OpsRequestView::from_json(kind, &req.object_value()));
+    // The one reader of a request's view, as in the caches and the controller.
+    let request = OpsRequestView::from_json(kind, &req.object_value());
     let namespace = req.namespace.as_deref().unwrap_or_default();
     let facts = caches.facts_of(kind, namespace, request, options);
     let verdict = validate_create(&facts);

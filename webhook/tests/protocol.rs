@@ -25,7 +25,8 @@ async fn mutation_response_bytes_are_golden() {
     let review = Review::create_redis_ops(obj.clone());
     let (status, body) = post_raw(&app, "/mutate", serde_json::to_vec(&review.to_json()).unwrap()).await;
     assert_eq!(status, 200);
-    let patch = r#"[{"op":"add","path":"/spec/apply","value":"IfReady"},{"op":"add","path":"/spec/timeout","value":"10m"},{"op":"add","path":"/spec/maxRetries","value":1},{"op":"add","path":"/spec/volumeExpansion/mode","value":"Online"},{"op":"add","path":"/metadata/labels","value":{"ops.kubedb.com/kind":"Redis","ops.kubedb.com/name":"rd"}}]"#;
+    // The difference between the request and its defaulted form, in the order of its members.
+    let patch = r#"[{"op":"add","path":"/metadata/labels","value":{"ops.kubedb.com/kind":"Redis","ops.kubedb.com/name":"rd"}},{"op":"add","path":"/spec/apply","value":"IfReady"},{"op":"add","path":"/spec/maxRetries","value":1},{"op":"add","path":"/spec/timeout","value":"10m"},{"op":"add","path":"/spec/volumeExpansion/mode","value":"Online"}]"#;
     let b64 = base64::engine::general_purpose::STANDARD.encode(patch);
     let golden = format!(
         r#"{{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{{"uid":"705ab4f5-6393-11e8-b7cc-42010a800002","allowed":true,"patchType":"JSONPatch","patch":"{b64}"}}}}"#
@@ -36,6 +37,73 @@ async fn mutation_response_bytes_are_golden() {
     json_patch::patch(&mut obj, &ops).unwrap();
     assert_eq!(obj["spec"]["volumeExpansion"]["mode"], "Online");
     assert_eq!(obj["spec"]["maxRetries"], 1);
+}
+
+/// The patch the webhook sends for the manifests of KubeDB's docs (and volops's own Offline
+/// example) is the one it sent before the defaults moved onto the typed spec: the same
+/// additions (in another order, which JSON patch additions to distinct members do not mind),
+/// giving the same object.
+#[tokio::test]
+async fn mutation_patches_of_the_docs_manifests_are_the_ones_sent_before() {
+    let app = World::standard().router(RuleOptions::default());
+    let labels = |kind: &str, db: &str| {
+        json!({"op": "add", "path": "/metadata/labels",
+                                               "value": {"ops.kubedb.com/kind": kind, "ops.kubedb.com/name": db}})
+    };
+    let apply = json!({"op": "add", "path": "/spec/apply", "value": "IfReady"});
+    let timeout = json!({"op": "add", "path": "/spec/timeout", "value": "10m"});
+    let retries = json!({"op": "add", "path": "/spec/maxRetries", "value": 1});
+    // As the webhook built them before (shared/src/defaults.rs at commit 9294f86).
+    let before = [
+        (
+            "redis-online-expansion",
+            json!([apply, timeout, retries, labels("Redis", "sample-redis")]),
+        ),
+        (
+            "redis-offline-expansion",
+            json!([retries, labels("Redis", "redis-standalone")]),
+        ),
+        (
+            "zookeeper-online-expansion",
+            json!([apply, timeout, retries, labels("ZooKeeper", "zk-quickstart")]),
+        ),
+        (
+            "zookeeper-offline-expansion",
+            json!([apply, timeout, retries, labels("ZooKeeper", "zk-quickstart")]),
+        ),
+    ];
+    let examples = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    for (file, want) in before {
+        let text = std::fs::read_to_string(examples.join(format!("{file}.yaml"))).unwrap();
+        let obj: Value = serde_yaml::from_str(&text).unwrap();
+        let kind = if file.starts_with("redis") {
+            "RedisOpsRequest"
+        } else {
+            "ZooKeeperOpsRequest"
+        };
+        let resp = post(&app, "/mutate", &Review::new(kind, "CREATE", Some(obj.clone()))).await;
+        assert_eq!(resp["allowed"], true, "{file}: {resp}");
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(resp["patch"].as_str().unwrap())
+            .unwrap();
+        let got: Value = serde_json::from_slice(&bytes).unwrap();
+        let sorted = |v: &Value| {
+            let mut ops: Vec<String> = v.as_array().unwrap().iter().map(Value::to_string).collect();
+            ops.sort();
+            ops
+        };
+        assert_eq!(sorted(&got), sorted(&want), "{file}");
+        let apply_patch = |patch: &Value| {
+            let mut o = obj.clone();
+            json_patch::patch(
+                &mut o,
+                &serde_json::from_value::<json_patch::Patch>(patch.clone()).unwrap(),
+            )
+            .unwrap();
+            o
+        };
+        assert_eq!(apply_patch(&got), apply_patch(&want), "{file}");
+    }
 }
 
 #[tokio::test]

@@ -89,7 +89,9 @@ pub struct Job {
 
 impl Job {
     /// The job of a request; `raw` stays null until [`Job::with_raw`] (only Admit reads it, and
-    /// the request is large once it holds saved manifests).
+    /// the request is large once it holds saved manifests). The typed request carries the
+    /// defaults (`shared/src/defaults.rs`) whether or not the webhook saw it: a request created
+    /// without a timeout runs with the default one.
     pub fn from_request<R: OpsRequest>(req: &R) -> Result<Self> {
         Ok(Self {
             kind: R::KIND,

@@ -49,6 +49,26 @@ fn zookeeper_type_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema 
     enum_schema(ZOOKEEPER_OPS_TYPES)
 }
 
+/// The schema stays KubeDB's (docs/KUBEDB.md, "Installing beside KubeDB"): the defaults of
+/// `timeout` and `mode` are volops's, filled when a request is read (shared/src/defaults.rs),
+/// not by the API server: `spec.timeout` is every ops type's, and KubeDB's other operations
+/// must not get volops's timeout; KubeDB requires `mode`.
+fn no_default(schema: &mut schemars::Schema) {
+    schema.remove("default");
+}
+
+/// See [`no_default`]: `mode` required, as in KubeDB's schema.
+fn mode_required(schema: &mut schemars::Schema) {
+    if let Some(mode) = schema
+        .get_mut("properties")
+        .and_then(|p| p.get_mut("mode"))
+        .and_then(|m| m.as_object_mut())
+    {
+        mode.remove("default");
+    }
+    schema.insert("required".into(), serde_json::json!(["mode"]));
+}
+
 fn duration_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({"type": "string", "description": "Timeout of each step, a Go duration such as 5m or 3000s."})
 }
@@ -76,6 +96,13 @@ impl VolumeExpansionMode {
             Self::Offline => "Offline",
         }
     }
+
+    /// Reads a mode as written in `spec.volumeExpansion.mode`.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Online, Self::Offline]
+            .into_iter()
+            .find(|m| m.as_str() == s)
+    }
 }
 
 /// `spec.apply`.
@@ -88,13 +115,11 @@ pub enum ApplyPolicy {
     Always,
 }
 
-fn one() -> i32 {
-    1
-}
-
 /// `spec.volumeExpansion` of a RedisOpsRequest.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(transform = mode_required)]
 pub struct RedisVolumeExpansion {
+    #[serde(default)]
     pub mode: VolumeExpansionMode,
     /// The new size of every Redis data volume.
     #[serde(
@@ -108,7 +133,9 @@ pub struct RedisVolumeExpansion {
 
 /// `spec.volumeExpansion` of a ZooKeeperOpsRequest.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(transform = mode_required)]
 pub struct ZooKeeperVolumeExpansion {
+    #[serde(default)]
     pub mode: VolumeExpansionMode,
     /// The new size of every ZooKeeper node's data volume.
     #[serde(
@@ -149,12 +176,13 @@ pub struct RedisOpsRequestSpec {
     pub database_ref: DatabaseRef,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volume_expansion: Option<RedisVolumeExpansion>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "duration_schema")]
+    // Defaults to 10m (shared/src/defaults.rs): every step is bounded.
+    #[serde(default = "crate::defaults::timeout", skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "duration_schema", transform = no_default)]
     pub timeout: Option<String>,
     #[serde(default)]
     pub apply: ApplyPolicy,
-    #[serde(default = "one")]
+    #[serde(default = "crate::defaults::max_retries")]
     pub max_retries: i32,
 }
 
@@ -187,17 +215,25 @@ pub struct ZooKeeperOpsRequestSpec {
     pub database_ref: DatabaseRef,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volume_expansion: Option<ZooKeeperVolumeExpansion>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "duration_schema")]
+    // Defaults to 10m (shared/src/defaults.rs): every step is bounded.
+    #[serde(default = "crate::defaults::timeout", skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "duration_schema", transform = no_default)]
     pub timeout: Option<String>,
     #[serde(default)]
     pub apply: ApplyPolicy,
-    #[serde(default = "one")]
+    #[serde(default = "crate::defaults::max_retries")]
     pub max_retries: i32,
 }
 
-/// `status.phase` of an ops request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+/// `status.phase` of an ops request: KubeDB's phases, plus `Unknown` for any other text, so that
+/// a phase a later KubeDB adds never makes a request unreadable.
+///
+/// The one definition of where a request stands (docs/ARCHITECTURE.md, "Phases"): Successful,
+/// Failed, Denied and Skipped are final; every other phase, an unknown one and none at all are
+/// active: the request may still act, so the requests of its database queue behind it. The
+/// controller writes only phases of requests it claimed; one whose phase another controller wrote
+/// it leaves alone (controller/src/claim.rs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OpsRequestPhase {
     Pending,
     Progressing,
@@ -207,9 +243,39 @@ pub enum OpsRequestPhase {
     Approved,
     Denied,
     Skipped,
+    /// A phase volops does not know; read as active (see above). Not part of the schema.
+    #[serde(other)]
+    Unknown,
+}
+
+/// KubeDB's schema: the known phases only (`Unknown` is how volops reads any other).
+impl JsonSchema for OpsRequestPhase {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "OpsRequestPhase".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let names: Vec<&str> = Self::KNOWN.iter().map(|p| p.as_str()).collect();
+        schemars::json_schema!({
+            "description": "`status.phase` of an ops request.",
+            "type": "string",
+            "enum": names
+        })
+    }
 }
 
 impl OpsRequestPhase {
+    const KNOWN: [Self; 8] = [
+        Self::Pending,
+        Self::Progressing,
+        Self::Successful,
+        Self::WaitingForApproval,
+        Self::Failed,
+        Self::Approved,
+        Self::Denied,
+        Self::Skipped,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "Pending",
@@ -220,23 +286,22 @@ impl OpsRequestPhase {
             Self::Approved => "Approved",
             Self::Denied => "Denied",
             Self::Skipped => "Skipped",
+            Self::Unknown => "Unknown",
         }
     }
 
-    /// Parses a phase as it appears in `status.phase`.
+    /// Reads a phase as it appears in `status.phase` (the same as serde does): an empty text is
+    /// no phase yet, any other text KubeDB does not define is [`OpsRequestPhase::Unknown`].
     pub fn parse(s: &str) -> Option<Self> {
-        [
-            Self::Pending,
-            Self::Progressing,
-            Self::Successful,
-            Self::WaitingForApproval,
-            Self::Failed,
-            Self::Approved,
-            Self::Denied,
-            Self::Skipped,
-        ]
-        .into_iter()
-        .find(|p| p.as_str() == s)
+        if s.is_empty() {
+            return None;
+        }
+        Some(
+            Self::KNOWN
+                .into_iter()
+                .find(|p| p.as_str() == s)
+                .unwrap_or(Self::Unknown),
+        )
     }
 
     /// A request in this phase will never act again.
@@ -245,6 +310,17 @@ impl OpsRequestPhase {
             self,
             Self::Successful | Self::Failed | Self::Denied | Self::Skipped
         )
+    }
+
+    /// Whether a request with this phase (`None`: none written yet) may still act.
+    pub fn is_active(phase: Option<Self>) -> bool {
+        !phase.is_some_and(Self::is_final)
+    }
+
+    /// Whether a request with this phase (`None`: none written yet) has not started: KubeDB
+    /// checks sizes only then, and the queue orders such requests.
+    pub fn is_pending(phase: Option<Self>) -> bool {
+        matches!(phase, None | Some(Self::Pending))
     }
 }
 

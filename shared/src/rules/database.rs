@@ -7,7 +7,7 @@
 
 use super::{Ctx, Denial, Rule, Verdict, policy, quota, size::current_in, storage};
 use crate::{
-    api::ops::VOLUME_EXPANSION,
+    api::{VolumeExpansionMode, ops::VOLUME_EXPANSION},
     facts::{DirectGrowth, Facts, OpsRequestView},
     quantity::Quantity,
 };
@@ -21,7 +21,7 @@ pub fn database_edit(namespace: &str, db: &str, size: &str) -> OpsRequestView {
         name: String::new(),
         type_: Some(VOLUME_EXPANSION.to_owned()),
         database: Some(db.to_owned()),
-        mode: Some("Online".to_owned()),
+        mode: Some(Ok(VolumeExpansionMode::Online)),
         size: Some(size.to_owned()),
         phase: None,
         created: None,

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::{
+    api::VolumeExpansionMode,
     descriptor::{DatabaseKind, Topology},
     facts::{DatabaseView, Facts, OpsRequestView, PvcView, QuotaView, Shared, StorageClassView},
 };
@@ -14,7 +15,7 @@ pub fn request(size: &str) -> OpsRequestView {
         name: "grow".into(),
         type_: Some("VolumeExpansion".into()),
         database: Some("rd".into()),
-        mode: Some("Online".into()),
+        mode: Some(Ok(VolumeExpansionMode::Online)),
         size: Some(size.into()),
         phase: None,
         created: Some("2026-01-01T00:00:10Z".into()),

@@ -25,6 +25,7 @@ pub use timeout::validate_timeout;
 
 use std::cell::OnceCell;
 
+use crate::api::VolumeExpansionMode;
 use crate::facts::{Facts, PvcView};
 use crate::quantity::Quantity;
 
@@ -181,16 +182,15 @@ pub fn plan_warnings(facts: &Facts) -> Vec<String> {
     let (Some(db), Some(target)) = (&facts.database, size::target_size(facts)) else {
         return Vec::new();
     };
-    let mode = facts.request.mode.as_deref().unwrap_or("Online");
+    let mode = facts.request.valid_mode().unwrap_or_default();
     let kind = facts.kind.kind();
     let mut lines = vec![format!(
         "plan: {kind} {}/{} will be paused during the expansion and resumed after it",
         db.namespace, db.name
     )];
-    let how = if mode == "Offline" {
-        "Offline, one pod at a time"
-    } else {
-        "Online, all volumes at once"
+    let how = match mode {
+        VolumeExpansionMode::Offline => "Offline, one pod at a time",
+        VolumeExpansionMode::Online => "Online, all volumes at once",
     };
     let pvcs = facts.database_pvcs();
     for pvc in pvcs.iter().take(MAX_LINES) {

@@ -7,7 +7,10 @@ use std::collections::BTreeMap;
 
 use super::{Ctx, Denial, Rule, RuleResult, size::current_in};
 use crate::{
-    api::policy::{Enforcement, VolumeExpansionPolicySpec},
+    api::{
+        VolumeExpansionMode,
+        policy::{Enforcement, VolumeExpansionPolicySpec},
+    },
     facts::PolicyView,
     quantity::Quantity,
     selector,
@@ -19,8 +22,8 @@ pub(crate) struct Growth<'a> {
     pub(crate) target: &'a Quantity,
     /// The size now and where it was read (for the message), when known.
     pub(crate) current: Option<(Quantity, String)>,
-    /// `Online` or `Offline` (growth outside an ops request happens in place: Online).
-    pub(crate) mode: &'a str,
+    /// Growth outside an ops request happens in place: Online.
+    pub(crate) mode: VolumeExpansionMode,
     /// StorageClasses of the volumes that grow.
     pub(crate) classes: Vec<&'a str>,
 }
@@ -118,11 +121,11 @@ fn violation(spec: &VolumeExpansionPolicySpec, growth: &Growth<'_>) -> Option<St
             ));
         }
     }
-    if !spec.allowed_modes.is_empty() && !spec.allowed_modes.iter().any(|m| m.as_str() == growth.mode) {
+    if !spec.allowed_modes.is_empty() && !spec.allowed_modes.contains(&growth.mode) {
         let allowed: Vec<&str> = spec.allowed_modes.iter().map(|m| m.as_str()).collect();
         return Some(format!(
             "mode {} is not allowed (allowedModes: {})",
-            growth.mode,
+            growth.mode.as_str(),
             allowed.join(", ")
         ));
     }
@@ -214,7 +217,7 @@ pub(crate) fn check_growth(ctx: &Ctx<'_>, subject: &str) -> RuleResult {
         current: current_in(facts, ctx.db_pvcs())
             .filter(|_| relative)
             .map(|(q, source)| (q, source.describe(facts))),
-        mode: facts.request.mode.as_deref().unwrap_or("Online"),
+        mode: facts.request.valid_mode().unwrap_or_default(),
         classes: classes_of(ctx),
     };
     judge(&facts.policies, &facts.namespace_labels, &growth, subject)

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use super::{Denial, Rule, Verdict, policy, quota};
 use crate::{
+    api::VolumeExpansionMode,
     descriptor::DatabaseKind,
     facts::{DirectGrowth, PolicyView, PvcView, QuotaView, RuleOptions, Shared},
     quantity::Quantity,
@@ -86,7 +87,7 @@ pub fn validate_pvc_growth(g: &PvcGrowth) -> Verdict {
     let growth = policy::Growth {
         target: &after,
         current: current.map(|q| (q, source)),
-        mode: "Online",
+        mode: VolumeExpansionMode::Online,
         classes: pvc.storage_class.as_deref().into_iter().collect(),
     };
     let subject = format!("growing {what} directly");

@@ -1,7 +1,10 @@
 //! Rule 10 and the controller's queue: one request at a time per database, oldest first; among
 //! requests of one type that have not started, only the newest survives (KubeDB's skipper).
 
-use crate::facts::{Facts, OpsRequestView};
+use crate::{
+    api::OpsRequestPhase,
+    facts::{Facts, OpsRequestView},
+};
 
 /// What the controller does with a request that has not started yet.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,7 +35,11 @@ fn same_database<'a>(
 /// Whether `other` makes an older request of the same type obsolete: it is waiting, running or
 /// done. (A newer request that Failed or was Skipped does not.)
 fn supersedes(other: &OpsRequestView) -> bool {
-    other.is_pending() || matches!(other.phase.as_deref(), Some("Progressing") | Some("Successful"))
+    other.is_pending()
+        || matches!(
+            other.phase,
+            Some(OpsRequestPhase::Progressing | OpsRequestPhase::Successful)
+        )
 }
 
 /// Decides whether `this` (not started) runs, waits or is skipped, given the other requests of
@@ -48,7 +55,7 @@ pub fn decide_queue(this: &OpsRequestView, others: &[OpsRequestView]) -> QueueDe
             superseded_by: newer.name.clone(),
         };
     }
-    if let Some(p) = same_database(this, others).find(|o| o.phase.as_deref() == Some("Progressing")) {
+    if let Some(p) = same_database(this, others).find(|o| o.phase == Some(OpsRequestPhase::Progressing)) {
         return QueueDecision::Wait {
             behind: p.name.clone(),
         };
@@ -93,10 +100,17 @@ pub(crate) fn queue_warnings(facts: &Facts) -> Vec<String> {
     );
     others
         .into_iter()
-        .map(|o| match o.phase.as_deref() {
-            Some("Progressing") => format!(
+        .map(|o| match o.phase {
+            Some(OpsRequestPhase::Progressing) => format!(
                 "{ops_kind} {}/{} is already Progressing for {db}; this request will wait until it finishes",
                 o.namespace, o.name
+            ),
+            // Active, but neither running nor waiting to start (e.g. WaitingForApproval).
+            Some(phase) if phase != OpsRequestPhase::Pending => format!(
+                "{ops_kind} {}/{} is {} for {db}; this request may wait until it is over",
+                o.namespace,
+                o.name,
+                phase.as_str()
             ),
             _ if o.type_ == this.type_ => format!(
                 "{ops_kind} {}/{} is still Pending for {db}; it will be Skipped in favour of this newer request",

@@ -126,9 +126,9 @@ pub(crate) fn check_size_field(ctx: &Ctx<'_>) -> RuleResult {
             ),
         ));
     }
-    match facts.request.mode.as_deref() {
-        Some("Online") | Some("Offline") => Ok(Vec::new()),
-        Some(other) => Err(Denial::new(
+    match &facts.request.mode {
+        Some(Ok(_)) => Ok(Vec::new()),
+        Some(Err(other)) => Err(Denial::new(
             Rule::SizeField,
             format!("spec.volumeExpansion.mode {other:?} is not supported; use Online or Offline"),
         )),

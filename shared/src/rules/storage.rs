@@ -1,7 +1,10 @@
 //! Rules 5 and 6: every volume sits on a class that can expand, is bound, and is not resizing.
 
 use super::{Ctx, Denial, Rule, RuleResult};
-use crate::facts::{DatabaseView, Facts, PvcView};
+use crate::{
+    api::OpsRequestPhase,
+    facts::{DatabaseView, Facts, PvcView},
+};
 
 /// Whose class is checked; put into words only when a message needs it.
 enum Owner<'a> {
@@ -135,7 +138,7 @@ fn resizing_for(facts: &Facts) -> Option<&str> {
                 && o.namespace == this.namespace
                 && o.database == this.database
                 && o.is_volume_expansion()
-                && o.phase.as_deref() == Some("Progressing")
+                && o.phase == Some(OpsRequestPhase::Progressing)
         })
         .map(|o| o.name.as_str())
 }

@@ -6,7 +6,7 @@ use serde_json::json;
 use super::{Rule, fixtures::*, plan_warnings, validate_create, validate_spec_unchanged};
 use crate::{
     api::{
-        VolumeExpansionMode,
+        OpsRequestPhase, VolumeExpansionMode,
         policy::{Enforcement, VolumeExpansionPolicySpec},
     },
     descriptor::DatabaseKind,
@@ -144,7 +144,7 @@ fn rule3_size_and_mode() {
          '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'); write a Kubernetes quantity such as 2Gi or 2G"
     );
     let mut f = facts("2Gi");
-    f.request.mode = Some("Sideways".into());
+    f.request.mode = Some(Err("Sideways".into()));
     assert_eq!(
         denied(&f).1,
         "spec.volumeExpansion.mode \"Sideways\" is not supported; use Online or Offline"
@@ -193,7 +193,7 @@ fn rule4_shrink_and_no_op_are_denied_while_pending() {
     allowed(&f);
     // Once the request runs, the controller has written the new size into the DB: not checked.
     let mut running = facts("1Gi");
-    running.request.phase = Some("Progressing".into());
+    running.request.phase = Some(OpsRequestPhase::Progressing);
     allowed(&running);
     // Before the database has volumes, its spec.storage is the current size.
     let mut fresh = facts("1Gi");
@@ -297,14 +297,14 @@ fn rule6_pvc_state() {
     f.namespace_pvcs[3].request = Some("2Gi".into());
     let mut running = request("2Gi");
     running.name = "first".into();
-    running.phase = Some("Progressing".into());
+    running.phase = Some(OpsRequestPhase::Progressing);
     running.created = Some("2026-01-01T00:00:01Z".into());
     // Not an earlier request of this database: another database's, one that is over, one of
     // another type.
     let mut elsewhere = running.clone();
     elsewhere.database = Some("rd2".into());
     let mut over = running.clone();
-    over.phase = Some("Successful".into());
+    over.phase = Some(OpsRequestPhase::Successful);
     let mut restart = running.clone();
     restart.type_ = Some("Restart".into());
     f.other_requests = vec![elsewhere, over, restart];
@@ -418,7 +418,7 @@ fn rule8_policy() {
     );
 
     let mut f = facts("2Gi");
-    f.request.mode = Some("Offline".into());
+    f.request.mode = Some(Ok(VolumeExpansionMode::Offline));
     f.policies = vec![policy(
         "online-only",
         VolumeExpansionPolicySpec {
@@ -517,14 +517,14 @@ fn rule10_queue_warnings() {
     let mut f = facts("2Gi");
     let mut running = request("3Gi");
     running.name = "first".into();
-    running.phase = Some("Progressing".into());
+    running.phase = Some(OpsRequestPhase::Progressing);
     running.created = Some("2026-01-01T00:00:01Z".into());
     let mut waiting = request("4Gi");
     waiting.name = "second".into();
     waiting.created = Some("2026-01-01T00:00:05Z".into());
     let mut done = request("4Gi");
     done.name = "old".into();
-    done.phase = Some("Successful".into());
+    done.phase = Some(OpsRequestPhase::Successful);
     let mut other_db = request("4Gi");
     other_db.name = "elsewhere".into();
     other_db.database = Some("rd2".into());
@@ -536,6 +536,18 @@ fn rule10_queue_warnings() {
             "RedisOpsRequest demo/second is still Pending for Redis demo/rd; it will be Skipped in favour of this newer request",
         ]
     );
+    // Every phase that is not final is active, as `OpsRequestPhase::is_final` says.
+    let mut approval = request("4Gi");
+    approval.name = "approval".into();
+    approval.created = Some("2026-01-01T00:00:00Z".into());
+    approval.phase = Some(OpsRequestPhase::WaitingForApproval);
+    f.other_requests = vec![approval];
+    assert_eq!(
+        allowed(&f),
+        [
+            "RedisOpsRequest demo/approval is WaitingForApproval for Redis demo/rd; this request may wait until it is over"
+        ]
+    );
 }
 
 #[test]
@@ -545,7 +557,7 @@ fn queue_decisions_follow_kubedb() {
         r.name = name.into();
         r.type_ = Some(t.into());
         r.created = Some(created.into());
-        r.phase = phase.map(Into::into);
+        r.phase = phase.and_then(OpsRequestPhase::parse);
         r
     };
     let a = req("a", "VolumeExpansion", "2026-01-01T00:00:01Z", None);
@@ -601,7 +613,7 @@ fn queue_decisions_follow_kubedb() {
         }
     );
     for phase in ["Failed", "Skipped"] {
-        done.phase = Some(phase.into());
+        done.phase = OpsRequestPhase::parse(phase);
         assert_eq!(
             decide_queue(&a, std::slice::from_ref(&done)),
             QueueDecision::Run,
