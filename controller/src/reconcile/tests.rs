@@ -154,3 +154,70 @@ fn a_legacy_failure_ends_in_kubedbs_shape() {
         Some("Expand")
     );
 }
+
+/// Requests as the API server stores them, with every status volops writes, pass the guard the
+/// controllers watch through as typed requests; only what the types cannot read does not.
+#[test]
+fn the_watch_guard_reads_every_stored_request_and_flags_only_unreadable_ones() {
+    let condition = |t: &str| {
+        json!({"type": t, "status": "True", "reason": t, "message": "m",
+               "observedGeneration": 3, "lastTransitionTime": "2026-12-05T10:00:00Z"})
+    };
+    let request = |spec: serde_json::Value, status: serde_json::Value| {
+        json!({"apiVersion": "ops.kubedb.com/v1alpha1", "kind": "RedisOpsRequest",
+               "metadata": {"name": "grow", "namespace": "demo", "uid": "u", "generation": 3,
+                            "resourceVersion": "7", "finalizers": ["volops.dev/cleanup"],
+                            "creationTimestamp": "2026-12-05T10:00:00Z",
+                            "annotations": {"a": "b"}, "labels": {"ops.kubedb.com/kind": "RedisOpsRequest"}},
+               "spec": spec, "status": status})
+    };
+    let spec = json!({"type": "VolumeExpansion", "databaseRef": {"name": "rd"}, "timeout": "30s",
+                      "apply": "Always", "maxRetries": 2,
+                      "volumeExpansion": {"mode": "Offline", "redis": "2Gi"}});
+    let conditions: Vec<_> = [
+        "ClaimedByVolops",
+        "VolumeExpansion",
+        "PauseDatabase",
+        "OrphanPetSetPods",
+        "VolumeExpansionSucceeded",
+        "UpdatePetSets",
+        "ReadyPetSets",
+        "UpdateDatabase",
+        "ResumeDatabase",
+        "Successful",
+        "Cleanup",
+        "Queued",
+    ]
+    .into_iter()
+    .map(condition)
+    .collect();
+    let readable = [
+        request(spec.clone(), json!({})),
+        request(
+            spec.clone(),
+            json!({"phase": "Progressing", "observedGeneration": 3, "conditions": conditions}),
+        ),
+        // KubeDB's int-or-string size as a number, a phase volops does not know, other types.
+        request(
+            json!({"type": "VolumeExpansion", "databaseRef": {"name": "rd"},
+                   "volumeExpansion": {"mode": "Online", "redis": 5368709120_i64}}),
+            json!({"phase": "SomethingNew"}),
+        ),
+        request(
+            json!({"type": "VerticalScaling", "databaseRef": {"name": "rd"},
+                   "verticalScaling": {"redis": {"resources": {"limits": {"cpu": "1"}}}}}),
+            json!({}),
+        ),
+    ];
+    for obj in readable {
+        let guard: Watched<RedisOpsRequest> = serde_json::from_value(obj.clone()).unwrap();
+        let typed = guard.0.unwrap_or_else(|e| panic!("{e}: {obj}"));
+        assert_eq!(typed.metadata.name.as_deref(), Some("grow"));
+    }
+    let mut past_range = spec;
+    past_range["maxRetries"] = json!(3_000_000_000_i64);
+    let guard: Watched<RedisOpsRequest> = serde_json::from_value(request(past_range, json!({}))).unwrap();
+    let invalid = guard.0.unwrap_err();
+    assert_eq!(invalid.metadata.name.as_deref(), Some("grow"));
+    assert!(invalid.error.contains("i32"), "{}", invalid.error);
+}

@@ -193,7 +193,19 @@ pub async fn drive(
         }
         wait_clean(&client, &db, Instant::now() + Duration::from_secs(30))
             .await
-            .map_err(|e| format!("after {name} ({}): not cleaned up: {e}", outcome.phase))?;
+            .map_err(|e| {
+                // The request's conditions say which step failed and what its cleanup reported.
+                let conditions: Vec<String> = done.data["status"]["conditions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|c| format!("{}={} {}: {}", c["type"], c["status"], c["reason"], c["message"]))
+                    .collect();
+                format!(
+                    "after {name} ({}): not cleaned up: {e}; its conditions: {conditions:?}",
+                    outcome.phase
+                )
+            })?;
         out.push(outcome);
     }
     Ok(out)
