@@ -7,6 +7,14 @@ use kube::core::{ApiResource, GroupVersionKind};
 
 use crate::api::{Redis, ZooKeeper};
 
+/// The keys of KubeDB's selector labels on a database's offshoots
+/// ([`DatabaseKind::selector_labels`]): the only labels the rules read from a PVC.
+pub const SELECTOR_LABEL_KEYS: [&str; 3] = [
+    "app.kubernetes.io/name",
+    "app.kubernetes.io/instance",
+    "app.kubernetes.io/managed-by",
+];
+
 /// The database kinds volops can expand.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum DatabaseKind {

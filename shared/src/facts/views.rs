@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::QuantityText;
 use crate::{
     api::{OpsRequestPhase, VolumeExpansionMode, policy::VolumeExpansionPolicySpec},
-    descriptor::{DatabaseKind, Topology},
+    descriptor::{DatabaseKind, SELECTOR_LABEL_KEYS, Topology},
 };
 
 /// What the rules need to know about an ops request. Built from raw JSON so that a request the
@@ -128,6 +128,8 @@ impl DatabaseView {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PvcView {
     pub name: String,
+    /// KubeDB's selector labels only (`SELECTOR_LABEL_KEYS`): the rules read no others, and a
+    /// webhook caches one view per PVC of the cluster.
     pub labels: BTreeMap<String, String>,
     pub storage_class: Option<String>,
     pub request: Option<QuantityText>,
@@ -152,7 +154,14 @@ impl PvcView {
             };
         Self {
             name: pvc.metadata.name.clone().unwrap_or_default(),
-            labels: pvc.metadata.labels.clone().unwrap_or_default(),
+            labels: pvc
+                .metadata
+                .labels
+                .iter()
+                .flatten()
+                .filter(|(k, _)| SELECTOR_LABEL_KEYS.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             storage_class: spec.and_then(|s| s.storage_class_name.clone()),
             request: storage(
                 spec.and_then(|s| s.resources.as_ref())

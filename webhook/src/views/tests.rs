@@ -33,12 +33,23 @@ fn follows_lists_and_watch_events_per_namespace() {
     assert_eq!(names(index.namespace("a")), ["a-1", "b-1"]);
     assert_eq!(names(index.namespace("none")), Vec::<String>::new());
     let held = index.namespace("a").unwrap();
-    apply(Event::Apply(pvc("a", "a-1", "2Gi")));
+    let mut grown = pvc("a", "a-1", "2Gi");
+    grown
+        .metadata
+        .labels
+        .get_or_insert_default()
+        .insert(INSTANCE_LABEL.into(), "rd".into());
+    apply(Event::Apply(grown));
     let a = index.namespace("a").unwrap();
     assert_eq!(a[0].request.as_deref(), Some("2Gi"));
     let two_gi = (2i128 << 30) * 1_000_000_000;
     assert_eq!(a[0].request.as_ref().and_then(|q| q.nanos()), Some(two_gi));
-    assert_eq!(a[0].labels.get("app").map(String::as_str), Some("x"));
+    // Only KubeDB's selector labels are kept: the rules read no others.
+    assert_eq!(
+        a[0].labels.get("app.kubernetes.io/instance").map(String::as_str),
+        Some("rd")
+    );
+    assert_eq!(a[0].labels.get("app"), None);
     // A review that took the list before the change keeps what it saw (copy on write).
     assert_eq!(held[0].request.as_deref(), Some("1Gi"));
     index.apply(&Event::Delete(pvc("a", "b-1", "1Gi")), pvc_view);
