@@ -41,8 +41,8 @@ pub(super) async fn reconcile<R: OpsRequest>(ctx: &Ctx, invalid: &InvalidObject)
     };
     if step != Step::Cleanup {
         let reason = format!(
-            "{} {ns}/{name} cannot be read by volops: {}; fix it with a value within the CRD's \
-             range, or delete it and create it again",
+            "{} {ns}/{name} cannot be read by volops: {}; create a new request with values volops \
+             can read",
             R::KIND.ops_kind(),
             invalid.error
         );

@@ -49,7 +49,7 @@ pub async fn run(ctx: &Ctx, job: &mut Job) -> Result<Outcome> {
     if let Some(message) = validate_create(&facts).message() {
         return Ok(Outcome::Fail(message.to_owned()));
     }
-    let db = format!("{} {}/{}", job.kind.kind(), job.namespace, job.database);
+    let db = job.describe_database();
     // A tenant writes these counts: an absurd one fails this request before anything is
     // allocated for it (shared/src/descriptor/mod.rs, `Topology::check`).
     if let Some(Err(e)) = facts.database.as_ref().map(|d| d.topology.check()) {

@@ -133,7 +133,7 @@ pub async fn pass(ctx: &Ctx, job: &mut Job) -> Result<Verdict> {
     let refused = problems.iter().any(|p| p.refused);
     let giving_up = gives_up(state.cleanup.as_ref(), refused, waiting.is_some(), now);
     if gone.is_none() && holds && (settled || giving_up) {
-        let db = format!("{} {}/{}", job.kind.kind(), job.namespace, job.database);
+        let db = job.describe_database();
         let uid = state.admitted.as_ref().map(|a| a.database_uid.as_str());
         if let Err(e) = pause::resume(ctx, job, uid).await {
             problems.push(Problem::of(db, &e));

@@ -53,7 +53,7 @@ pub async fn database_gone(ctx: &Ctx, job: &Job) -> Result<Option<String>> {
     if cached.as_deref().is_some_and(fine) {
         return Ok(None);
     }
-    let what = format!("{} {}/{}", job.kind.kind(), job.namespace, job.database);
+    let what = job.describe_database();
     Ok(match get_database(ctx, job).await? {
         Some(db) if fine(&db) => None,
         Some(db) if db.metadata.deletion_timestamp.is_some() => {

@@ -254,6 +254,11 @@ impl Job {
         format!("{} {}/{}", self.kind.ops_kind(), self.namespace, self.name)
     }
 
+    /// The request's database as messages name it: "Redis demo/rd-quickstart".
+    pub fn describe_database(&self) -> String {
+        format!("{} {}/{}", self.kind.kind(), self.namespace, self.database)
+    }
+
     /// The size in the request's spec as it is now (Admit judges this one).
     pub fn spec_target(&self) -> Result<&Quantity> {
         self.target.as_ref().ok_or_else(|| {

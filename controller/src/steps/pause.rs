@@ -87,9 +87,17 @@ fn cached_wait(ctx: &Ctx, job: &Job) -> bool {
             })
 }
 
-/// "Redis demo/rd-quickstart": the database as messages name it.
-fn database_of(job: &Job) -> String {
-    format!("{} {}/{}", job.kind.kind(), job.namespace, job.database)
+/// KubeDB's condition for a pause or resume that succeeded (`verb`: "paused", "resumed").
+fn succeeded(job: &Job, type_: &str, reason: &str, verb: &str) -> Condition {
+    let message = format!(
+        "Successfully {verb} {} database: {}/{} for {}: {}",
+        job.kind.kind(),
+        job.namespace,
+        job.database,
+        job.kind.ops_kind(),
+        job.name
+    );
+    condition(type_, c::TRUE, reason, &message, job.generation, c::now())
 }
 
 const WAITING_FOR_PROVISIONER: &str = "waiting for the pause request to be approved by the provisioner";
@@ -100,7 +108,10 @@ pub async fn pause(ctx: &Ctx, job: &mut Job) -> Result<Outcome> {
     }
     // Anything else is decided on a fresh copy: a cached Paused=True may be an older request's.
     let Some(db) = get_database(ctx, job).await? else {
-        return Ok(Outcome::Fail(format!("{} does not exist", database_of(job))));
+        return Ok(Outcome::Fail(format!(
+            "{} does not exist",
+            job.describe_database()
+        )));
     };
     let conditions = database_conditions(&db);
     let action = pause_action(&conditions, ctx.config.pause_handshake);
@@ -111,7 +122,7 @@ pub async fn pause(ctx: &Ctx, job: &mut Job) -> Result<Outcome> {
         return Ok(Outcome::wait(
             format!(
                 "{} is paused by someone else; waiting until it is resumed",
-                database_of(job)
+                job.describe_database()
             ),
             SOON,
         ));
@@ -126,20 +137,11 @@ pub async fn pause(ctx: &Ctx, job: &mut Job) -> Result<Outcome> {
         record_pausing(ctx, job).await?;
     }
     match action {
-        PauseAction::Done => Ok(Outcome::Done(vec![condition(
+        PauseAction::Done => Ok(Outcome::Done(vec![succeeded(
+            job,
             c::PAUSE_DATABASE,
-            c::TRUE,
             c::DATABASE_PAUSE_SUCCEEDED,
-            &format!(
-                "Successfully paused {} database: {}/{} for {}: {}",
-                job.kind.kind(),
-                job.namespace,
-                job.database,
-                job.kind.ops_kind(),
-                job.name
-            ),
-            job.generation,
-            c::now(),
+            "paused",
         )])),
         PauseAction::WaitForProvisioner => Ok(Outcome::wait(WAITING_FOR_PROVISIONER, SOON)),
         PauseAction::Write(status) => {
@@ -222,21 +224,11 @@ pub async fn resume(ctx: &Ctx, job: &Job, uid: Option<&str>) -> Result<()> {
 
 pub async fn resume_step(ctx: &Ctx, job: &Job) -> Result<Outcome> {
     resume(ctx, job, Some(&job.admitted()?.database_uid)).await?;
-    let now = c::now();
-    Ok(Outcome::Done(vec![condition(
+    Ok(Outcome::Done(vec![succeeded(
+        job,
         c::RESUME_DATABASE,
-        c::TRUE,
         c::DATABASE_RESUME_SUCCEEDED,
-        &format!(
-            "Successfully resumed {} database: {}/{} for {}: {}",
-            job.kind.kind(),
-            job.namespace,
-            job.database,
-            job.kind.ops_kind(),
-            job.name
-        ),
-        job.generation,
-        now,
+        "resumed",
     )]))
 }
 
