@@ -328,6 +328,15 @@ async fn assert_grown(h: &Harness, db: &Db, workloads: &ApiResource, size: &str,
 /// Runs one round: every request at once (one per database), each to Successful, then checks
 /// every database. Online keeps every pod; Offline restarts every pod.
 async fn round(h: &Harness, kubedb: &Path, workloads: &ApiResource, growths: &[Growth<'_>]) {
+    // creationTimestamp has whole seconds, and the queue orders requests of one second by name
+    // (shared/src/rules/queue.rs): a round's requests start in a later second than the last
+    // round's, as a user's next request would, so none is taken for the older one and skipped.
+    let into_second = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    let to_next = 1_000_000_000u64.saturating_sub(u64::from(into_second));
+    tokio::time::sleep(Duration::from_nanos(to_next) + Duration::from_millis(20)).await;
     let before = futures::future::join_all(growths.iter().map(|g| pod_uids(h, g.db))).await;
     for (g, uids) in growths.iter().zip(&before) {
         assert_eq!(uids.len(), g.db.pods, "pods of {}: {uids:?}", g.db.name);
