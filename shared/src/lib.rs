@@ -8,6 +8,7 @@ pub mod defaults;
 pub mod descriptor;
 pub mod duration;
 pub mod facts;
+pub mod index;
 pub mod quantity;
 pub mod rules;
 pub mod selector;

@@ -7,7 +7,9 @@ mod views;
 use std::collections::BTreeMap;
 
 pub use values::{QuantityText, Shared};
-pub use views::{DatabaseView, OpsRequestView, PolicyView, PvcView, QuotaView, StorageClassView};
+pub use views::{
+    DatabaseView, NamespaceView, OpsRequestView, PolicyView, PvcOwner, PvcView, QuotaView, StorageClassView,
+};
 
 use crate::descriptor::DatabaseKind;
 
@@ -136,7 +138,7 @@ impl Facts {
         let Some(db) = &self.request.database else {
             return Vec::new();
         };
-        let of_db = |p: &&PvcView| self.kind.selects(db, &p.labels);
+        let of_db = |p: &&PvcView| p.belongs_to(self.kind, db);
         let mut pvcs: Vec<&PvcView> = match &self.instance_pvcs {
             Some(at) => at
                 .iter()

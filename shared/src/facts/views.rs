@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::QuantityText;
 use crate::{
     api::{OpsRequestPhase, VolumeExpansionMode, policy::VolumeExpansionPolicySpec},
-    descriptor::{DatabaseKind, SELECTOR_LABEL_KEYS, Topology},
+    descriptor::{DatabaseKind, Topology},
 };
 
 /// What the rules need to know about an ops request. Built from raw JSON so that a request the
@@ -124,13 +124,38 @@ impl DatabaseView {
     }
 }
 
-/// What the rules need to know about a PVC.
+/// The database a PVC belongs to by KubeDB's selector labels (`SELECTOR_LABEL_KEYS`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PvcOwner {
+    pub kind: DatabaseKind,
+    /// The database's name (the `app.kubernetes.io/instance` label).
+    pub instance: String,
+}
+
+impl PvcOwner {
+    /// The owner that `labels` name, if they are KubeDB's selector labels of a database.
+    pub fn of_labels(labels: &BTreeMap<String, String>) -> Option<Self> {
+        let instance = labels.get(INSTANCE_LABEL)?;
+        DatabaseKind::ALL
+            .into_iter()
+            .find(|k| k.selects(instance, labels))
+            .map(|kind| Self {
+                kind,
+                instance: instance.clone(),
+            })
+    }
+}
+
+/// The label KubeDB puts on every offshoot of a database with the database's name.
+const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
+
+/// What the rules need to know about a PVC. Compact, as both binaries cache one per PVC of
+/// the databases they watch (docs/ARCHITECTURE.md, "What each cache holds").
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PvcView {
     pub name: String,
-    /// KubeDB's selector labels only (`SELECTOR_LABEL_KEYS`): the rules read no others, and a
-    /// webhook caches one view per PVC of the cluster.
-    pub labels: BTreeMap<String, String>,
+    /// The database whose selector labels the PVC carries: all the rules read of its labels.
+    pub owner: Option<PvcOwner>,
     pub storage_class: Option<String>,
     pub request: Option<QuantityText>,
     pub capacity: Option<QuantityText>,
@@ -141,6 +166,9 @@ pub struct PvcView {
     pub resize_status: Option<String>,
     /// Types of the PVC's conditions whose status is True.
     pub true_conditions: Vec<String>,
+    /// The message of a True `ControllerResizeError` condition, else of a True
+    /// `NodeResizeError` one: why the driver refused a resize.
+    pub resize_error: Option<String>,
 }
 
 impl PvcView {
@@ -152,16 +180,16 @@ impl PvcView {
                 m.and_then(|m| m.get("storage"))
                     .map(|q| QuantityText::new(q.0.clone()))
             };
+        let conditions = status.and_then(|s| s.conditions.as_deref()).unwrap_or_default();
+        let true_of = |type_: &str| {
+            conditions
+                .iter()
+                .find(|c| c.type_ == type_ && c.status == "True")
+                .map(|c| c.message.clone().unwrap_or_default())
+        };
         Self {
             name: pvc.metadata.name.clone().unwrap_or_default(),
-            labels: pvc
-                .metadata
-                .labels
-                .iter()
-                .flatten()
-                .filter(|(k, _)| SELECTOR_LABEL_KEYS.contains(&k.as_str()))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+            owner: pvc.metadata.labels.as_ref().and_then(PvcOwner::of_labels),
             storage_class: spec.and_then(|s| s.storage_class_name.clone()),
             request: storage(
                 spec.and_then(|s| s.resources.as_ref())
@@ -173,15 +201,35 @@ impl PvcView {
             resize_status: status
                 .and_then(|s| s.allocated_resource_statuses.as_ref())
                 .and_then(|m| m.get("storage").cloned()),
-            true_conditions: status
-                .and_then(|s| s.conditions.as_ref())
-                .map(|cs| {
-                    cs.iter()
-                        .filter(|c| c.status == "True")
-                        .map(|c| c.type_.clone())
-                        .collect()
-                })
-                .unwrap_or_default(),
+            true_conditions: conditions
+                .iter()
+                .filter(|c| c.status == "True")
+                .map(|c| c.type_.clone())
+                .collect(),
+            resize_error: true_of("ControllerResizeError").or_else(|| true_of("NodeResizeError")),
+        }
+    }
+
+    /// Whether the PVC carries the selector labels of database `db` of `kind`.
+    pub fn belongs_to(&self, kind: DatabaseKind, db: &str) -> bool {
+        self.owner
+            .as_ref()
+            .is_some_and(|o| o.kind == kind && o.instance == db)
+    }
+}
+
+/// A namespace's labels (policies select namespaces by them).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NamespaceView {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+impl NamespaceView {
+    pub fn from_namespace(n: &k8s_openapi::api::core::v1::Namespace) -> Self {
+        Self {
+            name: n.metadata.name.clone().unwrap_or_default(),
+            labels: n.metadata.labels.clone().unwrap_or_default(),
         }
     }
 }

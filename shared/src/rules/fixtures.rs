@@ -1,6 +1,7 @@
 //! Builders for rule tests: a Redis cluster `rd` in namespace `demo` with 1Gi PVCs on an
 //! expandable class, and a request to grow it.
 
+use crate::facts::PvcOwner;
 use std::collections::BTreeMap;
 
 use crate::{
@@ -25,7 +26,7 @@ pub fn request(size: &str) -> OpsRequestView {
 pub fn pvc(name: &str, db: &str, size: &str) -> PvcView {
     PvcView {
         name: name.into(),
-        labels: DatabaseKind::Redis.selector_labels(db),
+        owner: PvcOwner::of_labels(&DatabaseKind::Redis.selector_labels(db)),
         storage_class: Some("fast".into()),
         request: Some(size.into()),
         capacity: Some(size.into()),
@@ -33,6 +34,7 @@ pub fn pvc(name: &str, db: &str, size: &str) -> PvcView {
         phase: Some("Bound".into()),
         resize_status: None,
         true_conditions: vec![],
+        resize_error: None,
     }
 }
 

@@ -202,7 +202,7 @@ fn other_pvcs_and_within_policy_growth_are_judged_by_the_policies_and_quotas() {
     // A PVC of no database is judged the same way under the default (deny) too.
     let mut other = pvc_edit("50Gi", RuleOptions::default());
     other.pvc = pvc("scratch", "none", "1Gi");
-    other.pvc.labels.clear();
+    other.pvc.owner = None;
     other.policies = g.policies.clone();
     assert_eq!(pvc_database(&other.pvc), None);
     assert!(denial(validate_pvc_growth(&other)).1.starts_with(

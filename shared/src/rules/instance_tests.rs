@@ -3,9 +3,8 @@
 
 use super::fixtures::{facts, pvc, quota};
 use super::{plan_warnings, validate_create};
-use crate::facts::{Facts, Shared};
-
-const INSTANCE: &str = "app.kubernetes.io/instance";
+use crate::DatabaseKind;
+use crate::facts::{Facts, PvcOwner, Shared};
 
 /// Positions of the PVCs labelled with the request's database as instance.
 fn positions(f: &Facts) -> Shared<u32> {
@@ -13,7 +12,7 @@ fn positions(f: &Facts) -> Shared<u32> {
     f.namespace_pvcs
         .iter()
         .enumerate()
-        .filter(|(_, p)| p.labels.get(INSTANCE) == Some(&db))
+        .filter(|(_, p)| p.owner.as_ref().is_some_and(|o| o.instance == db))
         .map(|(i, _)| i as u32)
         .collect()
 }
@@ -25,9 +24,10 @@ fn cases() -> Vec<Facts> {
         // Other databases' PVCs around the database's, one of them with a clashing instance
         // label but another kind's labels.
         let mut lookalike = pvc("data-rd-other", "rd", "3Gi");
-        lookalike
-            .labels
-            .insert("app.kubernetes.io/name".into(), "zookeepers.kubedb.com".into());
+        lookalike.owner = Some(PvcOwner {
+            kind: DatabaseKind::ZooKeeper,
+            instance: "rd".into(),
+        });
         f.namespace_pvcs.push(lookalike);
         f.namespace_pvcs.push(pvc("data-aa-0", "aa", "5Gi"));
         f.namespace_pvcs.push(pvc("data-zz-0", "zz", "5Gi"));

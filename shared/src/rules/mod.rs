@@ -194,7 +194,11 @@ pub fn plan_warnings(facts: &Facts) -> Vec<String> {
     };
     let pvcs = facts.database_pvcs();
     for pvc in pvcs.iter().take(MAX_LINES) {
-        let from = pvc.capacity.as_deref().or(pvc.request.as_deref()).unwrap_or("?");
+        let from = storage::text_or_unknown(if pvc.capacity.is_some() {
+            &pvc.capacity
+        } else {
+            &pvc.request
+        });
         lines.push(format!("plan: PVC {} grows {from} -> {target} ({how})", pvc.name));
     }
     if pvcs.len() > MAX_LINES {

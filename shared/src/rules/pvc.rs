@@ -13,9 +13,6 @@ use crate::{
     quantity::Quantity,
 };
 
-/// The label KubeDB puts on every offshoot of a database with the database's name.
-const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
-
 /// What the rules need to judge a PVC growing outside an ops request.
 #[derive(Clone, Debug, Default)]
 pub struct PvcGrowth {
@@ -35,11 +32,7 @@ pub struct PvcGrowth {
 
 /// The database a PVC belongs to by KubeDB's labels, if any.
 pub fn pvc_database(pvc: &PvcView) -> Option<(DatabaseKind, &str)> {
-    let db = pvc.labels.get(INSTANCE_LABEL)?;
-    DatabaseKind::ALL
-        .into_iter()
-        .find(|k| k.selects(db, &pvc.labels))
-        .map(|k| (k, db.as_str()))
+    pvc.owner.as_ref().map(|o| (o.kind, o.instance.as_str()))
 }
 
 /// Judges an edit of a PVC's storage request; anything but growth is allowed (the API server
@@ -60,7 +53,7 @@ pub fn validate_pvc_growth(g: &PvcGrowth) -> Verdict {
         (_, Some(r)) => (r, format!("request of {what}")),
         _ => return Verdict::allow(Vec::new()),
     };
-    let current = Quantity::parse(current.as_str()).ok();
+    let current = current.quantity();
     // KubeDB's ops-manager grows the volumes when it owns VolumeExpansion: judged by policy.
     let deny = g.options.direct_growth == DirectGrowth::Deny
         && g.options.volume_expansion_owner == crate::facts::VolumeExpansionOwner::Volops;

@@ -2,7 +2,7 @@
 
 use super::{Ctx, Denial, Rule, RuleResult};
 use crate::{
-    facts::{Facts, PvcView},
+    facts::{Facts, PvcView, QuantityText},
     quantity::Quantity,
 };
 
@@ -36,24 +36,30 @@ impl Source<'_> {
     }
 }
 
+/// A candidate for the current size: a PVC's quantity or the database's spec text.
+enum Found<'a> {
+    Pvc(&'a QuantityText),
+    Spec(&'a str),
+}
+
 /// [`current_size`] over the database's PVCs `pvcs`: the first largest value and its source.
 pub(crate) fn current_in<'a>(facts: &'a Facts, pvcs: &[&'a PvcView]) -> Option<(Quantity, Source<'a>)> {
-    let mut best: Option<(i128, &str, Source<'a>)> = None;
+    let mut best: Option<(i128, Found<'a>, Source<'a>)> = None;
     fn offer<'a>(
-        best: &mut Option<(i128, &'a str, Source<'a>)>,
+        best: &mut Option<(i128, Found<'a>, Source<'a>)>,
         nanos: Option<i128>,
-        text: &'a str,
+        found: Found<'a>,
         source: Source<'a>,
     ) {
         if let Some(n) = nanos
             && best.as_ref().is_none_or(|(b, _, _)| n > *b)
         {
-            *best = Some((n, text, source));
+            *best = Some((n, found, source));
         }
     }
     for &pvc in pvcs {
         for q in [&pvc.request, &pvc.capacity].into_iter().flatten() {
-            offer(&mut best, q.nanos(), q.as_str(), Source::Pvc(pvc));
+            offer(&mut best, q.nanos(), Found::Pvc(q), Source::Pvc(pvc));
         }
     }
     // The database's spec counts only before it has volumes: an edit of it grows nothing,
@@ -64,10 +70,19 @@ pub(crate) fn current_in<'a>(facts: &'a Facts, pvcs: &[&'a PvcView]) -> Option<(
             .as_ref()
             .and_then(|db| db.storage_request.as_deref())
     {
-        offer(&mut best, Quantity::nanos_of(text).ok(), text, Source::Database);
+        offer(
+            &mut best,
+            Quantity::nanos_of(text).ok(),
+            Found::Spec(text),
+            Source::Database,
+        );
     }
-    let (_, text, source) = best?;
-    Quantity::parse(text).ok().map(|q| (q, source))
+    let (_, found, source) = best?;
+    let quantity = match found {
+        Found::Pvc(q) => q.quantity(),
+        Found::Spec(text) => Quantity::parse(text).ok(),
+    };
+    quantity.map(|q| (q, source))
 }
 
 /// The current size and where it was found: the largest request or capacity of the database's

@@ -117,8 +117,8 @@ pub(crate) fn check_pvcs(ctx: &Ctx<'_>) -> RuleResult {
                     "PVC {} already has a resize in progress (requested {}, capacity {}); wait until it finishes, \
                      then retry",
                     pvc.name,
-                    pvc.request.as_deref().unwrap_or("?"),
-                    pvc.capacity.as_deref().unwrap_or("?")
+                    text_or_unknown(&pvc.request),
+                    text_or_unknown(&pvc.capacity)
                 ),
             ));
         }
@@ -141,4 +141,9 @@ fn resizing_for(facts: &Facts) -> Option<&str> {
                 && o.phase == Some(OpsRequestPhase::Progressing)
         })
         .map(|o| o.name.as_str())
+}
+
+/// A PVC's quantity for a message, `?` when it has none.
+pub(crate) fn text_or_unknown(q: &Option<crate::facts::QuantityText>) -> String {
+    q.as_ref().map_or_else(|| "?".to_owned(), ToString::to_string)
 }
