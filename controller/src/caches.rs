@@ -1,7 +1,8 @@
 //! What a controller keeps from its watches so that a reconcile which only waits for the
-//! cluster reads memory instead of the API server: the kind's PVCs, database objects and
-//! workloads (StatefulSets, and PetSets where served), and the last resourceVersion of each ops
-//! request this process wrote or read.
+//! cluster reads memory instead of the API server: the kind's PVCs and database objects as
+//! compact views (`volops_shared::index`), the metadata of its workloads (StatefulSets, and
+//! PetSets where served), and the last resourceVersion of each ops request this process wrote
+//! or read. docs/ARCHITECTURE.md ("What each cache holds") says why each holds what it holds.
 //!
 //! Every read here may lag the API server by a watch event. The steps only use them where a
 //! lag is harmless: a PVC seen still growing is looked at again on its next event, and every
@@ -13,21 +14,68 @@ use std::{
 };
 
 use futures::FutureExt;
-use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::{
     ResourceExt,
     api::DynamicObject,
     runtime::reflector::{ObjectRef, Store},
 };
-use volops_shared::{DatabaseKind, WorkloadKind};
+use serde_json::Value;
+use volops_shared::{
+    DatabaseKind, WorkloadKind,
+    conditions::PAUSED,
+    facts::{DatabaseView, PvcView},
+    index::{Named, ViewIndex},
+};
+
+/// What the controller keeps of one database object: the rules' view and the few fields the
+/// steps read (whose database it is, whether it is going, and its pause handshake).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CachedDatabase {
+    pub view: DatabaseView,
+    pub uid: Option<String>,
+    pub deleting: bool,
+    /// The status of its `Paused` condition.
+    pub paused: Option<String>,
+}
+
+impl Named for CachedDatabase {
+    fn name(&self) -> &str {
+        &self.view.name
+    }
+}
+
+impl CachedDatabase {
+    pub fn from_object(kind: DatabaseKind, obj: &DynamicObject) -> Self {
+        let json = serde_json::to_value(obj).unwrap_or(Value::Null);
+        let paused = obj
+            .data
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .and_then(|cs| {
+                cs.iter()
+                    .find(|c| c.get("type").and_then(Value::as_str) == Some(PAUSED))
+            })
+            .and_then(|c| c.get("status").and_then(Value::as_str))
+            .map(str::to_owned);
+        Self {
+            view: DatabaseView::from_json(kind, &json),
+            uid: obj.uid(),
+            deleting: obj.metadata.deletion_timestamp.is_some(),
+            paused,
+        }
+    }
+}
 
 /// One database kind's PVC, database and workload caches (filled by its controller's watches).
 #[derive(Clone)]
 pub struct KindCaches {
     pub kind: DatabaseKind,
-    pub pvcs: Store<PersistentVolumeClaim>,
-    pub databases: Store<DynamicObject>,
-    /// The kind's offshoot workloads by workload kind; a kind the cluster does not serve has none.
+    /// The kind's PVCs (its offshoots) grouped by database.
+    pub pvcs: ViewIndex<PvcView>,
+    pub databases: ViewIndex<CachedDatabase>,
+    /// The kind's offshoot workloads by workload kind, metadata only (their specs are read
+    /// from the API server when a request saves them); a kind the cluster does not serve has
+    /// none.
     pub workloads: Vec<(WorkloadKind, Store<DynamicObject>)>,
 }
 
@@ -53,44 +101,32 @@ where
 impl KindCaches {
     /// The PVCs `names` of database `db` in `ns` that the cache holds (a PVC without the
     /// database's selector labels is not the database's); None until the first list is in.
-    pub fn pvcs_of(&self, ns: &str, db: &str, names: &[String]) -> Option<Vec<Arc<PersistentVolumeClaim>>> {
-        if !synced(&self.pvcs) {
-            return None;
-        }
-        Some(
-            names
-                .iter()
-                .filter_map(|n| self.pvcs.get(&ObjectRef::new(n).within(ns)))
-                .filter(|p| self.kind.selects(db, p.labels()))
-                .collect(),
-        )
+    pub fn pvcs_of(&self, ns: &str, db: &str, names: &[String]) -> Option<Vec<PvcView>> {
+        let all = self.pvcs_selected(ns, db)?;
+        Some(all.into_iter().filter(|p| names.contains(&p.name)).collect())
     }
 
     /// Every cached PVC of database `db` in `ns` (what a list by its selector returns); None
     /// until the first list is in.
-    pub fn pvcs_selected(&self, ns: &str, db: &str) -> Option<Vec<Arc<PersistentVolumeClaim>>> {
-        if !synced(&self.pvcs) {
-            return None;
-        }
+    pub fn pvcs_selected(&self, ns: &str, db: &str) -> Option<Vec<PvcView>> {
+        let (list, at) = self.pvcs.group_of(ns, db)?;
         Some(
-            self.pvcs
-                .state()
-                .into_iter()
-                .filter(|p| p.metadata.namespace.as_deref() == Some(ns) && self.kind.selects(db, p.labels()))
+            at.iter()
+                .filter_map(|&i| list.get(i as usize))
+                .filter(|p| p.belongs_to(self.kind, db))
+                .cloned()
                 .collect(),
         )
     }
 
     /// The database `ns/name` if the cache holds it; None when it does not (yet).
-    pub fn database(&self, ns: &str, name: &str) -> Option<Arc<DynamicObject>> {
-        if !synced(&self.databases) {
-            return None;
-        }
-        let key = ObjectRef::new_with(name, self.kind.database_resource()).within(ns);
-        self.databases.get(&key)
+    pub fn database(&self, ns: &str, name: &str) -> Option<CachedDatabase> {
+        let list = self.databases.namespace(ns)?;
+        let at = list.binary_search_by(|d| d.view.name.as_str().cmp(name)).ok()?;
+        list.get(at).cloned()
     }
 
-    /// The workload `ns/name` of `kind` as the cache knows it.
+    /// The workload `ns/name` of `kind` as the cache knows it (metadata only).
     pub fn workload(&self, kind: WorkloadKind, ns: &str, name: &str) -> Cached<Arc<DynamicObject>> {
         let Some((_, store)) = self.workloads.iter().find(|(k, _)| *k == kind) else {
             return Cached::Unknown;

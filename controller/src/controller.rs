@@ -3,22 +3,28 @@
 
 use std::{future::Future, sync::Arc};
 
-use futures::{FutureExt, Stream, StreamExt};
+use futures::{FutureExt, Stream, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::{
     Api, Client, Resource, ResourceExt,
-    api::{ApiResource, DynamicObject, ListParams},
-    core::DeserializeGuard,
+    api::{DynamicObject, ListParams},
+    core::{DeserializeGuard, PartialObjectMeta},
     runtime::{
         Controller, WatchStreamExt,
         reflector::{self, ObjectRef, Store, reflector},
         watcher,
     },
 };
-use volops_shared::{DatabaseKind, WorkloadKind, api::OpsRequestPhase};
+use serde::de::DeserializeOwned;
+use volops_shared::{
+    DatabaseKind, WorkloadKind,
+    api::OpsRequestPhase,
+    facts::PvcView,
+    index::{Named, ViewIndex},
+};
 
 use crate::{
-    caches::KindCaches,
+    caches::{CachedDatabase, KindCaches},
     context::{Ctx, KindWatches, RequestLister},
     ops::OpsRequest,
     reconcile::{error_policy, reconcile},
@@ -94,25 +100,72 @@ fn request_lister<R: OpsRequest>(store: Store<Watched<R>>) -> RequestLister {
     })
 }
 
-/// A reflector over the objects of `ar` (managedFields dropped: never read): its store, and
-/// the objects it sees change.
-fn dynamic_cache(
+/// A watch of the offshoot workloads of `kind`, metadata only: its cache, and the workloads
+/// it sees change. The steps read a workload's spec from the API server only when a request
+/// saves it; the cache answers whether one exists, whose it is and whether it is going.
+fn workload_cache(
     client: &Client,
-    ar: &ApiResource,
+    kind: WorkloadKind,
     config: watcher::Config,
 ) -> (
     Store<DynamicObject>,
     impl Stream<Item = Result<DynamicObject, watcher::Error>> + Send + 'static,
 ) {
+    let ar = kind.resource();
     let writer = reflector::store::Writer::new(ar.clone());
     let store = writer.as_reader();
-    let events = reflector(
-        writer,
-        watcher(Api::<DynamicObject>::all_with(client.clone(), ar), config)
-            .modify(|o| o.managed_fields_mut().clear()),
+    let types = kube::core::TypeMeta {
+        api_version: ar.api_version.clone(),
+        kind: ar.kind.clone(),
+    };
+    let metadata_only = move |meta: PartialObjectMeta<DynamicObject>| {
+        let mut metadata = meta.metadata;
+        metadata.managed_fields = None;
+        metadata.annotations = None;
+        DynamicObject {
+            types: Some(types.clone()),
+            metadata,
+            data: serde_json::Value::Null,
+        }
+    };
+    let events = watcher(
+        Api::<PartialObjectMeta<DynamicObject>>::all_with(client.clone(), &ar),
+        config,
     )
-    .touched_objects();
-    (store, events)
+    .map_ok(move |event| map_event(event, &metadata_only));
+    (store, reflector(writer, events).touched_objects())
+}
+
+/// `event` with its objects turned by `f`.
+fn map_event<A, B>(event: watcher::Event<A>, f: &impl Fn(A) -> B) -> watcher::Event<B> {
+    use watcher::Event;
+    match event {
+        Event::Apply(o) => Event::Apply(f(o)),
+        Event::Delete(o) => Event::Delete(f(o)),
+        Event::Init => Event::Init,
+        Event::InitApply(o) => Event::InitApply(f(o)),
+        Event::InitDone => Event::InitDone,
+    }
+}
+
+/// A watch of `api` whose every event also changes `index` (each object becomes its view):
+/// the objects it sees change.
+fn indexed<K, V>(
+    api: Api<K>,
+    config: watcher::Config,
+    index: ViewIndex<V>,
+    view: impl Fn(&K) -> V + Send + 'static,
+) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
+    V: Named + Clone + Send + Sync + 'static,
+{
+    watcher(api, config)
+        .map_ok(move |event| {
+            index.apply(&event, &view);
+            event
+        })
+        .touched_objects()
 }
 
 /// One kind's controller with its watches started, before it runs.
@@ -131,22 +184,24 @@ pub async fn prepare<R: OpsRequest>(client: &Client) -> Prepared<R> {
     let controller = Controller::new(Api::<Watched<R>>::all(client.clone()), watcher::Config::default());
     let store = controller.store();
     let requests = request_lister(store.clone());
-    // PVCs and databases feed caches as well as triggers: a step that waits for them reads
-    // the caches (see `caches`).
-    let (pvcs, pvc_writer) = reflector::store();
-    let pvc_events = reflector(
-        pvc_writer,
-        // managedFields are never read; dropping them keeps the cache small.
-        watcher(
-            Api::<PersistentVolumeClaim>::all(client.clone()),
-            offshoots.clone(),
-        )
-        .modify(|pvc| pvc.managed_fields_mut().clear()),
-    )
-    .touched_objects();
+    // PVCs and databases feed caches (views) as well as triggers: a step that waits for them
+    // reads the caches (see `caches`).
     let kind: DatabaseKind = R::KIND;
+    let pvcs = ViewIndex::pvcs();
+    let pvc_events = indexed(
+        Api::<PersistentVolumeClaim>::all(client.clone()),
+        offshoots.clone(),
+        pvcs.clone(),
+        PvcView::from_pvc,
+    );
     let ar = kind.database_resource();
-    let (databases, db_events) = dynamic_cache(client, &ar, watcher::Config::default());
+    let databases = ViewIndex::namespaced();
+    let db_events = indexed(
+        Api::<DynamicObject>::all_with(client.clone(), &ar),
+        watcher::Config::default(),
+        databases.clone(),
+        move |db: &DynamicObject| CachedDatabase::from_object(kind, db),
+    );
     // Workloads feed caches as well: the orphan and recreate steps read them (the PetSet CRD
     // is optional, so its kind is watched only where served).
     let mut workloads = Vec::new();
@@ -155,7 +210,7 @@ pub async fn prepare<R: OpsRequest>(client: &Client) -> Prepared<R> {
         if wk == WorkloadKind::PetSet && !serves(client, wk).await {
             continue;
         }
-        let (cache, events) = dynamic_cache(client, &wk.resource(), offshoots.clone());
+        let (cache, events) = workload_cache(client, wk, offshoots.clone());
         workloads.push((wk, cache));
         workload_events.push((events, wk.resource()));
     }

@@ -185,12 +185,14 @@ async fn run_controllers(
         [redis.watches, zookeeper.watches],
     ));
     let cluster_stop = stopped(rx.clone());
-    let caches = async move {
+    // A task of its own: polled inside the join below, its TLS handshakes ran on top of every
+    // controller's frames and could overflow a worker's stack in debug builds.
+    let caches = tokio::spawn(async move {
         tokio::select! {
             () = fill => {}
             () = cluster_stop => {}
         }
-    };
+    });
     let redis = controller::run(redis.controller, redis.store, ctx.clone(), stopped(rx.clone()));
     let zookeeper = controller::run(
         zookeeper.controller,
@@ -203,5 +205,8 @@ async fn run_controllers(
         stop.await;
         let _ = tx.send(true);
     };
-    futures::join!(redis, zookeeper, trigger, caches, sweep);
+    let (.., caches) = futures::join!(redis, zookeeper, trigger, sweep, caches);
+    if let Err(e) = caches {
+        tracing::warn!(error = %e, "the cluster caches' task ended abnormally");
+    }
 }

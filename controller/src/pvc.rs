@@ -2,8 +2,10 @@
 
 use std::num::NonZeroUsize;
 
-use k8s_openapi::api::core::v1::PersistentVolumeClaim;
-use volops_shared::{Quantity, facts::PvcView};
+use volops_shared::{
+    Quantity,
+    facts::{PvcView, QuantityText},
+};
 
 /// Where one PVC is on its way to the target.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,20 +22,19 @@ pub enum PvcProgress {
     Infeasible(String),
 }
 
-fn parse(q: Option<&str>) -> Option<Quantity> {
-    q.and_then(|s| Quantity::parse(s).ok())
+fn parse(q: &Option<QuantityText>) -> Option<Quantity> {
+    q.as_ref().and_then(QuantityText::quantity)
 }
 
 /// The PVC's progress towards `target`.
-pub fn progress(pvc: &PersistentVolumeClaim, target: &Quantity) -> PvcProgress {
-    let view = PvcView::from_pvc(pvc);
-    if parse(view.capacity.as_deref()).is_some_and(|c| c >= *target) {
+pub fn progress(view: &PvcView, target: &Quantity) -> PvcProgress {
+    if parse(&view.capacity).is_some_and(|c| c >= *target) {
         return PvcProgress::Reached;
     }
-    if parse(view.request.as_deref()).is_none_or(|r| r < *target) {
+    if parse(&view.request).is_none_or(|r| r < *target) {
         return PvcProgress::NeedsPatch;
     }
-    if let Some(message) = infeasible(pvc, &view) {
+    if let Some(message) = infeasible(view) {
         return PvcProgress::Infeasible(message);
     }
     if view
@@ -57,12 +58,11 @@ impl PvcProgress {
 /// `FileSystemResizePending`, not refused). An offline-only driver grows the file system when
 /// a pod that started after that point mounts the volume, so a pod put back earlier leaves the
 /// claim waiting for yet another restart.
-pub fn controller_resize_pending(pvc: &PersistentVolumeClaim) -> bool {
-    let view = PvcView::from_pvc(pvc);
-    let Some(request) = parse(view.request.as_deref()) else {
+pub fn controller_resize_pending(view: &PvcView) -> bool {
+    let Some(request) = parse(&view.request) else {
         return false;
     };
-    progress(pvc, &request) == PvcProgress::Resizing
+    progress(view, &request) == PvcProgress::Resizing
         && !view
             .resize_status
             .as_deref()
@@ -85,27 +85,26 @@ pub fn patch_now(progress: &[PvcProgress], limit: Option<NonZeroUsize>) -> Vec<u
 
 /// The driver's message when a resize cannot succeed: an `*Infeasible` allocated-resource
 /// status or a `ControllerResizeError` condition.
-fn infeasible(pvc: &PersistentVolumeClaim, view: &PvcView) -> Option<String> {
-    let conditions = pvc.status.as_ref().and_then(|s| s.conditions.as_ref());
-    let message_of = |type_: &str| {
-        conditions?
-            .iter()
-            .find(|c| c.type_ == type_ && c.status == "True")
-            .map(|c| c.message.clone().unwrap_or_default())
-    };
+fn infeasible(view: &PvcView) -> Option<String> {
     let name = &view.name;
+    let detail = view.resize_error.as_deref().filter(|d| !d.is_empty());
     if let Some(status) = view
         .resize_status
         .as_deref()
         .filter(|s| s.ends_with("Infeasible"))
     {
-        let detail = message_of("ControllerResizeError").or_else(|| message_of("NodeResizeError"));
-        return Some(match detail.filter(|d| !d.is_empty()) {
+        return Some(match detail {
             Some(d) => format!("resize of PVC {name} is {status}: {d}"),
             None => format!("resize of PVC {name} is {status}"),
         });
     }
-    message_of("ControllerResizeError").map(|d| format!("resize of PVC {name} failed: {d}"))
+    let controller_error = view.true_conditions.iter().any(|c| c == "ControllerResizeError");
+    controller_error.then(|| {
+        format!(
+            "resize of PVC {name} failed: {}",
+            view.resize_error.as_deref().unwrap_or_default()
+        )
+    })
 }
 
 #[cfg(test)]
@@ -113,23 +112,19 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn pvc(
-        request: &str,
-        capacity: &str,
-        resize: Option<&str>,
-        conds: &[(&str, &str)],
-    ) -> PersistentVolumeClaim {
+    fn pvc(request: &str, capacity: &str, resize: Option<&str>, conds: &[(&str, &str)]) -> PvcView {
         let mut status = json!({"capacity": {"storage": capacity},
             "conditions": conds.iter().map(|(t, m)| json!({"type": t, "status": "True", "message": m})).collect::<Vec<_>>()});
         if let Some(r) = resize {
             status["allocatedResourceStatuses"] = json!({"storage": r});
         }
-        serde_json::from_value(json!({
+        let pvc: k8s_openapi::api::core::v1::PersistentVolumeClaim = serde_json::from_value(json!({
             "metadata": {"name": "data-rd-0"},
             "spec": {"resources": {"requests": {"storage": request}}},
             "status": status
         }))
-        .unwrap()
+        .unwrap();
+        PvcView::from_pvc(&pvc)
     }
 
     #[test]
@@ -229,7 +224,10 @@ mod tests {
 
     #[test]
     fn a_pvc_without_request_needs_a_patch() {
-        let p: PersistentVolumeClaim = serde_json::from_value(json!({"metadata": {"name": "x"}})).unwrap();
+        let p = PvcView {
+            name: "x".into(),
+            ..PvcView::default()
+        };
         assert_eq!(
             progress(&p, &Quantity::parse("1Gi").unwrap()),
             PvcProgress::NeedsPatch

@@ -32,10 +32,7 @@ pub fn class_view(c: &StorageClass) -> StorageClassView {
     StorageClassView::from_class(c)
 }
 pub fn policy_view(p: &VolumeExpansionPolicy) -> PolicyView {
-    PolicyView {
-        name: p.metadata.name.clone().unwrap_or_default(),
-        spec: p.spec.clone(),
-    }
+    PolicyView::from_policy(p)
 }
 pub fn namespace_view(n: &Namespace) -> NamespaceView {
     NamespaceView::from_namespace(n)

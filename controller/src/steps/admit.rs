@@ -3,7 +3,7 @@
 //! database's topology limits, with `apply: IfReady` wait for the database, then save what is
 //! admitted: the generation, the size, the mode and the database's UID.
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::collections::BTreeMap;
 
 use k8s_openapi::api::{
     core::v1::{Namespace, PersistentVolumeClaim, ResourceQuota},
@@ -63,7 +63,7 @@ pub async fn run(ctx: &Ctx, job: &mut Job) -> Result<Outcome> {
         .caches(job.kind)
         .and_then(|c| c.database(&job.namespace, &job.database));
     let database_uid = match cached {
-        Some(d) => d.uid(),
+        Some(d) => d.uid,
         None => super::get_database(ctx, job).await?.and_then(|d| d.uid()),
     };
     let Some(database_uid) = database_uid else {
@@ -190,14 +190,14 @@ async fn facts(
     let cached = caches
         .as_ref()
         .and_then(|caches| caches.database(&job.namespace, &job.database));
-    let db = match cached {
-        Some(db) => Some(db),
-        None => super::get_database(ctx, job).await?.map(Arc::new),
+    facts.database = match cached {
+        Some(db) => Some(db.view),
+        None => super::get_database(ctx, job)
+            .await?
+            .map(|d| to_json("database", &d))
+            .transpose()?
+            .map(|v| DatabaseView::from_json(job.kind, &v)),
     };
-    facts.database = db
-        .map(|d| to_json("database", d.as_ref()))
-        .transpose()?
-        .map(|v| DatabaseView::from_json(job.kind, &v));
     let cluster = (source == Source::Caches).then(|| ctx.cluster_caches());
     let (quotas, classes, namespace, policies) = futures::try_join!(
         quotas(ctx, ns, cluster),
@@ -217,7 +217,7 @@ async fn facts(
         .filter(|_| !quotas_need_namespace_pvcs(&facts.quotas))
         .and_then(|caches| caches.pvcs_selected(ns, &job.database));
     facts.namespace_pvcs = match cached {
-        Some(pvcs) => pvcs.iter().map(|p| PvcView::from_pvc(p)).collect(),
+        Some(pvcs) => pvcs.into(),
         None => {
             let lp = if quotas_need_namespace_pvcs(&facts.quotas) {
                 lp
@@ -282,14 +282,7 @@ async fn policies(ctx: &Ctx, cluster: Option<&ClusterCaches>) -> Result<Vec<Poli
         .list(&ListParams::default())
         .await
     {
-        Ok(list) => Ok(list
-            .items
-            .into_iter()
-            .map(|p| PolicyView {
-                name: p.metadata.name.unwrap_or_default(),
-                spec: p.spec,
-            })
-            .collect()),
+        Ok(list) => Ok(list.items.iter().map(PolicyView::from_policy).collect()),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(Vec::new()),
         Err(e) => Err(e).during(|| "list VolumeExpansionPolicies".into()),
     }

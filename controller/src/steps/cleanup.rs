@@ -14,7 +14,10 @@ use kube::{
     Api, ResourceExt,
     api::{DeleteParams, Preconditions},
 };
-use volops_shared::Quantity;
+use volops_shared::{
+    Quantity,
+    facts::{PvcView, QuantityText},
+};
 
 use super::{Job, SOON, expand, guard, pause, resize_wait, workloads};
 use crate::{
@@ -216,19 +219,14 @@ async fn real_size(ctx: &Ctx, job: &Job, w: &SavedWorkload) -> Result<String> {
                 if let Some(p) =
                     crate::error::KubeContext::during(api.get_opt(n).await, || format!("get PVC {n}"))?
                 {
-                    found.push(std::sync::Arc::new(p));
+                    found.push(PvcView::from_pvc(&p));
                 }
             }
             found
         }
     };
     for pvc in &claims {
-        let cap = pvc
-            .status
-            .as_ref()
-            .and_then(|s| s.capacity.as_ref())
-            .and_then(|c| c.get("storage"))
-            .and_then(|q| Quantity::parse(&q.0).ok());
+        let cap = pvc.capacity.as_ref().and_then(QuantityText::quantity);
         if let Some(q) = cap
             && best.as_ref().is_none_or(|b| q > *b)
         {

@@ -2,7 +2,7 @@
 //! the capacity; Offline goes pod by pod (controller/DESIGN-NOTES.md) so at most one pod of the
 //! database is missing.
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::collections::BTreeMap;
 
 use futures::future::try_join_all;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
@@ -15,6 +15,7 @@ use volops_shared::{
     Quantity,
     api::VolumeExpansionMode,
     conditions::{self as c, condition},
+    facts::PvcView,
 };
 
 use super::{Job, Outcome, SOON, to_json};
@@ -57,11 +58,7 @@ fn pvc_api(ctx: &Ctx, job: &Job) -> Api<PersistentVolumeClaim> {
 
 /// Every PVC of the database by name: from the cache (a PVC seen behind is looked at again on
 /// its next event) or one labelled list, then a get for any they missed.
-async fn load_pvcs(
-    ctx: &Ctx,
-    job: &Job,
-    names: &[String],
-) -> Result<BTreeMap<String, Arc<PersistentVolumeClaim>>> {
+async fn load_pvcs(ctx: &Ctx, job: &Job, names: &[String]) -> Result<BTreeMap<String, PvcView>> {
     let api = pvc_api(ctx, job);
     let cached = ctx
         .caches(job.kind)
@@ -71,17 +68,16 @@ async fn load_pvcs(
         None => {
             let lp = ListParams::default().labels(&job.kind.selector(&job.database));
             let list = api.list(&lp).await.during(|| "list PVCs".into())?;
-            list.items.into_iter().map(Arc::new).collect()
+            list.items.iter().map(PvcView::from_pvc).collect()
         }
     };
-    let mut by_name: BTreeMap<String, Arc<PersistentVolumeClaim>> =
-        listed.into_iter().map(|p| (p.name_any(), p)).collect();
+    let mut by_name: BTreeMap<String, PvcView> = listed.into_iter().map(|p| (p.name.clone(), p)).collect();
     let missing: Vec<&String> = names.iter().filter(|n| !by_name.contains_key(*n)).collect();
     for name in missing {
         let pvc = api.get_opt(name).await.during(|| format!("get PVC {name}"))?;
         let pvc =
             pvc.ok_or_else(|| Error::Invalid(format!("PVC {}/{name} does not exist", job.namespace)))?;
-        by_name.insert(name.clone(), Arc::new(pvc));
+        by_name.insert(name.clone(), PvcView::from_pvc(&pvc));
     }
     Ok(by_name)
 }
@@ -187,7 +183,7 @@ async fn offline(ctx: &Ctx, job: &mut Job, target: &Quantity) -> Result<Outcome>
             target: target.as_str(),
             saved: &saved,
             seen: seen.as_ref(),
-            claim_progress: &progress(&pvc, target),
+            claim_progress: &progress(&PvcView::from_pvc(&pvc), target),
         });
         let done = match action {
             PodAction::Next => continue,

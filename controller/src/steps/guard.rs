@@ -50,7 +50,7 @@ pub async fn database_gone(ctx: &Ctx, job: &Job) -> Result<Option<String>> {
     let cached = ctx
         .caches(job.kind)
         .and_then(|c| c.database(&job.namespace, &job.database));
-    if cached.as_deref().is_some_and(fine) {
+    if cached.is_some_and(|db| db.uid.as_deref() == Some(admitted.database_uid.as_str()) && !db.deleting) {
         return Ok(None);
     }
     let what = job.describe_database();

@@ -10,7 +10,7 @@ pub mod pause;
 pub mod resize_wait;
 pub mod workloads;
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{collections::BTreeMap, time::Duration};
 
 use kube::{
     Api, ResourceExt,
@@ -356,18 +356,20 @@ pub async fn database_workloads(ctx: &Ctx, job: &Job) -> Result<Result<Vec<Workl
     let cached = ctx
         .caches(job.kind)
         .and_then(|c| c.database(&job.namespace, &job.database));
-    let db = match cached {
-        Some(db) => db,
-        None => get_database(ctx, job).await?.map(Arc::new).ok_or_else(|| {
-            Error::Invalid(format!(
-                "{} {}/{} does not exist",
-                job.kind.kind(),
-                job.namespace,
-                job.database
-            ))
-        })?,
+    let view = match cached {
+        Some(db) => db.view,
+        None => {
+            let db = get_database(ctx, job).await?.ok_or_else(|| {
+                Error::Invalid(format!(
+                    "{} {}/{} does not exist",
+                    job.kind.kind(),
+                    job.namespace,
+                    job.database
+                ))
+            })?;
+            DatabaseView::from_json(job.kind, &to_json("database", &db)?)
+        }
     };
-    let view = DatabaseView::from_json(job.kind, &to_json("database", db.as_ref())?);
     Ok(workloads(job.kind, &job.database, &view.topology)
         .map_err(|e| format!("{} {}/{}: {e}", job.kind.kind(), job.namespace, job.database)))
 }

@@ -40,12 +40,15 @@ pub enum PauseAction {
     Write(&'static str),
 }
 
-/// Pure: the pause action for a database's conditions and the handshake mode.
-pub fn pause_action(conditions: &[Condition], handshake: PauseHandshake) -> PauseAction {
-    match (
-        c::find(conditions, c::PAUSED).map(|p| p.status.as_str()),
-        handshake,
-    ) {
+/// The status of the database's `Paused` condition, if it has one.
+pub fn paused_status(conditions: &[Condition]) -> Option<&str> {
+    c::find(conditions, c::PAUSED).map(|p| p.status.as_str())
+}
+
+/// Pure: the pause action for the status of a database's `Paused` condition and the
+/// handshake mode.
+pub fn pause_action(paused: Option<&str>, handshake: PauseHandshake) -> PauseAction {
+    match (paused, handshake) {
         (Some(c::TRUE), _) => PauseAction::Done,
         (Some(c::UNKNOWN), PauseHandshake::Kubedb) => PauseAction::WaitForProvisioner,
         (_, PauseHandshake::Kubedb) => PauseAction::Write(c::UNKNOWN),
@@ -82,7 +85,7 @@ fn cached_wait(ctx: &Ctx, job: &Job) -> bool {
             .caches(job.kind)
             .and_then(|caches| caches.database(&job.namespace, &job.database))
             .is_some_and(|db| {
-                pause_action(&database_conditions(&db), ctx.config.pause_handshake)
+                pause_action(db.paused.as_deref(), ctx.config.pause_handshake)
                     == PauseAction::WaitForProvisioner
             })
 }
@@ -114,7 +117,7 @@ pub async fn pause(ctx: &Ctx, job: &mut Job) -> Result<Outcome> {
         )));
     };
     let conditions = database_conditions(&db);
-    let action = pause_action(&conditions, ctx.config.pause_handshake);
+    let action = pause_action(paused_status(&conditions), ctx.config.pause_handshake);
     let requested = job.state()?.pause_requested;
     if action == PauseAction::Done && !requested {
         // Not this request's pause (its owner's, another tool's): wait until it is resumed,
@@ -262,7 +265,11 @@ mod tests {
             (paused(c::TRUE), SelfPause, Done),
         ];
         for (conds, mode, want) in cases {
-            assert_eq!(pause_action(&conds, mode), want, "{conds:?} {mode:?}");
+            assert_eq!(
+                pause_action(paused_status(&conds), mode),
+                want,
+                "{conds:?} {mode:?}"
+            );
         }
     }
 }

@@ -5,6 +5,7 @@ use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::Api;
 use serde_json::Value;
 use tracing::info;
+use volops_shared::facts::PvcView;
 
 use super::Job;
 use crate::{
@@ -41,7 +42,11 @@ async fn claim_resizing(ctx: &Ctx, job: &Job, pod_name: &str, saved: &Value) -> 
             .get_opt(&claim)
             .await
             .during(|| format!("get PVC {claim}"))?;
-        if pvc.as_ref().is_some_and(controller_resize_pending) {
+        if pvc
+            .as_ref()
+            .map(PvcView::from_pvc)
+            .is_some_and(|v| controller_resize_pending(&v))
+        {
             info!(request = %job.describe(), pod = pod_name, pvc = %claim,
                 "cleanup keeps the pod away until the controller-side resize is done");
             return Ok(true);

@@ -187,24 +187,51 @@ async fn verify(
                     obj.uid().unwrap_or_default()
                 )));
             }
-            (None, Some((kind, obj))) => match verify_workload(*kind, obj, &w.claim_template, &db) {
-                Ok(saved) => to_save.push(saved),
-                Err(refused) => return Ok(Err(refused.0)),
-            },
-            (None, None) => {
-                return Ok(Err(format!(
-                    "{} {}/{} of {} {} does not exist",
-                    w.kind.kind(),
-                    job.namespace,
-                    w.name,
-                    job.kind.kind(),
-                    job.database
-                )));
+            (None, Some((kind, obj))) => {
+                let Some(full) = with_spec(ctx, job, *kind, obj).await? else {
+                    return Ok(Err(missing(job, w)));
+                };
+                match verify_workload(*kind, &full, &w.claim_template, &db) {
+                    Ok(saved) => to_save.push(saved),
+                    Err(refused) => return Ok(Err(refused.0)),
+                }
             }
+            (None, None) => return Ok(Err(missing(job, w))),
         }
         live.push(found);
     }
     Ok(Ok((live, to_save)))
+}
+
+fn missing(job: &Job, w: &Workload) -> String {
+    format!(
+        "{} {}/{} of {} {} does not exist",
+        w.kind.kind(),
+        job.namespace,
+        w.name,
+        job.kind.kind(),
+        job.database
+    )
+}
+
+/// The workload with its spec: the cache keeps only metadata, so a cached one is read as it
+/// is now (verified like any other; None when it is gone).
+async fn with_spec(
+    ctx: &Ctx,
+    job: &Job,
+    kind: WorkloadKind,
+    obj: &Arc<DynamicObject>,
+) -> Result<Option<Arc<DynamicObject>>> {
+    if !obj.data.is_null() {
+        return Ok(Some(obj.clone()));
+    }
+    let name = obj.name_any();
+    let full = ctx
+        .workload_api(kind, &job.namespace)
+        .get_opt(&name)
+        .await
+        .during(|| format!("get {} {}/{name}", kind.kind(), job.namespace))?;
+    Ok(full.map(Arc::new))
 }
 
 /// Deletes, orphaning their pods, the saved workloads still there and not going yet. A delete

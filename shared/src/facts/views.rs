@@ -283,3 +283,12 @@ pub struct PolicyView {
     pub name: String,
     pub spec: VolumeExpansionPolicySpec,
 }
+
+impl PolicyView {
+    pub fn from_policy(p: &crate::api::VolumeExpansionPolicy) -> Self {
+        Self {
+            name: p.metadata.name.clone().unwrap_or_default(),
+            spec: p.spec.clone(),
+        }
+    }
+}
