@@ -139,6 +139,31 @@ impl KindCaches {
     }
 }
 
+impl KindCaches {
+    /// Each cache by name with its size, None while its first list is not in.
+    pub fn sizes(&self) -> Vec<(String, Option<usize>)> {
+        let kind = self.kind.plural();
+        let live = |live: bool, len: usize| live.then_some(len);
+        let mut out = vec![
+            (
+                format!("{kind}/persistentvolumeclaims"),
+                live(self.pvcs.is_live(), self.pvcs.len()),
+            ),
+            (
+                format!("{kind}/databases"),
+                live(self.databases.is_live(), self.databases.len()),
+            ),
+        ];
+        for (wk, store) in &self.workloads {
+            out.push((
+                format!("{kind}/{}", wk.resource().plural),
+                live(synced(store), store.state().len()),
+            ));
+        }
+        out
+    }
+}
+
 /// What this process knows of one ops request beyond its watch cache.
 #[derive(Default)]
 struct Known {

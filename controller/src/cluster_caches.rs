@@ -102,4 +102,20 @@ impl ClusterCaches {
     pub fn policies(&self) -> Option<Vec<PolicyView>> {
         self.policies.as_ref()?.namespace("").map(|l| l.to_vec())
     }
+
+    /// Each cache by name with its size, None while its first list is not in.
+    pub fn sizes(&self) -> Vec<(String, Option<usize>)> {
+        fn size<V: Named + Clone>(name: &str, index: &ViewIndex<V>) -> (String, Option<usize>) {
+            (name.to_owned(), index.is_live().then(|| index.len()))
+        }
+        let mut out = vec![
+            size("storageclasses", &self.classes),
+            size("resourcequotas", &self.quotas),
+            size("namespaces", &self.namespaces),
+        ];
+        if let Some(p) = &self.policies {
+            out.push(size("volumeexpansionpolicies", p));
+        }
+        out
+    }
 }

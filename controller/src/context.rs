@@ -80,6 +80,21 @@ impl Ctx {
         (self.kinds.get(&kind)?.requests)(ns, db)
     }
 
+    /// Each watch cache by name with its size (None while its first list is not in).
+    pub fn cache_sizes(&self) -> Vec<(String, Option<usize>)> {
+        let mut out = self.cluster.sizes();
+        for watches in self.kinds.values() {
+            out.extend(watches.caches.sizes());
+        }
+        out
+    }
+
+    /// Whether every watch cache, the requests' own included, has its first list.
+    pub fn caches_synced(&self) -> bool {
+        let requests = self.kinds.values().all(|w| (w.requests)("", "").is_some());
+        requests && self.cache_sizes().iter().all(|(_, size)| size.is_some())
+    }
+
     pub fn database_api(&self, kind: DatabaseKind, ns: &str) -> Api<DynamicObject> {
         Api::namespaced_with(self.client.clone(), ns, &kind.database_resource())
     }

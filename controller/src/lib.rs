@@ -1,6 +1,7 @@
 //! volops-controller: carries out VolumeExpansion RedisOpsRequests and ZooKeeperOpsRequests
 //! (docs/ARCHITECTURE.md). Entry point for the binary and for in-process tests: [`run`].
 
+pub mod cache_report;
 pub mod caches;
 pub mod claim;
 pub mod cluster_caches;
@@ -200,12 +201,13 @@ async fn run_controllers(
         ctx.clone(),
         stopped(rx.clone()),
     );
+    let report = cache_report::run(ctx.clone(), stopped(rx.clone()));
     let sweep = sweep::run(ctx, stopped(rx));
     let trigger = async move {
         stop.await;
         let _ = tx.send(true);
     };
-    let (.., caches) = futures::join!(redis, zookeeper, trigger, sweep, caches);
+    let (.., caches) = futures::join!(redis, zookeeper, trigger, sweep, report, caches);
     if let Err(e) = caches {
         tracing::warn!(error = %e, "the cluster caches' task ended abnormally");
     }

@@ -5,6 +5,7 @@ use prometheus_client::{
     metrics::{
         counter::Counter,
         family::Family,
+        gauge::Gauge,
         histogram::{Histogram, exponential_buckets},
     },
     registry::Registry,
@@ -97,6 +98,16 @@ pub struct Metrics {
     pub reconcile_errors: Family<ErrorLabels, Counter>,
     /// Requests the controller sent to the API server.
     pub api_requests: Family<RequestLabels, Counter>,
+    /// Objects (views) in each watch cache while leading.
+    pub cache_objects: Family<CacheLabels, Gauge>,
+    /// 1 once every watch cache of this leadership term has its first list, else 0.
+    pub caches_synced: Gauge,
+}
+
+/// A watch cache by name (e.g. `redis/persistentvolumeclaims`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheLabels {
+    pub cache: String,
 }
 
 impl Default for Metrics {
@@ -107,6 +118,8 @@ impl Default for Metrics {
         let pvc_expansions = Family::<KindLabels, Counter>::default();
         let reconcile_errors = Family::<ErrorLabels, Counter>::default();
         let api_requests = Family::<RequestLabels, Counter>::default();
+        let cache_objects = Family::<CacheLabels, Gauge>::default();
+        let caches_synced = Gauge::default();
         registry.register(
             "ops_phase",
             "Ops requests that entered a phase",
@@ -132,6 +145,16 @@ impl Default for Metrics {
             "Requests sent to the Kubernetes API server",
             api_requests.clone(),
         );
+        registry.register(
+            "cache_objects",
+            "Objects in each watch cache while leading",
+            cache_objects.clone(),
+        );
+        registry.register(
+            "caches_synced",
+            "1 once every watch cache has its first list",
+            caches_synced.clone(),
+        );
         Self {
             registry,
             ops_phase,
@@ -139,6 +162,8 @@ impl Default for Metrics {
             pvc_expansions,
             reconcile_errors,
             api_requests,
+            cache_objects,
+            caches_synced,
         }
     }
 }

@@ -27,7 +27,8 @@ async fn admit_decides_on_policies_labels_and_classes_changed_while_it_runs() {
     let (sb, client) = sandbox().await;
     setup(&client, "db", "standard", "online").await;
     database(&client, "db", "Standalone", "rd", "standard").await;
-    let (stop, task) = start_controller(client.clone(), Arc::new(Metrics::default()));
+    let metrics = Arc::new(Metrics::default());
+    let (stop, task) = start_controller(client.clone(), metrics.clone());
     let ops = ops_api(&client, "db", "RedisOpsRequest");
 
     // A first request succeeds: the controller runs and its caches are filled.
@@ -35,6 +36,18 @@ async fn admit_decides_on_policies_labels_and_classes_changed_while_it_runs() {
     ops.create(&PostParams::default(), &first).await.expect("created");
     let done = wait_final(&ops, "first").await;
     assert_eq!(at(&done, "/status/phase"), Some("Successful"));
+    // The caches report that they are synced, and what they hold (the database's one PVC).
+    settle().await;
+    let text = metrics.encode();
+    assert!(text.contains("volops_controller_caches_synced 1"), "{text}");
+    assert!(
+        text.contains("volops_controller_cache_objects{cache=\"redises/persistentvolumeclaims\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("volops_controller_cache_objects{cache=\"redises/databases\"} 1"),
+        "{text}"
+    );
 
     // A policy for labelled namespaces, then the label: both reach Admit through watches.
     let policies: Api<VolumeExpansionPolicy> = Api::all(client.clone());
