@@ -33,7 +33,7 @@ pub fn plan(names: &[String]) -> Vec<NodeInfo> {
         .enumerate()
         .map(|(i, name)| NodeInfo {
             name: name.clone(),
-            internal_ip: format!("10.0.{}.{}", 10 + i / 240, 10 + i % 240),
+            internal_ip: format!("10.0.{}.{}", i / 240, 10 + i % 240),
             started_at: at.clone(),
         })
         .collect()
