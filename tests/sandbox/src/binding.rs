@@ -35,9 +35,9 @@ fn bind(api: &Api, t: &Target, binding: &Value) -> Result<Reply, ApiError> {
     }
     let named = binding["metadata"]["name"].as_str().unwrap_or(pod);
     if named != pod {
-        return Err(ApiError::bad_request(
-            "name in URL does not match name in Binding object",
-        ));
+        return Err(ApiError::bad_request(&format!(
+            "the name of the object ({named}) does not match the name on the URL ({pod})"
+        )));
     }
     let uid = binding["metadata"]["uid"].as_str().unwrap_or_default();
     let annotations = binding["metadata"]["annotations"].clone();
