@@ -11,12 +11,16 @@ use crate::store::WriteAction;
 
 /// Serves `POST .../pods/{name}/binding`; None for every other target.
 pub fn serve(api: &Api, t: &Target, req: &Req) -> Option<Result<Reply, ApiError>> {
-    let is_binding = t.info.group.is_empty() && t.info.plural == "pods" && t.sub.as_deref() == Some("binding");
+    let is_binding =
+        t.info.group.is_empty() && t.info.plural == "pods" && t.sub.as_deref() == Some("binding");
     if !is_binding {
         return None;
     }
     if req.method != http::Method::POST {
-        return Some(Err(ApiError::method_not_supported("pods/binding", req.method.as_str())));
+        return Some(Err(ApiError::method_not_supported(
+            "pods/binding",
+            req.method.as_str(),
+        )));
     }
     Some(req.json_body(&t.info).and_then(|b| bind(api, t, &b)))
 }
@@ -53,10 +57,14 @@ fn bind(api: &Api, t: &Target, binding: &Value) -> Result<Reply, ApiError> {
             )));
         }
         if !old["metadata"]["deletionTimestamp"].is_null() {
-            return Err(conflict(format!("pod {pod} is being deleted, cannot be assigned to a host")));
+            return Err(conflict(format!(
+                "pod {pod} is being deleted, cannot be assigned to a host"
+            )));
         }
         if let Some(current) = old["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) {
-            return Err(conflict(format!("pod {pod} is already assigned to node \"{current}\"")));
+            return Err(conflict(format!(
+                "pod {pod} is already assigned to node \"{current}\""
+            )));
         }
         let mut obj = (**old).clone();
         obj["spec"]["nodeName"] = json!(node);

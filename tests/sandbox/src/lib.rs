@@ -40,6 +40,14 @@
 //! - [`Sandbox::mount_service_account_token`]: what a pod gets mounted (`token`, `ca.crt`,
 //!   `namespace`) plus a kubeconfig reading the token file, to hand to a binary.
 //! - [`Sandbox::advance_token_clock`]: lets tokens expire without waiting.
+//!
+//! # Nodes, kubelet stats and volume usage
+//!
+//! With the simulated cluster, nodes are registered and pods scheduled onto them; the node
+//! proxy serves each kubelet's `/stats/summary` and `/metrics`, [`Sandbox::kubelet_metrics_url`]
+//! the volume metrics over plain HTTP, [`Sandbox::fill_volume`] (or
+//! `PUT /sandbox/v1/volumes/{ns}/{claim}`) fills a volume, and [`prometheus::Prometheus`] runs a
+//! real Prometheus server for tests (`tests/sandbox/KUBELET.md`).
 
 mod admit;
 mod api;
@@ -452,7 +460,12 @@ impl Sandbox {
     /// Fills the volume of claim `namespace/claim` to `fill` (capped at its capacity: a full
     /// disk), as the database writing to it would; the kubelets report it from then on. The
     /// cluster's own control: the same as `PUT /sandbox/v1/volumes/{namespace}/{claim}`.
-    pub async fn fill_volume(&self, namespace: &str, claim: &str, fill: Fill) -> Result<VolumeUsage, SandboxError> {
+    pub async fn fill_volume(
+        &self,
+        namespace: &str,
+        claim: &str,
+        fill: Fill,
+    ) -> Result<VolumeUsage, SandboxError> {
         let kubelets = self.kubelets().ok_or(SandboxError::NoCluster)?;
         Ok(kubelets.fill_volume(namespace, claim, fill).await?)
     }

@@ -66,9 +66,16 @@ fn kubelet(
     method: &Method,
 ) -> Result<Response, KubeletError> {
     let kubelets = kubelets.ok_or_else(|| KubeletError::UnknownNode(node.to_owned()))?;
-    let known = matches!(path, "/stats/summary" | "/stats/summary/" | "/metrics" | "/healthz");
+    let known = matches!(
+        path,
+        "/stats/summary" | "/stats/summary/" | "/metrics" | "/healthz"
+    );
     if known && method != Method::GET && method != Method::HEAD {
-        return Ok(text(StatusCode::METHOD_NOT_ALLOWED, "405: Method Not Allowed", "text/plain; charset=utf-8"));
+        return Ok(text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "405: Method Not Allowed",
+            "text/plain; charset=utf-8",
+        ));
     }
     Ok(match path {
         "/stats/summary" | "/stats/summary/" => {
@@ -82,7 +89,11 @@ fn kubelet(
         }
         _ => {
             kubelets.summary(node)?;
-            text(StatusCode::NOT_FOUND, "404 page not found\n", "text/plain; charset=utf-8")
+            text(
+                StatusCode::NOT_FOUND,
+                "404 page not found\n",
+                "text/plain; charset=utf-8",
+            )
         }
     })
 }
@@ -134,7 +145,10 @@ mod tests {
             parse("/api/v1/nodes/n1/proxy/stats/summary"),
             Some(("n1", "/stats/summary"))
         );
-        assert_eq!(parse("/api/v1/nodes/n1:10250/proxy/metrics"), Some(("n1", "/metrics")));
+        assert_eq!(
+            parse("/api/v1/nodes/n1:10250/proxy/metrics"),
+            Some(("n1", "/metrics"))
+        );
         assert_eq!(parse("/api/v1/nodes/https:n1:10250/proxy"), Some(("n1", "/")));
         assert_eq!(parse("/api/v1/nodes/n1"), None);
         assert_eq!(parse("/api/v1/nodes/n1/status"), None);

@@ -87,7 +87,8 @@ fn config(target: &reqwest::Url) -> Result<String, PrometheusError> {
 }
 
 fn free_port() -> Result<u16, PrometheusError> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| PrometheusError::Io("free port".into(), e))?;
+    let l =
+        std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| PrometheusError::Io("free port".into(), e))?;
     l.local_addr()
         .map(|a| a.port())
         .map_err(|e| PrometheusError::Io("free port".into(), e))
@@ -98,18 +99,25 @@ impl Prometheus {
     /// `scrape_url`, and returns once it has scraped the target successfully (`up == 1`).
     pub async fn start(scrape_url: &str) -> Result<Prometheus, PrometheusError> {
         let bin = binary().ok_or(PrometheusError::NotInstalled)?;
-        let target = reqwest::Url::parse(scrape_url).map_err(|_| PrometheusError::BadTarget(scrape_url.into()))?;
+        let target =
+            reqwest::Url::parse(scrape_url).map_err(|_| PrometheusError::BadTarget(scrape_url.into()))?;
         let dir = tempfile::tempdir().map_err(|e| PrometheusError::Io("temporary directory".into(), e))?;
         let cfg_path = dir.path().join("prometheus.yml");
         std::fs::write(&cfg_path, config(&target)?)
             .map_err(|e| PrometheusError::Io(cfg_path.display().to_string(), e))?;
         let port = free_port()?;
         let log_path = dir.path().join("prometheus.log");
-        let log = std::fs::File::create(&log_path).map_err(|e| PrometheusError::Io(log_path.display().to_string(), e))?;
-        let log_err = log.try_clone().map_err(|e| PrometheusError::Io("log".into(), e))?;
+        let log = std::fs::File::create(&log_path)
+            .map_err(|e| PrometheusError::Io(log_path.display().to_string(), e))?;
+        let log_err = log
+            .try_clone()
+            .map_err(|e| PrometheusError::Io("log".into(), e))?;
         let child = Command::new(&bin)
             .arg(format!("--config.file={}", cfg_path.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg("--storage.tsdb.retention.time=1h")
             .stdin(Stdio::null())
@@ -144,7 +152,10 @@ impl Prometheus {
         let up = format!("up{{job=\"{JOB}\"}} == 1");
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(PrometheusError::NotReady(format!("exited ({status}): {}", self.log_tail())));
+                return Err(PrometheusError::NotReady(format!(
+                    "exited ({status}): {}",
+                    self.log_tail()
+                )));
             }
             if matches!(self.query(&up).await, Ok(v) if !v.is_empty()) {
                 return Ok(());
@@ -179,7 +190,10 @@ impl Prometheus {
         let result = body["data"]["result"]
             .as_array()
             .ok_or_else(|| fail(format!("not a vector: {body}")))?;
-        result.iter().map(|s| sample(s).ok_or_else(|| fail(format!("bad sample {s}")))).collect()
+        result
+            .iter()
+            .map(|s| sample(s).ok_or_else(|| fail(format!("bad sample {s}"))))
+            .collect()
     }
 
     /// Queries until `done` holds for the result (or `timeout` passes), as each scrape brings

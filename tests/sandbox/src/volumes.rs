@@ -45,7 +45,9 @@ impl FillRequest {
 fn volume_error(e: &VolumeError) -> ApiError {
     match e {
         VolumeError::ClaimNotFound { name, .. } => ApiError::not_found("persistentvolumeclaims", name),
-        VolumeError::NotBound { name, .. } => ApiError::conflict("persistentvolumeclaims", name, &e.to_string()),
+        VolumeError::NotBound { name, .. } => {
+            ApiError::conflict("persistentvolumeclaims", name, &e.to_string())
+        }
         VolumeError::Api { .. } => ApiError::internal(&e.to_string()),
     }
 }

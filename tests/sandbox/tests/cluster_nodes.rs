@@ -40,17 +40,31 @@ async fn kubelets_register_ready_nodes() {
     let ready = status.conditions.unwrap_or_default();
     assert!(ready.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
     let addresses = status.addresses.unwrap_or_default();
-    assert!(addresses.iter().any(|a| a.type_ == "InternalIP" && a.address == "10.0.0.11"));
-    let port = status.daemon_endpoints.and_then(|d| d.kubelet_endpoint).map(|e| e.port);
+    assert!(
+        addresses
+            .iter()
+            .any(|a| a.type_ == "InternalIP" && a.address == "10.0.0.11")
+    );
+    let port = status
+        .daemon_endpoints
+        .and_then(|d| d.kubelet_endpoint)
+        .map(|e| e.port);
     assert_eq!(port, Some(10250));
     assert_eq!(status.node_info.unwrap().kubelet_version, "v1.32.0");
-    assert_eq!(n1.metadata.labels.unwrap()["kubernetes.io/hostname"], "sandbox-node-1");
+    assert_eq!(
+        n1.metadata.labels.unwrap()["kubernetes.io/hostname"],
+        "sandbox-node-1"
+    );
 
     // Watched like any resource.
     let mut seen = watcher(nodes, watcher::Config::default())
         .applied_objects()
         .boxed();
-    let first = tokio::time::timeout(WAIT, seen.next()).await.unwrap().unwrap().unwrap();
+    let first = tokio::time::timeout(WAIT, seen.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert!(first.name_any().starts_with("sandbox-node-"));
 }
 
@@ -78,10 +92,18 @@ async fn the_scheduler_spreads_pods_and_each_runs_on_its_nodes_address() {
         let st = p.status.unwrap();
         assert_eq!(st.host_ip.as_ref(), Some(&ips[&node]));
         let scheduled = st.conditions.unwrap_or_default();
-        assert!(scheduled.iter().any(|c| c.type_ == "PodScheduled" && c.status == "True"));
+        assert!(
+            scheduled
+                .iter()
+                .any(|c| c.type_ == "PodScheduled" && c.status == "True")
+        );
         *per_node.entry(node).or_default() += 1;
     }
-    assert_eq!(per_node.values().copied().collect::<Vec<_>>(), [2, 2, 2], "{per_node:?}");
+    assert_eq!(
+        per_node.values().copied().collect::<Vec<_>>(),
+        [2, 2, 2],
+        "{per_node:?}"
+    );
 
     // A pod bound to a node no kubelet runs stays Pending, as on a real cluster.
     pods.create(&PostParams::default(), &pod("lost", Some("elsewhere")))
@@ -96,7 +118,10 @@ async fn the_scheduler_spreads_pods_and_each_runs_on_its_nodes_address() {
 async fn bindings_assign_a_pod_once() {
     let (_sb, client) = common::start().await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
-    let created = pods.create(&PostParams::default(), &pod("b", None)).await.unwrap();
+    let created = pods
+        .create(&PostParams::default(), &pod("b", None))
+        .await
+        .unwrap();
     let binding_of = |pod: &str, node: &str| {
         json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": pod},
                "target": {"apiVersion": "v1", "kind": "Node", "name": node}})
@@ -106,7 +131,10 @@ async fn bindings_assign_a_pod_once() {
         .create_subresource("binding", "b", &PostParams::default(), &binding("n1"))
         .await
         .unwrap();
-    assert_eq!((status["status"].as_str(), status["code"].as_u64()), (Some("Success"), Some(201)));
+    assert_eq!(
+        (status["status"].as_str(), status["code"].as_u64()),
+        (Some("Success"), Some(201))
+    );
     let bound = pods.get("b").await.unwrap();
     assert_eq!(bound.spec.unwrap().node_name.as_deref(), Some("n1"));
     assert_ne!(bound.metadata.resource_version, created.metadata.resource_version);
@@ -121,7 +149,12 @@ async fn bindings_assign_a_pod_once() {
         "Operation cannot be fulfilled on pods/binding \"b\": pod b is already assigned to node \"n1\""
     );
     let missing = pods
-        .create_subresource::<Value, Value>("binding", "none", &PostParams::default(), &binding_of("none", "n1"))
+        .create_subresource::<Value, Value>(
+            "binding",
+            "none",
+            &PostParams::default(),
+            &binding_of("none", "n1"),
+        )
         .await;
     assert_eq!(common::status(missing).0, 404);
     let misnamed = pods
@@ -129,7 +162,10 @@ async fn bindings_assign_a_pod_once() {
         .await;
     let (code, _, message) = common::status(misnamed);
     assert_eq!(code, 400);
-    assert_eq!(message, "the name of the object (b) does not match the name on the URL (none)");
+    assert_eq!(
+        message,
+        "the name of the object (b) does not match the name on the URL (none)"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -154,7 +190,10 @@ async fn discovery_lists_nodes_their_proxy_and_pod_bindings() {
             .unwrap_or_else(|| panic!("{name} not in discovery"))
     };
     let nodes = find("nodes");
-    assert_eq!((nodes["kind"].as_str(), nodes["namespaced"].as_bool()), (Some("Node"), Some(false)));
+    assert_eq!(
+        (nodes["kind"].as_str(), nodes["namespaced"].as_bool()),
+        (Some("Node"), Some(false))
+    );
     assert_eq!(nodes["shortNames"], json!(["no"]));
     let proxy = find("nodes/proxy");
     assert_eq!(proxy["kind"], "NodeProxyOptions");

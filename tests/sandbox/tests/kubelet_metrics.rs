@@ -5,7 +5,6 @@
 #[path = "cluster_common.rs"]
 mod cluster;
 mod common;
-#[path = "kubelet_common.rs"]
 mod kubelet;
 
 use std::collections::BTreeMap;
@@ -34,9 +33,16 @@ fn parse(text: &str) -> Vec<Series> {
         if line.starts_with("# HELP ") {
             continue;
         }
-        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("bad line {line:?}"));
-        let (name, labels) = series.split_once('{').unwrap_or_else(|| panic!("no labels {line:?}"));
-        assert!(typed.last().is_some_and(|t| t == name), "{name} has no TYPE before it");
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("bad line {line:?}"));
+        let (name, labels) = series
+            .split_once('{')
+            .unwrap_or_else(|| panic!("no labels {line:?}"));
+        assert!(
+            typed.last().is_some_and(|t| t == name),
+            "{name} has no TYPE before it"
+        );
         let labels = labels
             .strip_suffix('}')
             .unwrap()
@@ -67,6 +73,11 @@ async fn the_kubelet_metrics_report_every_mounted_claim() {
     claim(&client, "m", "data", "standard", "1Gi").await;
     let pod = pod_with(&client, "m", "p", "data").await;
     sb.fill_volume("m", "data", Fill::Bytes(700 << 20)).await.unwrap();
+    // The kubelet sees the pod through its informer, a moment after the test does.
+    wait_volume(&client, &node_of(&pod), "m", "data", |v| {
+        u(v, "usedBytes") == 700 << 20
+    })
+    .await;
 
     let text = raw_get(&client, &format!("/api/v1/nodes/{}/proxy/metrics", node_of(&pod)))
         .await
@@ -75,7 +86,10 @@ async fn the_kubelet_metrics_report_every_mounted_claim() {
     let get = |m: &str| value(&series, m, "m", "data").unwrap_or_else(|| panic!("{m} missing:\n{text}"));
     assert_eq!(get("kubelet_volume_stats_used_bytes"), (700u64 << 20) as f64);
     assert_eq!(get("kubelet_volume_stats_capacity_bytes"), GI as f64);
-    assert_eq!(get("kubelet_volume_stats_available_bytes"), (GI - (700 << 20)) as f64);
+    assert_eq!(
+        get("kubelet_volume_stats_available_bytes"),
+        (GI - (700 << 20)) as f64
+    );
     assert_eq!(
         get("kubelet_volume_stats_inodes"),
         get("kubelet_volume_stats_inodes_free") + get("kubelet_volume_stats_inodes_used")
@@ -88,9 +102,15 @@ async fn the_kubelet_metrics_report_every_mounted_claim() {
     let resp = reqwest::get(&url).await.unwrap();
     assert_eq!(resp.status(), 200);
     let content_type = resp.headers()["content-type"].to_str().unwrap().to_owned();
-    assert!(content_type.starts_with("text/plain; version=0.0.4"), "{content_type}");
+    assert!(
+        content_type.starts_with("text/plain; version=0.0.4"),
+        "{content_type}"
+    );
     let plain = parse(&resp.text().await.unwrap());
-    assert_eq!(value(&plain, "kubelet_volume_stats_used_bytes", "m", "data"), Some((700u64 << 20) as f64));
+    assert_eq!(
+        value(&plain, "kubelet_volume_stats_used_bytes", "m", "data"),
+        Some((700u64 << 20) as f64)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -103,7 +123,11 @@ async fn a_real_prometheus_scrapes_the_filled_value() {
     let prom = match Prometheus::start(&sb.kubelet_metrics_url().unwrap()).await {
         Ok(p) => p,
         Err(PrometheusError::NotInstalled) => {
-            assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "prometheus is required when CI=true");
+            assert_ne!(
+                std::env::var("CI").as_deref(),
+                Ok("true"),
+                "prometheus is required when CI=true"
+            );
             eprintln!("SKIPPED: prometheus not found on PATH");
             return;
         }
@@ -113,7 +137,9 @@ async fn a_real_prometheus_scrapes_the_filled_value() {
     let query = r#"kubelet_volume_stats_used_bytes{namespace="prom",persistentvolumeclaim="data"}"#;
     let want = filled.used_bytes as f64;
     let result = prom
-        .wait_for(query, Duration::from_secs(30), |r| r.iter().any(|s| s.value == want))
+        .wait_for(query, Duration::from_secs(30), |r| {
+            r.iter().any(|s| s.value == want)
+        })
         .await
         .unwrap_or_else(|e| panic!("{e}\n{}", prom.log_tail()));
     assert_eq!(result.len(), 1, "{result:?}");

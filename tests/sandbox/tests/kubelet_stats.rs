@@ -6,7 +6,6 @@
 #[path = "cluster_common.rs"]
 mod cluster;
 mod common;
-#[path = "kubelet_common.rs"]
 mod kubelet;
 
 use cluster::*;
@@ -27,8 +26,15 @@ async fn the_summary_reports_each_running_pods_volumes_like_a_kubelet() {
     claim(&client, "s", "data-b", "standard", "1Gi").await;
     let a = pod_with(&client, "s", "a", "data-a").await;
     let b = pod_with(&client, "s", "b", "data-b").await;
-    assert_ne!(node_of(&a), node_of(&b), "the scheduler spreads pods over the nodes");
+    assert_ne!(
+        node_of(&a),
+        node_of(&b),
+        "the scheduler spreads pods over the nodes"
+    );
 
+    // The kubelets see pods through their informers, a moment after the test does.
+    wait_volume(&client, &node_of(&a), "s", "data-a", |_| true).await;
+    wait_volume(&client, &node_of(&b), "s", "data-b", |_| true).await;
     let s = summary(&client, &node_of(&a)).await;
     assert_eq!(s["node"]["nodeName"], node_of(&a));
     assert!(s["node"]["startTime"].as_str().is_some_and(|t| t.ends_with('Z')));
@@ -91,7 +97,12 @@ async fn fills_show_up_grow_with_the_file_system_and_stop_at_a_full_disk() {
 
     let missing = sb.fill_volume("f", "nope", Fill::Percent(1.0)).await;
     assert!(
-        matches!(missing, Err(volops_sandbox::SandboxError::Volume(volops_sandbox::VolumeError::ClaimNotFound { .. }))),
+        matches!(
+            missing,
+            Err(volops_sandbox::SandboxError::Volume(
+                volops_sandbox::VolumeError::ClaimNotFound { .. }
+            ))
+        ),
         "{missing:?}"
     );
 }
@@ -106,7 +117,12 @@ async fn other_processes_fill_through_the_admin_endpoint_and_the_cli() {
     let http = common::raw_client(&sb);
     let url = format!("{}/sandbox/v1/volumes/adm/data", sb.url());
 
-    let put = http.put(&url).json(&json!({"used": "512Mi"})).send().await.unwrap();
+    let put = http
+        .put(&url)
+        .json(&json!({"used": "512Mi"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(put.status(), 200);
     let body: Value = put.json().await.unwrap();
     assert_eq!(body["usedBytes"], 512u64 << 20);
@@ -114,7 +130,12 @@ async fn other_processes_fill_through_the_admin_endpoint_and_the_cli() {
     assert!(body["volumeName"].as_str().is_some_and(|v| v.starts_with("pvc-")));
     let got: Value = http.get(&url).send().await.unwrap().json().await.unwrap();
     assert_eq!(got, body);
-    let bad = http.put(&url).json(&json!({"usedPercent": 120})).send().await.unwrap();
+    let bad = http
+        .put(&url)
+        .json(&json!({"usedPercent": 120}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(bad.status(), 400);
     let missing = format!("{}/sandbox/v1/volumes/adm/none", sb.url());
     assert_eq!(http.get(&missing).send().await.unwrap().status(), 404);
@@ -131,15 +152,24 @@ async fn other_processes_fill_through_the_admin_endpoint_and_the_cli() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!((answer["usedBytes"].as_u64(), answer["availableBytes"].as_u64()), (Some(GI), Some(0)));
-    wait_volume(&client, &node_of(&pod), "adm", "data", |v| u(v, "availableBytes") == 0).await;
+    assert_eq!(
+        (answer["usedBytes"].as_u64(), answer["availableBytes"].as_u64()),
+        (Some(GI), Some(0))
+    );
+    wait_volume(&client, &node_of(&pod), "adm", "data", |v| {
+        u(v, "availableBytes") == 0
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_node_proxy_fails_like_the_api_servers() {
     let (sb, client) = sandbox().await;
     let (code, reason, message) = common::status(raw_get(&client, &summary_path("nope")).await);
-    assert_eq!((code, reason.as_str(), message.as_str()), (404, "NotFound", "nodes \"nope\" not found"));
+    assert_eq!(
+        (code, reason.as_str(), message.as_str()),
+        (404, "NotFound", "nodes \"nope\" not found")
+    );
 
     // A Node no kubelet runs: nothing answers on its address.
     let ghost: Node = serde_json::from_value(json!({
@@ -152,7 +182,10 @@ async fn the_node_proxy_fails_like_the_api_servers() {
         .await
         .unwrap();
     let (code, _, message) = common::status(raw_get(&client, &summary_path("ghost")).await);
-    assert_eq!((code, message.as_str()), (500, "dial tcp 10.9.9.9:10250: connect: connection refused"));
+    assert_eq!(
+        (code, message.as_str()),
+        (500, "dial tcp 10.9.9.9:10250: connect: connection refused")
+    );
 
     // A node whose kubelet is down, then back.
     let kubelets = sb.kubelets().unwrap();
@@ -160,9 +193,15 @@ async fn the_node_proxy_fails_like_the_api_servers() {
     kubelets.set_reachable(&node.name, false);
     let (code, _, message) = common::status(raw_get(&client, &summary_path(&node.name)).await);
     assert_eq!(code, 500);
-    assert_eq!(message, format!("dial tcp {}:10250: connect: connection refused", node.internal_ip));
+    assert_eq!(
+        message,
+        format!("dial tcp {}:10250: connect: connection refused", node.internal_ip)
+    );
     kubelets.set_reachable(&node.name, true);
-    assert_eq!(summary(&client, &node.name).await["node"]["nodeName"], node.name.as_str());
+    assert_eq!(
+        summary(&client, &node.name).await["node"]["nodeName"],
+        node.name.as_str()
+    );
 
     // Paths the kubelet does not serve are its own 404; the port form of the name works.
     let http = common::raw_client(&sb);
@@ -173,7 +212,11 @@ async fn the_node_proxy_fails_like_the_api_servers() {
         .unwrap();
     assert_eq!(other.status(), 404);
     assert_eq!(other.text().await.unwrap(), "404 page not found\n");
-    let healthz = raw_get(&client, &format!("/api/v1/nodes/{}:10250/proxy/healthz", node.name)).await;
+    let healthz = raw_get(
+        &client,
+        &format!("/api/v1/nodes/{}:10250/proxy/healthz", node.name),
+    )
+    .await;
     assert_eq!(healthz.unwrap(), "ok");
 }
 
@@ -189,9 +232,18 @@ async fn reading_the_summary_needs_nodes_proxy() {
         json!([rbac::rule(&["get", "list", "watch"], &[""], &["nodes"])]),
     )
     .await;
-    rbac::cluster_role_binding(&admin, "reader-nodes", "node-reader", json!([rbac::user("reader")])).await;
+    rbac::cluster_role_binding(
+        &admin,
+        "reader-nodes",
+        "node-reader",
+        json!([rbac::user("reader")]),
+    )
+    .await;
     let reader = sb.client_as("reader", &["system:authenticated"]).await.unwrap();
-    let nodes = Api::<Node>::all(reader.clone()).list(&Default::default()).await.unwrap();
+    let nodes = Api::<Node>::all(reader.clone())
+        .list(&Default::default())
+        .await
+        .unwrap();
     assert_eq!(nodes.items.len(), 1);
     let (code, reason, message) = common::status(raw_get(&reader, &summary_path(&node)).await);
     assert_eq!((code, reason.as_str()), (403, "Forbidden"));
@@ -209,7 +261,13 @@ async fn reading_the_summary_needs_nodes_proxy() {
         json!([rbac::rule(&["get"], &[""], &["nodes/proxy"])]),
     )
     .await;
-    rbac::cluster_role_binding(&admin, "reader-stats", "node-stats", json!([rbac::user("reader")])).await;
+    rbac::cluster_role_binding(
+        &admin,
+        "reader-stats",
+        "node-stats",
+        json!([rbac::user("reader")]),
+    )
+    .await;
     assert_eq!(summary(&reader, &node).await["node"]["nodeName"], node.as_str());
 }
 
@@ -222,6 +280,10 @@ async fn kubectl_reads_nodes_and_the_summary() {
     claim(&client, "k", "data", "standard", "1Gi").await;
     let pod = pod_with(&client, "k", "p", "data").await;
     sb.fill_volume("k", "data", Fill::Bytes(300 << 20)).await.unwrap();
+    wait_volume(&client, &node_of(&pod), "k", "data", |v| {
+        u(v, "usedBytes") == 300 << 20
+    })
+    .await;
     let run = |args: Vec<String>| {
         let kubectl = kubectl.clone();
         let kubeconfig = sb.kubeconfig_path().to_path_buf();
@@ -232,7 +294,11 @@ async fn kubectl_reads_nodes_and_the_summary() {
                 .output()
                 .await
                 .unwrap();
-            assert!(out.status.success(), "kubectl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "kubectl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             String::from_utf8_lossy(&out.stdout).into_owned()
         }
     };
@@ -246,10 +312,17 @@ async fn kubectl_reads_nodes_and_the_summary() {
             .unwrap_or_else(|| panic!("{node} missing:\n{table}"))
             .split_whitespace()
             .collect();
-        assert_eq!((row[1], row[2], row[4]), ("Ready", "<none>", "v1.32.0"), "{table}");
+        assert_eq!(
+            (row[1], row[2], row[4]),
+            ("Ready", "<none>", "v1.32.0"),
+            "{table}"
+        );
     }
     let wide = run(vec!["get".into(), "nodes".into(), "-o".into(), "wide".into()]).await;
-    assert!(wide.contains("INTERNAL-IP") && wide.contains("10.0.0.10"), "{wide}");
+    assert!(
+        wide.contains("INTERNAL-IP") && wide.contains("10.0.0.10"),
+        "{wide}"
+    );
 
     let raw = run(vec!["get".into(), "--raw".into(), summary_path(&node_of(&pod))]).await;
     let s: Value = serde_json::from_str(&raw).unwrap();
@@ -260,7 +333,14 @@ async fn kubectl_reads_nodes_and_the_summary() {
     let body = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(body.path(), r#"{"usedPercent": 50}"#).unwrap();
     let path = body.path().display().to_string();
-    let put = run(vec!["replace".into(), "--raw".into(), "/sandbox/v1/volumes/k/data".into(), "-f".into(), path]).await;
+    let put = run(vec![
+        "replace".into(),
+        "--raw".into(),
+        "/sandbox/v1/volumes/k/data".into(),
+        "-f".into(),
+        path,
+    ])
+    .await;
     let answer: Value = serde_json::from_str(&put).unwrap();
     assert_eq!(answer["usedBytes"], GI / 2);
 }

@@ -78,7 +78,12 @@ impl ClusterHandle {
     }
 
     /// Fills the volume of claim `namespace/claim` (see [`Kubelets::fill_volume`]).
-    pub async fn fill_volume(&self, namespace: &str, claim: &str, fill: Fill) -> Result<VolumeUsage, VolumeError> {
+    pub async fn fill_volume(
+        &self,
+        namespace: &str,
+        claim: &str,
+        fill: Fill,
+    ) -> Result<VolumeUsage, VolumeError> {
         self.kubelets.fill_volume(namespace, claim, fill).await
     }
 
@@ -142,7 +147,14 @@ pub async fn start(client: kube::Client, config: ClusterConfig) -> ClusterHandle
         pause.clone(),
         &mut tasks,
     );
-    kubelet::start(all(&client), &config, &nodes, &mut pods, pause.clone(), &mut tasks);
+    kubelet::start(
+        all(&client),
+        &config,
+        &nodes,
+        &mut pods,
+        pause.clone(),
+        &mut tasks,
+    );
     let kubelets = Kubelets::new(
         all(&client),
         nodes,

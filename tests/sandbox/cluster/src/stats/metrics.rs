@@ -8,22 +8,41 @@ use std::fmt::Write as _;
 /// The Content-Type of the text format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// (family name, help, value) in the order the Go client writes families (sorted by name).
-const FAMILIES: [(&str, &str, fn(&FsStats) -> u64); 6] = [
-    ("kubelet_volume_stats_available_bytes", "Number of available bytes in the volume", |s| {
-        s.available_bytes
-    }),
-    ("kubelet_volume_stats_capacity_bytes", "Capacity in bytes of the volume", |s| {
-        s.capacity_bytes
-    }),
-    ("kubelet_volume_stats_inodes", "Maximum number of inodes in the volume", |s| s.inodes),
-    ("kubelet_volume_stats_inodes_free", "Number of free inodes in the volume", |s| {
-        s.inodes_free
-    }),
-    ("kubelet_volume_stats_inodes_used", "Number of used inodes in the volume", |s| {
-        s.inodes_used
-    }),
-    ("kubelet_volume_stats_used_bytes", "Number of used bytes in the volume", |s| s.used_bytes),
+/// One gauge family: name, help text, and the value it reports of a measurement.
+type Family = (&'static str, &'static str, fn(&FsStats) -> u64);
+
+/// The families in the order the Go client writes them (sorted by name).
+const FAMILIES: [Family; 6] = [
+    (
+        "kubelet_volume_stats_available_bytes",
+        "Number of available bytes in the volume",
+        |s| s.available_bytes,
+    ),
+    (
+        "kubelet_volume_stats_capacity_bytes",
+        "Capacity in bytes of the volume",
+        |s| s.capacity_bytes,
+    ),
+    (
+        "kubelet_volume_stats_inodes",
+        "Maximum number of inodes in the volume",
+        |s| s.inodes,
+    ),
+    (
+        "kubelet_volume_stats_inodes_free",
+        "Number of free inodes in the volume",
+        |s| s.inodes_free,
+    ),
+    (
+        "kubelet_volume_stats_inodes_used",
+        "Number of used inodes in the volume",
+        |s| s.inodes_used,
+    ),
+    (
+        "kubelet_volume_stats_used_bytes",
+        "Number of used bytes in the volume",
+        |s| s.used_bytes,
+    ),
 ];
 
 /// The volume stats of claims, keyed by (namespace, claim): one series per claim however
@@ -55,9 +74,7 @@ pub fn render(claims: &ClaimStats) -> String {
 
 /// A label value escaped for the text format.
 fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 /// `strconv.FormatFloat(v, 'g', -1, 64)`: exponent notation from 1e+06 on.

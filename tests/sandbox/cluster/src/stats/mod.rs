@@ -219,7 +219,11 @@ impl Kubelets {
     fn volume(&self, ns: &str, v: &Volume) -> Option<Value> {
         if let Some(claim) = &v.persistent_volume_claim {
             let sample = self.claim_sample(ns, &claim.claim_name)?;
-            return Some(summary::volume_json(&v.name, Some((ns, &claim.claim_name)), &sample));
+            return Some(summary::volume_json(
+                &v.name,
+                Some((ns, &claim.claim_name)),
+                &sample,
+            ));
         }
         let on_node = v.empty_dir.is_some()
             || v.config_map.is_some()

@@ -113,8 +113,8 @@ mod tests {
         }
         assert_eq!(v["pvcRef"], json!({"name": "data-rd-0", "namespace": "demo"}));
         assert!(volume_json("tmp", None, &sample).get("pvcRef").is_none());
-        let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "p", "namespace": "demo"}}))
-            .expect("pod");
+        let pod: Pod =
+            serde_json::from_value(json!({"metadata": {"name": "p", "namespace": "demo"}})).expect("pod");
         assert!(pod_json(&pod, vec![]).get("volume").is_none());
         assert_eq!(pod_json(&pod, vec![v])["volume"][0]["name"], "data");
     }

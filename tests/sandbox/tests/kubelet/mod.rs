@@ -1,4 +1,4 @@
-//! Helpers shared by the kubelet_* tests (included with `#[path]`; no tests of its own).
+//! Helpers shared by the kubelet_* tests (a module of theirs; they also include cluster_common.rs as `cluster`).
 #![allow(dead_code, clippy::expect_used, clippy::unwrap_used)]
 
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
@@ -11,7 +11,13 @@ use crate::cluster::{WAIT, wait_for};
 pub const GI: u64 = 1 << 30;
 
 /// A Bound claim of `size` in class `class`.
-pub async fn claim(client: &kube::Client, ns: &str, name: &str, class: &str, size: &str) -> PersistentVolumeClaim {
+pub async fn claim(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    class: &str,
+    size: &str,
+) -> PersistentVolumeClaim {
     let api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
     let pvc: PersistentVolumeClaim = serde_json::from_value(json!({
         "metadata": {"name": name, "namespace": ns},
@@ -88,7 +94,13 @@ pub fn claim_volume<'a>(summary: &'a Value, ns: &str, claim: &str) -> Option<&'a
 
 /// Polls the node's Summary until the claim's volume satisfies `done` (the kubelet sees the
 /// cluster through its informers, a moment behind the API).
-pub async fn wait_volume(client: &kube::Client, node: &str, ns: &str, claim: &str, done: impl Fn(&Value) -> bool) -> Value {
+pub async fn wait_volume(
+    client: &kube::Client,
+    node: &str,
+    ns: &str,
+    claim: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = Instant::now() + WAIT;
     loop {
         let s = summary(client, node).await;
@@ -97,16 +109,24 @@ pub async fn wait_volume(client: &kube::Client, node: &str, ns: &str, claim: &st
         {
             return v.clone();
         }
-        assert!(Instant::now() < deadline, "volume of {ns}/{claim} never matched: {s:#}");
+        assert!(
+            Instant::now() < deadline,
+            "volume of {ns}/{claim} never matched: {s:#}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
 pub fn u(v: &Value, field: &str) -> u64 {
-    v[field].as_u64().unwrap_or_else(|| panic!("{field} missing in {v}"))
+    v[field]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{field} missing in {v}"))
 }
 
 /// The node a pod runs on.
 pub fn node_of(pod: &Pod) -> String {
-    pod.spec.as_ref().and_then(|s| s.node_name.clone()).expect("pod is scheduled")
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.node_name.clone())
+        .expect("pod is scheduled")
 }
