@@ -344,3 +344,26 @@ async fn kubectl_reads_nodes_and_the_summary() {
     let answer: Value = serde_json::from_str(&put).unwrap();
     assert_eq!(answer["usedBytes"], GI / 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stats_period_serves_the_last_measurement_until_it_passes() {
+    let config = ClusterConfig {
+        volume_stats_period: std::time::Duration::from_secs(3),
+        ..ClusterConfig::fast()
+    };
+    let (sb, client) = sandbox_with(config).await;
+    namespace(&client, "p").await;
+    storage_class(&client, "standard", "online").await;
+    claim(&client, "p", "data", "standard", "1Gi").await;
+    let pod = pod_with(&client, "p", "p", "data").await;
+    let node = node_of(&pod);
+    let first = wait_volume(&client, &node, "p", "data", |_| true).await;
+
+    sb.fill_volume("p", "data", Fill::Percent(50.0)).await.unwrap();
+    let cached = claim_volume(&summary(&client, &node).await, "p", "data")
+        .cloned()
+        .unwrap();
+    assert_eq!(cached, first, "measured once per period, like kubelet");
+    let fresh = wait_volume(&client, &node, "p", "data", |v| u(v, "usedBytes") == GI / 2).await;
+    assert_ne!(fresh["time"], first["time"], "a new measurement has a new time");
+}
