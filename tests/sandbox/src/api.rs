@@ -32,6 +32,8 @@ pub struct Api {
     pub audit: crate::audit::AuditLog,
     pub bookmark_interval: Duration,
     pub server_address: String,
+    /// The simulated cluster's kubelets, behind the node proxy (set once the cluster runs).
+    pub kubelets: std::sync::OnceLock<volops_sandbox_cluster::Kubelets>,
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
@@ -247,6 +249,9 @@ pub async fn handle(State(api): State<Arc<Api>>, request: Request) -> Response {
     if let Some(resp) = crate::discovery::serve(&api, &path, &req) {
         return resp;
     }
+    if let Some(resp) = crate::nodeproxy::serve(&api, &path, &req) {
+        return resp;
+    }
     let route = {
         let reg = api.registry();
         route::parse(&path, &reg)
@@ -275,6 +280,12 @@ pub async fn handle(State(api): State<Arc<Api>>, request: Request) -> Response {
         Ok(o) => o,
         Err(e) => return error_response(&e),
     };
+    if let Some(result) = crate::binding::serve(&api, &target, &req) {
+        return match result {
+            Ok(reply) => reply.into_response_as(output),
+            Err(e) => error_response_as(&e, output),
+        };
+    }
     let result = match verb {
         "get" => crate::ops::get(&api, &target, &req),
         "list" => crate::ops::list(&api, &target, &req),

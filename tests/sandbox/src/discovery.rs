@@ -66,10 +66,16 @@ fn resource_docs(r: &ResourceInfo) -> Vec<Value> {
         }));
     }
     for s in r.subresources {
-        out.push(json!({
+        let mut doc = json!({
             "name": format!("{}/{}", r.plural, s.name), "singularName": "", "namespaced": r.namespaced,
-            "group": s.group, "version": s.version, "kind": s.kind, "verbs": s.verbs,
-        }));
+            "kind": s.kind, "verbs": s.verbs,
+        });
+        // A subresource of the resource's own group/version carries neither (as kube lists it).
+        if !s.version.is_empty() {
+            doc["group"] = json!(s.group);
+            doc["version"] = json!(s.version);
+        }
+        out.push(doc);
     }
     out
 }

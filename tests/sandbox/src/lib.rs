@@ -40,18 +40,30 @@
 //! - [`Sandbox::mount_service_account_token`]: what a pod gets mounted (`token`, `ca.crt`,
 //!   `namespace`) plus a kubeconfig reading the token file, to hand to a binary.
 //! - [`Sandbox::advance_token_clock`]: lets tokens expire without waiting.
+//!
+//! # Nodes, kubelet stats and volume usage
+//!
+//! With the simulated cluster, nodes are registered and pods scheduled onto them; the node
+//! proxy serves each kubelet's `/stats/summary` and `/metrics`, [`Sandbox::kubelet_metrics_url`]
+//! the volume metrics over plain HTTP, [`Sandbox::fill_volume`] (or
+//! `PUT /sandbox/v1/volumes/{ns}/{claim}`) fills a volume, and [`prometheus::Prometheus`] runs a
+//! real Prometheus server for tests (`tests/sandbox/KUBELET.md`).
 
 mod admit;
 mod api;
 mod audit;
 mod auth;
+mod binding;
 mod discovery;
 mod events;
 pub mod faults;
 mod kubeconfig;
+mod kubelet_port;
 mod machinery;
 mod meta;
+mod nodeproxy;
 mod ops;
+pub mod prometheus;
 mod registry;
 mod route;
 mod selectors;
@@ -59,6 +71,7 @@ mod server;
 mod snapshot;
 mod store;
 mod table;
+mod volumes;
 mod watch;
 mod wire;
 
@@ -72,7 +85,9 @@ use tokio::sync::watch as tokio_watch;
 
 pub use auth::ClientCertificate;
 pub use faults::{FaultConfig, FaultRule, Faults};
-pub use volops_sandbox_cluster::{ClusterConfig, ClusterHandle, RedisWorkload};
+pub use volops_sandbox_cluster::{
+    ClusterConfig, ClusterHandle, Fill, KubeletError, Kubelets, RedisWorkload, VolumeError, VolumeUsage,
+};
 
 /// Errors starting or stopping the sandbox.
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +104,10 @@ pub enum SandboxError {
     State(String),
     #[error("building the client: {0}")]
     Client(String),
+    #[error("the simulated cluster is not running")]
+    NoCluster,
+    #[error("volume: {0}")]
+    Volume(#[from] VolumeError),
 }
 
 /// How to start a sandbox.
@@ -113,6 +132,9 @@ pub struct SandboxOptions {
     pub bookmark_interval: Duration,
     /// Keep kube's audit log (level Metadata) of the newest this many requests (0: none).
     pub audit_capacity: usize,
+    /// Where the kubelets' metrics are served over plain HTTP for Prometheus (with the
+    /// simulated cluster only; port 0 picks a free port): see [`Sandbox::kubelet_metrics_url`].
+    pub kubelet_metrics_listen: SocketAddr,
 }
 
 impl Default for SandboxOptions {
@@ -127,6 +149,7 @@ impl Default for SandboxOptions {
             event_ttl: Duration::from_secs(3600),
             bookmark_interval: Duration::from_secs(10),
             audit_capacity: 0,
+            kubelet_metrics_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         }
     }
 }
@@ -146,6 +169,7 @@ pub struct Sandbox {
     server: Option<tokio::task::JoinHandle<()>>,
     state_file: Option<PathBuf>,
     cluster: Option<ClusterHandle>,
+    kubelet_metrics_addr: Option<SocketAddr>,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -184,6 +208,7 @@ impl Sandbox {
             bookmark_interval: opts.bookmark_interval,
             audit: audit::AuditLog::new(opts.audit_capacity),
             server_address: addr.to_string(),
+            kubelets: std::sync::OnceLock::new(),
             shutdown: shutdown_rx.clone(),
         });
         api.store.set_ttl(&events::store_key(), opts.event_ttl);
@@ -213,7 +238,12 @@ impl Sandbox {
         let admin = kubeconfig::Credential::Token(&api.auth.admin_token);
         let text = kubeconfig::render(&url, &bundle.ca_cert_pem, auth::ADMIN_USER, &admin);
         kubeconfig::write(&kubeconfig_path, &text)?;
-        let server = tokio::spawn(server::serve(listener, acceptor, api.clone(), shutdown_rx));
+        let server = tokio::spawn(server::serve(
+            listener,
+            acceptor,
+            api.clone(),
+            shutdown_rx.clone(),
+        ));
         let mut sandbox = Sandbox {
             api,
             addr,
@@ -225,10 +255,16 @@ impl Sandbox {
             server: Some(server),
             state_file: opts.state_file.clone(),
             cluster: None,
+            kubelet_metrics_addr: None,
         };
         if let Some(cfg) = opts.cluster {
             let client = sandbox.client().await?;
-            sandbox.cluster = Some(volops_sandbox_cluster::start(client, cfg).await);
+            let cluster = volops_sandbox_cluster::start(client, cfg).await;
+            let kubelets = cluster.kubelets().clone();
+            let _ = sandbox.api.kubelets.set(kubelets.clone());
+            sandbox.cluster = Some(cluster);
+            sandbox.kubelet_metrics_addr =
+                Some(kubelet_port::start(opts.kubelet_metrics_listen, kubelets, shutdown_rx).await?);
         }
         Ok(sandbox)
     }
@@ -414,6 +450,30 @@ impl Sandbox {
     /// The simulated cluster, if started.
     pub fn cluster(&self) -> Option<&ClusterHandle> {
         self.cluster.as_ref()
+    }
+
+    /// The simulated cluster's kubelets (their stats and volumes), if the cluster runs.
+    pub fn kubelets(&self) -> Option<&Kubelets> {
+        self.api.kubelets.get()
+    }
+
+    /// Fills the volume of claim `namespace/claim` to `fill` (capped at its capacity: a full
+    /// disk), as the database writing to it would; the kubelets report it from then on. The
+    /// cluster's own control: the same as `PUT /sandbox/v1/volumes/{namespace}/{claim}`.
+    pub async fn fill_volume(
+        &self,
+        namespace: &str,
+        claim: &str,
+        fill: Fill,
+    ) -> Result<VolumeUsage, SandboxError> {
+        let kubelets = self.kubelets().ok_or(SandboxError::NoCluster)?;
+        Ok(kubelets.fill_volume(namespace, claim, fill).await?)
+    }
+
+    /// The plain-HTTP scrape URL of the kubelets' volume metrics (`http://127.0.0.1:PORT/metrics`,
+    /// no credentials), if the cluster runs.
+    pub fn kubelet_metrics_url(&self) -> Option<String> {
+        self.kubelet_metrics_addr.map(|a| format!("http://{a}/metrics"))
     }
 
     /// Stops serving (open watches end) and writes the state file if configured.

@@ -1,7 +1,9 @@
-//! `volops-sandbox serve --listen 127.0.0.1:6443 --kubeconfig-out PATH [--state FILE] [--no-cluster]`
+//! `volops-sandbox serve --listen 127.0.0.1:6443 --kubeconfig-out PATH [--state FILE] [--no-cluster]
+//! [--nodes N] [--kubelet-metrics-listen 127.0.0.1:10255]`
+//! `volops-sandbox fill-volume --kubeconfig PATH -n NAMESPACE CLAIM USED` (`85%`, `5Gi`)
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -37,30 +39,73 @@ enum Cmd {
         /// How long Events are kept after their last write (kube-apiserver's --event-ttl).
         #[arg(long, default_value = "1h", value_parser = parse_duration)]
         event_ttl: Duration,
+        /// How many nodes the simulated cluster registers (sandbox-node-0, ...).
+        #[arg(long, default_value_t = 1)]
+        nodes: usize,
+        /// Plain-HTTP address of the kubelets' volume metrics for Prometheus (`/metrics`),
+        /// like a kubelet's read-only port.
+        #[arg(long, default_value = "127.0.0.1:10255")]
+        kubelet_metrics_listen: SocketAddr,
+    },
+    /// Fill a volume of a running sandbox (the cluster's own control: what the database
+    /// writing to it would do), through its admin endpoint.
+    FillVolume {
+        /// The sandbox's admin kubeconfig (`serve --kubeconfig-out`).
+        #[arg(long)]
+        kubeconfig: PathBuf,
+        #[arg(long, short = 'n', default_value = "default")]
+        namespace: String,
+        /// The PersistentVolumeClaim whose volume to fill.
+        claim: String,
+        /// How much is used afterwards: a percentage of the capacity (`85%`) or bytes (`5Gi`).
+        used: String,
     },
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let Cli {
-        cmd:
-            Cmd::Serve {
+    match Cli::parse().cmd {
+        Cmd::Serve {
+            listen,
+            kubeconfig_out,
+            state,
+            no_cluster,
+            event_ttl,
+            nodes,
+            kubelet_metrics_listen,
+        } => {
+            let opts = SandboxOptions {
                 listen,
-                kubeconfig_out,
-                state,
-                no_cluster,
+                kubeconfig_out: Some(kubeconfig_out),
+                state_file: state,
+                cluster: (!no_cluster).then(|| ClusterConfig::default().with_nodes(nodes)),
                 event_ttl,
-            },
-    } = Cli::parse();
-    let opts = SandboxOptions {
-        listen,
-        kubeconfig_out: Some(kubeconfig_out.clone()),
-        state_file: state,
-        cluster: (!no_cluster).then(ClusterConfig::default),
-        event_ttl,
-        ..Default::default()
-    };
+                kubelet_metrics_listen,
+                ..Default::default()
+            };
+            serve(opts).await
+        }
+        Cmd::FillVolume {
+            kubeconfig,
+            namespace,
+            claim,
+            used,
+        } => match fill_volume(&kubeconfig, &namespace, &claim, &used).await {
+            Ok(text) => {
+                println!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("volops-sandbox: {e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+async fn serve(opts: SandboxOptions) -> ExitCode {
+    let kubeconfig = opts.kubeconfig_out.clone().unwrap_or_default();
     let sandbox = match Sandbox::start(opts).await {
         Ok(s) => s,
         Err(e) => {
@@ -71,8 +116,11 @@ async fn main() -> ExitCode {
     println!(
         "volops-sandbox serving {} (kubeconfig {})",
         sandbox.url(),
-        kubeconfig_out.display()
+        kubeconfig.display()
     );
+    if let Some(url) = sandbox.kubelet_metrics_url() {
+        println!("kubelet volume metrics (plain HTTP, no credentials): {url}");
+    }
     wait_for_signal().await;
     match sandbox.shutdown().await {
         Ok(()) => ExitCode::SUCCESS,
@@ -81,6 +129,23 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `PUT /sandbox/v1/volumes/{namespace}/{claim}` with the kubeconfig's credentials; the
+/// answer as JSON text.
+async fn fill_volume(kubeconfig: &Path, namespace: &str, claim: &str, used: &str) -> Result<String, String> {
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig).map_err(|e| e.to_string())?;
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    let client = kube::Client::try_from(cfg).map_err(|e| e.to_string())?;
+    let body = serde_json::to_vec(&serde_json::json!({"used": used})).map_err(|e| e.to_string())?;
+    let req = http::Request::put(format!("/sandbox/v1/volumes/{namespace}/{claim}"))
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .map_err(|e| e.to_string())?;
+    let answer: serde_json::Value = client.request(req).await.map_err(|e| e.to_string())?;
+    Ok(answer.to_string())
 }
 
 async fn wait_for_signal() {

@@ -223,7 +223,10 @@ async fn create_object(
         }
     }
     meta::set_type(info, obj);
+    // A kubelet registers its Node with the status (kube's node strategy keeps it on create).
+    let keeps_status = info.group.is_empty() && info.plural == "nodes";
     if info.status_sub
+        && !keeps_status
         && let Some(m) = obj.as_object_mut()
     {
         m.remove("status");

@@ -62,6 +62,24 @@ const SERVICE_ACCOUNT_SUBRESOURCES: &[Subresource] = &[Subresource {
     verbs: &["create"],
 }];
 
+/// `pods/binding`: what the scheduler posts (see `binding`).
+const POD_SUBRESOURCES: &[Subresource] = &[Subresource {
+    name: "binding",
+    group: "",
+    version: "",
+    kind: "Binding",
+    verbs: &["create"],
+}];
+
+/// `nodes/proxy`: the kubelet behind the API server (see `nodeproxy`).
+const NODE_SUBRESOURCES: &[Subresource] = &[Subresource {
+    name: "proxy",
+    group: "",
+    version: "",
+    kind: "NodeProxyOptions",
+    verbs: &["create", "delete", "get", "patch", "update"],
+}];
+
 /// The create-only review APIs: (group, plural, kind, namespaced).
 const REVIEWS: &[(&str, &str, &str, bool)] = &[
     (
@@ -149,6 +167,7 @@ struct Builtin {
 const BUILTINS: &[Builtin] = &[
     b("", "v1", "namespaces", "Namespace", false, true, &["ns"], false),
     b("", "v1", "pods", "Pod", true, true, &["po"], true),
+    b("", "v1", "nodes", "Node", false, true, &["no"], false),
     b(
         "",
         "v1",
@@ -343,7 +362,7 @@ impl Registry {
                 namespaced: bi.namespaced,
                 status_sub: bi.status_sub,
                 short_names: bi.short.iter().map(|s| s.to_string()).collect(),
-                categories: if bi.group.is_empty() || bi.group == "apps" {
+                categories: if (bi.group.is_empty() && bi.plural != "nodes") || bi.group == "apps" {
                     vec!["all".into()]
                 } else {
                     vec![]
@@ -353,10 +372,11 @@ impl Registry {
                 schema: None,
                 printer_columns: vec![],
                 verbs: ALL_VERBS,
-                subresources: if bi.plural == "serviceaccounts" {
-                    SERVICE_ACCOUNT_SUBRESOURCES
-                } else {
-                    &[]
+                subresources: match bi.plural {
+                    "serviceaccounts" => SERVICE_ACCOUNT_SUBRESOURCES,
+                    "pods" => POD_SUBRESOURCES,
+                    "nodes" => NODE_SUBRESOURCES,
+                    _ => &[],
                 },
             });
         }

@@ -47,6 +47,10 @@ pub fn tls_acceptor(
 pub fn router(api: Arc<Api>) -> Router {
     Router::new()
         .route("/sandbox/v1/faults", get(get_faults).put(put_faults))
+        .route(
+            "/sandbox/v1/volumes/{namespace}/{claim}",
+            get(crate::volumes::get_usage).put(crate::volumes::put_fill),
+        )
         .fallback(handle)
         .layer(axum::middleware::from_fn_with_state(
             api.clone(),

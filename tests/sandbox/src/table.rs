@@ -8,6 +8,9 @@ use serde_json::{Value, json};
 use crate::api::Req;
 use crate::registry::ResourceInfo;
 
+#[path = "table_nodes.rs"]
+mod nodes;
+
 /// Table options from the query (`includeObject`).
 pub struct TableOpts {
     include: String,
@@ -155,6 +158,9 @@ fn builtin_columns(info: &ResourceInfo) -> Vec<Col> {
     if info.plural == "events" && (info.group.is_empty() || info.group == "events.k8s.io") {
         return event_columns();
     }
+    if info.group.is_empty() && info.plural == "nodes" {
+        return nodes::node_columns();
+    }
     let mut cols = vec![col("Name", "string", |o| s(&o["metadata"]["name"]))];
     let entries = |v: &Value| v.as_object().map_or(0, |m| m.len());
     match (info.group.as_str(), info.plural.as_str()) {
@@ -256,6 +262,12 @@ fn builtin_columns(info: &ResourceInfo) -> Vec<Col> {
         json!(age(o["metadata"]["creationTimestamp"].as_str().unwrap_or("")))
     }));
     cols
+}
+
+fn age_column() -> Col {
+    col("Age", "string", |o| {
+        json!(age(o["metadata"]["creationTimestamp"].as_str().unwrap_or("")))
+    })
 }
 
 fn short_mode(m: &str) -> &str {

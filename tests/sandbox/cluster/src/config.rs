@@ -19,8 +19,12 @@ pub struct ClusterConfig {
     pub pv_provision_delay: Duration,
     /// Seed of the RNG used for anything random (pod IPs, volume handles).
     pub seed: u64,
-    /// Name put on `spec.nodeName` of every pod.
-    pub node_name: String,
+    /// The nodes the cluster registers (`v1 Node`, one simulated kubelet each); the scheduler
+    /// binds every pod to one of them (the one running the fewest pods).
+    pub nodes: Vec<String>,
+    /// How long a volume's stats stay cached by its kubelet before they are measured again
+    /// (kubelet's `--volume-stats-agg-period`, 1m on a real node); zero measures on every read.
+    pub volume_stats_period: Duration,
     /// Run the KubeDB-like provisioner (it still waits for the Redis/ZooKeeper CRDs).
     pub kubedb_provisioner: bool,
     /// The workload kind the provisioner runs Redis on (ZooKeeper is always on PetSets).
@@ -45,7 +49,8 @@ impl Default for ClusterConfig {
             resize_delay: Duration::from_millis(200),
             pv_provision_delay: Duration::from_millis(50),
             seed: 42,
-            node_name: "sandbox-node-0".to_owned(),
+            nodes: vec!["sandbox-node-0".to_owned()],
+            volume_stats_period: Duration::ZERO,
             kubedb_provisioner: true,
             redis_workload: RedisWorkload::PetSet,
         }
@@ -61,6 +66,14 @@ impl ClusterConfig {
             resize_delay: Duration::from_millis(30),
             pv_provision_delay: Duration::from_millis(5),
             ..Self::default()
+        }
+    }
+
+    /// This configuration with `count` nodes, `sandbox-node-0` .. `sandbox-node-<count-1>`.
+    pub fn with_nodes(self, count: usize) -> Self {
+        Self {
+            nodes: (0..count.max(1)).map(|i| format!("sandbox-node-{i}")).collect(),
+            ..self
         }
     }
 

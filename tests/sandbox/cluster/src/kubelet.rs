@@ -1,8 +1,11 @@
-//! The "kubelet": pods become Running, then Ready after `pod_ready_delay`; deleted pods are
-//! removed after their (capped) grace period, finalizers permitting.
+//! The "kubelets" of the registered nodes: a pod bound to one of them becomes Running (with
+//! that node's address as `hostIP`), then Ready after `pod_ready_delay`; deleted pods are
+//! removed after their (capped) grace period, finalizers permitting. Pods not bound yet, or
+//! bound to a node no kubelet runs, stay Pending as on a real cluster.
 
 use crate::config::ClusterConfig;
 use crate::error::{Context, Error, ignore_codes};
+use crate::nodes::NodeInfo;
 use crate::pause::PauseSwitch;
 use crate::runtime::{Change, Informer, Key, Queue, spawn_workers};
 use crate::util::now_string;
@@ -22,7 +25,8 @@ struct Ctx {
     pods: Store<Pod>,
     ready_delay: Duration,
     grace_cap: Duration,
-    host_ip: String,
+    /// node name -> InternalIP.
+    hosts: HashMap<String, String>,
     /// uid -> when we saw it Running / deleting (in-memory, like the kubelet's own state).
     started: Mutex<HashMap<String, Instant>>,
     deleting: Mutex<HashMap<String, Instant>>,
@@ -33,6 +37,7 @@ struct Ctx {
 pub fn start(
     client: kube::Client,
     config: &ClusterConfig,
+    nodes: &[NodeInfo],
     pods: &mut Informer<Pod>,
     pause: PauseSwitch,
     tasks: &mut JoinSet<()>,
@@ -49,7 +54,10 @@ pub fn start(
         pods: pods.store(),
         ready_delay: config.pod_ready_delay,
         grace_cap: config.pod_grace_cap,
-        host_ip: "10.0.0.10".to_owned(),
+        hosts: nodes
+            .iter()
+            .map(|n| (n.name.clone(), n.internal_ip.clone()))
+            .collect(),
         started: Mutex::default(),
         deleting: Mutex::default(),
         rng: Mutex::new(StdRng::seed_from_u64(config.seed)),
@@ -116,6 +124,10 @@ async fn reconcile(ctx: &Ctx, key: &Key) -> Result<Option<Duration>, Error> {
     if pod.metadata.deletion_timestamp.is_some() {
         return terminate(ctx, &api, &pod, &uid).await;
     }
+    let node = pod.spec.as_ref().and_then(|s| s.node_name.as_deref());
+    let Some(host_ip) = node.and_then(|n| ctx.hosts.get(n)) else {
+        return Ok(None);
+    };
     let status = pod.status.clone().unwrap_or_default();
     let at = now_string();
     if status.phase.as_deref() != Some("Running") {
@@ -129,7 +141,8 @@ async fn reconcile(ctx: &Ctx, key: &Key) -> Result<Option<Duration>, Error> {
         };
         let patch = json!({"status": {
             "phase": "Running",
-            "hostIP": ctx.host_ip,
+            "hostIP": host_ip,
+            "hostIPs": [{"ip": host_ip}],
             "podIP": ip,
             "podIPs": [{"ip": ip}],
             "startTime": at,

@@ -2,8 +2,9 @@
 //!
 //! Each controller is an independent loop that reads and writes only through `kube::Client`
 //! (shared watch-backed stores + work queues, see [`runtime`]), like the real ones:
-//! StatefulSet/PetSet controller, PV provisioner, volume resizer, kubelet, garbage collector,
-//! ResourceQuota status and a KubeDB-like provisioner for Redis and ZooKeeper.
+//! StatefulSet/PetSet controller, PV provisioner, volume resizer, scheduler, kubelets (one per
+//! registered node, with their stats: [`stats`]), garbage collector, ResourceQuota status and a
+//! KubeDB-like provisioner for Redis and ZooKeeper.
 //!
 //! # Workload layout of the provisioner
 //!
@@ -29,16 +30,21 @@ pub mod events;
 pub mod gc;
 pub mod kubedb;
 pub mod kubelet;
+pub mod nodes;
 pub mod pause;
 pub mod quantity;
 pub mod quota;
 pub mod runtime;
+pub mod scheduler;
+pub mod stats;
 pub mod storage;
 pub mod util;
 pub mod workload;
 
 pub use config::{ClusterConfig, RedisWorkload};
 pub use pause::PauseSwitch;
+pub use stats::fs::Fill;
+pub use stats::{KubeletError, Kubelets, VolumeError, VolumeUsage};
 
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod, ResourceQuota, Service};
 use k8s_openapi::api::storage::v1::StorageClass;
@@ -51,6 +57,7 @@ use tokio::task::JoinSet;
 pub struct ClusterHandle {
     pause: PauseSwitch,
     tasks: JoinSet<()>,
+    kubelets: Kubelets,
 }
 
 impl ClusterHandle {
@@ -63,6 +70,21 @@ impl ClusterHandle {
     /// Whether the controllers are paused.
     pub fn is_paused(&self) -> bool {
         self.pause.is_paused()
+    }
+
+    /// The nodes' kubelets: their stats, and the control that fills volumes.
+    pub fn kubelets(&self) -> &Kubelets {
+        &self.kubelets
+    }
+
+    /// Fills the volume of claim `namespace/claim` (see [`Kubelets::fill_volume`]).
+    pub async fn fill_volume(
+        &self,
+        namespace: &str,
+        claim: &str,
+        fill: Fill,
+    ) -> Result<VolumeUsage, VolumeError> {
+        self.kubelets.fill_volume(namespace, claim, fill).await
     }
 
     /// Stops every controller and waits for them to end.
@@ -81,6 +103,10 @@ pub async fn start(client: kube::Client, config: ClusterConfig) -> ClusterHandle
         tracing::warn!(error = %e, "PetSet CRD not registered; PetSets will not work");
     }
     let all = |c: &kube::Client| c.clone();
+    let nodes = nodes::plan(&config.nodes);
+    if let Err(e) = nodes::register(&client, &nodes).await {
+        tracing::warn!(error = %e, "nodes not registered");
+    }
     let mut pods = Informer::new(Api::<Pod>::all(all(&client)), ());
     let mut pvcs = Informer::new(Api::<PersistentVolumeClaim>::all(all(&client)), ());
     let mut pvs = Informer::new(Api::<PersistentVolume>::all(all(&client)), ());
@@ -114,7 +140,28 @@ pub async fn start(client: kube::Client, config: ClusterConfig) -> ClusterHandle
         pause.clone(),
         &mut tasks,
     );
-    kubelet::start(all(&client), &config, &mut pods, pause.clone(), &mut tasks);
+    scheduler::start(
+        all(&client),
+        config.nodes.clone(),
+        &mut pods,
+        pause.clone(),
+        &mut tasks,
+    );
+    kubelet::start(
+        all(&client),
+        &config,
+        &nodes,
+        &mut pods,
+        pause.clone(),
+        &mut tasks,
+    );
+    let kubelets = Kubelets::new(
+        all(&client),
+        nodes,
+        pods.store(),
+        pvcs.store(),
+        config.volume_stats_period,
+    );
     storage::provisioner::start(
         all(&client),
         &config,
@@ -173,5 +220,9 @@ pub async fn start(client: kube::Client, config: ClusterConfig) -> ClusterHandle
     services.spawn(&mut tasks);
     sts.spawn(&mut tasks);
     pets.spawn(&mut tasks);
-    ClusterHandle { pause, tasks }
+    ClusterHandle {
+        pause,
+        tasks,
+        kubelets,
+    }
 }

@@ -44,6 +44,7 @@ struct Ctx {
     pods: Store<Pod>,
     classes: Store<StorageClass>,
     default_delay: Duration,
+    /// Where expansions are reported when no running pod mounts the claim.
     node_name: String,
     progress: Mutex<Progress>,
 }
@@ -91,7 +92,7 @@ pub fn start(
         pods: pods.store(),
         classes: classes.store(),
         default_delay: config.resize_delay,
-        node_name: config.node_name.clone(),
+        node_name: config.nodes.first().cloned().unwrap_or_default(),
         progress: Mutex::default(),
     });
     // A worker only holds a claim while it talks to the API (the delays are requeues), so many
@@ -120,6 +121,17 @@ impl Ctx {
             *entry = (status.map(str::to_owned), Instant::now());
         }
         entry.1.elapsed()
+    }
+
+    /// The node of a running pod mounting the claim (else the first node).
+    fn node_mounting(&self, ns: &str, claim: &str) -> String {
+        self.pods
+            .state()
+            .iter()
+            .filter(|p| p.namespace().as_deref() == Some(ns))
+            .filter(|p| claims_of(p).iter().any(|c| c == claim))
+            .find_map(|p| p.spec.as_ref().and_then(|s| s.node_name.clone()))
+            .unwrap_or_else(|| self.node_name.clone())
     }
 
     fn running_mounts(&self, ns: &str, claim: &str) -> HashSet<String> {
@@ -316,7 +328,7 @@ async fn advance(ctx: &Ctx, key: &Key, pvc: &PersistentVolumeClaim) -> Result<Ne
                     "FileSystemResizeSuccessful",
                     format!(
                         "MountVolume.NodeExpandVolume succeeded for volume \"{pv_name}\" {}",
-                        ctx.node_name
+                        ctx.node_mounting(&key.ns, &key.name)
                     ),
                     "kubelet".to_owned(),
                 )),
