@@ -64,7 +64,8 @@ pub fn status_code(rule: Rule) -> u16 {
         | Rule::Immutable
         | Rule::DatabaseShrink
         | Rule::Timeout
-        | Rule::InvalidPolicy => 422,
+        | Rule::InvalidPolicy
+        | Rule::InvalidAutoscaler => 422,
         Rule::DatabaseMissing
         | Rule::NotDurable
         | Rule::NoStorage
