@@ -1,7 +1,7 @@
 //! KubeDB's storage autoscalers, `RedisAutoscaler` and `ZooKeeperAutoscaler`
 //! (autoscaling.kubedb.com/v1alpha1): the storage sections volops acts on, typed; every other
 //! field (`compute`, a newer KubeDB's fields, KubeDB's `status.vpas`) kept in `other` maps so a
-//! read-modify-write never drops it. The schema is written out in `shared/src/crd.rs`, a superset
+//! read-modify-write never drops it. The schema is written out in `shared/src/crd/autoscaler.rs`, a superset
 //! of KubeDB's (docs/KUBEDB.md, "Storage autoscalers").
 
 use std::collections::BTreeMap;
