@@ -1,7 +1,9 @@
-//! volops-shared: the API types, quantity math, per-database descriptors, and every rule and
-//! default of volops as pure functions, used by both the webhook and the controller.
+//! volops-shared: the API types, quantity math, per-database descriptors, the storage
+//! autoscaler's decision, and every rule and default of volops as pure functions, used by both
+//! the webhook and the controller.
 
 pub mod api;
+pub mod autoscale;
 pub mod conditions;
 pub mod crd;
 pub mod defaults;

@@ -161,3 +161,101 @@ fn database_crds_preserve_unknown_fields() {
         );
     }
 }
+
+/// KubeDB's real CRD `file` from ../shared/kubedb/crds: required in CI, `None` elsewhere.
+fn kubedbs_crd(file: &str) -> Option<serde_json::Value> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/kubedb/crds")
+        .join(file);
+    if !path.is_file() {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "{} is required in CI",
+            path.display()
+        );
+        eprintln!("SKIPPED: {} is absent", path.display());
+        return None;
+    }
+    Some(serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap())
+}
+
+/// Every field `theirs` stores is stored by `ours` with the same type, enum and default: typed
+/// the same, or kept by an object that preserves unknown fields.
+fn keeps_every_field(
+    theirs: &serde_json::Value,
+    ours: &serde_json::Value,
+    path: &str,
+    out: &mut Vec<String>,
+) {
+    if ours["x-kubernetes-preserve-unknown-fields"] == true && ours.get("properties").is_none() {
+        return;
+    }
+    for key in ["type", "enum", "default", "x-kubernetes-int-or-string"] {
+        if theirs.get(key).is_some() && theirs.get(key) != ours.get(key) {
+            out.push(format!("{path}: {key} {} is {}", theirs[key], ours[key]));
+        }
+    }
+    if let Some(props) = theirs.get("properties").and_then(|p| p.as_object()) {
+        for (name, prop) in props {
+            match ours.pointer(&format!("/properties/{name}")) {
+                Some(mine) => keeps_every_field(prop, mine, &format!("{path}.{name}"), out),
+                None if ours["x-kubernetes-preserve-unknown-fields"] == true => {}
+                None => out.push(format!("{path}.{name} would be pruned")),
+            }
+        }
+    }
+    if let Some(items) = theirs.get("items") {
+        keeps_every_field(items, &ours["items"], &format!("{path}[]"), out);
+    }
+}
+
+/// The autoscaler CRDs keep every field of KubeDB's (ZooKeeper's before and after KubeDB removed
+/// its storage section), with KubeDB's names, scope, versions and status subresource.
+#[test]
+fn autoscaler_crds_keep_every_field_of_kubedbs() {
+    let crds = volops_shared::crd::kubedb().expect("CRDs build");
+    let cases = [
+        (
+            "redisautoscalers.autoscaling.kubedb.com",
+            "autoscaling.kubedb.com_redisautoscalers.yaml",
+        ),
+        (
+            "zookeeperautoscalers.autoscaling.kubedb.com",
+            "autoscaling.kubedb.com_zookeeperautoscalers.yaml",
+        ),
+        (
+            "zookeeperautoscalers.autoscaling.kubedb.com",
+            "autoscaling.kubedb.com_zookeeperautoscalers.before-2026-05.yaml",
+        ),
+    ];
+    for (name, file) in cases {
+        let Some(theirs) = kubedbs_crd(file) else { return };
+        let ours = crds
+            .iter()
+            .find(|c| c.metadata.name.as_deref() == Some(name))
+            .expect(name);
+        let ours = serde_json::to_value(ours).unwrap();
+        for key in ["group", "scope", "names"] {
+            assert_eq!(ours["spec"][key], theirs["spec"][key], "{file}: {key}");
+        }
+        let (theirs_v, ours_v) = (&theirs["spec"]["versions"][0], &ours["spec"]["versions"][0]);
+        for key in ["name", "served", "storage", "subresources"] {
+            assert_eq!(ours_v[key], theirs_v[key], "{file}: {key}");
+        }
+        let mut lost = Vec::new();
+        keeps_every_field(
+            &theirs_v["schema"]["openAPIV3Schema"],
+            &ours_v["schema"]["openAPIV3Schema"],
+            "",
+            &mut lost,
+        );
+        assert!(lost.is_empty(), "{file}: {lost:#?}");
+    }
+    // The check can fail: a schema that types a field differently or drops one is caught.
+    let theirs = serde_json::json!({"properties": {"a": {"type": "string"}, "b": {"type": "integer"}}});
+    let ours = serde_json::json!({"properties": {"a": {"type": "integer"}}});
+    let mut lost = Vec::new();
+    keeps_every_field(&theirs, &ours, "", &mut lost);
+    assert_eq!(lost, [".a: type \"string\" is \"integer\"", ".b would be pruned"]);
+}

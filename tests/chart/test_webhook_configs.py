@@ -49,7 +49,15 @@ POLICY_RULE_VALIDATE = {
     "operations": ["CREATE", "UPDATE"],
     "scope": "Cluster",
 }
+AUTOSCALER_RULE = {
+    "apiGroups": ["autoscaling.kubedb.com"],
+    "apiVersions": ["v1alpha1"],
+    "resources": ["redisautoscalers", "zookeeperautoscalers"],
+    "operations": ["CREATE", "UPDATE"],
+    "scope": "Namespaced",
+}
 VALIDATING = [
+    "autoscalers.validate.volops.dev",
     "databases.validate.volops.dev",
     "opsrequests.validate.volops.dev",
     "policies.validate.volops.dev",
@@ -70,7 +78,7 @@ def all_webhooks(docs):
 def test_webhook_names_paths_and_rules(docs):
     mutating = webhooks(docs, "MutatingWebhookConfiguration")
     validating = webhooks(docs, "ValidatingWebhookConfiguration")
-    assert list(mutating) == ["opsrequests.mutate.volops.dev"]
+    assert list(mutating) == ["opsrequests.mutate.volops.dev", "autoscalers.mutate.volops.dev"]
     assert sorted(validating) == VALIDATING
 
     expected = {
@@ -79,6 +87,8 @@ def test_webhook_names_paths_and_rules(docs):
         "databases.validate.volops.dev": ("/validate", [DB_RULE_VALIDATE]),
         "pvcs.validate.volops.dev": ("/validate", [PVC_RULE_VALIDATE]),
         "policies.validate.volops.dev": ("/validate", [POLICY_RULE_VALIDATE]),
+        "autoscalers.mutate.volops.dev": ("/mutate", [AUTOSCALER_RULE]),
+        "autoscalers.validate.volops.dev": ("/validate", [AUTOSCALER_RULE]),
     }
     for hook in all_webhooks(docs):
         path, rules = expected[hook["name"]]
@@ -101,6 +111,7 @@ def test_webhook_policies_default():
         assert "objectSelector" not in hook
     mutate = webhooks(chartlib.all_docs(rendered("defaults")), "MutatingWebhookConfiguration")
     assert mutate["opsrequests.mutate.volops.dev"]["reinvocationPolicy"] == "Never"
+    assert mutate["autoscalers.mutate.volops.dev"]["reinvocationPolicy"] == "Never"
 
 
 def test_default_namespace_selector_excludes_release_ns_kube_system_and_opt_out():
@@ -232,6 +243,8 @@ def test_external_url_replaces_service_reference():
         "databases.validate.volops.dev": "https://127.0.0.1:8443/validate",
         "pvcs.validate.volops.dev": "https://127.0.0.1:8443/validate",
         "policies.validate.volops.dev": "https://127.0.0.1:8443/validate",
+        "autoscalers.mutate.volops.dev": "https://127.0.0.1:8443/mutate",
+        "autoscalers.validate.volops.dev": "https://127.0.0.1:8443/validate",
     }
 
 
@@ -251,7 +264,7 @@ def test_match_conditions_follow_the_release_and_narrow_pvc_and_database_edits()
         for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
         for h in chartlib.one(docs, kind, "ops")["webhooks"]
     }
-    assert len(hooks) == 5
+    assert len(hooks) == 7
     for hook in hooks.values():
         assert hook["matchConditions"][0]["expression"] == (
             "request.userInfo.username != 'system:serviceaccount:platform:ops-controller'"
@@ -268,3 +281,5 @@ def test_match_conditions_follow_the_release_and_narrow_pvc_and_database_edits()
         "storage-changes",
     ]
     assert len(hooks["opsrequests.validate.volops.dev"]["matchConditions"]) == 1
+    assert len(hooks["autoscalers.mutate.volops.dev"]["matchConditions"]) == 1
+    assert len(hooks["autoscalers.validate.volops.dev"]["matchConditions"]) == 1

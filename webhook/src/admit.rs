@@ -1,8 +1,10 @@
-//! Turns an AdmissionRequest into a decision, using only the caches and the shared rules.
+//! Turns an AdmissionRequest into a decision, using only the caches and the shared rules
+//! (storage autoscalers: `crate::autoscaler`).
 
 use serde_json::value::RawValue;
 use volops_shared::DatabaseKind;
 use volops_shared::api::VolumeExpansionPolicy;
+use volops_shared::api::autoscaler::kind_of_autoscaler;
 use volops_shared::defaults::defaults_patch;
 use volops_shared::facts::{DatabaseView, OpsRequestView, PvcView, RuleOptions};
 use volops_shared::rules::{
@@ -11,6 +13,7 @@ use volops_shared::rules::{
     validate_timeout,
 };
 
+use crate::autoscaler;
 use crate::caches::Caches;
 use crate::fields;
 use crate::review::{AdmissionRequest, AdmissionResponse};
@@ -33,6 +36,8 @@ pub struct Decision {
 /// What the object under review is.
 enum Target {
     Ops(DatabaseKind),
+    /// A storage autoscaler of the database kind.
+    Autoscaler(DatabaseKind),
     Database(DatabaseKind),
     Pvc,
     Policy,
@@ -43,6 +48,8 @@ fn target(req: &AdmissionRequest<'_>) -> Target {
     let (group, k) = (&req.kind.group, &req.kind.kind);
     if let Some(kind) = DatabaseKind::from_ops_kind(k).filter(|_| group == "ops.kubedb.com") {
         Target::Ops(kind)
+    } else if let Some(kind) = kind_of_autoscaler(k).filter(|_| group == "autoscaling.kubedb.com") {
+        Target::Autoscaler(kind)
     } else if let Some(kind) = DatabaseKind::from_kind(k).filter(|kd| group == kd.group()) {
         Target::Database(kind)
     } else if group.is_empty() && k == "PersistentVolumeClaim" {
@@ -64,7 +71,8 @@ pub fn status_code(rule: Rule) -> u16 {
         | Rule::Immutable
         | Rule::DatabaseShrink
         | Rule::Timeout
-        | Rule::InvalidPolicy => 422,
+        | Rule::InvalidPolicy
+        | Rule::InvalidAutoscaler => 422,
         Rule::DatabaseMissing
         | Rule::NotDurable
         | Rule::NoStorage
@@ -77,14 +85,14 @@ pub fn status_code(rule: Rule) -> u16 {
     }
 }
 
-fn denied(uid: &str, denial: Denial, warnings: Vec<String>) -> Decision {
+pub(crate) fn denied(uid: &str, denial: Denial, warnings: Vec<String>) -> Decision {
     Decision {
         response: AdmissionResponse::deny(uid, status_code(denial.rule), denial.message, warnings),
         rule: Some(denial.rule.label()),
     }
 }
 
-fn allowed(uid: &str, warnings: Vec<String>) -> Decision {
+pub(crate) fn allowed(uid: &str, warnings: Vec<String>) -> Decision {
     Decision {
         response: AdmissionResponse::allow(uid, warnings),
         rule: None,
@@ -115,7 +123,7 @@ struct SpecText<'a> {
 /// True when `spec` is written identically in the object and the old object (status updates):
 /// the same text parses to the same value, so the spec did not change. Otherwise (or for odd
 /// shapes) the caller compares the parsed values.
-fn same_spec_text(req: &AdmissionRequest<'_>) -> bool {
+pub(crate) fn same_spec_text(req: &AdmissionRequest<'_>) -> bool {
     fn spec(raw: Option<&RawValue>) -> Option<Option<&str>> {
         let s: SpecText<'_> = serde_json::from_str(raw?.get()).ok()?;
         Some(s.spec.map(RawValue::get))
@@ -126,7 +134,7 @@ fn same_spec_text(req: &AdmissionRequest<'_>) -> bool {
     }
 }
 
-fn verdict(uid: &str, v: Verdict) -> Decision {
+pub(crate) fn verdict(uid: &str, v: Verdict) -> Decision {
     match v.denial {
         Some(d) => denied(uid, d, v.warnings),
         None => allowed(uid, v.warnings),
@@ -193,6 +201,12 @@ pub fn decide(
             validate_pvc(req, caches, options)
         }
         (Endpoint::Validate, "CREATE" | "UPDATE", Target::Policy) => validate_policy_object(req),
+        (Endpoint::Mutate, "CREATE" | "UPDATE", Target::Autoscaler(kind)) if req.sub_resource.is_none() => {
+            autoscaler::mutate(kind, req, options)
+        }
+        (Endpoint::Validate, "CREATE" | "UPDATE", Target::Autoscaler(kind)) if req.sub_resource.is_none() => {
+            autoscaler::validate(kind, req, caches, options)
+        }
         // DELETE, CONNECT, database CREATE, status updates of databases and PVCs, mutate on UPDATE.
         _ => allowed(uid, Vec::new()),
     }

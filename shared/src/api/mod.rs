@@ -1,11 +1,18 @@
 //! The Kubernetes API types volops serves and reads.
 
+pub mod autoscaler;
 pub mod condition;
 pub mod database;
 pub mod ops;
 pub mod policy;
 pub(crate) mod quantity_field;
 
+pub use autoscaler::{
+    AutoscalerOpsRequestOptions, AutoscalerPhase, AutoscalerStatus, AutoscalerView, LastOpsRequest,
+    RedisAutoscaler, RedisAutoscalerSpec, RedisStorageAutoscalerSpec, StorageAutoscalerSpec,
+    StorageRecommendation, StorageScalingRule, ZooKeeperAutoscaler, ZooKeeperAutoscalerSpec,
+    ZooKeeperStorageAutoscalerSpec, autoscaler_view,
+};
 pub use condition::Condition;
 pub use database::{DatabaseStatus, Redis, RedisClusterSpec, RedisSpec, ZooKeeper, ZooKeeperSpec};
 pub use ops::{
@@ -13,4 +20,4 @@ pub use ops::{
     RedisVolumeExpansion, VolumeExpansionMode, ZooKeeperOpsRequest, ZooKeeperOpsRequestSpec,
     ZooKeeperVolumeExpansion,
 };
-pub use policy::{Enforcement, VolumeExpansionPolicy, VolumeExpansionPolicySpec};
+pub use policy::{Enforcement, StorageClassInterval, VolumeExpansionPolicy, VolumeExpansionPolicySpec};

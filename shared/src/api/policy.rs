@@ -1,5 +1,5 @@
 //! `VolumeExpansionPolicy` (volops.dev/v1alpha1, cluster-scoped): limits a platform team sets
-//! on volume expansion in the namespaces it selects.
+//! on volume expansion in the namespaces it selects, and on the autoscaler there (docs/ARCHITECTURE.md).
 
 use k8s_openapi::apimachinery::pkg::{api::resource::Quantity, apis::meta::v1::LabelSelector};
 use kube::CustomResource;
@@ -35,6 +35,44 @@ fn max_increase_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         "description": "Largest growth allowed in one request: a quantity (10Gi) or a percent of the current size (50%).",
         "pattern": format!("^([0-9]{{1,9}}%|{QUANTITY})$")
     })
+}
+
+fn interval_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "string",
+        "description": "Shortest time between two expansions of one volume, a Go duration such as 6h."
+    })
+}
+
+/// A list keyed by StorageClass: the API server refuses two entries for one class.
+fn class_intervals_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let item = generator.subschema_for::<StorageClassInterval>();
+    schemars::json_schema!({
+        "description": "The minimum interval of the volumes of each StorageClass listed (provider rate limits).",
+        "type": "array",
+        "items": item,
+        "x-kubernetes-list-type": "map",
+        "x-kubernetes-list-map-keys": ["storageClassName"]
+    })
+}
+
+fn emergency_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "integer",
+        "format": "int32",
+        "minimum": 1,
+        "maximum": 100,
+        "description": "Usage percent above which the autoscaler's requests run with apply: Always."
+    })
+}
+
+/// The minimum interval between expansions of the volumes of one StorageClass.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StorageClassInterval {
+    pub storage_class_name: String,
+    #[schemars(schema_with = "interval_schema")]
+    pub min_expansion_interval: String,
 }
 
 /// `metav1.LabelSelector` with its operators as an enum: a typo such as `exists` is refused
@@ -113,4 +151,19 @@ pub struct VolumeExpansionPolicySpec {
     /// `Deny` (default) rejects a violating request; `Warn` admits it with a warning.
     #[serde(default)]
     pub enforcement: Enforcement,
+    /// Shortest time between two expansions of one volume by the autoscaler, for every
+    /// StorageClass without an entry in `storageClassIntervals`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "interval_schema")]
+    pub min_expansion_interval: Option<String>,
+    /// The minimum interval per StorageClass (e.g. 6h where the provider allows one change of
+    /// a volume every 6 hours).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "class_intervals_schema")]
+    pub storage_class_intervals: Vec<StorageClassInterval>,
+    /// Usage percent of a volume above which the autoscaler's requests run with
+    /// `apply: Always` (a full database is often NotReady).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "emergency_schema")]
+    pub emergency_usage_threshold: Option<i32>,
 }

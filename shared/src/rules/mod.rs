@@ -2,6 +2,8 @@
 //! [`Verdict`] into an AdmissionResponse; the controller re-checks the same rules before it acts.
 
 mod annotations;
+mod autoscale_limits;
+mod autoscaler;
 mod database;
 mod immutable;
 mod policy;
@@ -14,6 +16,8 @@ mod storage;
 mod timeout;
 
 pub use annotations::{OWNED_ANNOTATION_PREFIXES, is_owned_annotation, validate_owned_annotations};
+pub use autoscale_limits::{AutoscaledDatabase, autoscale_limits};
+pub use autoscaler::{AutoscalerFacts, validate_autoscaler};
 pub use database::{database_edit, validate_database_update};
 pub use immutable::validate_spec_unchanged;
 pub use policy::{policy_applies, policy_problems, validate_policy};
@@ -52,6 +56,8 @@ pub enum Rule {
     DirectGrowth,
     /// A VolumeExpansionPolicy volops cannot enforce.
     InvalidPolicy,
+    /// A storage autoscaler volops cannot act on.
+    InvalidAutoscaler,
 }
 
 impl Rule {
@@ -73,6 +79,7 @@ impl Rule {
             Self::Timeout => "timeout",
             Self::DirectGrowth => "direct_growth",
             Self::InvalidPolicy => "invalid_policy",
+            Self::InvalidAutoscaler => "invalid_autoscaler",
         }
     }
 }
@@ -212,6 +219,8 @@ pub fn plan_warnings(facts: &Facts) -> Vec<String> {
     lines
 }
 
+#[cfg(test)]
+mod autoscaler_tests;
 #[cfg(test)]
 pub(crate) mod fixtures;
 #[cfg(test)]

@@ -11,6 +11,7 @@ use crate::{
         VolumeExpansionMode,
         policy::{Enforcement, VolumeExpansionPolicySpec},
     },
+    duration,
     facts::PolicyView,
     quantity::Quantity,
     selector,
@@ -29,7 +30,7 @@ pub(crate) struct Growth<'a> {
 }
 
 /// `maxIncrease` as a limit for growing from `current`, or why it cannot be one.
-fn increase_limit(limit: &str, current: &Quantity) -> Result<Quantity, String> {
+pub(crate) fn increase_limit(limit: &str, current: &Quantity) -> Result<Quantity, String> {
     match limit.strip_suffix('%') {
         Some(pct) => pct.parse::<u32>().map(|p| current.percent(p)).map_err(|_| {
             format!(
@@ -70,6 +71,41 @@ pub fn policy_problems(spec: &VolumeExpansionPolicySpec) -> Vec<String> {
     }
     if spec.allowed_storage_classes.iter().any(String::is_empty) {
         out.push("spec.allowedStorageClasses must not hold an empty name".to_owned());
+    }
+    out.extend(autoscaler_limit_problems(spec));
+    out
+}
+
+/// What makes the autoscaler's limits of a policy unenforceable: an interval that is not a Go
+/// duration, a class named twice or not at all, a threshold that is no percent.
+fn autoscaler_limit_problems(spec: &VolumeExpansionPolicySpec) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(interval) = spec.min_expansion_interval.as_deref()
+        && let Err(e) = duration::parse(interval)
+    {
+        out.push(format!("spec.minExpansionInterval: {e}"));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, entry) in spec.storage_class_intervals.iter().enumerate() {
+        let at = format!("spec.storageClassIntervals[{i}]");
+        if entry.storage_class_name.is_empty() {
+            out.push(format!("{at}.storageClassName must not be empty"));
+        } else if !seen.insert(entry.storage_class_name.as_str()) {
+            out.push(format!(
+                "{at}: StorageClass {:?} is listed twice; keep one entry",
+                entry.storage_class_name
+            ));
+        }
+        if let Err(e) = duration::parse(&entry.min_expansion_interval) {
+            out.push(format!("{at}.minExpansionInterval: {e}"));
+        }
+    }
+    if let Some(t) = spec.emergency_usage_threshold
+        && !(1..=100).contains(&t)
+    {
+        out.push(format!(
+            "spec.emergencyUsageThreshold {t} is not a percent from 1 to 100"
+        ));
     }
     out
 }

@@ -178,6 +178,7 @@ impl Review {
         let (group, version) = match kind {
             "RedisOpsRequest" | "ZooKeeperOpsRequest" => ("ops.kubedb.com", "v1alpha1"),
             "VolumeExpansionPolicy" => ("volops.dev", "v1alpha1"),
+            "RedisAutoscaler" | "ZooKeeperAutoscaler" => ("autoscaling.kubedb.com", "v1alpha1"),
             "Redis" => ("kubedb.com", "v1"),
             "ZooKeeper" => ("kubedb.com", "v1alpha2"),
             _ => ("", "v1"),

@@ -8,6 +8,8 @@ use serde_json::{Value, json};
 
 use crate::api::{Redis, RedisOpsRequest, VolumeExpansionPolicy, ZooKeeper, ZooKeeperOpsRequest};
 
+mod autoscaler;
+
 /// Errors building the CRDs (only a bug in the schemas below can cause one).
 #[derive(Debug, thiserror::Error)]
 pub enum CrdError {
@@ -19,7 +21,7 @@ pub enum CrdError {
     Template { crd: String },
 }
 
-fn int_or_string() -> Value {
+pub(crate) fn int_or_string() -> Value {
     json!({"anyOf": [{"type": "integer"}, {"type": "string"}], "x-kubernetes-int-or-string": true})
 }
 
@@ -43,7 +45,7 @@ fn storage_schema() -> Value {
     })
 }
 
-fn status_schema() -> Value {
+pub(crate) fn status_schema() -> Value {
     json!({
         "type": "object",
         "x-kubernetes-preserve-unknown-fields": true,
@@ -84,7 +86,7 @@ fn database_schema(spec_properties: Value) -> Value {
     })
 }
 
-fn with_schema(
+pub(crate) fn with_schema(
     mut crd: CustomResourceDefinition,
     schema: Value,
 ) -> Result<CustomResourceDefinition, CrdError> {
@@ -168,6 +170,8 @@ pub fn kubedb() -> Result<Vec<CustomResourceDefinition>, CrdError> {
         zookeeper,
         keep_unknown_fields(RedisOpsRequest::crd())?,
         keep_unknown_fields(ZooKeeperOpsRequest::crd())?,
+        autoscaler::redis()?,
+        autoscaler::zookeeper()?,
     ];
     Ok(crds.into_iter().map(with_list_kind).collect())
 }
