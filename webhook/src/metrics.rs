@@ -1,4 +1,5 @@
-//! OpenMetrics for the webhook: decisions by kind/operation/allowed, latency, cache sizes.
+//! OpenMetrics for the webhook: decisions by kind/operation/allowed, latency, cache sizes, and
+//! the serving certificate's expiry (docs/RUNBOOK.md).
 
 use std::borrow::Cow;
 
@@ -74,6 +75,8 @@ pub struct Metrics {
     pub denials: Family<DenialLabels, Counter>,
     pub latency: Histogram,
     pub cache_objects: Family<CacheLabels, Gauge>,
+    /// notAfter (Unix seconds) of the serving certificate loaded now; tls.rs updates it on reload.
+    pub certificate_expiry: Gauge,
 }
 
 /// Latency buckets from 100 µs to ~100 ms: admission decisions are sub-millisecond.
@@ -92,6 +95,7 @@ impl Metrics {
         let connections = Gauge::default();
         let connections_closed = Family::<ReasonLabels, Counter>::default();
         let body_memory = Gauge::default();
+        let certificate_expiry = Gauge::default();
         registry.register("admission_requests", "Admission decisions", requests.clone());
         registry.register(
             "admission_denials",
@@ -124,6 +128,11 @@ impl Metrics {
             "Bytes of admission review bodies held in memory",
             body_memory.clone(),
         );
+        registry.register(
+            "certificate_expiry_timestamp_seconds",
+            "notAfter of the serving certificate currently loaded, in seconds since the Unix epoch",
+            certificate_expiry.clone(),
+        );
         Self {
             registry,
             refused,
@@ -134,6 +143,7 @@ impl Metrics {
             denials,
             latency,
             cache_objects,
+            certificate_expiry,
         }
     }
 
