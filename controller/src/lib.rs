@@ -174,6 +174,8 @@ async fn run_controllers(
     stop: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let (tx, rx) = watch::channel(false);
+    metrics.leader.set(1);
+    let reporting = metrics.clone();
     let (cluster, fill) = cluster_caches::ClusterCaches::start(&client).await;
     let redis = controller::prepare::<RedisOpsRequest>(&client).await;
     let zookeeper = controller::prepare::<ZooKeeperOpsRequest>(&client).await;
@@ -204,4 +206,7 @@ async fn run_controllers(
         let _ = tx.send(true);
     };
     futures::join!(redis, zookeeper, trigger, caches, sweep);
+    // A replica that no longer acts reports nothing in flight (docs/RUNBOOK.md).
+    reporting.leader.set(0);
+    reporting.progress.clear();
 }
