@@ -1,10 +1,11 @@
-# volops: `make test` runs every check CI runs; `make crds` regenerates the CRDs.
+# volops: `make test` runs every check CI runs; `make crds` regenerates the CRDs; `make image`
+# builds the chart's two images.
 SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
 CARGO ?= cargo
 PYTHON ?= python3
 
-.PHONY: test fmt-check clippy rust-test chart-test python-deps crds build bench bench-smoke demo
+.PHONY: test fmt-check clippy rust-test chart-test python-deps crds build bench bench-smoke demo image
 
 test: fmt-check clippy rust-test chart-test
 
@@ -49,3 +50,15 @@ bench-smoke:
 	$(CARGO_TARGET_DIR)/debug/volops-bench webhook-flood --tiny
 	$(CARGO_TARGET_DIR)/debug/volops-bench controller --tiny
 	$(CARGO_TARGET_DIR)/debug/volops-bench chaos --tiny
+
+# The images the chart runs (Dockerfile), tagged <registry>/volops-{webhook,controller}:<the
+# chart's appVersion>. Docker or Podman, whichever is installed (CONTAINER_ENGINE=... to choose).
+IMAGE_REGISTRY ?= ghcr.io/volops
+IMAGE_TAG ?= $(shell sed -n 's/^appVersion: *"*\([^"]*\)"*$$/\1/p' charts/volops/Chart.yaml)
+CONTAINER_ENGINE ?= $(shell command -v docker 2>/dev/null || command -v podman 2>/dev/null)
+
+image:
+	@test -n "$(CONTAINER_ENGINE)" || { echo "make image: neither docker nor podman is installed (or set CONTAINER_ENGINE)" >&2; exit 1; }
+	@$(CONTAINER_ENGINE) info >/dev/null 2>&1 || { echo "make image: $(CONTAINER_ENGINE) is installed but its engine does not answer ($(CONTAINER_ENGINE) info fails)" >&2; exit 1; }
+	$(CONTAINER_ENGINE) build --target webhook -t $(IMAGE_REGISTRY)/volops-webhook:$(IMAGE_TAG) .
+	$(CONTAINER_ENGINE) build --target controller -t $(IMAGE_REGISTRY)/volops-controller:$(IMAGE_TAG) .

@@ -175,6 +175,8 @@ async fn run_controllers(
     stop: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let (tx, rx) = watch::channel(false);
+    metrics.leader.set(1);
+    let reporting = metrics.clone();
     let (cluster, fill) = cluster_caches::ClusterCaches::start(&client).await;
     let redis = controller::prepare::<RedisOpsRequest>(&client).await;
     let zookeeper = controller::prepare::<ZooKeeperOpsRequest>(&client).await;
@@ -211,4 +213,7 @@ async fn run_controllers(
     if let Err(e) = caches {
         tracing::warn!(error = %e, "the cluster caches' task ended abnormally");
     }
+    // A replica that no longer acts reports nothing in flight (docs/RUNBOOK.md).
+    reporting.leader.set(0);
+    reporting.progress.clear();
 }

@@ -1,4 +1,8 @@
-//! Prometheus metrics (prometheus-client, explicit registry, OpenMetrics text).
+//! Prometheus metrics (prometheus-client, explicit registry, OpenMetrics text). The alerts of
+//! the chart's PrometheusRule read them (docs/RUNBOOK.md).
+
+pub mod progress;
+pub mod text_format;
 
 use prometheus_client::{
     encoding::EncodeLabelSet,
@@ -10,6 +14,19 @@ use prometheus_client::{
     },
     registry::Registry,
 };
+use volops_shared::{api::OpsRequestPhase, descriptor::DatabaseKind};
+
+pub use progress::{Progress, Snapshot};
+pub use text_format::{TEXT_CONTENT_TYPE, to_text_format, wants_text_format};
+
+/// The phases the controller writes, exported at 0 from the start: an alert on
+/// `increase(...{phase="Failed"}[..])` then sees a request's first failure too.
+const PHASES: [OpsRequestPhase; 4] = [
+    OpsRequestPhase::Progressing,
+    OpsRequestPhase::Successful,
+    OpsRequestPhase::Failed,
+    OpsRequestPhase::Skipped,
+];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PhaseLabels {
@@ -80,6 +97,9 @@ impl RequestLabels {
     }
 }
 
+/// Content type of the `/metrics` answer (OpenMetrics, unless the scraper asks for text).
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn step_histogram() -> Histogram {
@@ -102,9 +122,13 @@ pub struct Metrics {
     pub cache_objects: Family<CacheLabels, Gauge>,
     /// 1 once every watch cache of this leadership term has its first list, else 0.
     pub caches_synced: Gauge,
+    /// 1 while this replica runs the controllers (holds the Lease, or runs without election).
+    pub leader: Gauge,
+    /// Requests in flight: current step's start and deadline, database paused since.
+    pub progress: Progress,
 }
 
-/// A watch cache by name (e.g. `redis/persistentvolumeclaims`).
+/// A watch cache by name (e.g. `redises/persistentvolumeclaims`).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CacheLabels {
     pub cache: String,
@@ -120,6 +144,8 @@ impl Default for Metrics {
         let api_requests = Family::<RequestLabels, Counter>::default();
         let cache_objects = Family::<CacheLabels, Gauge>::default();
         let caches_synced = Gauge::default();
+        let leader = Gauge::default();
+        let progress = Progress::default();
         registry.register(
             "ops_phase",
             "Ops requests that entered a phase",
@@ -155,6 +181,21 @@ impl Default for Metrics {
             "1 once every watch cache has its first list",
             caches_synced.clone(),
         );
+        registry.register(
+            "leader",
+            "1 while this replica runs the controllers (holds the Lease or runs without election)",
+            leader.clone(),
+        );
+        progress.register(&mut registry);
+        for kind in DatabaseKind::ALL.map(DatabaseKind::ops_kind) {
+            for phase in PHASES {
+                let _created_at_zero = ops_phase.get_or_create(&PhaseLabels {
+                    kind: kind.into(),
+                    phase: phase.as_str().into(),
+                });
+            }
+            let _created_at_zero = pvc_expansions.get_or_create(&KindLabels { kind: kind.into() });
+        }
         Self {
             registry,
             ops_phase,
@@ -164,6 +205,8 @@ impl Default for Metrics {
             api_requests,
             cache_objects,
             caches_synced,
+            leader,
+            progress,
         }
     }
 }
@@ -224,6 +267,48 @@ mod tests {
             "{text}"
         );
         assert_eq!(m.api_requests_total(), 4);
+    }
+
+    #[test]
+    fn failures_and_expansions_are_exported_at_zero_before_the_first() {
+        let text = Metrics::default().encode();
+        for kind in ["RedisOpsRequest", "ZooKeeperOpsRequest"] {
+            for phase in ["Progressing", "Successful", "Failed", "Skipped"] {
+                let series =
+                    format!("volops_controller_ops_phase_total{{kind=\"{kind}\",phase=\"{phase}\"}} 0");
+                assert!(text.contains(&series), "{series} missing: {text}");
+            }
+            let series = format!("volops_controller_pvc_expansions_total{{kind=\"{kind}\"}} 0");
+            assert!(text.contains(&series), "{series} missing: {text}");
+        }
+        assert!(text.contains("volops_controller_leader 0\n"), "{text}");
+    }
+
+    #[test]
+    fn requests_in_flight_are_in_the_registry() {
+        let m = Metrics::default();
+        m.progress.observe(&Snapshot {
+            kind: "ZooKeeperOpsRequest".into(),
+            database_kind: "ZooKeeper".into(),
+            namespace: "db".into(),
+            name: "grow".into(),
+            database: "zk".into(),
+            step: "Expand".into(),
+            started: Some(10.0),
+            deadline: Some(20.0),
+            paused_since: Some(5.0),
+        });
+        let text = m.encode();
+        for family in [
+            "step_started_timestamp_seconds",
+            "step_deadline_timestamp_seconds",
+            "database_paused_since_timestamp_seconds",
+        ] {
+            assert!(
+                text.contains(&format!("# TYPE volops_controller_{family} gauge")),
+                "{text}"
+            );
+        }
     }
 
     #[test]

@@ -11,11 +11,17 @@ use std::{
     },
 };
 
-use axum::{Router, extract::State, http::StatusCode, http::header, response::IntoResponse, routing::get};
+use axum::{
+    Router,
+    extract::State,
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::get,
+};
 
 use crate::{
     error::{Error, Result},
-    metrics::Metrics,
+    metrics::{CONTENT_TYPE, Metrics, TEXT_CONTENT_TYPE, to_text_format, wants_text_format},
 };
 
 #[derive(Clone)]
@@ -50,14 +56,14 @@ async fn readyz(State(s): State<ProbeState>) -> impl IntoResponse {
     }
 }
 
-async fn metrics(State(s): State<ProbeState>) -> impl IntoResponse {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        s.metrics.encode(),
-    )
+/// OpenMetrics, or the Prometheus text format when the scraper asks for it.
+async fn metrics(State(s): State<ProbeState>, headers: HeaderMap) -> Response {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let text = s.metrics.encode();
+    if wants_text_format(accept) {
+        return ([(header::CONTENT_TYPE, TEXT_CONTENT_TYPE)], to_text_format(&text)).into_response();
+    }
+    ([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response()
 }
 
 async fn listen(addr: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr)> {

@@ -33,7 +33,11 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     },
     "crds-skipped": {},
     "everything-on": {
-        "metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "prom"}}},
+        "metrics": {
+            "serviceMonitor": {"enabled": True, "labels": {"release": "prom"}},
+            "prometheusRule": {"enabled": True, "labels": {"release": "prom"}},
+            "grafanaDashboard": {"enabled": True},
+        },
         "webhook": {"otherTypes": "deny", "podDisruptionBudget": {"maxUnavailable": 1}},
         "controller": {"pauseHandshake": "self"},
         "logFormat": "text",

@@ -7,12 +7,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use crate::caches::Caches;
-use crate::metrics::{CONTENT_TYPE, Metrics};
+use crate::metrics::{CONTENT_TYPE, Metrics, TEXT_CONTENT_TYPE, to_text_format, wants_text_format};
 
 pub struct ProbeState {
     pub caches: Caches,
@@ -54,8 +54,13 @@ async fn readyz(State(s): State<Arc<ProbeState>>) -> Response {
     (StatusCode::OK, "ok").into_response()
 }
 
-async fn metrics(State(s): State<Arc<ProbeState>>) -> Response {
+/// OpenMetrics, or the Prometheus text format when the scraper asks for it.
+async fn metrics(State(s): State<Arc<ProbeState>>, headers: HeaderMap) -> Response {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     match s.metrics.render(&s.caches) {
+        Ok(text) if wants_text_format(accept) => {
+            ([(header::CONTENT_TYPE, TEXT_CONTENT_TYPE)], to_text_format(&text)).into_response()
+        }
         Ok(text) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response(),
         Err(e) => (
             StatusCode::INTERNAL_SERVER_ERROR,

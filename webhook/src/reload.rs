@@ -43,7 +43,8 @@ pub fn reload_once(cfg: &ReloadConfig, resolver: &CertResolver) {
     match load_pair(&cfg.cert, &cfg.key) {
         Ok(key) => {
             if resolver.replace(key) {
-                tracing::info!(cert = %cfg.cert.display(), "serving certificate reloaded");
+                let not_after = resolver.expiry();
+                tracing::info!(cert = %cfg.cert.display(), not_after, "serving certificate reloaded");
             }
         }
         Err(e) => tracing::error!(error = %e, "certificate reload refused; keeping the current certificate"),

@@ -172,6 +172,8 @@ pub async fn start_with_caches(
     let (https_addr, probe_addr) = (addr(&https, config.listen), addr(&probe, config.probe_listen));
     let metrics_addr = metrics_listener.as_ref().map_or(probe_addr, |(l, a)| addr(l, *a));
     let metrics = Arc::new(Metrics::new());
+    tls.resolver()
+        .report_expiry_to(metrics.certificate_expiry.clone());
     let serving = Arc::new(AtomicBool::new(false));
     let limits = connection_limits(&config);
 

@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
+use prometheus_client::metrics::gauge::Gauge;
+
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -33,6 +35,8 @@ pub enum TlsError {
         key: PathBuf,
         source: rustls::Error,
     },
+    #[error("certificate {path}: cannot read its validity: {reason}")]
+    Validity { path: PathBuf, reason: String },
     #[error("building the TLS server configuration: {0}")]
     Config(#[source] rustls::Error),
     #[error("client CA {path}: {source}")]
@@ -65,24 +69,68 @@ pub fn load_pair(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsError> {
         path: key.to_owned(),
         source,
     })?;
-    CertifiedKey::from_der(chain, der, &provider()).map_err(|source| TlsError::Pair {
+    let pair = CertifiedKey::from_der(chain, der, &provider()).map_err(|source| TlsError::Pair {
         cert: cert.to_owned(),
         key: key.to_owned(),
         source,
-    })
+    })?;
+    // Refused like any other broken pair: its expiry could not be reported (metrics.rs).
+    not_after(&pair).map_err(|reason| TlsError::Validity {
+        path: cert.to_owned(),
+        reason,
+    })?;
+    Ok(pair)
 }
 
-/// The current certificate, swapped atomically on reload.
+/// The leaf certificate's notAfter, in seconds since the Unix epoch.
+pub fn not_after(key: &CertifiedKey) -> Result<i64, String> {
+    let leaf = key.end_entity_cert().map_err(|e| e.to_string())?;
+    let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref()).map_err(|e| e.to_string())?;
+    Ok(cert.validity().not_after.timestamp())
+}
+
+/// The current certificate, swapped atomically on reload; its notAfter goes to a gauge
+/// (`volops_webhook_certificate_expiry_timestamp_seconds` once [`CertResolver::report_expiry_to`]).
 #[derive(Debug)]
 pub struct CertResolver {
     current: RwLock<Arc<CertifiedKey>>,
+    expiry: RwLock<Gauge>,
+}
+
+/// Sets `gauge` to the notAfter of `key` (left as it is when unreadable: load_pair refuses those).
+fn report_expiry(gauge: &Gauge, key: &CertifiedKey) {
+    if let Ok(t) = not_after(key) {
+        gauge.set(t);
+    }
 }
 
 impl CertResolver {
     pub fn new(key: CertifiedKey) -> Arc<Self> {
+        let expiry = Gauge::default();
+        report_expiry(&expiry, &key);
         Arc::new(Self {
             current: RwLock::new(Arc::new(key)),
+            expiry: RwLock::new(expiry),
         })
+    }
+
+    /// From now on `gauge` holds the notAfter of the certificate served, updated on every swap.
+    pub fn report_expiry_to(&self, gauge: Gauge) {
+        let current = self.current();
+        let mut g = match self.expiry.write() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        report_expiry(&gauge, &current);
+        *g = gauge;
+    }
+
+    /// The notAfter (Unix seconds) of the certificate served now, as last reported.
+    pub fn expiry(&self) -> i64 {
+        match self.expiry.read() {
+            Ok(g) => g.get(),
+            Err(poisoned) => poisoned.into_inner().get(),
+        }
     }
 
     pub fn current(&self) -> Arc<CertifiedKey> {
@@ -100,6 +148,10 @@ impl CertResolver {
         };
         if g.cert == key.cert {
             return false;
+        }
+        match self.expiry.read() {
+            Ok(gauge) => report_expiry(&gauge, &key),
+            Err(poisoned) => report_expiry(&poisoned.into_inner(), &key),
         }
         *g = Arc::new(key);
         true

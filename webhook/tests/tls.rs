@@ -125,6 +125,50 @@ async fn rotation_by_symlink_swap_serves_the_new_cert_and_keeps_open_connections
     running.wait().await;
 }
 
+/// notAfter of a bundle's leaf, read back from its PEM (Unix seconds).
+fn bundle_not_after(b: &volops_certs::Bundle) -> f64 {
+    let der = leaf_der(b);
+    let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).unwrap();
+    cert.validity().not_after.timestamp() as f64
+}
+
+#[tokio::test]
+async fn certificate_expiry_metric_follows_the_served_certificate() {
+    const SERIES: &str = "volops_webhook_certificate_expiry_timestamp_seconds";
+    let old = bundle();
+    let new = volops_certs::generate(
+        &["localhost".to_owned()],
+        &[std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)],
+        30,
+    )
+    .unwrap();
+    let mut vol = SecretVolume::new(&old);
+    let (running, token) = start(&vol).await;
+    let (_, text) = get_plain(running.metrics_addr, "/metrics").await;
+    assert!(text.contains(&format!("# TYPE {SERIES} gauge")), "{text}");
+    assert_eq!(metric(&text, SERIES), bundle_not_after(&old), "{text}");
+
+    vol.publish(&new.cert_pem, &new.key_pem);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, text) = get_plain(running.metrics_addr, "/metrics").await;
+        if metric(&text, SERIES) == bundle_not_after(&new) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "expiry not updated within 10 s: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // 29 more days of validity, give or take the seconds between the two generations.
+    let gained = bundle_not_after(&new) - bundle_not_after(&old);
+    assert!((gained - 29.0 * 86400.0).abs() < 60.0, "{gained}");
+
+    token.cancel();
+    running.wait().await;
+}
+
 #[test]
 fn a_bad_pair_is_refused_and_the_current_certificate_kept() {
     use volops_webhook::reload::{ReloadConfig, reload_once};
@@ -156,9 +200,12 @@ fn a_bad_pair_is_refused_and_the_current_certificate_kept() {
     reload_once(&cfg, &resolver);
     assert_eq!(resolver.current().cert[0], leaf_der(&a));
 
+    assert_eq!(resolver.expiry() as f64, bundle_not_after(&a));
+
     vol.publish(&b.cert_pem, &b.key_pem);
     reload_once(&cfg, &resolver);
     assert_eq!(resolver.current().cert[0], leaf_der(&b));
+    assert_eq!(resolver.expiry() as f64, bundle_not_after(&b));
 }
 
 #[tokio::test]

@@ -39,7 +39,7 @@ use crate::{
 pub use failure::{CLEANUP, RESTORE_FAILED, failed_status, failure_conditions};
 use failure::{fail, finish_failed};
 use lifecycle::{add_finalizer, finish, report_ignored_annotations, try_claim};
-use report::{count_phase, successful};
+use report::{count_phase, successful, track_progress};
 pub use report::{publish, publish_as, step_events};
 
 /// Finalizer that makes a deletion mid-way run the cleanup first. Handled here, not by
@@ -93,7 +93,13 @@ async fn reconcile_request<R: OpsRequest>(obj: Arc<R>, ctx: Arc<Ctx>) -> Result<
     let mut job = Job::from_request(fresh.as_ref())?;
     let step = match decide(&ctx, &mut job).await? {
         ControlFlow::Continue(step) => step,
-        ControlFlow::Break(action) => return Ok(action),
+        ControlFlow::Break(action) => {
+            // Not in flight (not ours, or over): no step, deadline or pause to report.
+            ctx.metrics
+                .progress
+                .forget(job.kind.ops_kind(), &job.namespace, &job.name);
+            return Ok(action);
+        }
     };
     if step == Step::Admit {
         job.with_raw(fresh.as_ref())?;
@@ -102,6 +108,7 @@ async fn reconcile_request<R: OpsRequest>(obj: Arc<R>, ctx: Arc<Ctx>) -> Result<
         Ok(timeout) => timeout,
         Err(reason) => return fail(&ctx, &mut job, step, reason).await,
     };
+    track_progress(&ctx, &job, step, timeout);
     debug!(request = %job.describe(), step = step.label(), "reconcile");
     let outcome = match run_step(&ctx, &mut job, step).await {
         Ok(o) => o,

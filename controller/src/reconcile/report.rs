@@ -1,5 +1,5 @@
 //! What a reconcile tells: the events of a finished step (KubeDB's reasons and texts), the
-//! final Successful condition and the phase counter.
+//! final Successful condition, the phase counter and where a request in flight stands.
 
 use kube::runtime::events::{Event, EventType};
 use tracing::debug;
@@ -8,7 +8,12 @@ use volops_shared::{
     conditions::{self as c, condition},
 };
 
-use crate::{context::Ctx, decide::Step, metrics::PhaseLabels, steps::Job};
+use crate::{
+    context::Ctx,
+    decide::{Step, holds_pause, step_started},
+    metrics::{PhaseLabels, Snapshot},
+    steps::Job,
+};
 
 /// The events of a finished step, as (reason, action, note), with KubeDB's reasons and
 /// texts: the pause and resume as `Starting`/`Successful`, every other KubeDB condition under
@@ -95,6 +100,37 @@ pub(super) fn count_phase(ctx: &Ctx, job: &Job) {
             phase: phase.into(),
         })
         .inc();
+}
+
+/// Unix seconds of a condition time.
+fn unix_seconds(t: jiff::Timestamp) -> f64 {
+    t.as_millisecond() as f64 / 1000.0
+}
+
+/// Where the request stands before `step` runs (metrics::progress): the step's start and
+/// deadline (`timeout` as `check` parsed it), and since when it holds its database paused.
+pub(super) fn track_progress(ctx: &Ctx, job: &Job, step: Step, timeout: Option<std::time::Duration>) {
+    let conditions = &job.status.conditions;
+    let started = match step {
+        Step::Cleanup => c::failure(conditions).map(|f| f.last_transition_time.0),
+        _ => step_started(conditions),
+    }
+    .map(unix_seconds);
+    let paused_since = holds_pause(conditions)
+        .then(|| c::find(conditions, c::PAUSE_DATABASE))
+        .flatten()
+        .map(|cond| unix_seconds(cond.last_transition_time.0));
+    ctx.metrics.progress.observe(&Snapshot {
+        kind: job.kind.ops_kind().into(),
+        database_kind: job.kind.kind().into(),
+        namespace: job.namespace.clone(),
+        name: job.name.clone(),
+        database: job.database.clone(),
+        step: step.label().into(),
+        started,
+        deadline: started.zip(timeout).map(|(s, t)| s + t.as_secs_f64()),
+        paused_since,
+    });
 }
 
 /// Publishes an Event in the background. Like client-go's recorder, a step does not wait for
