@@ -42,6 +42,7 @@ bench:
 	$(CARGO_TARGET_DIR)/release/volops-bench webhook-flood
 	$(CARGO_TARGET_DIR)/release/volops-bench controller
 	$(CARGO_TARGET_DIR)/release/volops-bench chaos
+	$(CARGO_TARGET_DIR)/release/volops-bench scale
 
 # CI smoke test: each benchmark in its tiny configuration on the debug build (no timing check).
 bench-smoke:
@@ -50,6 +51,7 @@ bench-smoke:
 	$(CARGO_TARGET_DIR)/debug/volops-bench webhook-flood --tiny
 	$(CARGO_TARGET_DIR)/debug/volops-bench controller --tiny
 	$(CARGO_TARGET_DIR)/debug/volops-bench chaos --tiny
+	$(CARGO_TARGET_DIR)/debug/volops-bench scale --tiny
 
 # The images the chart runs (Dockerfile), tagged <registry>/volops-{webhook,controller}:<the
 # chart's appVersion>. Docker or Podman, whichever is installed (CONTAINER_ENGINE=... to choose).

@@ -1,4 +1,4 @@
-//! `volops-bench webhook|webhook-flood|controller|chaos`: benchmarks that print one JSON object per result
+//! `volops-bench webhook|webhook-flood|controller|chaos|scale`: benchmarks that print one JSON object per result
 //! line on stdout and a short human summary on stderr (docs/PERFORMANCE.md).
 //!
 //! The webhook and the controller under test run as child processes of this binary (hidden
@@ -10,6 +10,7 @@ mod controller;
 mod load;
 mod proc;
 mod report;
+mod scale;
 mod webhook;
 
 use std::process::ExitCode;
@@ -38,6 +39,8 @@ enum Command {
     Controller(controller::Args),
     /// Kill points and injected faults with the reliability invariants.
     Chaos(chaos::Args),
+    /// Both binaries on clusters of 10,000 and 100,000 PVCs: start-up, memory, sync requests.
+    Scale(scale::Args),
     /// (internal) The webhook, or the no-op handler, as a child process.
     #[command(hide = true)]
     ServeWebhook(webhook::ServeArgs),
@@ -66,6 +69,7 @@ async fn main() -> ExitCode {
         Command::WebhookFlood(args) => webhook::flood::run(args).await,
         Command::Controller(args) => controller::run(args).await,
         Command::Chaos(args) => chaos::run(args).await,
+        Command::Scale(args) => scale::run(args).await,
         Command::ServeWebhook(args) => webhook::serve(args).await,
         Command::ServeController(args) => controller::serve(args).await,
     };

@@ -80,7 +80,7 @@ impl Shape {
         }
     }
 
-    fn topology(self) -> Option<Topology> {
+    pub fn topology(self) -> Option<Topology> {
         match self {
             Shape::RedisCluster { shards, replicas } => Some(Topology::RedisCluster { shards, replicas }),
             Shape::RedisStandalone { replicas } => Some(Topology::RedisSingle { replicas }),

@@ -2,12 +2,12 @@
 //! handler on the same TLS stack, both child processes, with realistic caches behind the
 //! webhook; then its resident memory with 10,000 PVCs cached.
 
-mod fixture;
+pub(crate) mod fixture;
 pub mod flood;
 mod inproc;
-mod mix;
-mod populate;
-mod probe;
+pub(crate) mod mix;
+pub(crate) mod populate;
+pub(crate) mod probe;
 mod serve;
 
 use std::net::SocketAddr;
@@ -87,9 +87,9 @@ impl Args {
 }
 
 /// The review mix as the load client sees it; `strict` also checks the decision.
-struct Mix {
-    reviews: Arc<Vec<mix::Review>>,
-    strict: bool,
+pub(crate) struct Mix {
+    pub(crate) reviews: Arc<Vec<mix::Review>>,
+    pub(crate) strict: bool,
 }
 
 impl Requests for Mix {
