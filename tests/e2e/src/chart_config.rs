@@ -19,6 +19,8 @@ pub const VALIDATE_OPS: &str = "opsrequests.validate.volops.dev";
 pub const VALIDATE_DBS: &str = "databases.validate.volops.dev";
 pub const VALIDATE_PVCS: &str = "pvcs.validate.volops.dev";
 pub const VALIDATE_POLICIES: &str = "policies.validate.volops.dev";
+pub const MUTATE_AUTOSCALERS: &str = "autoscalers.mutate.volops.dev";
+pub const VALIDATE_AUTOSCALERS: &str = "autoscalers.validate.volops.dev";
 
 /// The webhooks are called only when `spec.storage` of a database changes...
 pub const DATABASE_STORAGE_CHANGES: &str = "!has(object.spec) || !has(oldObject.spec) || \
@@ -95,6 +97,12 @@ pub fn webhook_configurations(ca_pem: &str, target: &Target) -> (Value, Value) {
         &[],
     );
     mutate["reinvocationPolicy"] = json!("Never");
+    let autoscalers = json!([{"apiGroups": ["autoscaling.kubedb.com"], "apiVersions": ["v1alpha1"],
+            "resources": ["redisautoscalers", "zookeeperautoscalers"],
+            "operations": ["CREATE", "UPDATE"], "scope": "Namespaced"}]);
+    let mut mutate_autoscalers = hook(MUTATE_AUTOSCALERS, "/mutate", autoscalers.clone(), &[]);
+    mutate_autoscalers["reinvocationPolicy"] = json!("Never");
+    let validate_autoscalers = hook(VALIDATE_AUTOSCALERS, "/validate", autoscalers, &[]);
     let validate_ops = hook(
         VALIDATE_OPS,
         "/validate",
@@ -127,10 +135,10 @@ pub fn webhook_configurations(ca_pem: &str, target: &Target) -> (Value, Value) {
     );
     (
         json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
-               "metadata": {"name": "volops"}, "webhooks": [mutate]}),
+               "metadata": {"name": "volops"}, "webhooks": [mutate, mutate_autoscalers]}),
         json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
                "metadata": {"name": "volops"},
-               "webhooks": [validate_ops, validate_db, validate_pvcs, validate_policies]}),
+               "webhooks": [validate_ops, validate_db, validate_pvcs, validate_policies, validate_autoscalers]}),
     )
 }
 
