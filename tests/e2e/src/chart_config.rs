@@ -169,7 +169,7 @@ mod tests {
             .chain(v["webhooks"].as_array())
             .flatten()
             .collect();
-        assert_eq!(hooks.len(), 5);
+        assert_eq!(hooks.len(), 7);
         let skip = "request.userInfo.username != 'system:serviceaccount:volops-system:volops-controller'";
         for h in hooks {
             let resources = h["rules"][0]["resources"].to_string();
