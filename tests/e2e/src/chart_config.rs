@@ -1,6 +1,6 @@
 //! The webhook configurations exactly as the chart registers them (templates/
 //! {mutating,validating}-webhook.yaml with default values): names, paths, rules (never
-//! `/status`), matchConditions that skip the controller's own user, failurePolicy Fail,
+//! `/status`; autoscalers too), matchConditions that skip the controller's own user, failurePolicy Fail,
 //! sideEffects None, caBundle = the serving CA.
 
 use base64::Engine;
@@ -19,6 +19,8 @@ pub const VALIDATE_OPS: &str = "opsrequests.validate.volops.dev";
 pub const VALIDATE_DBS: &str = "databases.validate.volops.dev";
 pub const VALIDATE_PVCS: &str = "pvcs.validate.volops.dev";
 pub const VALIDATE_POLICIES: &str = "policies.validate.volops.dev";
+pub const MUTATE_AUTOSCALERS: &str = "autoscalers.mutate.volops.dev";
+pub const VALIDATE_AUTOSCALERS: &str = "autoscalers.validate.volops.dev";
 
 /// The webhooks are called only when `spec.storage` of a database changes...
 pub const DATABASE_STORAGE_CHANGES: &str = "!has(object.spec) || !has(oldObject.spec) || \
@@ -125,12 +127,18 @@ pub fn webhook_configurations(ca_pem: &str, target: &Target) -> (Value, Value) {
                 "operations": ["CREATE", "UPDATE"], "scope": "Cluster"}]),
         &[],
     );
+    let autoscalers = json!([{"apiGroups": ["autoscaling.kubedb.com"], "apiVersions": ["v1alpha1"],
+                              "resources": ["redisautoscalers", "zookeeperautoscalers"],
+                              "operations": ["CREATE", "UPDATE"], "scope": "Namespaced"}]);
+    let mut mutate_autoscalers = hook(MUTATE_AUTOSCALERS, "/mutate", autoscalers.clone(), &[]);
+    mutate_autoscalers["reinvocationPolicy"] = json!("Never");
+    let validate_autoscalers = hook(VALIDATE_AUTOSCALERS, "/validate", autoscalers, &[]);
     (
         json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
-               "metadata": {"name": "volops"}, "webhooks": [mutate]}),
+               "metadata": {"name": "volops"}, "webhooks": [mutate, mutate_autoscalers]}),
         json!({"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
                "metadata": {"name": "volops"},
-               "webhooks": [validate_ops, validate_db, validate_pvcs, validate_policies]}),
+               "webhooks": [validate_ops, validate_db, validate_pvcs, validate_policies, validate_autoscalers]}),
     )
 }
 
@@ -161,7 +169,7 @@ mod tests {
             .chain(v["webhooks"].as_array())
             .flatten()
             .collect();
-        assert_eq!(hooks.len(), 5);
+        assert_eq!(hooks.len(), 7);
         let skip = "request.userInfo.username != 'system:serviceaccount:volops-system:volops-controller'";
         for h in hooks {
             let resources = h["rules"][0]["resources"].to_string();

@@ -83,14 +83,24 @@ const OTHER_PATHS: &[(&str, &str, &str, &str)] = &[
         "the storage autoscaler creates the request it decides on (controller/src/autoscaler/request.rs; \
          tests/e2e/tests/autoscaler.rs)",
     ),
-    ("volops-controller", "create", "zookeeperopsrequests", "the same, for ZooKeeper"),
+    (
+        "volops-controller",
+        "create",
+        "zookeeperopsrequests",
+        "the same, for ZooKeeper",
+    ),
     (
         "volops-controller",
         "patch",
         "redisautoscalers/status",
         "the storage autoscaler reports each decision (controller/src/autoscaler/status.rs; tests/e2e/tests/autoscaler.rs)",
     ),
-    ("volops-controller", "patch", "zookeeperautoscalers/status", "the same, for ZooKeeper"),
+    (
+        "volops-controller",
+        "patch",
+        "zookeeperautoscalers/status",
+        "the same, for ZooKeeper",
+    ),
     (
         "volops-controller",
         "list",
@@ -98,7 +108,12 @@ const OTHER_PATHS: &[(&str, &str, &str, &str)] = &[
         "the kubelet usage source lists the nodes while an autoscaler is on \
          (controller/src/autoscaler/usage/kubelet.rs; tests/e2e/tests/autoscaler.rs)",
     ),
-    ("volops-controller", "get", "nodes/proxy", "the same: each node's /stats/summary"),
+    (
+        "volops-controller",
+        "get",
+        "nodes/proxy",
+        "the same: each node's /stats/summary",
+    ),
 ];
 
 /// kubectl and python3 with the Helm engine: required in CI, skipped elsewhere.
