@@ -34,11 +34,24 @@ fn bytes(q: Option<&QuantityText>) -> Option<i128> {
     q?.quantity().map(|q| q.bytes_ceil())
 }
 
-/// The largest capacity and request of the database's PVCs.
+/// Whether the driver refused the PVC's resize: its request is what failed, not a resize
+/// under way (the Failed request's back-off applies, not a wait for the resize).
+fn resize_refused(p: &PvcView) -> bool {
+    p.resize_error.is_some()
+        || p.resize_status
+            .as_deref()
+            .is_some_and(|s| s.contains("Infeasible"))
+}
+
+/// The largest capacity and request of the database's PVCs (a refused request left out).
 pub fn current_size(pvcs: &[PvcView]) -> CurrentSize {
     CurrentSize {
         capacity_bytes: pvcs.iter().filter_map(|p| bytes(p.capacity.as_ref())).max(),
-        request_bytes: pvcs.iter().filter_map(|p| bytes(p.request.as_ref())).max(),
+        request_bytes: pvcs
+            .iter()
+            .filter(|p| !resize_refused(p))
+            .filter_map(|p| bytes(p.request.as_ref()))
+            .max(),
     }
 }
 
@@ -75,4 +88,29 @@ pub fn peak_ratio(samples: &[VolumeUsage]) -> f64 {
         .iter()
         .map(|s| s.used_bytes as f64 / (s.capacity_bytes.max(1) as f64))
         .fold(0.0, f64::max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pvc(capacity: &str, request: &str, refused: bool) -> PvcView {
+        PvcView {
+            capacity: Some(QuantityText::new(capacity.into())),
+            request: Some(QuantityText::new(request.into())),
+            resize_status: refused.then(|| "ControllerResizeInfeasible".into()),
+            ..PvcView::default()
+        }
+    }
+
+    #[test]
+    fn a_refused_resize_is_not_a_resize_under_way() {
+        let growing = current_size(&[pvc("1Gi", "2Gi", false), pvc("1Gi", "1Gi", false)]);
+        assert_eq!(
+            (growing.capacity_bytes, growing.request_bytes),
+            (Some(1 << 30), Some(2 << 30))
+        );
+        let refused = current_size(&[pvc("1Gi", "2Gi", true), pvc("1Gi", "1Gi", false)]);
+        assert_eq!(refused.request_bytes, Some(1 << 30));
+    }
 }

@@ -122,6 +122,8 @@ fn phase(g: &Gathered, pending: Option<&str>) -> AutoscalerPhase {
     match &g.decision {
         Decision::Expand(_) => AutoscalerPhase::InProgress,
         _ if owned_active => AutoscalerPhase::InProgress,
+        // The last expansion failed: so it stays until one succeeds.
+        _ if g.history.failures.is_some() => AutoscalerPhase::Failed,
         Decision::Blocked(_)
         | Decision::Wait {
             reason: WaitReason::FailedBackoff { .. },
@@ -182,6 +184,8 @@ pub async fn evaluate(
     let Some(owner) = owner_of(kind, obj).filter(|_| obj.metadata.deletion_timestamp.is_none()) else {
         return Ok(());
     };
+    // Whole seconds, as Kubernetes writes times.
+    let now = Timestamp::from_second(now.as_second()).unwrap_or(now);
     let Some(mut g) = gather(ctx, &owner, obj, usage, mem, now) else {
         return Ok(());
     };

@@ -184,11 +184,18 @@ pub async fn condition(h: &Harness, kind: DatabaseKind, name: &str, type_: &str)
 
 /// Waits until the autoscaler's `Decision` condition has `reason`; returns its message.
 pub async fn decision(h: &Harness, kind: DatabaseKind, name: &str, reason: &str) -> String {
-    eventually(&format!("{name}'s decision {reason}"), || async {
-        let c = condition(h, kind, name, "Decision").await?;
-        (c["reason"] == reason).then(|| c["message"].as_str().unwrap_or_default().to_owned())
-    })
-    .await
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let c = condition(h, kind, name, "Decision").await;
+        if let Some(c) = c.as_ref().filter(|c| c["reason"] == reason) {
+            return c["message"].as_str().unwrap_or_default().to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name}'s decision is not {reason}: {c:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 pub async fn phase(h: &Harness, kind: DatabaseKind, name: &str) -> String {
