@@ -9,8 +9,14 @@ use volops_shared::{
     autoscale::{Blocked, Decision, Expansion, NoAction, Peak, WaitReason},
 };
 
+/// A size as people read it: exact when it is a whole number of a binary unit (`2Gi`), else
+/// to a tenth of the largest unit below it (`870.4Mi`).
 fn size(bytes: i128) -> String {
-    Quantity::from_bytes(bytes).to_string()
+    const UNITS: [(&str, i128); 4] = [("Ti", 1 << 40), ("Gi", 1 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10)];
+    match UNITS.iter().find(|(_, u)| bytes >= *u) {
+        Some((name, unit)) if bytes % unit != 0 => format!("{:.1}{name}", bytes as f64 / *unit as f64),
+        _ => Quantity::from_bytes(bytes).to_string(),
+    }
 }
 
 /// `6h`, `90m`, `45s`.
@@ -135,6 +141,14 @@ pub fn message(d: &Decision) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_read_as_people_write_them() {
+        assert_eq!(size(2 << 30), "2Gi");
+        assert_eq!(size(912_680_551), "870.4Mi");
+        assert_eq!(size(1_288_490_189), "1.2Gi");
+        assert_eq!(size(7), "7");
+    }
 
     #[test]
     fn durations_read_as_people_write_them() {
