@@ -41,6 +41,7 @@ bench:
 	$(CARGO_TARGET_DIR)/release/volops-bench webhook
 	$(CARGO_TARGET_DIR)/release/volops-bench webhook-flood
 	$(CARGO_TARGET_DIR)/release/volops-bench controller
+	$(CARGO_TARGET_DIR)/release/volops-bench autoscaler
 	$(CARGO_TARGET_DIR)/release/volops-bench chaos
 
 # CI smoke test: each benchmark in its tiny configuration on the debug build (no timing check).
@@ -49,6 +50,7 @@ bench-smoke:
 	$(CARGO_TARGET_DIR)/debug/volops-bench webhook --tiny
 	$(CARGO_TARGET_DIR)/debug/volops-bench webhook-flood --tiny
 	$(CARGO_TARGET_DIR)/debug/volops-bench controller --tiny
+	$(CARGO_TARGET_DIR)/debug/volops-bench autoscaler --tiny
 	$(CARGO_TARGET_DIR)/debug/volops-bench chaos --tiny
 
 # The images the chart runs (Dockerfile), tagged <registry>/volops-{webhook,controller}:<the
