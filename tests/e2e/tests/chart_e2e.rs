@@ -116,7 +116,8 @@ async fn chart_rendered_configs_admit_and_an_expansion_succeeds() -> Result<()> 
         h.apply_file(&f).await?;
     }
     let kubedb = h.apply_file(&out.join("kubedb-crds.yaml")).await?;
-    assert_eq!(kinds(&kubedb), ["CustomResourceDefinition"; 4]);
+    // Redis, ZooKeeper, their ops requests and their storage autoscalers.
+    assert_eq!(kinds(&kubedb), ["CustomResourceDefinition"; 6]);
     h.webhook().wait_ready(h.timeout()).await?;
 
     // RBAC: the harness runs the webhook and the controller as the chart's ServiceAccounts
