@@ -79,15 +79,18 @@ async fn run(args: Args) -> volops_e2e::Result<ExitCode> {
     out.line(table(&report.pvcs).trim_end());
     let ok = report.success();
     out.line(format!(
-        "{}: {}/{} expansions Successful, {}/{} denials seen, autoscaler: {} request(s) {} then {}, {:.1}s",
+        "autoscaler: {} request(s), {}, then {}",
+        report.autoscaled.requests.len(),
+        report.autoscaled.phase,
+        report.autoscaled.decision_after,
+    ));
+    out.line(format!(
+        "{}: {}/{} expansions Successful, {}/{} denials seen, {:.1}s",
         if ok { "OK" } else { "FAILED" },
         report.expansions.iter().filter(|e| e.succeeded()).count(),
         report.expansions.len(),
         report.denials.iter().filter(|d| d.seen()).count(),
         report.denials.len(),
-        report.autoscaled.requests.len(),
-        report.autoscaled.phase,
-        report.autoscaled.decision_after,
         started.elapsed().as_secs_f64()
     ));
     if args.once {
@@ -105,7 +108,7 @@ async fn run(args: Args) -> volops_e2e::Result<ExitCode> {
         "kubectl get redisopsrequest,zookeeperopsrequest -n demo",
         "kubectl describe redisopsrequest rd-online-volume-expansion -n demo",
         "kubectl get redisautoscaler rd-autoscaler -n demo -o yaml  # the autoscaler's decision",
-        "kubectl replace --raw /sandbox/v1/volumes/demo/data-redis-standalone-0 -f - <<< '{\"used\": \"90%\"}'",
+        "volops-sandbox fill-volume --kubeconfig $KUBECONFIG -n demo data-redis-standalone-0 90%",
         "kubectl apply -f examples/zookeeper-online-expansion.yaml  # denied: 2Gi now",
     ] {
         out.line(format!("  {cmd}"));

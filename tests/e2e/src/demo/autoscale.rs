@@ -98,7 +98,8 @@ async fn watch_until(
         let (requests, d) = (owned(h).await?, decision(h).await?);
         if d.is_some() && d != *last {
             if let Some((reason, message)) = &d {
-                out.line(format!("  {AUTOSCALER}: {reason}: {message}"));
+                out.line(format!("  {AUTOSCALER}: {reason}"));
+                out.line(super::scenario::wrap(message, 79, "    "));
             }
             last.clone_from(&d);
         }
@@ -146,7 +147,7 @@ pub async fn run_autoscale(
         .await
         .map_err(|e| Error::Invalid(format!("filling {claim}: {e}")))?;
     out.line(format!(
-        "filled {claim} to {FILL_PERCENT}% (the sandbox's own control, as Redis writing data)"
+        "filled {claim} to {FILL_PERCENT}% (the sandbox's own control)"
     ));
     let grown = |r: &[DynamicObject], d: Option<&(String, String)>| {
         r.last().is_some_and(is_final) && d.is_some_and(|d| d.0 == "BelowThreshold")

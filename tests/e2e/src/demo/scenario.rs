@@ -201,7 +201,7 @@ pub async fn run_scenario(h: &Harness, examples: &Path, out: &Output, timeout: D
 }
 
 /// Wraps `text` at `width` columns, every line starting with `indent`.
-fn wrap(text: &str, width: usize, indent: &str) -> String {
+pub(crate) fn wrap(text: &str, width: usize, indent: &str) -> String {
     let mut out = indent.to_owned();
     let mut col = indent.len();
     for word in text.split_whitespace() {
