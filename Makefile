@@ -41,6 +41,7 @@ bench:
 	$(CARGO_TARGET_DIR)/release/volops-bench webhook
 	$(CARGO_TARGET_DIR)/release/volops-bench webhook-flood
 	$(CARGO_TARGET_DIR)/release/volops-bench controller
+	$(CARGO_TARGET_DIR)/release/volops-bench autoscaler
 	$(CARGO_TARGET_DIR)/release/volops-bench chaos
 	$(CARGO_TARGET_DIR)/release/volops-bench scale
 
@@ -50,6 +51,7 @@ bench-smoke:
 	$(CARGO_TARGET_DIR)/debug/volops-bench webhook --tiny
 	$(CARGO_TARGET_DIR)/debug/volops-bench webhook-flood --tiny
 	$(CARGO_TARGET_DIR)/debug/volops-bench controller --tiny
+	$(CARGO_TARGET_DIR)/debug/volops-bench autoscaler --tiny
 	$(CARGO_TARGET_DIR)/debug/volops-bench chaos --tiny
 	$(CARGO_TARGET_DIR)/debug/volops-bench scale --tiny
 

@@ -1,6 +1,7 @@
 //! volops-controller: carries out VolumeExpansion RedisOpsRequests and ZooKeeperOpsRequests
 //! (docs/ARCHITECTURE.md). Entry point for the binary and for in-process tests: [`run`].
 
+pub mod autoscaler;
 pub mod cache_report;
 pub mod caches;
 pub mod claim;
@@ -81,6 +82,9 @@ pub struct Config {
     /// Who acts on VolumeExpansion requests; with `Kubedb` the controller leaves them all to
     /// KubeDB's ops-manager (controller/DESIGN-NOTES.md, "One owner per request").
     pub volume_expansion_owner: volops_shared::facts::VolumeExpansionOwner,
+    /// The storage autoscaler's interval and usage source (`--autoscaler-interval`,
+    /// `--usage-source`, `--prometheus-url`).
+    pub autoscaler: autoscaler::AutoscalerConfig,
 }
 
 /// The chart's release namespace.
@@ -98,6 +102,7 @@ impl Default for Config {
             state_namespace: DEFAULT_STATE_NAMESPACE.to_owned(),
             sweep_interval: Duration::from_secs(60),
             volume_expansion_owner: volops_shared::facts::VolumeExpansionOwner::Volops,
+            autoscaler: autoscaler::AutoscalerConfig::default(),
         }
     }
 }
@@ -204,14 +209,20 @@ async fn run_controllers(
         stopped(rx.clone()),
     );
     let report = cache_report::run(ctx.clone(), stopped(rx.clone()));
+    // A task of its own, as the caches' (its watches and kubelet reads make TLS handshakes).
+    let autoscaling = tokio::spawn(autoscaler::run(ctx.clone(), stopped(rx.clone())));
     let sweep = sweep::run(ctx, stopped(rx));
     let trigger = async move {
         stop.await;
         let _ = tx.send(true);
     };
-    let (.., caches) = futures::join!(redis, zookeeper, trigger, sweep, report, caches);
+    let (.., caches, autoscaling) =
+        futures::join!(redis, zookeeper, trigger, sweep, report, caches, autoscaling);
     if let Err(e) = caches {
         tracing::warn!(error = %e, "the cluster caches' task ended abnormally");
+    }
+    if let Err(e) = autoscaling {
+        tracing::warn!(error = %e, "the autoscaler's task ended abnormally");
     }
     // A replica that no longer acts reports nothing in flight (docs/RUNBOOK.md).
     reporting.leader.set(0);

@@ -1,6 +1,7 @@
 //! `volops-controller [--probe-listen A] [--metrics-listen A] [--pause-handshake kubedb|self]
 //! [--leader-election] [--lease-namespace NS] [--log-format text|json] [--pvc-parallelism N]
-//! [--state-namespace NS]`.
+//! [--state-namespace NS] [--autoscaler-interval 60s] [--usage-source kubelet|prometheus]
+//! [--prometheus-url URL]`.
 
 use std::net::SocketAddr;
 
@@ -25,6 +26,24 @@ enum Handshake {
 enum OwnerArg {
     Volops,
     Kubedb,
+}
+
+/// `--usage-source` (docs/ARCHITECTURE.md, "Storage autoscaling at run time").
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum SourceArg {
+    /// The kubelets' Summary API through the API server's node proxy.
+    Kubelet,
+    /// Prometheus's `kubelet_volume_stats_*` (give `--prometheus-url`).
+    Prometheus,
+}
+
+/// Reads a duration such as `60s`, `1m` or `500ms` (a Go duration, as the chart writes it).
+fn parse_interval(s: &str) -> Result<std::time::Duration, String> {
+    let d = volops_shared::duration::parse(s).map_err(|e| e.to_string())?;
+    if d.is_zero() {
+        return Err("the interval must be above 0".into());
+    }
+    Ok(d)
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -71,6 +90,15 @@ struct Args {
         default_value = "volops"
     )]
     volume_expansion_owner: OwnerArg,
+    /// How often the storage autoscaler reads usage and decides for every autoscaler.
+    #[arg(long, default_value = "60s", value_parser = parse_interval)]
+    autoscaler_interval: std::time::Duration,
+    /// Where volume usage comes from.
+    #[arg(long, value_enum, default_value = "kubelet")]
+    usage_source: SourceArg,
+    /// The Prometheus server's base URL (with `--usage-source prometheus`).
+    #[arg(long, required_if_eq("usage_source", "prometheus"))]
+    prometheus_url: Option<String>,
 }
 
 fn init_logs(format: LogFormat) {
@@ -128,6 +156,15 @@ async fn main() -> std::process::ExitCode {
         volume_expansion_owner: match args.volume_expansion_owner {
             OwnerArg::Volops => volops_shared::facts::VolumeExpansionOwner::Volops,
             OwnerArg::Kubedb => volops_shared::facts::VolumeExpansionOwner::Kubedb,
+        },
+        autoscaler: volops_controller::autoscaler::AutoscalerConfig {
+            interval: args.autoscaler_interval,
+            source: match (args.usage_source, args.prometheus_url.clone()) {
+                (SourceArg::Prometheus, Some(url)) => {
+                    volops_controller::autoscaler::UsageSourceConfig::Prometheus { url }
+                }
+                _ => volops_controller::autoscaler::UsageSourceConfig::Kubelet,
+            },
         },
         ..Config::default()
     };

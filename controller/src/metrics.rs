@@ -1,6 +1,7 @@
 //! Prometheus metrics (prometheus-client, explicit registry, OpenMetrics text). The alerts of
 //! the chart's PrometheusRule read them (docs/RUNBOOK.md).
 
+pub mod autoscaler;
 pub mod progress;
 pub mod text_format;
 
@@ -16,6 +17,7 @@ use prometheus_client::{
 };
 use volops_shared::{api::OpsRequestPhase, descriptor::DatabaseKind};
 
+pub use autoscaler::AutoscalerMetrics;
 pub use progress::{Progress, Snapshot};
 pub use text_format::{TEXT_CONTENT_TYPE, to_text_format, wants_text_format};
 
@@ -126,6 +128,8 @@ pub struct Metrics {
     pub leader: Gauge,
     /// Requests in flight: current step's start and deadline, database paused since.
     pub progress: Progress,
+    /// `volops_autoscaler_*`, in their own registry (another prefix).
+    pub autoscaler: AutoscalerMetrics,
 }
 
 /// A watch cache by name (e.g. `redises/persistentvolumeclaims`).
@@ -207,6 +211,7 @@ impl Default for Metrics {
             caches_synced,
             leader,
             progress,
+            autoscaler: AutoscalerMetrics::default(),
         }
     }
 }
@@ -214,9 +219,12 @@ impl Default for Metrics {
 impl Metrics {
     /// The OpenMetrics text of every metric.
     pub fn encode(&self) -> String {
+        use prometheus_client::encoding::text::{encode_eof, encode_registry};
         let mut out = String::new();
         // Writing into a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        let _ = encode_registry(&mut out, &self.registry);
+        let _ = encode_registry(&mut out, &self.autoscaler.registry);
+        let _ = encode_eof(&mut out);
         out
     }
 

@@ -87,6 +87,8 @@ def test_controller_args_leader_election(default_docs):
         "--pause-handshake=kubedb",
         f"--state-namespace={NAMESPACE}",
         "--volume-expansion-owner=volops",
+        "--autoscaler-interval=60s",
+        "--usage-source=kubelet",
         "--leader-election",
         "--log-format=json",
     ]
@@ -167,6 +169,17 @@ def test_pvc_parallelism_flag_follows_values(default_docs):
     assert not any(a.startswith("--pvc-parallelism") for a in container(default_docs, "controller")["args"])
     docs = chartlib.all_docs(chartlib.render_manifests({"controller": {"pvcParallelism": 1}}))
     assert "--pvc-parallelism=1" in container(docs, "controller")["args"]
+
+
+def test_autoscaler_flags_follow_values(default_docs):
+    args = container(default_docs, "controller")["args"]
+    assert "--autoscaler-interval=60s" in args and "--usage-source=kubelet" in args
+    assert not any(a.startswith("--prometheus-url") for a in args)
+    values = {"controller": {"autoscaler": {"interval": "15s", "usageSource": "prometheus",
+                                            "prometheusURL": "http://prom.monitoring.svc:9090"}}}
+    args = container(chartlib.all_docs(chartlib.render_manifests(values)), "controller")["args"]
+    for arg in ("--autoscaler-interval=15s", "--usage-source=prometheus", "--prometheus-url=http://prom.monitoring.svc:9090"):
+        assert arg in args
 
 
 def test_image_values():

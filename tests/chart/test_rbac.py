@@ -35,7 +35,15 @@ CONTROLLER_RIGHTS = {
     ("", "namespaces"): READ,
     ("volops.dev", "volumeexpansionpolicies"): CACHED,
     ("events.k8s.io", "events"): {"create", "patch"},
+    # The storage autoscaler (issue 22): its autoscalers, their status, the requests it creates,
+    # and with the default kubelet usage source the nodes' Summary API through the node proxy.
+    **{("autoscaling.kubedb.com", f"{kind}autoscalers"): CACHED for kind in ("redis", "zookeeper")},
+    **{("autoscaling.kubedb.com", f"{kind}autoscalers/status"): {"patch"} for kind in ("redis", "zookeeper")},
+    ("", "nodes"): {"list"},
+    ("", "nodes/proxy"): {"get"},
 }
+for _kind in ("redis", "zookeeper"):
+    CONTROLLER_RIGHTS[("ops.kubedb.com", f"{_kind}opsrequests")] = READ | {"patch", "create"}
 
 
 def rights(role: dict) -> dict[tuple[str, str], set[str]]:
@@ -71,6 +79,18 @@ def test_controller_cluster_role_exact_verbs(docs):
     assert bound_subjects(docs, "ClusterRoleBinding", "ClusterRole", "volops-controller") == [
         {"kind": "ServiceAccount", "name": "volops-controller", "namespace": NAMESPACE}
     ]
+
+
+def test_prometheus_usage_source_needs_no_node_rights():
+    docs = chartlib.all_docs(
+        chartlib.render_manifests(
+            {"controller": {"autoscaler": {"usageSource": "prometheus", "prometheusURL": "http://prom:9090"}}}
+        )
+    )
+    granted = rights(chartlib.one(docs, "ClusterRole", "volops-controller"))
+    assert ("", "nodes") not in granted and ("", "nodes/proxy") not in granted
+    want = {k: v for k, v in CONTROLLER_RIGHTS.items() if k[1] not in ("nodes", "nodes/proxy")}
+    assert granted == want
 
 
 CONTROLLER_NAMESPACED_RIGHTS = {

@@ -20,6 +20,8 @@ BAD_VALUES = [
     ({"volumeExpansionOwner": "both"}, ["/volumeExpansionOwner", "kubedb"]),
     ({"controller": {"pauseHandshake": "none"}}, ["/controller/pauseHandshake", "kubedb"]),
     ({"controller": {"pvcParallelism": -1}}, ["/controller/pvcParallelism"]),
+    ({"controller": {"autoscaler": {"interval": "soon"}}}, ["/controller/autoscaler/interval"]),
+    ({"controller": {"autoscaler": {"usageSource": "prometheus"}}}, ["/controller/autoscaler", "prometheusURL"]),
     ({"controller": {"pvcParallelism": "all"}}, ["/controller/pvcParallelism", "want integer"]),
     ({"certManager": {"enabled": "yes"}}, ["/certManager/enabled", "boolean"]),
     ({"webhook": {"namespaceSelector": {"matchExpressions": [{"key": "a", "operator": "Nope"}]}}}, ["operator"]),

@@ -1,10 +1,11 @@
-//! `volops-bench webhook|webhook-flood|controller|chaos|scale`: benchmarks that print one JSON object per result
+//! `volops-bench webhook|webhook-flood|controller|autoscaler|chaos|scale`: benchmarks that print one JSON object per result
 //! line on stdout and a short human summary on stderr (docs/PERFORMANCE.md).
 //!
 //! The webhook and the controller under test run as child processes of this binary (hidden
 //! `serve-*` subcommands calling the same library entry points as their own binaries), so
 //! their resident memory is measured alone, apart from the sandbox and the load client.
 
+mod autoscaler;
 mod chaos;
 mod controller;
 mod load;
@@ -37,6 +38,8 @@ enum Command {
     WebhookFlood(webhook::flood::Args),
     /// Many Online expansions at once, against the same run with PVC parallelism 1.
     Controller(controller::Args),
+    /// The storage autoscaler polling many databases: API requests and CPU per interval.
+    Autoscaler(autoscaler::Args),
     /// Kill points and injected faults with the reliability invariants.
     Chaos(chaos::Args),
     /// Both binaries on clusters of 10,000 and 100,000 PVCs: start-up, memory, sync requests.
@@ -68,6 +71,7 @@ async fn main() -> ExitCode {
         Command::Webhook(args) => webhook::run(args).await,
         Command::WebhookFlood(args) => webhook::flood::run(args).await,
         Command::Controller(args) => controller::run(args).await,
+        Command::Autoscaler(args) => autoscaler::run(args).await,
         Command::Chaos(args) => chaos::run(args).await,
         Command::Scale(args) => scale::run(args).await,
         Command::ServeWebhook(args) => webhook::serve(args).await,

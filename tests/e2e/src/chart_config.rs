@@ -1,6 +1,6 @@
 //! The webhook configurations exactly as the chart registers them (templates/
 //! {mutating,validating}-webhook.yaml with default values): names, paths, rules (never
-//! `/status`), matchConditions that skip the controller's own user, failurePolicy Fail,
+//! `/status`; autoscalers too), matchConditions that skip the controller's own user, failurePolicy Fail,
 //! sideEffects None, caBundle = the serving CA.
 
 use base64::Engine;

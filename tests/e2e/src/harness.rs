@@ -34,6 +34,8 @@ pub struct HarnessOptions {
     pub kubeconfig_out: Option<PathBuf>,
     /// Deadline of each internal wait (webhook ready, ...).
     pub timeout: Duration,
+    /// The controller's storage autoscaler (default: every second, kubelet usage).
+    pub autoscaler: volops_controller::autoscaler::AutoscalerConfig,
 }
 
 impl Default for HarnessOptions {
@@ -45,6 +47,10 @@ impl Default for HarnessOptions {
             start_controller: true,
             kubeconfig_out: None,
             timeout: Duration::from_secs(60),
+            autoscaler: volops_controller::autoscaler::AutoscalerConfig {
+                interval: Duration::from_secs(1),
+                ..Default::default()
+            },
         }
     }
 }
@@ -65,6 +71,7 @@ pub struct Harness {
     controller_metrics: Arc<Metrics>,
     _dir: tempfile::TempDir,
     timeout: Duration,
+    autoscaler: volops_controller::autoscaler::AutoscalerConfig,
 }
 
 impl std::fmt::Debug for Harness {
@@ -127,6 +134,7 @@ impl Harness {
             controller_metrics: Arc::new(Metrics::default()),
             _dir: dir,
             timeout: opts.timeout,
+            autoscaler: opts.autoscaler.clone(),
         };
         if opts.register_webhooks {
             harness.register_webhooks(&Target::default()).await?;
@@ -204,6 +212,11 @@ impl Harness {
         self.controller.as_ref().is_some_and(|c| !c.task.is_finished())
     }
 
+    /// The storage autoscaler's settings for the next [`Harness::start_controller`].
+    pub fn set_autoscaler(&mut self, config: volops_controller::autoscaler::AutoscalerConfig) {
+        self.autoscaler = config;
+    }
+
     /// Starts the controller in-process as its ServiceAccount (KubeDB pause handshake, no
     /// leader election). A no-op if it is running.
     pub fn start_controller(&mut self) {
@@ -213,6 +226,7 @@ impl Harness {
         let (stop, rx) = oneshot::channel::<()>();
         let config = volops_controller::Config {
             pause_handshake: PauseHandshake::Kubedb,
+            autoscaler: self.autoscaler.clone(),
             ..volops_controller::Config::default()
         };
         let task = tokio::spawn(volops_controller::run_with_metrics(

@@ -76,6 +76,44 @@ const OTHER_PATHS: &[(&str, &str, &str, &str)] = &[
         "events",
         "kube's event recorder patches an event that repeats (a series)",
     ),
+    (
+        "volops-controller",
+        "create",
+        "redisopsrequests",
+        "the storage autoscaler creates the request it decides on (controller/src/autoscaler/request.rs; \
+         tests/e2e/tests/autoscaler.rs)",
+    ),
+    (
+        "volops-controller",
+        "create",
+        "zookeeperopsrequests",
+        "the same, for ZooKeeper",
+    ),
+    (
+        "volops-controller",
+        "patch",
+        "redisautoscalers/status",
+        "the storage autoscaler reports each decision (controller/src/autoscaler/status.rs; tests/e2e/tests/autoscaler.rs)",
+    ),
+    (
+        "volops-controller",
+        "patch",
+        "zookeeperautoscalers/status",
+        "the same, for ZooKeeper",
+    ),
+    (
+        "volops-controller",
+        "list",
+        "nodes",
+        "the kubelet usage source lists the nodes while an autoscaler is on \
+         (controller/src/autoscaler/usage/kubelet.rs; tests/e2e/tests/autoscaler.rs)",
+    ),
+    (
+        "volops-controller",
+        "get",
+        "nodes/proxy",
+        "the same: each node's /stats/summary",
+    ),
 ];
 
 /// kubectl and python3 with the Helm engine: required in CI, skipped elsewhere.

@@ -116,7 +116,7 @@ async fn chart_rendered_configs_admit_and_an_expansion_succeeds() -> Result<()> 
         h.apply_file(&f).await?;
     }
     let kubedb = h.apply_file(&out.join("kubedb-crds.yaml")).await?;
-    // Redis, ZooKeeper, their ops requests and their autoscalers.
+    // Redis, ZooKeeper, their ops requests and their storage autoscalers.
     assert_eq!(kinds(&kubedb), ["CustomResourceDefinition"; 6]);
     h.webhook().wait_ready(h.timeout()).await?;
 

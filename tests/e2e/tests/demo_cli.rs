@@ -27,6 +27,8 @@ fn demo_once_exits_zero_with_plain_80_column_output() {
         "denied the request: desired storage 512Mi must be greater than the current 1Gi",
         "OK: 2/2 expansions Successful, 2/2 denials seen",
         "zk-quickstart-data-zk-quickstart-2",
+        "autoscaler: 1 request(s), Successful, then BelowThreshold",
+        "data-redis-standalone-0 1Gi 2Gi",
     ] {
         let flat = stdout.split_whitespace().collect::<Vec<_>>().join(" ");
         assert!(flat.contains(want), "{want:?} missing from:\n{stdout}");

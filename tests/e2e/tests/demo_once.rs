@@ -30,8 +30,12 @@ async fn demo_scenario_succeeds_and_sees_every_denial() -> volops_e2e::Result<()
         names,
         [("sample-redis", "Successful"), ("zk-quickstart", "Successful")]
     );
-    // 3 shards x 2 Redis PVCs and 3 ZooKeeper PVCs, each from 1Gi to the requests' 2Gi.
-    assert_eq!(report.pvcs.len(), 9, "{:#?}", report.pvcs);
+    // One request of the autoscaler, Successful, then below the threshold.
+    assert!(report.autoscaled.succeeded(), "{:#?}", report.autoscaled);
+    assert!(report.autoscaled.requests[0].starts_with("rdops-redis-standalone-"));
+    // 3 shards x 2 Redis PVCs and 3 ZooKeeper PVCs, each from 1Gi to the requests' 2Gi, and
+    // the autoscaled Redis's PVC from 1Gi to 2Gi (1Gi + 50%, rounded up to a whole GiB).
+    assert_eq!(report.pvcs.len(), 10, "{:#?}", report.pvcs);
     for row in &report.pvcs {
         assert_eq!(
             (row.before.as_str(), row.after.as_str()),

@@ -89,8 +89,9 @@ async fn every_walkthrough_command_works_against_the_demo_cluster() -> volops_e2
         }
         if line.contains("get pvc") {
             assert_eq!(
+                // 6 Redis Cluster, 3 ZooKeeper, and the autoscaled Redis's.
                 stdout.lines().filter(|l| l.contains(" 2Gi ")).count(),
-                9,
+                10,
                 "{stdout}"
             );
         }

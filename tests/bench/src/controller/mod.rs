@@ -7,8 +7,8 @@
 //! 2. one PVC at a time per request (`--pvc-parallelism 1`, KubeDB's way), 2Gi -> 3Gi;
 //! 3. unrelated PVCs added up to `--total-pvcs`, all at once again, 3Gi -> 4Gi.
 
-mod cluster;
-mod plan;
+pub mod cluster;
+pub mod plan;
 mod serve;
 
 use std::{collections::BTreeMap, time::Duration};

@@ -17,6 +17,9 @@ pub struct ServeArgs {
     /// `kubedb` (the sandbox runs a KubeDB-like provisioner) or `self`.
     #[arg(long, default_value = "kubedb")]
     pub pause_handshake: String,
+    /// The storage autoscaler's interval, in milliseconds (the `autoscaler` bench's).
+    #[arg(long, default_value_t = 60_000)]
+    pub autoscaler_interval_ms: u64,
 }
 
 /// A free local port for the probe server (the parent reads the URL from the ready line).
@@ -36,6 +39,10 @@ pub async fn serve(args: ServeArgs) -> Result<()> {
         pause_handshake,
         probe_listen: Some(addr),
         pvc_parallelism: NonZeroUsize::new(args.pvc_parallelism),
+        autoscaler: volops_controller::autoscaler::AutoscalerConfig {
+            interval: Duration::from_millis(args.autoscaler_interval_ms.max(1)),
+            ..Default::default()
+        },
         ..Config::default()
     };
     let client = kube::Client::try_default()

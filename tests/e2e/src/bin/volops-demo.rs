@@ -1,5 +1,6 @@
 //! `make demo`: a sandbox cluster with volops in one process; applies examples/, shows a
-//! denial, runs an Online Redis and an Offline ZooKeeper expansion, then keeps the cluster
+//! denial, runs an Online Redis and an Offline ZooKeeper expansion, fills a volume for the
+//! storage autoscaler to grow, then keeps the cluster
 //! up for kubectl until Ctrl-C (`--once`: exit after the scenario, 0 only on success).
 
 use std::path::PathBuf;
@@ -17,7 +18,8 @@ use volops_sandbox::ClusterConfig;
     about = "volops end to end on a simulated cluster, in one process"
 )]
 struct Args {
-    /// Run the scenario and exit: 0 only if every expansion succeeded and every denial was seen.
+    /// Run the scenario and exit: 0 only if every expansion succeeded, every denial was seen and
+    /// the autoscaler grew the filled volume with one request.
     #[arg(long)]
     once: bool,
     /// The examples directory to apply.
@@ -77,6 +79,12 @@ async fn run(args: Args) -> volops_e2e::Result<ExitCode> {
     out.line(table(&report.pvcs).trim_end());
     let ok = report.success();
     out.line(format!(
+        "autoscaler: {} request(s), {}, then {}",
+        report.autoscaled.requests.len(),
+        report.autoscaled.phase,
+        report.autoscaled.decision_after,
+    ));
+    out.line(format!(
         "{}: {}/{} expansions Successful, {}/{} denials seen, {:.1}s",
         if ok { "OK" } else { "FAILED" },
         report.expansions.iter().filter(|e| e.succeeded()).count(),
@@ -99,6 +107,8 @@ async fn run(args: Args) -> volops_e2e::Result<ExitCode> {
         "kubectl get petsets -n demo  # every database runs on PetSets, as in current KubeDB",
         "kubectl get redisopsrequest,zookeeperopsrequest -n demo",
         "kubectl describe redisopsrequest rd-online-volume-expansion -n demo",
+        "kubectl get redisautoscaler rd-autoscaler -n demo -o yaml  # the autoscaler's decision",
+        "volops-sandbox fill-volume --kubeconfig $KUBECONFIG -n demo data-redis-standalone-0 90%",
         "kubectl apply -f examples/zookeeper-online-expansion.yaml  # denied: 2Gi now",
     ] {
         out.line(format!("  {cmd}"));

@@ -1,13 +1,15 @@
 //! The demo scenario (`volops-demo`, and `tests/demo_once.rs` without the binary): apply
 //! examples/, show denials, run an Online Redis and an Offline ZooKeeper expansion with live
-//! progress, summarise the PVCs.
+//! progress, then a storage autoscaler growing a Redis whose volume fills; summarise the PVCs.
 
+mod autoscale;
 mod denials;
 mod follow;
 mod output;
 mod scenario;
 mod summary;
 
+pub use autoscale::{Autoscaled, run_autoscale};
 pub use denials::{Denial, try_shrinks};
 pub use follow::Expansion;
 pub use output::Output;

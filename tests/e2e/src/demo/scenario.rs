@@ -12,7 +12,7 @@ use volops_shared::descriptor::workloads;
 use volops_shared::facts::DatabaseView;
 
 use super::follow::{capacity, follow, pvc_selector};
-use super::{Denial, Expansion, Output, PvcRow, denials};
+use super::{Autoscaled, Denial, Expansion, Output, PvcRow, denials, run_autoscale};
 use crate::Harness;
 use crate::error::{Error, Result, kube_ctx};
 use crate::wait::{wait_for, wait_ready};
@@ -26,6 +26,8 @@ const ZK: &str = "zk-quickstart";
 pub struct Report {
     pub denials: Vec<Denial>,
     pub expansions: Vec<Expansion>,
+    /// The storage autoscaler's part.
+    pub autoscaled: Autoscaled,
     pub pvcs: Vec<PvcRow>,
 }
 
@@ -36,6 +38,7 @@ impl Report {
             && self.denials.iter().all(Denial::seen)
             && !self.expansions.is_empty()
             && self.expansions.iter().all(Expansion::succeeded)
+            && self.autoscaled.succeeded()
     }
 }
 
@@ -72,7 +75,8 @@ async fn wait_bound(h: &Harness, kind: DatabaseKind, db: &DynamicObject, timeout
 }
 
 /// Applies `examples` (namespace, storage classes, the Redis cluster, the ZooKeeper), shows
-/// the denials, runs both expansions at once and returns what happened. `timeout` bounds
+/// the denials, runs both expansions at once, then the storage autoscaler part, and returns
+/// what happened. `timeout` bounds
 /// each wait.
 pub async fn run_scenario(h: &Harness, examples: &Path, out: &Output, timeout: Duration) -> Result<Report> {
     for file in [
@@ -185,15 +189,19 @@ pub async fn run_scenario(h: &Harness, examples: &Path, out: &Output, timeout: D
             });
         }
     }
+    out.line("storage autoscaling: a Redis whose volume fills up");
+    let autoscaled = run_autoscale(h, examples, out, timeout).await?;
+    pvcs.extend(autoscaled.pvcs.iter().cloned());
     Ok(Report {
         denials,
         expansions,
+        autoscaled,
         pvcs,
     })
 }
 
 /// Wraps `text` at `width` columns, every line starting with `indent`.
-fn wrap(text: &str, width: usize, indent: &str) -> String {
+pub(crate) fn wrap(text: &str, width: usize, indent: &str) -> String {
     let mut out = indent.to_owned();
     let mut col = indent.len();
     for word in text.split_whitespace() {
