@@ -42,7 +42,8 @@ pub fn start(
     let c = ctx.clone();
     pods.on(move |change| match change {
         Change::Applied(p) if node_of(p).is_none() => q.add(Key::of(p)),
-        Change::Applied(p) | Change::Deleted(p) => {
+        Change::Applied(_) => {}
+        Change::Deleted(p) => {
             c.assumed_mut().remove(&p.uid().unwrap_or_default());
         }
     });
@@ -74,16 +75,24 @@ impl Ctx {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The node with the fewest pods (bound or assumed); ties go to the first listed.
+    /// The node with the fewest pods (bound, or assumed while the store does not show the
+    /// binding yet); ties go to the first listed.
     fn pick(&self) -> Option<String> {
         let mut load: HashMap<&str, usize> = self.nodes.iter().map(|n| (n.as_str(), 0)).collect();
-        for pod in self.pods.state().iter().filter(|p| !finished(p)) {
-            if let Some(count) = node_of(pod).and_then(|n| load.get_mut(n)) {
-                *count += 1;
-            }
-        }
-        for node in self.assumed_mut().values() {
-            if let Some(count) = load.get_mut(node.as_str()) {
+        let mut assumed = self.assumed_mut();
+        let pods = self.pods.state();
+        // An assumption ends when the store shows the pod bound (or no longer has it), never
+        // before: the informer's callback may run before its store holds the change.
+        assumed.retain(|uid, _| {
+            pods.iter()
+                .any(|p| p.uid().as_deref() == Some(uid.as_str()) && node_of(p).is_none())
+        });
+        for pod in pods.iter().filter(|p| !finished(p)) {
+            let node = node_of(pod).or_else(|| {
+                pod.uid()
+                    .and_then(|uid| assumed.get(&uid).map(String::as_str))
+            });
+            if let Some(count) = node.and_then(|n| load.get_mut(n)) {
                 *count += 1;
             }
         }
