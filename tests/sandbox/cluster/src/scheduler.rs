@@ -88,10 +88,8 @@ impl Ctx {
                 .any(|p| p.uid().as_deref() == Some(uid.as_str()) && node_of(p).is_none())
         });
         for pod in pods.iter().filter(|p| !finished(p)) {
-            let node = node_of(pod).or_else(|| {
-                pod.uid()
-                    .and_then(|uid| assumed.get(&uid).map(String::as_str))
-            });
+            let node =
+                node_of(pod).or_else(|| pod.uid().and_then(|uid| assumed.get(&uid).map(String::as_str)));
             if let Some(count) = node.and_then(|n| load.get_mut(n)) {
                 *count += 1;
             }
