@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use k8s_openapi::api::{core::v1::Namespace, storage::v1::StorageClass};
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
-use volops_shared::api::{Redis, RedisOpsRequest, VolumeExpansionPolicy, ZooKeeper, ZooKeeperOpsRequest};
+use volops_shared::api::{
+    Redis, RedisAutoscaler, RedisOpsRequest, VolumeExpansionPolicy, ZooKeeper, ZooKeeperOpsRequest,
+};
 
 /// Every field of `original` is in `round` with the same value (defaults may be added).
 fn assert_kept(original: &Value, round: &Value, path: &str) {
@@ -51,6 +53,7 @@ fn every_example_round_trips() {
                 "RedisOpsRequest" => round_trip::<RedisOpsRequest>(&doc),
                 "ZooKeeperOpsRequest" => round_trip::<ZooKeeperOpsRequest>(&doc),
                 "VolumeExpansionPolicy" => round_trip::<VolumeExpansionPolicy>(&doc),
+                "RedisAutoscaler" => round_trip::<RedisAutoscaler>(&doc),
                 "StorageClass" => round_trip::<StorageClass>(&doc),
                 "Namespace" => round_trip::<Namespace>(&doc),
                 other => panic!("{}: unexpected kind {other}", path.display()),
@@ -65,6 +68,7 @@ fn every_example_round_trips() {
         "RedisOpsRequest",
         "ZooKeeperOpsRequest",
         "VolumeExpansionPolicy",
+        "RedisAutoscaler",
         "StorageClass",
     ] {
         assert!(kinds.iter().any(|k| k == want), "examples/ has no {want}");

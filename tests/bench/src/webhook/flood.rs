@@ -91,9 +91,10 @@ struct Run {
     flood: Flood,
     before: Memory,
     after: Memory,
-    /// Flood connections still open (client side) / connections the webhook reports open.
+    /// Flood connections still open (client side) / connections the webhook reports open
+    /// (None: its metrics did not answer, as when it has no file descriptor left to accept).
     held: usize,
-    open: usize,
+    open: Option<usize>,
     /// The real review sent while flooding: its time, or why it failed.
     review: Result<Duration, String>,
     /// Body flood: answers 503 at the first attempt, bodies finally reviewed, failed.
@@ -202,7 +203,7 @@ pub async fn run(mut args: Args) -> Result<()> {
                         before,
                         after,
                         held: args.bodies,
-                        open: 0,
+                        open: Some(0),
                         review,
                         bodies: Some(bodies),
                     }
@@ -393,15 +394,24 @@ async fn body_flood(
 }
 
 /// `volops_webhook_connections` from the webhook's metrics (0 when unreadable).
-async fn open_connections(probe_addr: SocketAddr) -> usize {
-    let text = match reqwest::get(format!("http://{probe_addr}/metrics")).await {
-        Ok(resp) => resp.text().await.unwrap_or_default(),
-        Err(_) => String::new(),
+async fn open_connections(probe_addr: SocketAddr) -> Option<usize> {
+    // A webhook out of file descriptors cannot accept the scrape: wait no longer than the API
+    // server would for a review.
+    let scrape = async {
+        reqwest::get(format!("http://{probe_addr}/metrics"))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()
     };
+    let text = tokio::time::timeout(REVIEW_TIMEOUT, scrape)
+        .await
+        .ok()
+        .flatten()?;
     text.lines()
         .find_map(|l| l.strip_prefix("volops_webhook_connections "))
         .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
 }
 
 fn passed(run: &Run, limit_mib: f64) -> bool {
@@ -461,7 +471,9 @@ fn summary(runs: &[Run], args: &Args) -> Result<()> {
             }
             None => format!(
                 "{} flood connections still open, {} open in the webhook",
-                run.held, run.open
+                run.held,
+                run.open
+                    .map_or("unknown (metrics did not answer)".into(), |n| n.to_string())
             ),
         };
         say(format!(
