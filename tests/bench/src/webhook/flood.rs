@@ -470,10 +470,12 @@ fn summary(runs: &[Run], args: &Args) -> Result<()> {
                 format!("{refused} answered 503 first, {ok} reviewed, {failed} failed")
             }
             None => format!(
-                "{} flood connections still open, {} open in the webhook",
+                "{} flood connections still open, {}",
                 run.held,
                 run.open
-                    .map_or("unknown (metrics did not answer)".into(), |n| n.to_string())
+                    .map_or("the webhook's metrics did not answer".into(), |n| {
+                        format!("{n} open in the webhook")
+                    })
             ),
         };
         say(format!(
