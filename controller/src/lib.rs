@@ -24,6 +24,7 @@ pub mod saved;
 pub mod saved_store;
 pub mod steps;
 pub mod sweep;
+pub mod workload_view;
 
 use std::{
     future::Future,
