@@ -232,7 +232,9 @@ impl RequestVersions {
     }
 
     /// Records what a write of this process returned as the newest version.
-    pub fn wrote(&self, kind: DatabaseKind, ns: &str, name: &str, obj: DynamicObject) {
+    pub fn wrote(&self, kind: DatabaseKind, ns: &str, name: &str, mut obj: DynamicObject) {
+        // As in the watch's store: nothing reads them (docs/ARCHITECTURE.md).
+        obj.metadata.managed_fields = None;
         let Some(rv) = obj.resource_version() else {
             self.forget(kind, ns, name);
             return;

@@ -2,17 +2,14 @@
 
 use std::{collections::BTreeMap, sync::Arc};
 
-use kube::{
-    Api, Client,
-    api::DynamicObject,
-    runtime::events::{Recorder, Reporter},
-};
+use kube::{Api, Client, api::DynamicObject, runtime::events::Reporter};
 use volops_shared::{DatabaseKind, WorkloadKind};
 
 use crate::{
     Config,
     caches::{KindCaches, RequestVersions},
     cluster_caches::ClusterCaches,
+    events::EventRecorder,
     metrics::Metrics,
 };
 
@@ -37,7 +34,7 @@ pub struct Ctx {
     pub client: Client,
     pub config: Config,
     pub metrics: Arc<Metrics>,
-    pub recorder: Recorder,
+    pub recorder: EventRecorder,
     /// Events being published at once (see [`EVENTS_AT_ONCE`]).
     pub event_slots: Arc<tokio::sync::Semaphore>,
     /// Per database kind: its controller's caches.
@@ -60,7 +57,7 @@ impl Ctx {
             controller: "volops-controller".into(),
             instance: Some(config.identity.clone()),
         };
-        let recorder = Recorder::new(client.clone(), reporter);
+        let recorder = EventRecorder::new(client.clone(), reporter);
         Self {
             client,
             config,

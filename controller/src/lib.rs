@@ -10,6 +10,7 @@ pub mod context;
 pub mod controller;
 pub mod decide;
 pub mod error;
+pub mod events;
 pub mod forged;
 pub mod leader;
 pub mod manifest;
