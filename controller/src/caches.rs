@@ -14,11 +14,7 @@ use std::{
 };
 
 use futures::FutureExt;
-use kube::{
-    ResourceExt,
-    api::DynamicObject,
-    runtime::reflector::{ObjectRef, Store},
-};
+use kube::{ResourceExt, api::DynamicObject, runtime::reflector::Store};
 use serde_json::Value;
 use volops_shared::{
     DatabaseKind, WorkloadKind,
@@ -26,6 +22,8 @@ use volops_shared::{
     facts::{DatabaseView, PvcView},
     index::{Named, ViewIndex},
 };
+
+use crate::workload_view::WorkloadView;
 
 /// What the controller keeps of one database object: the rules' view and the few fields the
 /// steps read (whose database it is, whether it is going, and its pause handshake).
@@ -73,10 +71,10 @@ pub struct KindCaches {
     /// The kind's PVCs (its offshoots) grouped by database.
     pub pvcs: ViewIndex<PvcView>,
     pub databases: ViewIndex<CachedDatabase>,
-    /// The kind's offshoot workloads by workload kind, metadata only (their specs are read
-    /// from the API server when a request saves them); a kind the cluster does not serve has
-    /// none.
-    pub workloads: Vec<(WorkloadKind, Store<DynamicObject>)>,
+    /// The kind's offshoot workloads by workload kind, a few metadata fields each (their
+    /// specs are read from the API server when a request saves them); a kind the cluster
+    /// does not serve has none.
+    pub workloads: Vec<(WorkloadKind, ViewIndex<WorkloadView>)>,
 }
 
 /// What a workload cache knows of one workload.
@@ -128,14 +126,18 @@ impl KindCaches {
 
     /// The workload `ns/name` of `kind` as the cache knows it (metadata only).
     pub fn workload(&self, kind: WorkloadKind, ns: &str, name: &str) -> Cached<Arc<DynamicObject>> {
-        let Some((_, store)) = self.workloads.iter().find(|(k, _)| *k == kind) else {
+        let Some((_, index)) = self.workloads.iter().find(|(k, _)| *k == kind) else {
             return Cached::Unknown;
         };
-        if !synced(store) {
+        let Some(list) = index.namespace(ns) else {
             return Cached::Unknown;
+        };
+        match list.binary_search_by(|w| w.name.as_str().cmp(name)) {
+            Ok(at) => list.get(at).map_or(Cached::Absent, |w| {
+                Cached::Present(Arc::new(w.to_object(kind, ns)))
+            }),
+            Err(_) => Cached::Absent,
         }
-        let key = ObjectRef::new_with(name, kind.resource()).within(ns);
-        store.get(&key).map_or(Cached::Absent, Cached::Present)
     }
 }
 
@@ -154,10 +156,10 @@ impl KindCaches {
                 live(self.databases.is_live(), self.databases.len()),
             ),
         ];
-        for (wk, store) in &self.workloads {
+        for (wk, index) in &self.workloads {
             out.push((
                 format!("{kind}/{}", wk.resource().plural),
-                live(synced(store), store.state().len()),
+                live(index.is_live(), index.len()),
             ));
         }
         out
@@ -230,7 +232,9 @@ impl RequestVersions {
     }
 
     /// Records what a write of this process returned as the newest version.
-    pub fn wrote(&self, kind: DatabaseKind, ns: &str, name: &str, obj: DynamicObject) {
+    pub fn wrote(&self, kind: DatabaseKind, ns: &str, name: &str, mut obj: DynamicObject) {
+        // As in the watch's store: nothing reads them (docs/ARCHITECTURE.md).
+        obj.metadata.managed_fields = None;
         let Some(rv) = obj.resource_version() else {
             self.forget(kind, ns, name);
             return;

@@ -2,17 +2,14 @@
 
 use std::{collections::BTreeMap, sync::Arc};
 
-use kube::{
-    Api, Client,
-    api::DynamicObject,
-    runtime::events::{Recorder, Reporter},
-};
+use kube::{Api, Client, api::DynamicObject, runtime::events::Reporter};
 use volops_shared::{DatabaseKind, WorkloadKind};
 
 use crate::{
     Config,
     caches::{KindCaches, RequestVersions},
     cluster_caches::ClusterCaches,
+    events::EventRecorder,
     metrics::Metrics,
 };
 
@@ -26,13 +23,20 @@ pub struct KindWatches {
     pub requests: RequestLister,
 }
 
+/// Events published at once. Publishing is not awaited by the reconcile; unbounded, a start
+/// with hundreds of Pending requests opened a connection per event (the client's pool has no
+/// limit), each with its buffers kept while idle (docs/PERFORMANCE.md, "Large clusters").
+pub const EVENTS_AT_ONCE: usize = 8;
+
 /// Shared state of one controller process while it leads: built once, after the watches are
 /// started (docs/ARCHITECTURE.md), and never changed.
 pub struct Ctx {
     pub client: Client,
     pub config: Config,
     pub metrics: Arc<Metrics>,
-    pub recorder: Recorder,
+    pub recorder: EventRecorder,
+    /// Events being published at once (see [`EVENTS_AT_ONCE`]).
+    pub event_slots: Arc<tokio::sync::Semaphore>,
     /// Per database kind: its controller's caches.
     kinds: BTreeMap<DatabaseKind, KindWatches>,
     /// The newest known resourceVersion of each request (when the cached copy will do).
@@ -53,12 +57,13 @@ impl Ctx {
             controller: "volops-controller".into(),
             instance: Some(config.identity.clone()),
         };
-        let recorder = Recorder::new(client.clone(), reporter);
+        let recorder = EventRecorder::new(client.clone(), reporter);
         Self {
             client,
             config,
             metrics,
             recorder,
+            event_slots: Arc::new(tokio::sync::Semaphore::new(EVENTS_AT_ONCE)),
             kinds: kinds.into_iter().map(|k| (k.caches.kind, k)).collect(),
             request_versions: RequestVersions::default(),
             cluster,

@@ -10,7 +10,7 @@ use kube::{
     api::{DynamicObject, ListParams},
     core::{DeserializeGuard, PartialObjectMeta},
     runtime::{
-        Controller, WatchStreamExt,
+        Controller, WatchStreamExt, controller,
         reflector::{self, ObjectRef, Store, reflector},
         watcher,
     },
@@ -28,6 +28,7 @@ use crate::{
     context::{Ctx, KindWatches, RequestLister},
     ops::OpsRequest,
     reconcile::{error_policy, reconcile},
+    workload_view::WorkloadView,
 };
 
 const INSTANCE: &str = "app.kubernetes.io/instance";
@@ -100,52 +101,22 @@ fn request_lister<R: OpsRequest>(store: Store<Watched<R>>) -> RequestLister {
     })
 }
 
-/// A watch of the offshoot workloads of `kind`, metadata only: its cache, and the workloads
-/// it sees change. The steps read a workload's spec from the API server only when a request
-/// saves it; the cache answers whether one exists, whose it is and whether it is going.
+/// A watch of the offshoot workloads of `kind`, metadata only: its cache (a few fields of
+/// each, see `workload_view`), and the workloads it sees change. The steps read a workload's
+/// spec from the API server only when a request saves it; the cache answers whether one
+/// exists, whose it is and whether it is going.
 fn workload_cache(
     client: &Client,
     kind: WorkloadKind,
     config: watcher::Config,
 ) -> (
-    Store<DynamicObject>,
-    impl Stream<Item = Result<DynamicObject, watcher::Error>> + Send + 'static,
+    ViewIndex<WorkloadView>,
+    impl Stream<Item = Result<PartialObjectMeta<DynamicObject>, watcher::Error>> + Send + 'static,
 ) {
-    let ar = kind.resource();
-    let writer = reflector::store::Writer::new(ar.clone());
-    let store = writer.as_reader();
-    let types = kube::core::TypeMeta {
-        api_version: ar.api_version.clone(),
-        kind: ar.kind.clone(),
-    };
-    let metadata_only = move |meta: PartialObjectMeta<DynamicObject>| {
-        let mut metadata = meta.metadata;
-        metadata.managed_fields = None;
-        metadata.annotations = None;
-        DynamicObject {
-            types: Some(types.clone()),
-            metadata,
-            data: serde_json::Value::Null,
-        }
-    };
-    let events = watcher(
-        Api::<PartialObjectMeta<DynamicObject>>::all_with(client.clone(), &ar),
-        config,
-    )
-    .map_ok(move |event| map_event(event, &metadata_only));
-    (store, reflector(writer, events).touched_objects())
-}
-
-/// `event` with its objects turned by `f`.
-fn map_event<A, B>(event: watcher::Event<A>, f: &impl Fn(A) -> B) -> watcher::Event<B> {
-    use watcher::Event;
-    match event {
-        Event::Apply(o) => Event::Apply(f(o)),
-        Event::Delete(o) => Event::Delete(f(o)),
-        Event::Init => Event::Init,
-        Event::InitApply(o) => Event::InitApply(f(o)),
-        Event::InitDone => Event::InitDone,
-    }
+    let index = ViewIndex::namespaced();
+    let api = Api::<PartialObjectMeta<DynamicObject>>::all_with(client.clone(), &kind.resource());
+    let events = indexed(api, config, index.clone(), WorkloadView::from_meta);
+    (index, events)
 }
 
 /// A watch of `api` whose every event also changes `index` (each object becomes its view):
@@ -168,6 +139,19 @@ where
         .touched_objects()
 }
 
+/// The controller of one ops-request kind over its own store of the requests, kept without
+/// their managedFields: nothing reads them, every write is a merge patch (which leaves them
+/// as they are), and they are most of a request's size (docs/ARCHITECTURE.md, "What each
+/// cache holds").
+fn requests_controller<R: OpsRequest>(client: &Client) -> (Controller<Watched<R>>, Store<Watched<R>>) {
+    let writer = reflector::store::Writer::<Watched<R>>::default();
+    let store = writer.as_reader();
+    let requests = watcher(Api::<Watched<R>>::all(client.clone()), watcher::Config::default())
+        .modify(|r| r.meta_mut().managed_fields = None);
+    let controller = Controller::for_stream(reflector(writer, requests).applied_objects(), store.clone());
+    (controller, store)
+}
+
 /// One kind's controller with its watches started, before it runs.
 pub struct Prepared<R: OpsRequest> {
     pub controller: Controller<Watched<R>>,
@@ -181,8 +165,7 @@ pub struct Prepared<R: OpsRequest> {
 pub async fn prepare<R: OpsRequest>(client: &Client) -> Prepared<R> {
     // Only this kind's offshoots: KubeDB puts its selector labels on every one of them.
     let offshoots = watcher::Config::default().labels(&R::KIND.offshoot_selector());
-    let controller = Controller::new(Api::<Watched<R>>::all(client.clone()), watcher::Config::default());
-    let store = controller.store();
+    let (controller, store) = requests_controller::<R>(client);
     let requests = request_lister(store.clone());
     // PVCs and databases feed caches (views) as well as triggers: a step that waits for them
     // reads the caches (see `caches`).
@@ -266,6 +249,13 @@ fn wake_on_pods_and_requests<R: OpsRequest>(
     )
 }
 
+/// Reconciles of one kind in flight at once. Each holds what it read (a namespace's PVCs for
+/// the quota rule, the request, the database) and an HTTP connection's buffers; unbounded, a
+/// start with 834 Pending requests held 70 MiB of response buffers at once (docs/PERFORMANCE.md,
+/// "Large clusters"). A reconcile only reads, writes and returns (waits are requeues), so a
+/// few dozen keep the API server as busy as hundreds.
+const RECONCILES_AT_ONCE: u16 = 16;
+
 /// Runs a prepared controller until `shutdown` resolves.
 pub async fn run<R: OpsRequest>(
     controller: Controller<Watched<R>>,
@@ -275,6 +265,7 @@ pub async fn run<R: OpsRequest>(
 ) {
     let shutdown = shutdown.shared();
     let run = controller
+        .with_config(controller::Config::default().concurrency(RECONCILES_AT_ONCE))
         .graceful_shutdown_on(shutdown.clone())
         .run(reconcile::<R>, error_policy::<R>, ctx)
         .for_each(|_| futures::future::ready(()));

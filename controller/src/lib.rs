@@ -10,6 +10,7 @@ pub mod context;
 pub mod controller;
 pub mod decide;
 pub mod error;
+pub mod events;
 pub mod forged;
 pub mod leader;
 pub mod manifest;
@@ -24,6 +25,7 @@ pub mod saved;
 pub mod saved_store;
 pub mod steps;
 pub mod sweep;
+pub mod workload_view;
 
 use std::{
     future::Future,

@@ -150,7 +150,10 @@ pub fn publish_as(ctx: &Ctx, job: &Job, type_: EventType, reason: &str, action: 
         secondary: None,
     };
     let (recorder, reference, request) = (ctx.recorder.clone(), job.reference(), job.describe());
+    let slots = ctx.event_slots.clone();
     tokio::spawn(async move {
+        // The semaphore is never closed; without a permit the event is still published.
+        let _permit = slots.acquire_owned().await.ok();
         if let Err(e) = recorder.publish(&event, &reference).await {
             debug!(%request, error = %e, "event not published");
         }

@@ -189,7 +189,13 @@ impl<V: Named + Clone> ViewIndex<V> {
                 view(obj),
             ),
             Event::InitDone => {
-                s.current = s.listing.take().unwrap_or_default();
+                let mut current = s.listing.take().unwrap_or_default();
+                // Lists grew one view at a time: give back the room they will not use (up to
+                // half of a list; the PVC lists are most of a cache at 100k PVCs).
+                for list in current.values_mut() {
+                    list.shrink_to_fit();
+                }
+                s.current = current;
                 s.groups = match self.group {
                     Some(key) => s
                         .current

@@ -253,3 +253,16 @@ fn cluster_scoped_objects_are_listed_under_the_empty_namespace() {
         }]
     );
 }
+
+#[test]
+fn a_listed_namespace_keeps_no_spare_room() {
+    let index = ViewIndex::namespaced();
+    index.apply(&Event::Init, pvc_view);
+    for i in 0..33 {
+        index.apply(&Event::InitApply(pvc("a", &format!("p-{i:02}"), "1Gi")), pvc_view);
+    }
+    index.apply(&Event::<PersistentVolumeClaim>::InitDone, pvc_view);
+    let a = index.namespace("a").unwrap();
+    assert_eq!(a.len(), 33);
+    assert_eq!(a.capacity(), 33, "grown one view at a time to 64, then shrunk");
+}

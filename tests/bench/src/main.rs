@@ -19,7 +19,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 // The allocator of the volops-controller and volops-webhook binaries, so that the processes
-// under test (children of this binary) allocate as those do.
+// under test (children of this binary) allocate as those do. The `system-alloc` feature
+// leaves the system's malloc, which heap profilers see (see `proc::WRAP_ENV`).
+#[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

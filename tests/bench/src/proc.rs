@@ -13,9 +13,37 @@ use tokio::process::{Child as TokioChild, Command};
 /// The line a `serve-*` child prints on stdout once it serves; the rest of the line is JSON.
 pub const READY_PREFIX: &str = "VOLOPS-BENCH-READY ";
 
-/// Prints the readiness line (called by the child).
+/// Environment variable: a command line (split at spaces) the `serve-*` children run under,
+/// e.g. `VOLOPS_BENCH_WRAP="heaptrack -o /tmp/ctl"` to profile a child's heap (build with
+/// `--features system-alloc` so that heaptrack sees the allocations; docs/PERFORMANCE.md,
+/// "Large clusters"). Memory is then read from the child itself, whose readiness line
+/// carries its process id.
+pub const WRAP_ENV: &str = "VOLOPS_BENCH_WRAP";
+
+/// Prints the readiness line (called by the child), with the child's process id added.
 pub fn announce_ready(info: &Value) {
+    let mut info = info.clone();
+    if let Some(fields) = info.as_object_mut() {
+        fields.insert("pid".to_owned(), Value::from(std::process::id()));
+    }
     println!("{READY_PREFIX}{info}");
+}
+
+/// The program and arguments that run this binary with `args`, under [`WRAP_ENV`] if set.
+fn command_line(exe: &Path, args: &[String], wrap: Option<&str>) -> (String, Vec<String>) {
+    let exe = exe.display().to_string();
+    let mut words: Vec<String> = wrap
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    if words.is_empty() {
+        return (exe, args.to_vec());
+    }
+    let program = words.remove(0);
+    words.push(exe);
+    words.extend(args.iter().cloned());
+    (program, words)
 }
 
 /// A running child; killed when dropped.
@@ -36,8 +64,10 @@ impl Child {
         ready_within: Duration,
     ) -> Result<Child> {
         let exe = std::env::current_exe().context("cannot find the volops-bench executable")?;
-        let mut inner = Command::new(exe)
-            .args(args)
+        let wrap = std::env::var(WRAP_ENV).ok();
+        let (program, program_args) = command_line(&exe, args, wrap.as_deref());
+        let mut inner = Command::new(program)
+            .args(program_args)
             .env("KUBECONFIG", kubeconfig)
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdin(Stdio::null())
@@ -46,7 +76,7 @@ impl Child {
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("cannot start child {args:?}"))?;
-        let pid = inner
+        let spawned = inner
             .id()
             .ok_or_else(|| anyhow!("child {args:?} exited at once"))?;
         let stdout = inner
@@ -57,7 +87,7 @@ impl Child {
         let info = tokio::time::timeout(ready_within, async {
             while let Some(line) = lines.next_line().await? {
                 if let Some(json) = line.strip_prefix(READY_PREFIX) {
-                    return Ok::<_, anyhow::Error>(Some(serde_json::from_str(json)?));
+                    return Ok::<_, anyhow::Error>(Some(serde_json::from_str::<Value>(json)?));
                 }
             }
             Ok(None)
@@ -67,6 +97,12 @@ impl Child {
         .ok_or_else(|| anyhow!("child {args:?} exited before it was ready"))?;
         // Keep draining stdout so the child never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        // Under a wrapper the process spawned is the wrapper's; the child names its own.
+        let pid = info
+            .get("pid")
+            .and_then(Value::as_u64)
+            .and_then(|p| u32::try_from(p).ok())
+            .unwrap_or(spawned);
         Ok(Child { inner, pid, info })
     }
 
@@ -89,6 +125,11 @@ impl Child {
 
     /// SIGTERM, then wait up to `grace` for a clean exit before a SIGKILL.
     pub async fn stop(mut self, grace: Duration) -> Result<()> {
+        // A profiler writes its report after the child exits.
+        let grace = match std::env::var_os(WRAP_ENV) {
+            Some(_) => grace * 20,
+            None => grace,
+        };
         let _ = Command::new("kill")
             .arg("-TERM")
             .arg(self.pid.to_string())
@@ -163,6 +204,26 @@ impl Memory {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_wrapped_child_runs_under_the_wrapper() {
+        let exe = Path::new("/bin/bench");
+        let args = vec!["serve-controller".to_owned()];
+        assert_eq!(
+            command_line(exe, &args, None),
+            ("/bin/bench".to_owned(), args.clone())
+        );
+        assert_eq!(command_line(exe, &args, Some("  ")).0, "/bin/bench");
+        assert_eq!(
+            command_line(exe, &args, Some("heaptrack -o /tmp/ctl")),
+            (
+                "heaptrack".to_owned(),
+                ["-o", "/tmp/ctl", "/bin/bench", "serve-controller"]
+                    .map(String::from)
+                    .to_vec()
+            )
+        );
+    }
 
     #[test]
     fn memory_from_proc_status() {
