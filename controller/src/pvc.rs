@@ -38,7 +38,7 @@ pub fn progress(view: &PvcView, target: &Quantity) -> PvcProgress {
         return PvcProgress::Infeasible(message);
     }
     if view
-        .true_conditions
+        .true_conditions()
         .iter()
         .any(|c| c == "FileSystemResizePending")
     {
@@ -63,10 +63,7 @@ pub fn controller_resize_pending(view: &PvcView) -> bool {
         return false;
     };
     progress(view, &request) == PvcProgress::Resizing
-        && !view
-            .resize_status
-            .as_deref()
-            .is_some_and(|s| s.starts_with("Node"))
+        && !view.resize_status().is_some_and(|s| s.starts_with("Node"))
 }
 
 /// Online: the positions (in `progress` order) of the PVCs to patch now. With a `limit`, the
@@ -87,22 +84,21 @@ pub fn patch_now(progress: &[PvcProgress], limit: Option<NonZeroUsize>) -> Vec<u
 /// status or a `ControllerResizeError` condition.
 fn infeasible(view: &PvcView) -> Option<String> {
     let name = &view.name;
-    let detail = view.resize_error.as_deref().filter(|d| !d.is_empty());
-    if let Some(status) = view
-        .resize_status
-        .as_deref()
-        .filter(|s| s.ends_with("Infeasible"))
-    {
+    let detail = view.resize_error().filter(|d| !d.is_empty());
+    if let Some(status) = view.resize_status().filter(|s| s.ends_with("Infeasible")) {
         return Some(match detail {
             Some(d) => format!("resize of PVC {name} is {status}: {d}"),
             None => format!("resize of PVC {name} is {status}"),
         });
     }
-    let controller_error = view.true_conditions.iter().any(|c| c == "ControllerResizeError");
+    let controller_error = view
+        .true_conditions()
+        .iter()
+        .any(|c| c == "ControllerResizeError");
     controller_error.then(|| {
         format!(
             "resize of PVC {name} failed: {}",
-            view.resize_error.as_deref().unwrap_or_default()
+            view.resize_error().unwrap_or_default()
         )
     })
 }

@@ -37,10 +37,7 @@ fn bytes(q: Option<&QuantityText>) -> Option<i128> {
 /// Whether the driver refused the PVC's resize: its request is what failed, not a resize
 /// under way (the Failed request's back-off applies, not a wait for the resize).
 fn resize_refused(p: &PvcView) -> bool {
-    p.resize_error.is_some()
-        || p.resize_status
-            .as_deref()
-            .is_some_and(|s| s.contains("Infeasible"))
+    p.resize_error().is_some() || p.resize_status().is_some_and(|s| s.contains("Infeasible"))
 }
 
 /// The largest capacity and request of the database's PVCs (a refused request left out).
@@ -93,12 +90,18 @@ pub fn peak_ratio(samples: &[VolumeUsage]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use volops_shared::facts::PvcResize;
 
     fn pvc(capacity: &str, request: &str, refused: bool) -> PvcView {
         PvcView {
             capacity: Some(QuantityText::new(capacity.into())),
             request: Some(QuantityText::new(request.into())),
-            resize_status: refused.then(|| "ControllerResizeInfeasible".into()),
+            resize: refused.then(|| {
+                Box::new(PvcResize {
+                    status: Some("ControllerResizeInfeasible".into()),
+                    ..PvcResize::default()
+                })
+            }),
             ..PvcView::default()
         }
     }

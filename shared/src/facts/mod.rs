@@ -1,15 +1,17 @@
 //! Plain views of the cluster objects the rules look at. The webhook fills them from its watch
 //! caches and the controller from its reflectors; the rules never see a kube type or a client.
 
+mod intern;
+mod pvc_view;
 mod values;
 mod views;
 
 use std::collections::BTreeMap;
 
+pub use intern::{Interned, intern};
+pub use pvc_view::{PvcOwner, PvcResize, PvcView};
 pub use values::{QuantityText, Shared};
-pub use views::{
-    DatabaseView, NamespaceView, OpsRequestView, PolicyView, PvcOwner, PvcView, QuotaView, StorageClassView,
-};
+pub use views::{DatabaseView, NamespaceView, OpsRequestView, PolicyView, QuotaView, StorageClassView};
 
 use crate::descriptor::DatabaseKind;
 

@@ -3,13 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::{
-    core::v1::{PersistentVolumeClaim, ResourceQuota},
-    storage::v1::StorageClass,
-};
+use k8s_openapi::api::{core::v1::ResourceQuota, storage::v1::StorageClass};
 use serde_json::Value;
 
-use super::QuantityText;
 use crate::{
     api::{OpsRequestPhase, VolumeExpansionMode, policy::VolumeExpansionPolicySpec},
     descriptor::{DatabaseKind, Topology},
@@ -121,100 +117,6 @@ impl DatabaseView {
             phase: text(at("/status/phase")),
             topology,
         }
-    }
-}
-
-/// The database a PVC belongs to by KubeDB's selector labels (`SELECTOR_LABEL_KEYS`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PvcOwner {
-    pub kind: DatabaseKind,
-    /// The database's name (the `app.kubernetes.io/instance` label).
-    pub instance: String,
-}
-
-impl PvcOwner {
-    /// The owner that `labels` name, if they are KubeDB's selector labels of a database.
-    pub fn of_labels(labels: &BTreeMap<String, String>) -> Option<Self> {
-        let instance = labels.get(INSTANCE_LABEL)?;
-        DatabaseKind::ALL
-            .into_iter()
-            .find(|k| k.selects(instance, labels))
-            .map(|kind| Self {
-                kind,
-                instance: instance.clone(),
-            })
-    }
-}
-
-/// The label KubeDB puts on every offshoot of a database with the database's name.
-const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
-
-/// What the rules need to know about a PVC. Compact, as both binaries cache one per PVC of
-/// the databases they watch (docs/ARCHITECTURE.md, "What each cache holds").
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct PvcView {
-    pub name: String,
-    /// The database whose selector labels the PVC carries: all the rules read of its labels.
-    pub owner: Option<PvcOwner>,
-    pub storage_class: Option<String>,
-    pub request: Option<QuantityText>,
-    pub capacity: Option<QuantityText>,
-    /// `status.allocatedResources.storage` (quota counts max(request, allocated)).
-    pub allocated: Option<QuantityText>,
-    pub phase: Option<String>,
-    /// `status.allocatedResourceStatuses.storage`, e.g. `ControllerResizeInProgress`.
-    pub resize_status: Option<String>,
-    /// Types of the PVC's conditions whose status is True.
-    pub true_conditions: Vec<String>,
-    /// The message of a True `ControllerResizeError` condition, else of a True
-    /// `NodeResizeError` one: why the driver refused a resize.
-    pub resize_error: Option<String>,
-}
-
-impl PvcView {
-    pub fn from_pvc(pvc: &PersistentVolumeClaim) -> Self {
-        let spec = pvc.spec.as_ref();
-        let status = pvc.status.as_ref();
-        let storage =
-            |m: Option<&BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>| {
-                m.and_then(|m| m.get("storage"))
-                    .map(|q| QuantityText::new(q.0.clone()))
-            };
-        let conditions = status.and_then(|s| s.conditions.as_deref()).unwrap_or_default();
-        let true_of = |type_: &str| {
-            conditions
-                .iter()
-                .find(|c| c.type_ == type_ && c.status == "True")
-                .map(|c| c.message.clone().unwrap_or_default())
-        };
-        Self {
-            name: pvc.metadata.name.clone().unwrap_or_default(),
-            owner: pvc.metadata.labels.as_ref().and_then(PvcOwner::of_labels),
-            storage_class: spec.and_then(|s| s.storage_class_name.clone()),
-            request: storage(
-                spec.and_then(|s| s.resources.as_ref())
-                    .and_then(|r| r.requests.as_ref()),
-            ),
-            capacity: storage(status.and_then(|s| s.capacity.as_ref())),
-            allocated: storage(status.and_then(|s| s.allocated_resources.as_ref())),
-            phase: status.and_then(|s| s.phase.clone()),
-            resize_status: status
-                .and_then(|s| s.allocated_resource_statuses.as_ref())
-                .and_then(|m| m.get("storage").cloned()),
-            true_conditions: conditions
-                .iter()
-                .filter(|c| c.status == "True")
-                .map(|c| c.type_.clone())
-                .collect(),
-            resize_error: true_of("ControllerResizeError").or_else(|| true_of("NodeResizeError")),
-        }
-    }
-
-    /// Whether the PVC carries the selector labels of database `db` of `kind`.
-    pub fn belongs_to(&self, kind: DatabaseKind, db: &str) -> bool {
-        self.owner
-            .as_ref()
-            .is_some_and(|o| o.kind == kind && o.instance == db)
     }
 }
 

@@ -268,7 +268,7 @@ impl<V: Named + Clone> ViewIndex<V> {
 impl ViewIndex<PvcView> {
     /// An index of PVCs grouped by the database whose selector labels they carry.
     pub fn pvcs() -> Self {
-        Self::grouped(|p| p.owner.as_ref().map(|o| o.instance.as_str()))
+        Self::grouped(|p| p.owner.as_ref().map(|o| &*o.instance))
     }
 }
 

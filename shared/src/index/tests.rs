@@ -103,7 +103,7 @@ fn grouped_and_scanned(index: &ViewIndex<PvcView>, ns: &str, instance: &str) -> 
     let by_index = at.iter().map(|&i| list[i as usize].name.clone()).collect();
     let by_scan = list
         .iter()
-        .filter(|p| p.owner.as_ref().is_some_and(|o| o.instance == instance))
+        .filter(|p| p.owner.as_ref().is_some_and(|o| &*o.instance == instance))
         .map(|p| p.name.clone())
         .collect();
     (by_index, by_scan)

@@ -32,9 +32,7 @@ pub fn pvc(name: &str, db: &str, size: &str) -> PvcView {
         capacity: Some(size.into()),
         allocated: None,
         phase: Some("Bound".into()),
-        resize_status: None,
-        true_conditions: vec![],
-        resize_error: None,
+        resize: None,
     }
 }
 

@@ -32,7 +32,7 @@ pub struct PvcGrowth {
 
 /// The database a PVC belongs to by KubeDB's labels, if any.
 pub fn pvc_database(pvc: &PvcView) -> Option<(DatabaseKind, &str)> {
-    pvc.owner.as_ref().map(|o| (o.kind, o.instance.as_str()))
+    pvc.owner.as_ref().map(|o| (o.kind, &*o.instance))
 }
 
 /// Judges an edit of a PVC's storage request; anything but growth is allowed (the API server

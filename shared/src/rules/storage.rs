@@ -92,9 +92,9 @@ pub(crate) fn check_pvcs(ctx: &Ctx<'_>) -> RuleResult {
         }
         let n = |q: &Option<crate::facts::QuantityText>| q.as_ref().and_then(|q| q.nanos());
         let requested_more = matches!((n(&pvc.request), n(&pvc.capacity)), (Some(r), Some(c)) if r > c);
-        let resizing = pvc.resize_status.is_some()
+        let resizing = pvc.resize_status().is_some()
             || pvc
-                .true_conditions
+                .true_conditions()
                 .iter()
                 .any(|c| c == "Resizing" || c == "FileSystemResizePending");
         if (requested_more || resizing)

@@ -287,10 +287,10 @@ fn rule6_pvc_state() {
          finishes, then retry"
     );
     let mut f = facts("3Gi");
-    f.namespace_pvcs[3].true_conditions = vec!["FileSystemResizePending".into()];
+    f.namespace_pvcs[3].resize_mut().true_conditions = vec!["FileSystemResizePending".into()];
     assert_eq!(denied(&f).0, Rule::PvcState);
     let mut f = facts("3Gi");
-    f.namespace_pvcs[3].resize_status = Some("ControllerResizeInProgress".into());
+    f.namespace_pvcs[3].resize_mut().status = Some("ControllerResizeInProgress".into());
     assert_eq!(denied(&f).0, Rule::PvcState);
     // A resize an earlier volops request of the same database is running queues this one.
     let mut f = facts("3Gi");
