@@ -74,7 +74,7 @@ const OTHER_PATHS: &[(&str, &str, &str, &str)] = &[
         "volops-controller",
         "patch",
         "events",
-        "kube's event recorder patches an event that repeats (a series)",
+        "the event recorder patches an event that repeats (its series; controller/src/events.rs)",
     ),
     (
         "volops-controller",
