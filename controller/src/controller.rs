@@ -232,9 +232,10 @@ fn wake_on_pods_and_requests<R: OpsRequest>(
     offshoots: watcher::Config,
 ) -> Controller<Watched<R>> {
     let s = store.clone();
-    let controller = controller.watches(Api::<Pod>::all(client.clone()), offshoots, move |o| {
-        offshoot_requests(&s, &o)
-    });
+    // Only their labels are read: a metadata watch (pods are the cluster's most numerous
+    // offshoots, and their specs the largest).
+    let pods = Api::<PartialObjectMeta<Pod>>::all(client.clone());
+    let controller = controller.watches(pods, offshoots, move |o| offshoot_requests(&s, &o));
     let s = store.clone();
     controller.watches(
         Api::<Watched<R>>::all(client.clone()),
