@@ -12,7 +12,7 @@ fn positions(f: &Facts) -> Shared<u32> {
     f.namespace_pvcs
         .iter()
         .enumerate()
-        .filter(|(_, p)| p.owner.as_ref().is_some_and(|o| &*o.instance == db))
+        .filter(|(_, p)| p.owner.as_ref().is_some_and(|o| *o.instance == db))
         .map(|(i, _)| i as u32)
         .collect()
 }
