@@ -143,13 +143,35 @@ where
 /// their managedFields: nothing reads them, every write is a merge patch (which leaves them
 /// as they are), and they are most of a request's size (docs/ARCHITECTURE.md, "What each
 /// cache holds").
+///
+/// A request that changes or goes also wakes the other requests of its database (the queue),
+/// from the same watch: a second watch of every request would list them all again.
 fn requests_controller<R: OpsRequest>(client: &Client) -> (Controller<Watched<R>>, Store<Watched<R>>) {
     let writer = reflector::store::Writer::<Watched<R>>::default();
     let store = writer.as_reader();
     let requests = watcher(Api::<Watched<R>>::all(client.clone()), watcher::Config::default())
         .modify(|r| r.meta_mut().managed_fields = None);
-    let controller = Controller::for_stream(reflector(writer, requests).applied_objects(), store.clone());
+    let (wake, woken) = futures::channel::mpsc::unbounded();
+    let s = store.clone();
+    let touched = reflector(writer, requests)
+        .touched_objects()
+        .inspect_ok(move |w| {
+            for sibling in siblings(&s, w) {
+                // Fails only once the controller is gone, when nothing is to be woken.
+                let _ = wake.unbounded_send(sibling);
+            }
+        });
+    let controller = Controller::for_stream(touched, store.clone()).reconcile_on(woken);
     (controller, store)
+}
+
+/// The other requests, not final, of the database of request `w`.
+fn siblings<R: OpsRequest>(store: &Store<Watched<R>>, w: &Watched<R>) -> Vec<ObjectRef<Watched<R>>> {
+    let Ok(r) = &w.0 else { return Vec::new() };
+    requests_of(store, r.namespace(), Some(r.database()))
+        .into_iter()
+        .filter(|o| o.name != r.name_any())
+        .collect()
 }
 
 /// One kind's controller with its watches started, before it runs.
@@ -209,7 +231,7 @@ pub async fn prepare<R: OpsRequest>(client: &Client) -> Prepared<R> {
         let s = store.clone();
         controller = controller.watches_stream_with(events, move |o| offshoot_requests(&s, &o), ar);
     }
-    controller = wake_on_pods_and_requests(controller, &store, client, offshoots);
+    controller = wake_on_pods(controller, &store, client, offshoots);
     let caches = KindCaches {
         kind,
         pvcs,
@@ -223,9 +245,8 @@ pub async fn prepare<R: OpsRequest>(client: &Client) -> Prepared<R> {
     }
 }
 
-/// Pods of the kind's offshoots wake their database's requests; a request that ends or starts
-/// wakes the others of its database (the queue).
-fn wake_on_pods_and_requests<R: OpsRequest>(
+/// Pods of the kind's offshoots wake their database's requests.
+fn wake_on_pods<R: OpsRequest>(
     controller: Controller<Watched<R>>,
     store: &Store<Watched<R>>,
     client: &Client,
@@ -235,19 +256,7 @@ fn wake_on_pods_and_requests<R: OpsRequest>(
     // Only their labels are read: a metadata watch (pods are the cluster's most numerous
     // offshoots, and their specs the largest).
     let pods = Api::<PartialObjectMeta<Pod>>::all(client.clone());
-    let controller = controller.watches(pods, offshoots, move |o| offshoot_requests(&s, &o));
-    let s = store.clone();
-    controller.watches(
-        Api::<Watched<R>>::all(client.clone()),
-        watcher::Config::default(),
-        move |w| {
-            let Ok(r) = &w.0 else { return Vec::new() };
-            requests_of(&s, r.namespace(), Some(r.database()))
-                .into_iter()
-                .filter(|o| o.name != r.name_any())
-                .collect::<Vec<_>>()
-        },
-    )
+    controller.watches(pods, offshoots, move |o| offshoot_requests(&s, &o))
 }
 
 /// Reconciles of one kind in flight at once. Each holds what it read (a namespace's PVCs for
