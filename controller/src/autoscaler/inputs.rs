@@ -90,20 +90,17 @@ pub fn peak_ratio(samples: &[VolumeUsage]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use volops_shared::facts::PvcResize;
 
     fn pvc(capacity: &str, request: &str, refused: bool) -> PvcView {
-        PvcView {
+        let mut p = PvcView {
             capacity: Some(QuantityText::new(capacity.into())),
             request: Some(QuantityText::new(request.into())),
-            resize: refused.then(|| {
-                Box::new(PvcResize {
-                    status: Some("ControllerResizeInfeasible".into()),
-                    ..PvcResize::default()
-                })
-            }),
             ..PvcView::default()
+        };
+        if refused {
+            p.resize_mut().status = Some("ControllerResizeInfeasible".into());
         }
+        p
     }
 
     #[test]

@@ -10,7 +10,7 @@ pub type Interned = Arc<str>;
 
 /// Tenants write these values, so the table is bounded: past this many distinct texts a new
 /// one gets an allocation of its own instead of a place in the table for good.
-pub const MAX_INTERNED: usize = 1024;
+const MAX_INTERNED: usize = 1024;
 
 static TABLE: LazyLock<Table> = LazyLock::new(|| Table::new(MAX_INTERNED));
 

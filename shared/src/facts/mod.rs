@@ -8,7 +8,7 @@ mod views;
 
 use std::collections::BTreeMap;
 
-pub use intern::{Interned, intern};
+pub use intern::Interned;
 pub use pvc_view::{PvcOwner, PvcResize, PvcView};
 pub use values::{QuantityText, Shared};
 pub use views::{DatabaseView, NamespaceView, OpsRequestView, PolicyView, QuotaView, StorageClassView};

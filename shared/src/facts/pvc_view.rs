@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::{api::core::v1::PersistentVolumeClaim, apimachinery::pkg::api::resource::Quantity};
 
-use super::{Interned, QuantityText, intern};
+use super::{Interned, QuantityText, intern::intern};
 use crate::descriptor::DatabaseKind;
 
 /// The database a PVC belongs to by KubeDB's selector labels (`SELECTOR_LABEL_KEYS`).
@@ -110,7 +110,7 @@ impl PvcView {
         self.resize.as_ref().and_then(|r| r.error.as_deref())
     }
 
-    /// The resize state to change (fixtures).
+    /// The resize state to change, created empty if the PVC has none (fixtures).
     pub fn resize_mut(&mut self) -> &mut PvcResize {
         self.resize.get_or_insert_default()
     }
